@@ -1,0 +1,3 @@
+//! `ldirectord.cf`: the model and the parser.
+mod model;
+pub use model::*;

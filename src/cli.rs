@@ -1,0 +1,1 @@
+//! The drop-in command line (being written).

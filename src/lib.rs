@@ -1,0 +1,13 @@
+//! ldirectord-rs: a drop-in replacement for ldirectord, the health-checking director of
+//! Linux Virtual Server clusters.
+//!
+//! The map, following the data:
+//! - `ldirectord_parsers` reads `ldirectord.cf` into a typed [`Config`](ldirectord_parsers::config::Config)
+//!   and parses `ipvsadm` listings.
+//! - `ldirectord_checks` runs the health checks.
+//! - [`engine`] programs IPVS (netlink, ipvsadm, userspace).
+//! - [`cli`] is the drop-in command line.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod engine;
