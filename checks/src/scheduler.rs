@@ -1,0 +1,1 @@
+//! The check scheduler (owned by a helper).
