@@ -101,6 +101,13 @@ pub enum Op {
     DelService(ServiceKey),
     AddDest(ServiceKey, DestSpec),
     EditDest(ServiceKey, DestSpec),
+    /// Quiesce: an edit to weight 0 that leaves thresholds at ipvsadm's default (0).
+    /// Stock runs `-e <P> <V> -r RIP:PORT <fwd> -w 0` (no `-x`/`-y`); netlink sends an
+    /// edit with weight 0 and thresholds 0. The spec carries weight 0.
+    QuiesceDest(ServiceKey, DestSpec),
+    /// Re-add a quiesced real (`readdquiescent=yes`): stock runs
+    /// `-a <P> <V> -r RIP:PORT <fwd> -w 0` (no `-x`/`-y`); netlink an add with weight 0.
+    ReaddQuiescedDest(ServiceKey, DestSpec),
     DelDest { service: ServiceKey, ip: IpAddr, port: u16 },
 }
 
