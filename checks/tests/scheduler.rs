@@ -1,0 +1,324 @@
+//! The scheduler's timing, on tokio's paused clock: every assertion is exact and
+//! deterministic, nothing waits on the wall clock.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ldirectord_checks::scheduler::{CheckResult, Scheduler, Timing};
+use ldirectord_checks::{BoxFuture, Checker, Outcome};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A check that takes `duration` and counts how many of its runs are in flight at once.
+#[derive(Debug, Default)]
+struct Probe {
+    duration: Duration,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    runs: AtomicUsize,
+}
+
+impl Probe {
+    fn taking(duration: Duration) -> Arc<Probe> {
+        Arc::new(Probe {
+            duration,
+            ..Probe::default()
+        })
+    }
+}
+
+impl Checker for Probe {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running.fetch_max(now, Ordering::SeqCst);
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.duration).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Outcome::up("-", self.duration)
+        })
+    }
+}
+
+/// A check that never finishes and records when its in-flight future is dropped.
+#[derive(Debug, Default)]
+struct Hung {
+    started: AtomicBool,
+    dropped: Arc<AtomicBool>,
+}
+
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Checker for Hung {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        self.started.store(true, Ordering::SeqCst);
+        let guard = SetOnDrop(self.dropped.clone());
+        Box::pin(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            unreachable!()
+        })
+    }
+}
+
+fn channel<K>() -> (mpsc::Sender<CheckResult<K>>, mpsc::Receiver<CheckResult<K>>) {
+    mpsc::channel(1024)
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_every_interval_on_a_fixed_grid() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    // The check itself takes 300 ms: the grid must not drift by it.
+    scheduler.schedule(
+        "a",
+        Probe::taking(Duration::from_millis(300)),
+        Timing {
+            interval: SEC,
+            jitter: Duration::ZERO,
+        },
+    );
+    for k in 0..5u32 {
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.key, "a");
+        assert!(r.outcome.up);
+        assert_eq!(r.scheduled_at, t0 + k * SEC, "run {k}");
+        assert_eq!(r.started_at, r.scheduled_at, "run {k} started late");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_runs_are_spread_over_the_jitter_and_keep_their_phase() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    let timing = Timing {
+        interval: Duration::from_secs(10),
+        jitter: SEC,
+    };
+    const N: usize = 1000;
+    for i in 0..N {
+        scheduler.schedule(i, Probe::taking(Duration::ZERO), timing);
+    }
+    assert_eq!(scheduler.len(), N);
+    let mut first = std::collections::HashMap::new();
+    let mut millis = HashSet::new();
+    while first.len() < N {
+        let r = rx.recv().await.unwrap();
+        let offset = r.scheduled_at - t0;
+        assert!(
+            offset < SEC,
+            "first run of {} at {offset:?}, beyond the jitter",
+            r.key
+        );
+        assert!(
+            r.lateness() < Duration::from_millis(1),
+            "the timer wheel's granularity is 1 ms"
+        );
+        millis.insert(offset.as_millis());
+        assert!(
+            first.insert(r.key, r.scheduled_at).is_none(),
+            "a second run inside the first interval"
+        );
+    }
+    // 1000 uniform draws over 1000 ms: all in one or a few slots would mean no jitter at all.
+    assert!(
+        millis.len() > 400,
+        "first runs fell in only {} distinct milliseconds",
+        millis.len()
+    );
+    // The second run of each check is exactly one interval after its first.
+    for _ in 0..N {
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.scheduled_at, first[&r.key] + timing.interval);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_check_never_overlaps_itself_and_skips_missed_slots() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    let slow = Probe::taking(Duration::from_millis(2500));
+    scheduler.schedule(
+        "slow",
+        slow.clone(),
+        Timing {
+            interval: SEC,
+            jitter: Duration::ZERO,
+        },
+    );
+    // Runs take 2.5 s on a 1 s grid: slots 1 and 2 are skipped, the next run is at 3 s.
+    for expected in [0u32, 3, 6, 9] {
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.scheduled_at, t0 + expected * SEC);
+        assert_eq!(r.started_at, r.scheduled_at);
+    }
+    assert_eq!(slow.max_running.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_check_delays_no_other_check() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    let every_second = Timing {
+        interval: SEC,
+        jitter: Duration::ZERO,
+    };
+    let hung = Arc::new(Hung::default());
+    scheduler.schedule("hung".to_owned(), hung.clone(), every_second);
+    for i in 0..50 {
+        scheduler.schedule(
+            format!("healthy{i}"),
+            Probe::taking(Duration::from_millis(40)),
+            every_second,
+        );
+    }
+    // Ten rounds of the 50 healthy checks, all exactly on time, none from the hung one.
+    for _ in 0..50 * 10 {
+        let r = rx.recv().await.unwrap();
+        assert_ne!(r.key, "hung", "the hung check produced a result");
+        assert_eq!(r.lateness(), Duration::ZERO, "{} started late", r.key);
+        assert!(r.scheduled_at < t0 + 10 * SEC);
+    }
+    assert!(hung.started.load(Ordering::SeqCst));
+    assert!(!hung.dropped.load(Ordering::SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_a_check_drops_its_in_flight_run_and_stops_it() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let hung = Arc::new(Hung::default());
+    let probe = Probe::taking(Duration::ZERO);
+    scheduler.schedule(
+        "hung",
+        hung.clone(),
+        Timing {
+            interval: SEC,
+            jitter: Duration::ZERO,
+        },
+    );
+    scheduler.schedule(
+        "probe",
+        probe.clone(),
+        Timing {
+            interval: SEC,
+            jitter: Duration::ZERO,
+        },
+    );
+    // Let both start.
+    assert_eq!(rx.recv().await.unwrap().key, "probe");
+    assert!(hung.started.load(Ordering::SeqCst));
+    assert!(!hung.dropped.load(Ordering::SeqCst));
+
+    assert!(scheduler.remove(&"hung"));
+    assert!(!scheduler.remove(&"hung"), "removed twice");
+    tokio::task::yield_now().await;
+    assert!(
+        hung.dropped.load(Ordering::SeqCst),
+        "the in-flight run was not dropped"
+    );
+
+    assert!(scheduler.remove(&"probe"));
+    let runs = probe.runs.load(Ordering::SeqCst);
+    tokio::time::sleep(10 * SEC).await;
+    assert_eq!(
+        probe.runs.load(Ordering::SeqCst),
+        runs,
+        "a removed check kept running"
+    );
+    assert!(scheduler.is_empty());
+    // Nothing is left that could send: only the scheduler's own sender keeps the channel open.
+    drop(scheduler);
+    assert!(rx.recv().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_scheduler_cancels_everything() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let hung = Arc::new(Hung::default());
+    scheduler.schedule(
+        1,
+        hung.clone(),
+        Timing {
+            interval: SEC,
+            jitter: Duration::ZERO,
+        },
+    );
+    scheduler.schedule(
+        2,
+        Probe::taking(Duration::ZERO),
+        Timing {
+            interval: SEC,
+            jitter: Duration::ZERO,
+        },
+    );
+    assert_eq!(rx.recv().await.unwrap().key, 2);
+    drop(scheduler);
+    tokio::task::yield_now().await;
+    assert!(hung.dropped.load(Ordering::SeqCst));
+    assert!(rx.recv().await.is_none(), "a check outlived its scheduler");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rescheduling_a_key_replaces_the_check_and_retain_prunes() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    let old = Arc::new(Hung::default());
+    assert!(!scheduler.schedule(
+        "a",
+        old.clone(),
+        Timing {
+            interval: SEC,
+            jitter: Duration::ZERO
+        }
+    ));
+    tokio::task::yield_now().await;
+    assert!(old.started.load(Ordering::SeqCst));
+    let new = Probe::taking(Duration::ZERO);
+    let timing = Timing {
+        interval: Duration::from_secs(5),
+        jitter: Duration::ZERO,
+    };
+    assert!(scheduler.schedule("a", new.clone(), timing));
+    tokio::task::yield_now().await;
+    assert!(old.dropped.load(Ordering::SeqCst));
+    assert_eq!(scheduler.timing(&"a"), Some(timing));
+    assert_eq!(rx.recv().await.unwrap().scheduled_at, t0);
+    assert_eq!(rx.recv().await.unwrap().scheduled_at, t0 + 5 * SEC);
+
+    scheduler.schedule("b", Probe::taking(Duration::ZERO), timing);
+    scheduler.schedule("c", Probe::taking(Duration::ZERO), timing);
+    assert_eq!(scheduler.retain(|k| *k != "b"), 1);
+    let mut keys: Vec<_> = scheduler.keys().copied().collect();
+    keys.sort();
+    assert_eq!(keys, ["a", "c"]);
+    assert!(scheduler.contains(&"c") && !scheduler.contains(&"b"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn checks_stop_when_the_results_receiver_is_gone() {
+    let (tx, rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let probe = Probe::taking(Duration::ZERO);
+    scheduler.schedule("a", probe.clone(), Timing::every(SEC));
+    drop(rx);
+    tokio::time::sleep(3 * SEC).await;
+    // The first run found no receiver and the task ended there.
+    assert_eq!(probe.runs.load(Ordering::SeqCst), 1);
+}
