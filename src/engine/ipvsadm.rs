@@ -1,0 +1,324 @@
+//! The `ipvsadm` engine: programs IPVS by running the `ipvsadm` program with exactly the
+//! argument strings stock ldirectord uses (`shared/reference/ldirectord.md` §4.6), and
+//! reads the table back the way stock does, from `ipvsadm -L -n` and
+//! `ipvsadm -L -n --thresholds`.
+//!
+//! It exists for operators who want the switch from stock to change nothing in how the
+//! kernel is driven (audit trails, wrappers around ipvsadm), and for compatibility tests
+//! that diff our command stream with stock's. [`stock_command`] and [`argv`] are pure, so
+//! those tests need no process.
+//!
+//! Stock builds one string and hands it to the shell (`system("$ipvsadm $args")`), with
+//! some trailing spaces (`-A -t V -s wrr `). We exec without a shell, so the argv is that
+//! string split on whitespace: the program sees the same arguments, and nothing in an
+//! address or scheduler name can be interpreted by a shell.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use ldirectord_parsers::config::{Family, Forward};
+use ldirectord_parsers::ipvsadm::{
+    self as listing, IpvsTable, ListedForward, ListedMask, ListedProto, ListedVirtual,
+};
+
+use super::{
+    BoxFuture, DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceEntry,
+    ServiceKey, ServiceSpec, Table,
+};
+
+/// Arguments of the plain listing stock reads first.
+pub const LIST_ARGS: [&str; 2] = ["-L", "-n"];
+/// Arguments of the thresholds listing stock reads second.
+pub const LIST_THRESHOLDS_ARGS: [&str; 3] = ["-L", "-n", "--thresholds"];
+
+/// Drives IPVS through an `ipvsadm` program.
+#[derive(Debug, Clone)]
+pub struct IpvsadmEngine {
+    program: PathBuf,
+}
+
+impl IpvsadmEngine {
+    /// `program` is the ipvsadm to run. Stock uses `/sbin/ipvsadm` if it is executable,
+    /// else `/usr/sbin/ipvsadm`; [`IpvsadmEngine::default_program`] does the same lookup.
+    pub fn new(program: PathBuf) -> Self {
+        IpvsadmEngine { program }
+    }
+
+    /// Stock's lookup: `/sbin/ipvsadm` if it exists, else `/usr/sbin/ipvsadm`.
+    pub fn default_program() -> PathBuf {
+        let sbin = Path::new("/sbin/ipvsadm");
+        if sbin.exists() {
+            sbin.to_path_buf()
+        } else {
+            PathBuf::from("/usr/sbin/ipvsadm")
+        }
+    }
+
+    /// The program this engine runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Runs the program; a non-zero exit becomes an error naming the whole command line,
+    /// like stock's `system(<command>) failed` log line.
+    async fn run(&self, args: &[String]) -> Result<Output, EngineError> {
+        let command_line = format!("{} {}", self.program.display(), args.join(" "));
+        let output = tokio::process::Command::new(&self.program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                    EngineError::Unavailable(format!("cannot run {}: {e}", self.program.display()))
+                }
+                _ => EngineError::Io(e),
+            })?;
+        if output.status.success() {
+            return Ok(output);
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        // ipvsadm says this when the kernel has no IPVS or the caller lacks CAP_NET_ADMIN:
+        // nothing the next operation could fix, so the daemon reports the engine as down.
+        if stderr.contains("Can't initialize ipvs") || stderr.contains("Permission denied") {
+            return Err(EngineError::Unavailable(format!(
+                "{command_line}: {stderr}"
+            )));
+        }
+        let message = if stderr.is_empty() {
+            format!("exited with {}", output.status)
+        } else {
+            stderr
+        };
+        Err(EngineError::Rejected {
+            op: command_line,
+            message,
+            errno: None,
+        })
+    }
+
+    async fn listing(&self, args: &[&str]) -> Result<listing::Listing, EngineError> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let output = self.run(&args).await?;
+        let parsed = listing::parse(&String::from_utf8_lossy(&output.stdout));
+        for warning in &parsed.warnings {
+            tracing::warn!(program = %self.program.display(), args = %args.join(" "), "ipvsadm listing: {warning}");
+        }
+        Ok(parsed)
+    }
+}
+
+impl Engine for IpvsadmEngine {
+    fn name(&self) -> &'static str {
+        "ipvsadm"
+    }
+
+    fn dump(&mut self) -> BoxFuture<'_, Result<Table, EngineError>> {
+        Box::pin(async move {
+            let plain = self.listing(&LIST_ARGS).await?;
+            let thresholds = self.listing(&LIST_THRESHOLDS_ARGS).await?;
+            Ok(table_from_listing(&listing::merge(&plain, &thresholds)))
+        })
+    }
+
+    fn apply<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.run(&argv(op)).await?;
+            Ok(())
+        })
+    }
+}
+
+/// The argument string stock ldirectord passes to the shell after the program path, byte
+/// for byte (including its trailing spaces), e.g. `-A -t 1.2.3.4:80 -s wrr `.
+pub fn stock_command(op: &Op) -> String {
+    match op {
+        Op::AddService(spec) => service_command("-A", spec),
+        Op::EditService(spec) => service_command("-E", spec),
+        Op::DelService(key) => format!("-D {key}"),
+        Op::AddDest(key, dest) => dest_command("-a", key, dest),
+        Op::EditDest(key, dest) => dest_command("-e", key, dest),
+        // Stock's quiesce and re-add omit -x/-y, so ipvsadm resets both thresholds to 0.
+        Op::QuiesceDest(key, dest) => {
+            format!(
+                "-e {key} -r {} {} -w 0",
+                rip(dest.ip, dest.port),
+                forward_flag(dest.forward)
+            )
+        }
+        Op::ReaddQuiescedDest(key, dest) => {
+            format!(
+                "-a {key} -r {} {} -w 0",
+                rip(dest.ip, dest.port),
+                forward_flag(dest.forward)
+            )
+        }
+        Op::DelDest { service, ip, port } => format!("-d {service} -r {}", rip(*ip, *port)),
+    }
+}
+
+/// The argv this engine executes for `op`: [`stock_command`] split on whitespace.
+pub fn argv(op: &Op) -> Vec<String> {
+    stock_command(op)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `-A <P> <V> [-o ]-s SCHED [-p N [-M MASK] ][-b FLAGS ]`, trailing space included.
+fn service_command(verb: &str, spec: &ServiceSpec) -> String {
+    let mut out = format!("{verb} {} ", spec.key);
+    if spec.ops {
+        out.push_str("-o ");
+    }
+    out.push_str(&format!("-s {} ", spec.scheduler));
+    if let Some(timeout) = spec.persistent {
+        out.push_str(&format!("-p {timeout} "));
+        match spec.netmask {
+            Some(Netmask::V4(mask)) => out.push_str(&format!("-M {mask} ")),
+            Some(Netmask::V6(prefix)) => out.push_str(&format!("-M {prefix} ")),
+            None => {}
+        }
+    }
+    if !spec.sched_flags.is_empty() {
+        out.push_str(&format!("-b {} ", spec.sched_flags.join(",")));
+    }
+    out
+}
+
+/// `-a <P> <V> -x U -y L -r RIP:PORT <-g|-m|-i> -w W`.
+fn dest_command(verb: &str, key: &ServiceKey, dest: &DestSpec) -> String {
+    format!(
+        "{verb} {key} -x {} -y {} -r {} {} -w {}",
+        dest.upper,
+        dest.lower,
+        rip(dest.ip, dest.port),
+        forward_flag(dest.forward),
+        dest.weight
+    )
+}
+
+fn rip(ip: IpAddr, port: u16) -> String {
+    listing::format_addr_port(ip, port)
+}
+
+fn forward_flag(forward: Forward) -> &'static str {
+    match forward {
+        Forward::Gate => "-g",
+        Forward::Masq => "-m",
+        Forward::Ipip => "-i",
+    }
+}
+
+/// Maps a merged listing onto the engine's [`Table`]. A listed `Local` real is reported
+/// as `gate` with `local` set (ipvsadm `-S` prints it as `-g`); a missing mask means the
+/// default one, reported as `None`; the persistence engine is not part of [`ServiceSpec`].
+pub fn table_from_listing(table: &IpvsTable) -> Table {
+    let services = table
+        .services
+        .iter()
+        .map(|service| {
+            let key = match service.id {
+                ListedVirtual::Inet { proto, ip, port } => {
+                    let proto = match proto {
+                        ListedProto::Tcp => IpProto::Tcp,
+                        ListedProto::Udp => IpProto::Udp,
+                        ListedProto::Sctp => IpProto::Sctp,
+                    };
+                    ServiceKey::Inet { proto, ip, port }
+                }
+                ListedVirtual::Fwmark { mark, ipv6 } => ServiceKey::Fwmark {
+                    mark,
+                    family: if ipv6 { Family::Inet6 } else { Family::Inet },
+                },
+            };
+            let mut sched_flags = service.sched_flags.clone();
+            sched_flags.sort();
+            let spec = ServiceSpec {
+                key,
+                scheduler: service.scheduler.clone(),
+                persistent: service.persistent,
+                netmask: service
+                    .persistent
+                    .and(service.netmask)
+                    .map(|mask| match mask {
+                        ListedMask::V4(m) => Netmask::V4(m),
+                        ListedMask::V6(p) => Netmask::V6(p),
+                    }),
+                ops: service.ops,
+                sched_flags,
+            };
+            let dests = service
+                .dests
+                .iter()
+                .map(|d| {
+                    let (forward, local) = match d.forward {
+                        ListedForward::Route => (Forward::Gate, false),
+                        ListedForward::Masq => (Forward::Masq, false),
+                        ListedForward::Tunnel => (Forward::Ipip, false),
+                        ListedForward::Local => (Forward::Gate, true),
+                    };
+                    DestEntry {
+                        spec: DestSpec {
+                            ip: d.ip,
+                            port: d.port,
+                            forward,
+                            weight: d.weight,
+                            upper: d.upper,
+                            lower: d.lower,
+                        },
+                        local,
+                        active_conns: d.active,
+                        inactive_conns: d.inactive,
+                    }
+                })
+                .collect();
+            ServiceEntry { spec, dests }
+        })
+        .collect();
+    Table { services }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn key() -> ServiceKey {
+        ServiceKey::Inet {
+            proto: IpProto::Tcp,
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 9000,
+        }
+    }
+
+    #[test]
+    fn stock_strings_keep_stocks_trailing_space() {
+        let spec = ServiceSpec {
+            key: key(),
+            scheduler: "wlc".into(),
+            persistent: Some(300),
+            netmask: Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
+            ops: false,
+            sched_flags: vec![],
+        };
+        assert_eq!(
+            stock_command(&Op::AddService(spec.clone())),
+            "-A -t 127.0.0.1:9000 -s wlc -p 300 -M 255.255.255.0 "
+        );
+        assert_eq!(
+            argv(&Op::EditService(spec)).join("|"),
+            "-E|-t|127.0.0.1:9000|-s|wlc|-p|300|-M|255.255.255.0"
+        );
+    }
+
+    #[test]
+    fn listed_local_forwarding_is_gate_and_local() {
+        let text =
+            "TCP  10.0.0.1:80 wrr\n  -> 127.0.0.1:80                 Local   1      0          0\n";
+        let table = table_from_listing(&listing::merge(&listing::parse(text), &listing::parse("")));
+        let dest = table.services[0].dests[0];
+        assert_eq!((dest.spec.forward, dest.local), (Forward::Gate, true));
+    }
+}
