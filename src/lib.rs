@@ -10,4 +10,5 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod director;
 pub mod engine;

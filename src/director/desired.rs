@@ -1,0 +1,293 @@
+//! What the kernel should hold for a configured virtual service: its [`ServiceKey`],
+//! [`ServiceSpec`] (everything `ipvsadm -A` sets) and the [`DestSpec`] of each real and of
+//! the fallback. Pure functions of the config model, plus the comparisons that decide
+//! whether an entry read back from the kernel already matches.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ldirectord_parsers::config::{
+    Fallback, Family, Forward, Protocol, RealServer, VirtualAddress, VirtualService,
+};
+
+use crate::engine::{DestEntry, DestSpec, IpProto, Netmask, ServiceKey, ServiceSpec};
+
+/// The kernel identity of a virtual service.
+pub fn service_key(vs: &VirtualService) -> ServiceKey {
+    match vs.address {
+        VirtualAddress::Fwmark { mark, family } => ServiceKey::Fwmark { mark, family },
+        VirtualAddress::Inet { ip, port } => {
+            // The parser only gives tcp/udp to address virtuals; anything else is read as
+            // tcp, the same default ldirectord applies.
+            let proto = if vs.protocol == Protocol::Udp {
+                IpProto::Udp
+            } else {
+                IpProto::Tcp
+            };
+            ServiceKey::Inet { proto, ip, port }
+        }
+    }
+}
+
+/// The address family of a virtual, fwmark services included (`virtual6=12` is IPv6).
+pub fn family(vs: &VirtualService) -> Family {
+    match vs.address {
+        VirtualAddress::Fwmark { family, .. } => family,
+        VirtualAddress::Inet {
+            ip: IpAddr::V4(_), ..
+        } => Family::Inet,
+        VirtualAddress::Inet {
+            ip: IpAddr::V6(_), ..
+        } => Family::Inet6,
+    }
+}
+
+/// The service as `ipvsadm -A` would create it. As in ldirectord, the netmask is only
+/// used together with `persistent`, and `ops` only on UDP services.
+pub fn service_spec(vs: &VirtualService) -> ServiceSpec {
+    let netmask = match (vs.persistent, vs.netmask.as_deref()) {
+        (Some(_), Some(text)) => parse_netmask(text, family(vs)),
+        _ => None,
+    };
+    let mut sched_flags: Vec<String> = vs
+        .schedflags
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    sched_flags.sort();
+    sched_flags.dedup();
+    ServiceSpec {
+        key: service_key(vs),
+        scheduler: vs.scheduler.clone(),
+        persistent: vs.persistent,
+        netmask,
+        ops: vs.ops && vs.protocol == Protocol::Udp,
+        sched_flags,
+    }
+}
+
+/// `netmask=` as the model keeps it: a dotted quad for IPv4, a prefix length 1..=128 for
+/// IPv6. `None` for anything else (the parser has already rejected it).
+pub fn parse_netmask(text: &str, family: Family) -> Option<Netmask> {
+    let text = text.trim();
+    match family {
+        Family::Inet => text.parse::<Ipv4Addr>().ok().map(Netmask::V4),
+        Family::Inet6 => text
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=128).contains(p))
+            .map(Netmask::V6),
+    }
+}
+
+/// A real server as configured (full weight and thresholds).
+pub fn real_dest(real: &RealServer) -> DestSpec {
+    DestSpec {
+        ip: real.ip,
+        port: real.port,
+        forward: real.forward,
+        weight: real.weight,
+        upper: real.upper,
+        lower: real.lower,
+    }
+}
+
+/// The fallback server of `vs`: weight 1, no thresholds. A fallback without port takes the
+/// virtual's port, which is 0 for a fwmark virtual: `-r FALLBACK:0` is what a fwmark
+/// service needs, where stock ldirectord emits an address-less `-r :0` (defect 8).
+pub fn fallback_dest(vs: &VirtualService, fallback: &Fallback) -> DestSpec {
+    DestSpec {
+        ip: fallback.ip,
+        port: fallback.port.unwrap_or(vs.port()),
+        forward: fallback.forward,
+        weight: 1,
+        upper: 0,
+        lower: 0,
+    }
+}
+
+/// Whether the kernel's service already is what `want` describes, so no `-E` is needed.
+/// Without persistence the kernel still reports a netmask (all ones); with persistence a
+/// missing `netmask=` means the kernel's default, all ones as well.
+pub fn service_matches(have: &ServiceSpec, want: &ServiceSpec) -> bool {
+    let mask = |s: &ServiceSpec| match (s.persistent, s.netmask) {
+        (None, _) => None,
+        (Some(_), Some(m)) => Some(m),
+        (Some(_), None) => Some(full_mask(s.key)),
+    };
+    let mut have_flags = have.sched_flags.clone();
+    have_flags.sort();
+    have.key == want.key
+        && have.scheduler == want.scheduler
+        && have.persistent == want.persistent
+        && mask(have) == mask(want)
+        && have.ops == want.ops
+        && have_flags == want.sched_flags
+}
+
+fn full_mask(key: ServiceKey) -> Netmask {
+    let v6 = match key {
+        ServiceKey::Inet { ip, .. } => ip.is_ipv6(),
+        ServiceKey::Fwmark { family, .. } => family == Family::Inet6,
+    };
+    if v6 {
+        Netmask::V6(128)
+    } else {
+        Netmask::V4(Ipv4Addr::BROADCAST)
+    }
+}
+
+/// Whether a kernel destination already carries the configured weight, forwarding and
+/// thresholds. The kernel reports `Local` forwarding for a real on a local address whatever
+/// method was asked for, so the method is not compared then.
+pub fn dest_matches(have: &DestEntry, want: &DestSpec) -> bool {
+    have.spec.weight == want.weight
+        && have.spec.upper == want.upper
+        && have.spec.lower == want.lower
+        && (have.local || have.spec.forward == want.forward)
+}
+
+/// Whether a kernel destination is already quiesced: weight 0, same forwarding. This is the
+/// test stock ldirectord applies before `-e … -w 0` (thresholds are not compared).
+pub fn dest_quiesced(have: &DestEntry, want: &DestSpec) -> bool {
+    have.spec.weight == 0 && (have.local || have.spec.forward == want.forward)
+}
+
+/// The port under which the kernel may list a real instead of its own (§4.5): direct
+/// routing and tunnelling cannot change the port, so `ipvsadm` stores such a real (and a
+/// real without port) under the virtual's port. `None` when no mapping can happen.
+pub fn mapped_port(key: ServiceKey, real: &DestSpec) -> Option<u16> {
+    let ServiceKey::Inet { port: vport, .. } = key else {
+        return None;
+    };
+    let maps = real.port == 0 || matches!(real.forward, Forward::Gate | Forward::Ipip);
+    (maps && real.port != vport).then_some(vport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    #[test]
+    fn netmask_by_family() {
+        let cases: &[(&str, Family, Option<Netmask>)] = &[
+            (
+                "255.255.255.0",
+                Family::Inet,
+                Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
+            ),
+            (
+                " 255.255.0.0 ",
+                Family::Inet,
+                Some(Netmask::V4(Ipv4Addr::new(255, 255, 0, 0))),
+            ),
+            ("64", Family::Inet6, Some(Netmask::V6(64))),
+            ("128", Family::Inet6, Some(Netmask::V6(128))),
+            ("0", Family::Inet6, None),
+            ("129", Family::Inet6, None),
+            ("64", Family::Inet, None),
+            ("255.255.255.0", Family::Inet6, None),
+        ];
+        for (text, family, want) in cases {
+            assert_eq!(parse_netmask(text, *family), *want, "{text} {family:?}");
+        }
+    }
+
+    #[test]
+    fn mapping_only_for_gate_ipip_or_portless_reals_of_address_services() {
+        let key = ServiceKey::Inet {
+            proto: IpProto::Tcp,
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+            port: 80,
+        };
+        let fw = ServiceKey::Fwmark {
+            mark: 5,
+            family: Family::Inet,
+        };
+        let dest = |port, forward| DestSpec {
+            ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            port,
+            forward,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+        };
+        let cases = [
+            (key, dest(8080, Forward::Gate), Some(80)),
+            (key, dest(8080, Forward::Ipip), Some(80)),
+            (key, dest(8080, Forward::Masq), None),
+            (key, dest(80, Forward::Gate), None),
+            (key, dest(0, Forward::Masq), Some(80)),
+            (fw, dest(0, Forward::Gate), None),
+            (fw, dest(8080, Forward::Gate), None),
+        ];
+        for (k, d, want) in cases {
+            assert_eq!(mapped_port(k, &d), want, "{k} {d:?}");
+        }
+    }
+
+    #[test]
+    fn service_comparison_normalises_masks_and_flags() {
+        let key = ServiceKey::Inet {
+            proto: IpProto::Tcp,
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+            port: 80,
+        };
+        let base = ServiceSpec {
+            key,
+            scheduler: "wrr".into(),
+            persistent: None,
+            netmask: None,
+            ops: false,
+            sched_flags: vec![],
+        };
+        let with = |f: &dyn Fn(&mut ServiceSpec)| {
+            let mut s = base.clone();
+            f(&mut s);
+            s
+        };
+        let full = Netmask::V4(Ipv4Addr::BROADCAST);
+        let cases: Vec<(ServiceSpec, ServiceSpec, bool)> = vec![
+            (base.clone(), base.clone(), true),
+            (with(&|s| s.netmask = Some(full)), base.clone(), true),
+            (with(&|s| s.scheduler = "rr".into()), base.clone(), false),
+            (
+                with(&|s| {
+                    s.persistent = Some(300);
+                    s.netmask = Some(full)
+                }),
+                with(&|s| s.persistent = Some(300)),
+                true,
+            ),
+            (
+                with(&|s| {
+                    s.persistent = Some(300);
+                    s.netmask = Some(full)
+                }),
+                with(&|s| {
+                    s.persistent = Some(300);
+                    s.netmask = Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)))
+                }),
+                false,
+            ),
+            (
+                with(&|s| s.persistent = Some(60)),
+                with(&|s| s.persistent = Some(300)),
+                false,
+            ),
+            (
+                with(&|s| s.sched_flags = vec!["sh-port".into(), "sh-fallback".into()]),
+                with(&|s| s.sched_flags = vec!["sh-fallback".into(), "sh-port".into()]),
+                true,
+            ),
+            (with(&|s| s.ops = true), base.clone(), false),
+        ];
+        for (i, (have, want, same)) in cases.iter().enumerate() {
+            assert_eq!(service_matches(have, want), *same, "case {i}");
+        }
+    }
+}

@@ -1,0 +1,1002 @@
+//! The director state machine: health per (virtual, real), the table as last seen (plus
+//! what we have asked for since), and the rules that turn both into [`Action`]s.
+//!
+//! Every change goes through one comparison: what a real *should* look like in the kernel
+//! (from its health and the virtual's quiescent settings) against what the table holds.
+//! Transitions, start-up adoption, reload and convergence after a fresh dump all use it, so
+//! they agree by construction and re-running them is idempotent.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ldirectord_checks::CheckSpec;
+use ldirectord_parsers::config::{
+    AlertSettings, CheckType, Config, Family, VirtualAddress, VirtualService,
+};
+
+use super::action::{
+    Action, Alert, CheckPlan, CheckResult, DaemonState, FallbackAction, FallbackCommand,
+};
+use super::desired::{
+    dest_matches, dest_quiesced, fallback_dest, mapped_port, real_dest, service_key,
+    service_matches, service_spec,
+};
+use super::text::{self, Phase, Tag};
+use crate::engine::{DestEntry, DestSpec, Op, ServiceEntry, ServiceKey, ServiceSpec, Table};
+
+/// The director core. Owns no sockets, files, clocks or processes: time comes in as `now`,
+/// a monotonic [`Duration`] since the daemon started.
+#[derive(Debug)]
+pub struct Director {
+    config: Config,
+    state: DaemonState,
+    readdquiescent: bool,
+    virtuals: Vec<Virtual>,
+    checks: Vec<Check>,
+    check_index: HashMap<CheckSpec, usize>,
+    /// The kernel table as last dumped, with our own operations applied since: what we
+    /// believe the kernel holds. A fresh dump replaces it ([`Director::on_table`]).
+    observed: HashMap<ServiceKey, ServiceEntry>,
+}
+
+/// Health of one (virtual, real), for status output and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealStatus {
+    /// ldirectord's virtual id, `tcp:10.0.0.100:80`.
+    pub virtual_id: String,
+    /// `RIP:PORT` as configured.
+    pub real: String,
+    pub up: bool,
+    /// Down because no check has answered yet (start-up or a new real on reload).
+    pub unchecked: bool,
+    /// Consecutive failed checks while up (reset by a success).
+    pub failures: u32,
+    /// Consecutive successful checks while down (towards `risecount`).
+    pub rises: u32,
+}
+
+#[derive(Debug)]
+struct Check {
+    /// The spec of the first user, handed to the shell to run.
+    spec: CheckSpec,
+    /// The sharing key, see [`check_identity`].
+    identity: CheckSpec,
+    /// (virtual, real) indices that this check decides, in file order.
+    users: Vec<(usize, usize)>,
+    interval: u32,
+    /// The last result, so a reload can give a new user of a known check its health.
+    last: Option<bool>,
+}
+
+#[derive(Debug)]
+struct Virtual {
+    key: ServiceKey,
+    spec: ServiceSpec,
+    /// `tcp:10.0.0.100:80`, for soft-failure lines.
+    id: String,
+    /// `10.0.0.100:80` or the mark, for everything else.
+    text: String,
+    /// `tcp`, `udp`, `fwm`.
+    protocol: &'static str,
+    fallback: Option<DestSpec>,
+    fallbackcommand: Option<String>,
+    last_command: Option<FallbackAction>,
+    quiescent: bool,
+    cleanstop: bool,
+    failurecount: u32,
+    risecount: u32,
+    alerts: AlertSettings,
+    servicename: Option<String>,
+    comment: Option<String>,
+    monitorfile: Option<PathBuf>,
+    reals: Vec<Real>,
+    /// Number of reals that are up.
+    up: usize,
+}
+
+#[derive(Debug)]
+struct Real {
+    /// As configured: full weight and thresholds.
+    dest: DestSpec,
+    /// The virtual's port when the kernel may list this real under it (§4.5).
+    alt_port: Option<u16>,
+    /// `RIP:PORT` as configured.
+    text: String,
+    check: usize,
+    checktype: CheckType,
+    up: bool,
+    /// Down only because no check has answered yet: its kernel entry is left as found.
+    pending: bool,
+    /// Not yet given a health (built, not carried over from a previous config).
+    fresh: bool,
+    failures: u32,
+    rises: u32,
+    /// Down and due for `emailalertfreq` reminders: when the last one went out.
+    reminded: Option<Duration>,
+    monitor_identity: Option<String>,
+}
+
+/// What a real should look like in the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Present,
+    /// Weight 0 if present; re-added at weight 0 if absent and `readdquiescent=yes`.
+    Quiesced,
+    /// Not checked yet: leave it as found, except the `readdquiescent` re-add.
+    ReaddOnly,
+    Absent,
+    AsFound,
+}
+
+impl Director {
+    /// Start-up: take over `table` as the kernel holds it (§4.1 end state, without stock's
+    /// transient add/delete of every real). Virtuals are added, or edited when they differ;
+    /// reals present with weight > 0 are up until a check says otherwise; others are down
+    /// until checked; untracked reals of configured virtuals are purged; unrelated virtual
+    /// services are never touched; the fallback goes in where no real is up.
+    pub fn start(config: Config, table: &Table, now: Duration) -> (Director, Vec<Action>) {
+        let mut out = Vec::new();
+        let (virtuals, checks, check_index) = build(&config, &mut out);
+        let mut director = Director {
+            readdquiescent: config.globals.readdquiescent,
+            config,
+            state: DaemonState::Starting,
+            virtuals,
+            checks,
+            check_index,
+            observed: observe(table),
+        };
+        for v in 0..director.virtuals.len() {
+            director.adopt(v, None, now, &mut out);
+        }
+        (director, out)
+    }
+
+    /// The first full check round after start or reload is done: alerts are now filtered
+    /// as `running`.
+    pub fn running(&mut self) {
+        self.state = DaemonState::Running;
+    }
+
+    pub fn state(&self) -> DaemonState {
+        self.state
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The checks to run: one per distinct [`CheckSpec`], in file order of first use.
+    /// `checktype=off` needs no check, `checktype=on` reals are up without one.
+    pub fn checks(&self) -> Vec<CheckPlan> {
+        self.checks
+            .iter()
+            .filter(|c| !matches!(c.spec.checktype, CheckType::Off | CheckType::On))
+            .map(|c| CheckPlan {
+                spec: c.spec.clone(),
+                interval: Duration::from_secs(u64::from(c.interval.max(1))),
+            })
+            .collect()
+    }
+
+    /// Health of every configured (virtual, real), in file order.
+    pub fn status(&self) -> Vec<RealStatus> {
+        self.virtuals
+            .iter()
+            .flat_map(|v| {
+                v.reals.iter().map(move |r| RealStatus {
+                    virtual_id: v.id.clone(),
+                    real: r.text.clone(),
+                    up: r.up,
+                    unchecked: r.pending,
+                    failures: r.failures,
+                    rises: r.rises,
+                })
+            })
+            .collect()
+    }
+
+    /// What we believe the kernel holds for the configured virtuals (dump plus our ops).
+    pub fn believed(&self, key: &ServiceKey) -> Option<&ServiceEntry> {
+        self.observed.get(key)
+    }
+
+    /// A check result for `spec`, applied to every (virtual, real) that uses this check. A
+    /// result for a check that is no longer configured (in flight across a reload) is
+    /// ignored.
+    pub fn on_check(
+        &mut self,
+        spec: &CheckSpec,
+        result: CheckResult<'_>,
+        now: Duration,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(&c) = self.check_index.get(&check_identity(spec)) else {
+            return out;
+        };
+        if spec.checktype == CheckType::Off {
+            return out;
+        }
+        let up = matches!(result, CheckResult::Up(_));
+        self.checks[c].last = Some(up);
+        let users = std::mem::take(&mut self.checks[c].users);
+        for &(v, r) in &users {
+            self.monitor(v, r, spec, result, &mut out);
+            self.apply_result(v, r, result, now, &mut out);
+        }
+        self.checks[c].users = users;
+        out
+    }
+
+    /// A fresh dump of the kernel table: bring it back to the desired state (recreate a
+    /// missing virtual with its up reals and fallback, redo operations that failed, revert
+    /// changes made behind our back to the reals we manage). Reals we do not manage are
+    /// left alone here; only start-up and reload purge them.
+    pub fn on_table(&mut self, table: &Table, _now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.observed = observe(table);
+        for v in 0..self.virtuals.len() {
+            self.sync_service(v, &mut out);
+            for r in 0..self.virtuals[v].reals.len() {
+                self.sync_real(v, r, &mut out);
+            }
+            self.sync_fallback(v, &mut out);
+        }
+        out
+    }
+
+    /// A new configuration (already parsed: a failed parse never gets here) and the table
+    /// as it is now. Health carries over for every (virtual, real) whose check is unchanged,
+    /// and a new real whose check is already known takes that check's last result; only the
+    /// differences are applied. Removed reals and virtuals are purged.
+    pub fn reload(&mut self, config: Config, table: &Table, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.state = DaemonState::Reloading;
+        self.observed = observe(table);
+        let (mut virtuals, mut checks, check_index) = build(&config, &mut out);
+        let old_virtuals = std::mem::take(&mut self.virtuals);
+        let old_checks = std::mem::take(&mut self.checks);
+        let memo: HashMap<&CheckSpec, bool> = old_checks
+            .iter()
+            .filter_map(|c| c.last.map(|up| (&c.identity, up)))
+            .collect();
+        for check in &mut checks {
+            check.last = memo.get(&check.identity).copied();
+        }
+        let old_by_key: HashMap<ServiceKey, usize> = old_virtuals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.key, i))
+            .collect();
+        let mut old_fallbacks = Vec::with_capacity(virtuals.len());
+        for new in &mut virtuals {
+            let Some(&o) = old_by_key.get(&new.key) else {
+                old_fallbacks.push(None);
+                continue;
+            };
+            let old = &old_virtuals[o];
+            old_fallbacks.push(old.fallback);
+            new.last_command = old.last_command;
+            let old_reals: HashMap<(IpAddr, u16), &Real> = old
+                .reals
+                .iter()
+                .map(|r| ((r.dest.ip, r.dest.port), r))
+                .collect();
+            for real in &mut new.reals {
+                let Some(prev) = old_reals.get(&(real.dest.ip, real.dest.port)) else {
+                    continue;
+                };
+                if old_checks[prev.check].identity != checks[real.check].identity {
+                    continue;
+                }
+                real.up = prev.up;
+                real.pending = prev.pending;
+                real.failures = prev.failures;
+                real.rises = prev.rises;
+                real.reminded = prev.reminded;
+                real.fresh = false;
+            }
+        }
+        let new_keys: HashSet<ServiceKey> = virtuals.iter().map(|v| v.key).collect();
+        self.virtuals = virtuals;
+        self.checks = checks;
+        self.check_index = check_index;
+        self.readdquiescent = config.globals.readdquiescent;
+        self.config = config;
+        for (v, old_fallback) in old_fallbacks.into_iter().enumerate() {
+            self.adopt(v, old_fallback, now, &mut out);
+        }
+        for old in &old_virtuals {
+            if new_keys.contains(&old.key) || !self.observed.contains_key(&old.key) {
+                continue;
+            }
+            self.emit(Op::DelService(old.key), &mut out);
+            log_event(
+                &mut out,
+                self.state,
+                old,
+                text::purged_virtual(Phase::Start, &old.text),
+                true,
+            );
+        }
+        out
+    }
+
+    /// Shutdown: for each virtual with `cleanstop=yes`, delete the reals that are up, then
+    /// the virtual (which takes quiesced reals and the fallback with it). `cleanstop=no`
+    /// leaves everything serving. Unrelated services are never touched.
+    pub fn stop(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.state = DaemonState::Stopping;
+        for v in 0..self.virtuals.len() {
+            let virt = &self.virtuals[v];
+            if !virt.cleanstop {
+                continue;
+            }
+            let Some(entry) = self.observed.get(&virt.key) else {
+                continue;
+            };
+            let mut ops = Vec::new();
+            for real in virt.reals.iter().filter(|r| r.up) {
+                if let Some(found) = find_dest(entry, real) {
+                    ops.push((
+                        Op::DelDest {
+                            service: virt.key,
+                            ip: real.dest.ip,
+                            port: found.spec.port,
+                        },
+                        text::purged_real(Phase::Stop, &real_label(real, &found), &virt.text),
+                    ));
+                }
+            }
+            ops.push((
+                Op::DelService(virt.key),
+                text::purged_virtual(Phase::Stop, &virt.text),
+            ));
+            for (op, line) in ops {
+                self.emit(op, &mut out);
+                log_event(&mut out, self.state, &self.virtuals[v], line, true);
+            }
+        }
+        out
+    }
+
+    /// Time passes: `emailalertfreq` reminders (`Inaccessible real server: …`) for reals
+    /// that stay down.
+    pub fn tick(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        let state = self.state;
+        for virt in &mut self.virtuals {
+            let freq = Duration::from_secs(u64::from(virt.alerts.emailalertfreq));
+            if freq.is_zero() {
+                continue;
+            }
+            let mut due = Vec::new();
+            for real in &mut virt.reals {
+                if let Some(last) = real.reminded
+                    && now.saturating_sub(last) >= freq
+                {
+                    real.reminded = Some(now);
+                    due.push(text::inaccessible(&real.text, &virt.text));
+                }
+            }
+            for message in due {
+                out.extend(alert_for(state, virt, message));
+            }
+        }
+        out
+    }
+
+    // ---- transitions ----
+
+    fn apply_result(
+        &mut self,
+        v: usize,
+        r: usize,
+        result: CheckResult<'_>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let virt = &mut self.virtuals[v];
+        let (failurecount, risecount) = (virt.failurecount.max(1), virt.risecount.max(1));
+        let real = &mut virt.reals[r];
+        match result {
+            CheckResult::Maintenance => {
+                real.rises = 0;
+                if real.up || real.pending {
+                    self.went_down(v, r, now, out);
+                }
+            }
+            CheckResult::Up(_) => {
+                if real.failures > 0 {
+                    real.failures = 0;
+                    out.push(Action::Log(text::reset_failures(&real.text, &virt.id)));
+                }
+                if !real.up {
+                    real.rises += 1;
+                    if real.rises >= risecount {
+                        self.went_up(v, r, out);
+                    }
+                }
+            }
+            CheckResult::Down(_) => {
+                real.rises = 0;
+                if real.up {
+                    real.failures += 1;
+                    if real.failures < failurecount {
+                        out.push(Action::Log(text::soft_failure(
+                            &real.text,
+                            &virt.id,
+                            real.failures,
+                            failurecount,
+                        )));
+                    } else {
+                        self.went_down(v, r, now, out);
+                    }
+                } else if real.pending {
+                    self.went_down(v, r, now, out);
+                }
+            }
+        }
+    }
+
+    fn went_up(&mut self, v: usize, r: usize, out: &mut Vec<Action>) {
+        let virt = &mut self.virtuals[v];
+        let real = &mut virt.reals[r];
+        real.up = true;
+        real.pending = false;
+        real.rises = 0;
+        real.reminded = None;
+        virt.up += 1;
+        self.sync_real(v, r, out);
+        self.sync_fallback(v, out);
+        self.fallback_command(v, out);
+    }
+
+    fn went_down(&mut self, v: usize, r: usize, now: Duration, out: &mut Vec<Action>) {
+        let virt = &mut self.virtuals[v];
+        let real = &mut virt.reals[r];
+        if real.up {
+            virt.up -= 1;
+        }
+        real.up = false;
+        real.pending = false;
+        real.rises = 0;
+        if virt.alerts.emailalertfreq > 0 {
+            real.reminded = Some(now);
+        }
+        self.sync_real(v, r, out);
+        self.sync_fallback(v, out);
+        self.fallback_command(v, out);
+    }
+
+    /// Start-up/reload for one virtual: service, initial health of fresh reals, reals,
+    /// purge of untracked entries, fallback and fallback command.
+    fn adopt(
+        &mut self,
+        v: usize,
+        old_fallback: Option<DestSpec>,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        self.sync_service(v, out);
+        let entry = self.observed.get(&self.virtuals[v].key);
+        let virt = &mut self.virtuals[v];
+        for real in &mut virt.reals {
+            if !real.fresh {
+                continue;
+            }
+            real.fresh = false;
+            let known = self.checks[real.check].last;
+            let (up, pending) = if real.checktype == CheckType::On {
+                (true, false)
+            } else if let Some(up) = known.filter(|_| real.checktype != CheckType::Off) {
+                (up, false)
+            } else {
+                let present = entry
+                    .and_then(|e| find_dest(e, real))
+                    .is_some_and(|d| d.spec.weight > 0);
+                (present, !present)
+            };
+            real.up = up;
+            real.pending = pending;
+            if !up && !pending && virt.alerts.emailalertfreq > 0 {
+                real.reminded = Some(now);
+            }
+        }
+        virt.up = virt.reals.iter().filter(|r| r.up).count();
+        for r in 0..self.virtuals[v].reals.len() {
+            self.sync_real(v, r, out);
+        }
+        self.purge_untracked(v, old_fallback, out);
+        self.sync_fallback(v, out);
+        if self.virtuals[v].up == 0 {
+            self.fallback_command(v, out);
+        }
+    }
+
+    // ---- desired state against the table ----
+
+    fn sync_service(&mut self, v: usize, out: &mut Vec<Action>) {
+        let virt = &self.virtuals[v];
+        let (op, line) = match self.observed.get(&virt.key) {
+            None => (
+                Op::AddService(virt.spec.clone()),
+                text::added_virtual(&virt.text),
+            ),
+            Some(entry) if !service_matches(&entry.spec, &virt.spec) => (
+                Op::EditService(virt.spec.clone()),
+                text::changed_virtual(&virt.text),
+            ),
+            Some(_) => return,
+        };
+        self.emit(op, out);
+        out.push(Action::Log(line));
+    }
+
+    fn sync_real(&mut self, v: usize, r: usize, out: &mut Vec<Action>) {
+        let virt = &self.virtuals[v];
+        let real = &virt.reals[r];
+        let want = match (real.up, real.pending, virt.quiescent) {
+            (true, _, _) => Want::Present,
+            (false, false, true) => Want::Quiesced,
+            (false, false, false) => Want::Absent,
+            (false, true, true) => Want::ReaddOnly,
+            (false, true, false) => Want::AsFound,
+        };
+        let Some(entry) = self.observed.get(&virt.key) else {
+            return;
+        };
+        let found = find_dest(entry, real);
+        let key = virt.key;
+        let at = |port: u16| DestSpec { port, ..real.dest };
+        let zero = |port: u16| DestSpec {
+            port,
+            weight: 0,
+            upper: 0,
+            lower: 0,
+            ..real.dest
+        };
+        let (op, line) = match (want, found) {
+            (Want::Present, None) => (
+                Op::AddDest(key, real.dest),
+                text::added(Tag::Real, &real.text, &virt.text, real.dest.weight),
+            ),
+            (Want::Present, Some(e)) if !dest_matches(&e, &real.dest) => (
+                Op::EditDest(key, at(e.spec.port)),
+                text::restored(
+                    Tag::Real,
+                    &real_label(real, &e),
+                    &virt.text,
+                    real.dest.weight,
+                ),
+            ),
+            (Want::Quiesced, Some(e)) if !dest_quiesced(&e, &real.dest) => (
+                Op::QuiesceDest(key, zero(e.spec.port)),
+                text::quiescent(Tag::Real, &real_label(real, &e), &virt.text),
+            ),
+            (Want::Quiesced | Want::ReaddOnly, None) if self.readdquiescent => (
+                Op::ReaddQuiescedDest(key, zero(real.dest.port)),
+                text::readd_quiescent(Tag::Real, &real.text, &virt.text),
+            ),
+            (Want::Absent, Some(e)) => (
+                Op::DelDest {
+                    service: key,
+                    ip: real.dest.ip,
+                    port: e.spec.port,
+                },
+                text::deleted(Tag::Real, &real_label(real, &e), &virt.text),
+            ),
+            _ => return,
+        };
+        self.emit(op, out);
+        log_event(out, self.state, &self.virtuals[v], line, true);
+    }
+
+    /// The fallback is in the table exactly while no real is up; never quiesced.
+    fn sync_fallback(&mut self, v: usize, out: &mut Vec<Action>) {
+        let virt = &self.virtuals[v];
+        let Some(fb) = virt.fallback else {
+            return;
+        };
+        let Some(entry) = self.observed.get(&virt.key) else {
+            return;
+        };
+        let found = find_spec(entry, fb.ip, fb.port, mapped_port(virt.key, &fb));
+        let fb_text = text::real_text(fb.ip, fb.port);
+        let (op, line) = match (virt.up == 0, found) {
+            (true, None) => (
+                Op::AddDest(virt.key, fb),
+                text::added(Tag::Fallback, &fb_text, &virt.text, 1),
+            ),
+            (true, Some(e)) if !dest_matches(&e, &fb) => (
+                Op::EditDest(
+                    virt.key,
+                    DestSpec {
+                        port: e.spec.port,
+                        ..fb
+                    },
+                ),
+                text::restored(Tag::Fallback, &label(fb.ip, fb.port, &e), &virt.text, 1),
+            ),
+            (false, Some(e)) => (
+                Op::DelDest {
+                    service: virt.key,
+                    ip: fb.ip,
+                    port: e.spec.port,
+                },
+                text::deleted(Tag::Fallback, &label(fb.ip, fb.port, &e), &virt.text),
+            ),
+            _ => return,
+        };
+        self.emit(op, out);
+        log_event(out, self.state, &self.virtuals[v], line, true);
+    }
+
+    /// `start` when no real is up, `stop` when one is, never the same twice in a row.
+    fn fallback_command(&mut self, v: usize, out: &mut Vec<Action>) {
+        let virt = &mut self.virtuals[v];
+        let Some(command) = &virt.fallbackcommand else {
+            return;
+        };
+        let action = if virt.up == 0 {
+            FallbackAction::Start
+        } else {
+            FallbackAction::Stop
+        };
+        if virt.last_command == Some(action) {
+            return;
+        }
+        virt.last_command = Some(action);
+        let virtual_arg = match virt.key {
+            ServiceKey::Fwmark { mark, .. } => format!("{mark}:0"),
+            ServiceKey::Inet { .. } => virt.text.clone(),
+        };
+        out.push(Action::RunFallbackCommand(FallbackCommand {
+            command: command.clone(),
+            action,
+            virtual_arg,
+            protocol: virt.protocol,
+        }));
+    }
+
+    /// Start-up and reload only: delete kernel entries of this virtual that no configured
+    /// real (nor the fallback) accounts for.
+    fn purge_untracked(&mut self, v: usize, old_fallback: Option<DestSpec>, out: &mut Vec<Action>) {
+        let virt = &self.virtuals[v];
+        let Some(entry) = self.observed.get(&virt.key) else {
+            return;
+        };
+        let mut tracked: HashSet<(IpAddr, u16)> = HashSet::with_capacity(virt.reals.len() * 2 + 2);
+        for real in &virt.reals {
+            tracked.insert((real.dest.ip, real.dest.port));
+            if let Some(alt) = real.alt_port {
+                tracked.insert((real.dest.ip, alt));
+            }
+        }
+        if let Some(fb) = virt.fallback {
+            tracked.insert((fb.ip, fb.port));
+            if let Some(alt) = mapped_port(virt.key, &fb) {
+                tracked.insert((fb.ip, alt));
+            }
+        }
+        let old_fallback = old_fallback.filter(|old| Some(*old) != virt.fallback);
+        let mut purges = Vec::new();
+        for dest in &entry.dests {
+            let (ip, port) = (dest.spec.ip, dest.spec.port);
+            if tracked.contains(&(ip, port)) {
+                continue;
+            }
+            let was_fallback = old_fallback.is_some_and(|old| {
+                old.ip == ip && (old.port == port || mapped_port(virt.key, &old) == Some(port))
+            });
+            let rtext = text::real_text(ip, port);
+            let line = if was_fallback {
+                text::deleted(Tag::Fallback, &rtext, &virt.text)
+            } else {
+                text::purged_real(Phase::Start, &rtext, &virt.text)
+            };
+            purges.push((
+                Op::DelDest {
+                    service: virt.key,
+                    ip,
+                    port,
+                },
+                line,
+            ));
+        }
+        for (op, line) in purges {
+            self.emit(op, out);
+            log_event(out, self.state, &self.virtuals[v], line, true);
+        }
+    }
+
+    fn monitor(
+        &self,
+        v: usize,
+        r: usize,
+        spec: &CheckSpec,
+        result: CheckResult<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let virt = &self.virtuals[v];
+        let (Some(path), Some(identity)) = (&virt.monitorfile, &virt.reals[r].monitor_identity)
+        else {
+            return;
+        };
+        let (up, message) = match result {
+            CheckResult::Up(m) => (true, m),
+            CheckResult::Down(m) => (false, m),
+            CheckResult::Maintenance => (false, text::IN_MAINTENANCE),
+        };
+        if result != CheckResult::Maintenance && !text::monitor_logs(spec, up) {
+            return;
+        }
+        out.push(Action::Monitor {
+            path: path.clone(),
+            line: text::monitor_line(identity, up, message),
+        });
+    }
+
+    /// Hand an operation to the shell and assume it worked until a dump says otherwise.
+    fn emit(&mut self, op: Op, out: &mut Vec<Action>) {
+        apply_to(&mut self.observed, &op);
+        out.push(Action::Apply(op));
+    }
+}
+
+/// Apply `op` to `table` as the kernel would: the model behind [`Director`]'s belief,
+/// public so tests, benchmarks and the userspace engine can simulate a kernel with it.
+/// Operations the kernel would refuse (adding what exists, editing what does not) leave
+/// the table unchanged.
+pub fn apply_op(table: &mut Table, op: &Op) {
+    let mut map = observe(table);
+    apply_to(&mut map, op);
+    let order: Vec<ServiceKey> = table.services.iter().map(|s| s.spec.key).collect();
+    let mut services = Vec::with_capacity(map.len());
+    for key in order {
+        if let Some(entry) = map.remove(&key) {
+            services.push(entry);
+        }
+    }
+    // A new service goes last, as the kernel lists it.
+    services.extend(map.into_values());
+    table.services = services;
+}
+
+fn apply_to(observed: &mut HashMap<ServiceKey, ServiceEntry>, op: &Op) {
+    let dest_at = |entry: &mut ServiceEntry, ip: IpAddr, port: u16| {
+        entry
+            .dests
+            .iter()
+            .position(|d| d.spec.ip == ip && d.spec.port == port)
+    };
+    match op {
+        Op::AddService(spec) => {
+            observed.entry(spec.key).or_insert_with(|| ServiceEntry {
+                spec: spec.clone(),
+                dests: Vec::new(),
+            });
+        }
+        Op::EditService(spec) => {
+            if let Some(entry) = observed.get_mut(&spec.key) {
+                entry.spec = spec.clone();
+            }
+        }
+        Op::DelService(key) => {
+            observed.remove(key);
+        }
+        Op::AddDest(key, dest) | Op::ReaddQuiescedDest(key, dest) => {
+            if let Some(entry) = observed.get_mut(key)
+                && dest_at(entry, dest.ip, dest.port).is_none()
+            {
+                entry.dests.push(DestEntry {
+                    spec: *dest,
+                    local: false,
+                    active_conns: 0,
+                    inactive_conns: 0,
+                });
+            }
+        }
+        Op::EditDest(key, dest) | Op::QuiesceDest(key, dest) => {
+            if let Some(entry) = observed.get_mut(key)
+                && let Some(i) = dest_at(entry, dest.ip, dest.port)
+            {
+                entry.dests[i].spec = *dest;
+            }
+        }
+        Op::DelDest { service, ip, port } => {
+            if let Some(entry) = observed.get_mut(service)
+                && let Some(i) = dest_at(entry, *ip, *port)
+            {
+                entry.dests.remove(i);
+            }
+        }
+    }
+}
+
+fn observe(table: &Table) -> HashMap<ServiceKey, ServiceEntry> {
+    table
+        .services
+        .iter()
+        .map(|s| (s.spec.key, s.clone()))
+        .collect()
+}
+
+/// The kernel entry of a configured real: under its own port, else under the virtual's
+/// port when the kernel maps it (§4.5).
+fn find_dest(entry: &ServiceEntry, real: &Real) -> Option<DestEntry> {
+    find_spec(entry, real.dest.ip, real.dest.port, real.alt_port)
+}
+
+fn find_spec(entry: &ServiceEntry, ip: IpAddr, port: u16, alt: Option<u16>) -> Option<DestEntry> {
+    let at = |p: u16| {
+        entry
+            .dests
+            .iter()
+            .find(|d| d.spec.ip == ip && d.spec.port == p)
+            .copied()
+    };
+    at(port).or_else(|| alt.and_then(at))
+}
+
+/// `RIP:PORT`, or `RIP:VPORT mapped from RIP:RPORT` when the kernel lists the real under
+/// the virtual's port.
+fn real_label(real: &Real, found: &DestEntry) -> String {
+    label(real.dest.ip, real.dest.port, found)
+}
+
+fn label(ip: IpAddr, port: u16, found: &DestEntry) -> String {
+    if found.spec.port == port {
+        text::real_text(ip, port)
+    } else {
+        format!(
+            "{} mapped from {}",
+            text::real_text(ip, found.spec.port),
+            text::real_text(ip, port)
+        )
+    }
+}
+
+fn log_event(out: &mut Vec<Action>, state: DaemonState, virt: &Virtual, line: String, alert: bool) {
+    let alert = if alert {
+        alert_for(state, virt, line.clone())
+    } else {
+        None
+    };
+    out.push(Action::Log(line));
+    out.extend(alert);
+}
+
+fn alert_for(state: DaemonState, virt: &Virtual, message: String) -> Option<Action> {
+    let recipients = virt.alerts.emailalert.as_ref()?;
+    if !state.alerts_allowed(&virt.alerts.emailalertstatus) {
+        return None;
+    }
+    Some(Action::Alert(Alert {
+        message,
+        recipients: recipients.clone(),
+        smtp: virt.alerts.smtp.clone(),
+        servicename: virt.servicename.clone(),
+        comment: virt.comment.clone(),
+        state,
+    }))
+}
+
+/// The key under which checks are shared. [`CheckSpec`] carries the virtual address for
+/// the arguments of external checks; every other kind does not look at it, so it is
+/// erased there and the same real in several virtuals is checked once (scenario 23).
+fn check_identity(spec: &CheckSpec) -> CheckSpec {
+    let mut identity = spec.clone();
+    if !matches!(
+        spec.checktype,
+        CheckType::External | CheckType::ExternalPerl
+    ) {
+        identity.virtual_address = VirtualAddress::Fwmark {
+            mark: 0,
+            family: Family::Inet,
+        };
+    }
+    identity
+}
+
+type Built = (Vec<Virtual>, Vec<Check>, HashMap<CheckSpec, usize>);
+
+/// The per-virtual and per-check structures of a config. Reals start fresh (no health).
+fn build(config: &Config, out: &mut Vec<Action>) -> Built {
+    let mut virtuals = Vec::with_capacity(config.virtuals.len());
+    let mut checks: Vec<Check> = Vec::new();
+    let mut index: HashMap<CheckSpec, usize> = HashMap::new();
+    for vs in &config.virtuals {
+        let v = virtuals.len();
+        let mut virt = build_virtual(vs);
+        let mut seen: HashSet<(IpAddr, u16)> = HashSet::with_capacity(vs.reals.len());
+        for rs in &vs.reals {
+            if !seen.insert((rs.ip, rs.port)) {
+                out.push(Action::Log(text::duplicate_real(
+                    &text::real_text(rs.ip, rs.port),
+                    &virt.text,
+                )));
+                continue;
+            }
+            let spec = CheckSpec::for_real(vs, rs);
+            let identity = check_identity(&spec);
+            let r = virt.reals.len();
+            let c = match index.get(&identity) {
+                Some(&c) => {
+                    checks[c].interval = checks[c].interval.min(vs.checkinterval);
+                    c
+                }
+                None => {
+                    checks.push(Check {
+                        spec,
+                        identity: identity.clone(),
+                        users: Vec::new(),
+                        interval: vs.checkinterval,
+                        last: None,
+                    });
+                    index.insert(identity, checks.len() - 1);
+                    checks.len() - 1
+                }
+            };
+            checks[c].users.push((v, r));
+            let dest = real_dest(rs);
+            let monitor_identity = vs.monitorfile.as_ref().map(|_| {
+                text::monitor_identity(&checks[c].spec, vs.check.checkport, rs.weight, rs.forward)
+            });
+            virt.reals.push(Real {
+                dest,
+                alt_port: None,
+                text: text::real_text(rs.ip, rs.port),
+                check: c,
+                checktype: vs.check.checktype,
+                up: false,
+                pending: true,
+                fresh: true,
+                failures: 0,
+                rises: 0,
+                reminded: None,
+                monitor_identity,
+            });
+        }
+        // A mapped port is only an alias when no configured real owns it outright.
+        for i in 0..virt.reals.len() {
+            let alt = mapped_port(virt.key, &virt.reals[i].dest);
+            virt.reals[i].alt_port = alt.filter(|&p| !seen.contains(&(virt.reals[i].dest.ip, p)));
+        }
+        // A fallback that is also a real would be deleted when that real comes up.
+        if let Some(fb) = virt.fallback
+            && seen.contains(&(fb.ip, fb.port))
+        {
+            virt.fallback = None;
+        }
+        virtuals.push(virt);
+    }
+    (virtuals, checks, index)
+}
+
+fn build_virtual(vs: &VirtualService) -> Virtual {
+    Virtual {
+        key: service_key(vs),
+        spec: service_spec(vs),
+        id: vs.id(),
+        text: vs.virtual_text(),
+        protocol: vs.protocol.as_str(),
+        fallback: vs.fallback.as_ref().map(|fb| fallback_dest(vs, fb)),
+        fallbackcommand: vs.fallbackcommand.clone(),
+        last_command: None,
+        quiescent: vs.quiescent,
+        cleanstop: vs.cleanstop,
+        failurecount: vs.failurecount,
+        risecount: vs.risecount,
+        alerts: vs.alerts.clone(),
+        servicename: vs.servicename.clone(),
+        comment: vs.comment.clone(),
+        monitorfile: vs.monitorfile.clone(),
+        reals: Vec::with_capacity(vs.reals.len()),
+        up: 0,
+    }
+}
