@@ -1,8 +1,207 @@
-//! Placeholder until this checker is written (owned by a helper; replaced, not kept).
+//! `service=dns` negotiate check (§3.4): ask the real server itself.
+//!
+//! Exchange: one query to the real's check port — over UDP, or over TCP with the 2-byte
+//! length prefix (RFC 1035 §4.2.2) when the virtual service is TCP. The query name is the
+//! request without its leading `/`: an IP address becomes a PTR query of its reverse name
+//! (`in-addr.arpa`/`ip6.arpa`), anything else an A query with recursion desired. The
+//! name is taken as absolute: unlike stock (Net::DNS `search`), no resolv.conf search
+//! list of the director is appended — a deliberate fix, the check must not depend on the
+//! director's own resolver configuration. A truncated UDP answer is asked again over TCP.
+//!
+//! Up when some answer record is an A record whose address, or a PTR record whose name
+//! (without the trailing dot, as Net::DNS prints it), matches `receive`. Without
+//! `receive` the check is always down (`Response mismatch`), as in stock: configure one.
+//!
+//! UDP replies from elsewhere, with another ID or unparsable are ignored (the socket is
+//! connected, so only the real's port can answer). The whole exchange is bounded by
+//! `negotiatetimeout`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::{BuildError, CheckSpec, Checker};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use ldirectord_parsers::config::Protocol;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
 
-pub fn build(_spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
-    Err(BuildError::Invalid("dns checks are not built yet".into()))
+use crate::smtp::proto;
+use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+
+/// Build the check for `spec`. The query is built once; each run gets a fresh ID.
+pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
+    let query = query_for(spec.request_body()).map_err(|e| {
+        BuildError::Invalid(format!(
+            "dns check: request {:?} is not a valid name: {e}",
+            spec.request
+        ))
+    })?;
+    Ok(Arc::new(DnsCheck {
+        spec: spec.clone(),
+        query,
+    }))
+}
+
+/// PTR for an address, else A (absolute name).
+fn query_for(request: &str) -> Result<Query, String> {
+    if let Ok(ip) = request.parse::<IpAddr>() {
+        return Ok(Query::query(Name::from(ip), RecordType::PTR));
+    }
+    let mut name = Name::from_ascii(request).map_err(|e| e.to_string())?;
+    name.set_fqdn(true);
+    Ok(Query::query(name, RecordType::A))
+}
+
+#[derive(Debug)]
+struct DnsCheck {
+    spec: CheckSpec,
+    query: Query,
+}
+
+impl Checker for DnsCheck {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        Box::pin(bounded(self.spec.negotiatetimeout, self.run()))
+    }
+}
+
+impl DnsCheck {
+    async fn run(&self) -> Result<String, String> {
+        let Some(receive) = &self.spec.receive else {
+            return Err("Response mismatch (no receive= set: dns checks need one)".to_owned());
+        };
+        let addr = proto::target(&self.spec)?;
+        let mut message = Message::query();
+        message.metadata.recursion_desired = true;
+        message.add_query(self.query.clone());
+        let id = message.metadata.id;
+        let request = message
+            .to_vec()
+            .map_err(|e| format!("cannot encode query: {e}"))?;
+
+        let response = if self.spec.protocol == Protocol::Tcp {
+            ask_tcp(addr, &request, id).await?
+        } else {
+            let response = ask_udp(addr, &request, id).await?;
+            if response.metadata.truncation {
+                ask_tcp(addr, &request, id).await?
+            } else {
+                response
+            }
+        };
+
+        let code = response.metadata.response_code;
+        if code != ResponseCode::NoError {
+            return Err(format!("No answer received: {}", code.to_str()));
+        }
+        if response.answers.is_empty() {
+            return Err("No answer received".to_owned());
+        }
+        let mut seen = Vec::new();
+        for record in &response.answers {
+            let text = match &record.data {
+                RData::A(a) => a.0.to_string(),
+                RData::PTR(ptr) => ptr.0.to_utf8().trim_end_matches('.').to_owned(),
+                _ => continue,
+            };
+            if receive.is_match(text.as_bytes()) {
+                return Ok("Success".to_owned());
+            }
+            seen.push(text);
+        }
+        Err(format!(
+            "Response mismatch: {}",
+            proto::quote(seen.join(" ").as_bytes())
+        ))
+    }
+}
+
+/// Send over a connected UDP socket and wait for the matching response.
+async fn ask_udp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, String> {
+    let local: SocketAddr = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| proto::io_reason(&e))?;
+    socket
+        .connect(addr)
+        .await
+        .map_err(|e| proto::io_reason(&e))?;
+    socket
+        .send(request)
+        .await
+        .map_err(|e| proto::io_reason(&e))?;
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        // An ICMP port unreachable surfaces here as `Connection refused`.
+        let n = socket
+            .recv(&mut buf)
+            .await
+            .map_err(|e| proto::io_reason(&e))?;
+        match Message::from_vec(&buf[..n]) {
+            Ok(m) if m.metadata.id == id && m.metadata.message_type == MessageType::Response => {
+                return Ok(m);
+            }
+            // Late answers to earlier runs, forgeries, garbage: keep waiting.
+            _ => continue,
+        }
+    }
+}
+
+/// One query over TCP, length-prefixed both ways.
+async fn ask_tcp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, String> {
+    let mut stream = proto::connect_tcp(addr).await?;
+    let len = u16::try_from(request.len()).map_err(|_| "query too long".to_owned())?;
+    let mut framed = Vec::with_capacity(request.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(request);
+    stream
+        .write_all(&framed)
+        .await
+        .map_err(|e| proto::io_reason(&e))?;
+    let mut len = [0u8; 2];
+    stream
+        .read_exact(&mut len)
+        .await
+        .map_err(|e| tcp_read_reason(&e))?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| tcp_read_reason(&e))?;
+    let message = Message::from_vec(&buf).map_err(|e| format!("malformed response: {e}"))?;
+    if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
+        return Err("response does not answer the query (ID mismatch)".to_owned());
+    }
+    Ok(message)
+}
+
+fn tcp_read_reason(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        "connection closed by server".to_owned()
+    } else {
+        proto::io_reason(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        let q = query_for("www.example.com").unwrap();
+        assert_eq!(q.query_type, RecordType::A);
+        assert_eq!(q.name.to_utf8(), "www.example.com.");
+        let q = query_for("192.0.2.10").unwrap();
+        assert_eq!(q.query_type, RecordType::PTR);
+        assert_eq!(q.name.to_utf8(), "10.2.0.192.in-addr.arpa.");
+        let q = query_for("2001:db8::1").unwrap();
+        assert_eq!(q.query_type, RecordType::PTR);
+        assert!(q.name.to_utf8().ends_with(".8.b.d.0.1.0.0.2.ip6.arpa."));
+        // Single-label names stay as written: no search list.
+        assert_eq!(query_for("intranet").unwrap().name.to_utf8(), "intranet.");
+        assert!(query_for("a..b").is_err());
+    }
 }

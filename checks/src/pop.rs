@@ -1,8 +1,93 @@
-//! Placeholder until this checker is written (owned by a helper; replaced, not kept).
+//! `service=pop` / `service=pops` negotiate check (§3.4). pops is POP3 inside TLS from the
+//! first byte (port 995), with no certificate verification, like stock.
+//!
+//! Exchange: connect (and TLS handshake for pops), read the greeting, and when `login=` is
+//! set `USER login` / `PASS passwd`, then `QUIT`. Up when the greeting is `+OK` and, with
+//! a login, both USER and PASS are answered `+OK`.
+//!
+//! Deliberate fix: stock never looks at the result without a login and so reports a POP
+//! server up even when it is unreachable; here a `+OK` greeting is always required.
+//! The whole exchange is bounded by `negotiatetimeout`.
+
 use std::sync::Arc;
 
-use crate::{BuildError, CheckSpec, Checker};
+use ldirectord_parsers::config::Service;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-pub fn build(_spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
-    Err(BuildError::Invalid("pop checks are not built yet".into()))
+use crate::smtp::proto::{self, LineConn, quote};
+use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+
+/// Build the check for `spec` (pop or pops).
+pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
+    proto::reject_line_breaks("login", &spec.login)?;
+    proto::reject_line_breaks("passwd", &spec.passwd)?;
+    Ok(Arc::new(PopCheck {
+        spec: spec.clone(),
+        tls: spec.service == Service::Pops,
+    }))
+}
+
+#[derive(Debug)]
+struct PopCheck {
+    spec: CheckSpec,
+    tls: bool,
+}
+
+impl Checker for PopCheck {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        Box::pin(bounded(self.spec.negotiatetimeout, self.run()))
+    }
+}
+
+impl PopCheck {
+    async fn run(&self) -> Result<String, String> {
+        let addr = proto::target(&self.spec)?;
+        let tcp = proto::connect_tcp(addr).await?;
+        if self.tls {
+            self.session(LineConn::new(proto::tls::connect(tcp, addr.ip()).await?))
+                .await
+        } else {
+            self.session(LineConn::new(tcp)).await
+        }
+    }
+
+    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut conn: LineConn<S>,
+    ) -> Result<String, String> {
+        let greeting = conn.read_line().await?;
+        if !is_ok(&greeting) {
+            return Err(format!("greeting: {}", quote(&greeting)));
+        }
+        if !self.spec.login.is_empty() {
+            conn.send(&format!("USER {}", self.spec.login)).await?;
+            let user = conn.read_line().await?;
+            if !is_ok(&user) {
+                return Err(format!("login failed: USER: {}", quote(&user)));
+            }
+            conn.send(&format!("PASS {}", self.spec.passwd)).await?;
+            let pass = conn.read_line().await?;
+            if !is_ok(&pass) {
+                return Err(format!("login failed: PASS: {}", quote(&pass)));
+            }
+        }
+        conn.goodbye("QUIT").await;
+        Ok("-".to_owned())
+    }
+}
+
+/// A POP3 positive status indicator (RFC 1939 §3): `+OK`, alone or followed by a space.
+fn is_ok(line: &[u8]) -> bool {
+    line == b"+OK" || line.starts_with(b"+OK ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_indicator() {
+        assert!(super::is_ok(b"+OK Dovecot ready."));
+        assert!(super::is_ok(b"+OK"));
+        assert!(!super::is_ok(b"+OKAY"));
+        assert!(!super::is_ok(b"-ERR [AUTH] Authentication failed."));
+    }
 }

@@ -1,8 +1,68 @@
-//! Placeholder until this checker is written (owned by a helper; replaced, not kept).
+//! `service=smtp` / `service=submission` negotiate check (§3.4).
+//!
+//! Exchange: TCP connect to the real's check port, read the greeting, `EHLO`, and when the
+//! server refuses EHLO (any non-2xx, e.g. `502` from an RFC 821 server) `HELO`, then
+//! `QUIT`. Up when the greeting is 2xx and EHLO or HELO is accepted with 2xx; the QUIT
+//! answer does not matter (it is awaited only briefly). Like Net::SMTP, the client greets as `localhost.localdomain`.
+//! The whole exchange is bounded by `negotiatetimeout`.
+//!
+//! This file also declares [`proto`], the line reader and TLS connector the other
+//! hand-written protocol checks share.
+
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::{BuildError, CheckSpec, Checker};
+use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
 
-pub fn build(_spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
-    Err(BuildError::Invalid("smtp checks are not built yet".into()))
+#[path = "proto/mod.rs"]
+pub(crate) mod proto;
+
+use proto::LineConn;
+
+/// The name sent with EHLO/HELO (Net::SMTP's default `Hello`).
+const CLIENT_NAME: &str = "localhost.localdomain";
+
+/// Build the check for `spec` (smtp or submission: the port comes from the spec).
+pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
+    Ok(Arc::new(SmtpCheck {
+        spec: spec.clone(),
+        timeout: spec.negotiatetimeout,
+    }))
+}
+
+#[derive(Debug)]
+struct SmtpCheck {
+    spec: CheckSpec,
+    timeout: Duration,
+}
+
+impl Checker for SmtpCheck {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        Box::pin(bounded(self.timeout, self.run()))
+    }
+}
+
+impl SmtpCheck {
+    async fn run(&self) -> Result<String, String> {
+        let addr = proto::target(&self.spec)?;
+        let mut conn = LineConn::new(proto::connect_tcp(addr).await?);
+        let greeting = conn.read_reply().await?;
+        if !greeting.is_ok() {
+            return Err(format!("greeting: {}", greeting.line));
+        }
+        conn.send(&format!("EHLO {CLIENT_NAME}")).await?;
+        let ehlo = conn.read_reply().await?;
+        if !ehlo.is_ok() {
+            conn.send(&format!("HELO {CLIENT_NAME}")).await?;
+            let helo = conn.read_reply().await?;
+            if !helo.is_ok() {
+                return Err(format!(
+                    "HELO rejected: {} (EHLO: {})",
+                    helo.line, ehlo.line
+                ));
+            }
+        }
+        conn.goodbye("QUIT").await;
+        Ok("-".to_owned())
+    }
 }
