@@ -302,28 +302,33 @@ fn cert_error(c: &CertificateError) -> String {
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             "not valid for the name".to_owned()
         }
-        other => format!("{other:?}"),
+        other => {
+            let text = format!("{other:?}");
+            // `Other(OtherError(CaUsedAsEndEntity))` reads better as `CaUsedAsEndEntity`.
+            match text
+                .strip_prefix("Other(OtherError(")
+                .and_then(|t| t.strip_suffix("))"))
+            {
+                Some(inner) => inner.to_owned(),
+                None => text,
+            }
+        }
     }
 }
 
-/// The rustls error somewhere in `e`'s chain (tokio-rustls wraps it in an io::Error, whose
-/// `source()` skips it, hence the `get_ref`).
-fn find_tls_error(e: &reqwest::Error) -> Option<rustls::Error> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return Some(t.clone());
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(t) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(t.clone());
-        }
-        cur = err.source();
+/// The rustls error somewhere in `e`'s chain. tokio-rustls and the connector wrap it in
+/// (possibly nested) io::Errors, whose `source()` skips the wrapped error, hence `get_ref`.
+fn find_tls_error(e: &(dyn StdError + 'static)) -> Option<rustls::Error> {
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t.clone());
     }
-    None
+    if let Some(io) = e.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+        && let Some(t) = find_tls_error(inner)
+    {
+        return Some(t);
+    }
+    e.source().and_then(find_tls_error)
 }
 
 /// The most specific message in an error chain, io errors without `(os error N)`.
