@@ -269,7 +269,7 @@ impl PgsqlCheck {
                 .map(|s| SyncState::as_str(*s))
                 .collect();
             return Err(format!(
-                "{reason}: sync_state={sync_state} not in pgsqlsyncstate={}",
+                "sync_state={sync_state} not in pgsqlsyncstate={} ({reason})",
                 wanted.join(",")
             ));
         }
@@ -278,14 +278,14 @@ impl PgsqlCheck {
                 Lag::Seconds(secs) if secs < max.as_secs_f64() => {}
                 Lag::Seconds(secs) => {
                     return Err(format!(
-                        "{reason}: lag {} exceeds pgsqlmaxlag {}",
+                        "lag {} exceeds pgsqlmaxlag {} ({reason})",
                         seconds(secs),
                         seconds(max.as_secs_f64())
                     ));
                 }
                 Lag::Unknown { .. } => {
                     return Err(format!(
-                        "{reason}: lag unknown, so not below pgsqlmaxlag {}",
+                        "lag unknown, so not below pgsqlmaxlag {} ({reason})",
                         seconds(max.as_secs_f64())
                     ));
                 }
