@@ -12,6 +12,7 @@ use std::pin::Pin;
 use ldirectord_parsers::config::{Family, Forward};
 
 pub mod ipvsadm;
+pub mod netlink;
 
 /// A boxed future, so engines can be chosen at run time (`--engine`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,0 +1,319 @@
+//! The netlink engine: programs IPVS over generic netlink, the way ipvsadm itself talks to
+//! the kernel, without a process per change.
+//!
+//! Layers, from the bytes up:
+//! - [`wire`]: message types, encoding of every [`Op`] and dump, decoding of replies (pure,
+//!   tested against golden bytes and hand-built kernel replies);
+//! - [`Transport`]: sends one request and returns the kernel's replies. [`SocketTransport`]
+//!   is a real `NETLINK_GENERIC` socket (netlink-proto); [`FakeKernel`] is an in-memory
+//!   IPVS that reads and answers the same bytes with the kernel's error semantics, so the
+//!   engine, the director and the benchmarks run end to end on machines without IPVS;
+//! - [`NetlinkEngine`]: resolves the `IPVS` family, then dumps and applies ops.
+//!
+//! Every IPVS command needs CAP_NET_ADMIN, dumps included. A kernel without IPVS answers
+//! the family lookup with ENOENT; the engine then reports [`EngineError::Unavailable`]
+//! (after one `modprobe ip_vs` only if [`NetlinkOptions::modprobe`] is set).
+
+use std::io;
+use std::path::PathBuf;
+
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_generic::GenlMessage;
+use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+
+use super::{BoxFuture, Engine, EngineError, Op, ServiceEntry, Table};
+
+pub mod fake;
+mod socket;
+pub mod wire;
+
+pub use fake::FakeKernel;
+pub use socket::SocketTransport;
+use wire::{GenlPayload, IpvsMessage};
+
+/// Sends requests to the kernel (or something that answers like it).
+pub trait Transport: Send {
+    /// Sends one request and returns every reply up to and including the one that ends
+    /// the exchange (an ACK or error for a change, `NLMSG_DONE` for a dump). The transport
+    /// owns sequence numbers and port ids.
+    fn request(
+        &mut self,
+        message: NetlinkMessage<GenlPayload>,
+    ) -> BoxFuture<'_, io::Result<Vec<NetlinkMessage<GenlPayload>>>>;
+}
+
+/// How the engine starts.
+#[derive(Debug, Clone, Default)]
+pub struct NetlinkOptions {
+    /// If the kernel has no IPVS family, run this program once with `ip_vs` as argument
+    /// (normally `modprobe`) and retry. Default `None`: never load modules, because a
+    /// director that silently loads kernel modules surprises operators.
+    pub modprobe: Option<PathBuf>,
+}
+
+/// IPVS over generic netlink.
+pub struct NetlinkEngine {
+    transport: Box<dyn Transport>,
+    family_id: u16,
+}
+
+impl std::fmt::Debug for NetlinkEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetlinkEngine")
+            .field("family_id", &self.family_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The message when the family lookup says there is no IPVS.
+fn no_ipvs_message(modprobe_tried: Option<&PathBuf>) -> String {
+    let tried = match modprobe_tried {
+        Some(program) => format!(" (even after running `{} ip_vs`)", program.display()),
+        None => String::new(),
+    };
+    format!(
+        "the kernel has no IPVS generic netlink family{tried}: load the module with \
+         `modprobe ip_vs` (the kernel needs CONFIG_IP_VS), and run ldirectord with \
+         CAP_NET_ADMIN; or use --engine ipvsadm"
+    )
+}
+
+impl NetlinkEngine {
+    /// Opens a generic-netlink socket (inside a tokio runtime) and resolves IPVS.
+    pub async fn connect(options: NetlinkOptions) -> Result<Self, EngineError> {
+        let transport = SocketTransport::open().map_err(|e| {
+            EngineError::Unavailable(format!("cannot open a generic netlink socket: {e}"))
+        })?;
+        Self::with_transport(transport, options).await
+    }
+
+    /// Runs on any transport, e.g. a [`FakeKernel`]. Resolves the IPVS family first.
+    pub async fn with_transport(
+        transport: impl Transport + 'static,
+        options: NetlinkOptions,
+    ) -> Result<Self, EngineError> {
+        let mut transport: Box<dyn Transport> = Box::new(transport);
+        let family_id = match resolve_family(transport.as_mut()).await? {
+            Some(id) => id,
+            None => {
+                let Some(program) = &options.modprobe else {
+                    return Err(EngineError::Unavailable(no_ipvs_message(None)));
+                };
+                let status = tokio::process::Command::new(program)
+                    .arg("ip_vs")
+                    .status()
+                    .await;
+                tracing::info!(program = %program.display(), ?status, "tried to load ip_vs");
+                resolve_family(transport.as_mut())
+                    .await?
+                    .ok_or_else(|| EngineError::Unavailable(no_ipvs_message(Some(program))))?
+            }
+        };
+        Ok(NetlinkEngine {
+            transport,
+            family_id,
+        })
+    }
+
+    /// The dynamic id the kernel gave the IPVS family.
+    pub fn family_id(&self) -> u16 {
+        self.family_id
+    }
+
+    /// Sends one IPVS request and returns the data replies, or the kernel's errno.
+    async fn exchange(
+        &mut self,
+        flags: u16,
+        message: IpvsMessage,
+    ) -> Result<Result<Vec<IpvsMessage>, i32>, EngineError> {
+        let request = wire::netlink_message(self.family_id, flags, message);
+        let replies = self.transport.request(request).await?;
+        let mut data = Vec::new();
+        for reply in replies {
+            match reply.payload {
+                NetlinkPayload::InnerMessage(GenlPayload::Ipvs(genl)) => data.push(genl.payload),
+                NetlinkPayload::Error(e) => match e.code {
+                    Some(code) => return Ok(Err(-code.get())),
+                    None => return Ok(Ok(data)),
+                },
+                NetlinkPayload::Done(done) if done.code < 0 => return Ok(Err(-done.code)),
+                NetlinkPayload::Done(_) => return Ok(Ok(data)),
+                _ => {}
+            }
+        }
+        Err(EngineError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the netlink exchange ended before the kernel acknowledged the request",
+        )))
+    }
+
+    async fn dump_table(&mut self) -> Result<Table, EngineError> {
+        let services = self
+            .exchange(NLM_F_REQUEST | NLM_F_DUMP, wire::dump_services_message())
+            .await?
+            .map_err(|errno| rejected("dump virtual services", errno, None))?;
+        let mut table = Table::default();
+        for message in services {
+            let Some(nest) = message.attr(wire::cmd_attr::SERVICE) else {
+                continue;
+            };
+            let spec = nest.children().and_then(|c| wire::decode_service(&c));
+            let spec = match spec {
+                Ok(spec) => spec,
+                // A service we cannot read (a protocol IPVS added later) is left alone.
+                Err(e) => {
+                    tracing::warn!("skipping a virtual service the kernel listed: {e}");
+                    continue;
+                }
+            };
+            let what = format!("dump real servers of {}", spec.key);
+            let replies = self
+                .exchange(
+                    NLM_F_REQUEST | NLM_F_DUMP,
+                    wire::dump_dests_message(&spec.key),
+                )
+                .await?
+                .map_err(|errno| rejected(&what, errno, None))?;
+            let family = wire::service_family(&spec.key);
+            let mut dests = Vec::with_capacity(replies.len());
+            for reply in replies {
+                let Some(nest) = reply.attr(wire::cmd_attr::DEST) else {
+                    continue;
+                };
+                match nest.children().and_then(|c| wire::decode_dest(&c, family)) {
+                    Ok(dest) => dests.push(dest),
+                    Err(e) => tracing::warn!("skipping a real server of {}: {e}", spec.key),
+                }
+            }
+            table.services.push(ServiceEntry { spec, dests });
+        }
+        Ok(table)
+    }
+
+    async fn apply_op(&mut self, op: &Op) -> Result<(), EngineError> {
+        let message = wire::op_message(op).map_err(|e| EngineError::Rejected {
+            op: describe(op),
+            message: e.to_string(),
+            errno: Some(EINVAL),
+        })?;
+        self.exchange(NLM_F_REQUEST | NLM_F_ACK, message)
+            .await?
+            .map(|_| ())
+            .map_err(|errno| rejected(&describe(op), errno, Some(op)))
+    }
+}
+
+impl Engine for NetlinkEngine {
+    fn name(&self) -> &'static str {
+        "netlink"
+    }
+
+    fn dump(&mut self) -> BoxFuture<'_, Result<Table, EngineError>> {
+        Box::pin(self.dump_table())
+    }
+
+    fn apply<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(self.apply_op(op))
+    }
+}
+
+/// Asks nlctrl for the IPVS family id; `None` when the kernel has no such family.
+async fn resolve_family(transport: &mut dyn Transport) -> Result<Option<u16>, EngineError> {
+    let ctrl = GenlCtrl {
+        cmd: GenlCtrlCmd::GetFamily,
+        nlas: vec![GenlCtrlAttrs::FamilyName(wire::IPVS_GENL_NAME.into())],
+    };
+    let mut message = NetlinkMessage::from(GenlPayload::Ctrl(GenlMessage::from_payload(ctrl)));
+    message.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    message.finalize();
+    for reply in transport.request(message).await? {
+        match reply.payload {
+            NetlinkPayload::InnerMessage(GenlPayload::Ctrl(genl)) => {
+                let id = genl.payload.nlas.iter().find_map(|a| match a {
+                    GenlCtrlAttrs::FamilyId(id) => Some(*id),
+                    _ => None,
+                });
+                if let Some(id) = id {
+                    return Ok(Some(id));
+                }
+            }
+            NetlinkPayload::Error(e) => match e.code.map(|c| -c.get()) {
+                Some(ENOENT) => return Ok(None),
+                Some(EPERM) | Some(EACCES) => {
+                    return Err(EngineError::Unavailable(
+                        "the kernel refused the IPVS family lookup: ldirectord needs CAP_NET_ADMIN"
+                            .into(),
+                    ));
+                }
+                Some(errno) => {
+                    return Err(rejected("resolve the IPVS netlink family", errno, None));
+                }
+                None => break,
+            },
+            _ => {}
+        }
+    }
+    Err(EngineError::Io(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "nlctrl answered without a family id for IPVS",
+    )))
+}
+
+const EPERM: i32 = 1;
+const ENOENT: i32 = 2;
+const ESRCH: i32 = 3;
+const EACCES: i32 = 13;
+const EEXIST: i32 = 17;
+const EINVAL: i32 = 22;
+const ERANGE: i32 = 34;
+
+/// What the op does, in the operator's words, with ipvsadm's notation for addresses.
+pub fn describe(op: &Op) -> String {
+    let rip = |ip, port| ldirectord_parsers::ipvsadm::format_addr_port(ip, port);
+    match op {
+        Op::AddService(s) => format!("add virtual service {}", s.key),
+        Op::EditService(s) => format!("edit virtual service {}", s.key),
+        Op::DelService(k) => format!("delete virtual service {k}"),
+        Op::AddDest(k, d) => format!("add real server {} to {k}", rip(d.ip, d.port)),
+        Op::EditDest(k, d) => format!("edit real server {} of {k}", rip(d.ip, d.port)),
+        Op::QuiesceDest(k, d) => format!("quiesce real server {} of {k}", rip(d.ip, d.port)),
+        Op::ReaddQuiescedDest(k, d) => {
+            format!("re-add quiesced real server {} to {k}", rip(d.ip, d.port))
+        }
+        Op::DelDest { service, ip, port } => {
+            format!("delete real server {} from {service}", rip(*ip, *port))
+        }
+    }
+}
+
+/// Maps a kernel errno to an error whose message says what it means for this op.
+fn rejected(what: &str, errno: i32, op: Option<&Op>) -> EngineError {
+    let is_service_op = matches!(
+        op,
+        Some(Op::AddService(_) | Op::EditService(_) | Op::DelService(_))
+    );
+    let message = match errno {
+        EPERM | EACCES => {
+            return EngineError::Unavailable(format!(
+                "{what}: permission denied, ldirectord needs CAP_NET_ADMIN"
+            ));
+        }
+        EEXIST if is_service_op => "the virtual service already exists".to_owned(),
+        EEXIST => "the real server already exists in this virtual service".to_owned(),
+        ESRCH => "no such virtual service".to_owned(),
+        ENOENT if is_service_op => {
+            "scheduler or persistence engine not found (is its ip_vs_* module available?)"
+                .to_owned()
+        }
+        ENOENT => "no such real server in this virtual service".to_owned(),
+        EINVAL => "invalid argument (the kernel refused an attribute)".to_owned(),
+        ERANGE => "weight or connection thresholds out of range (lower above upper?)".to_owned(),
+        other => io::Error::from_raw_os_error(other).to_string(),
+    };
+    EngineError::Rejected {
+        op: what.to_owned(),
+        message,
+        errno: Some(errno),
+    }
+}
