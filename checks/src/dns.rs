@@ -91,7 +91,7 @@ impl DnsCheck {
 
         let code = response.metadata.response_code;
         if code != ResponseCode::NoError {
-            return Err(format!("No answer received: {}", code.to_str()));
+            return Err(format!("No answer received: {}", rcode_name(code)));
         }
         if response.answers.is_empty() {
             return Err("No answer received".to_owned());
@@ -175,6 +175,18 @@ async fn ask_tcp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, S
         return Err("response does not answer the query (ID mismatch)".to_owned());
     }
     Ok(message)
+}
+
+/// The mnemonic dig prints for a response code.
+fn rcode_name(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::FormErr => "FORMERR".to_owned(),
+        ResponseCode::ServFail => "SERVFAIL".to_owned(),
+        ResponseCode::NXDomain => "NXDOMAIN".to_owned(),
+        ResponseCode::NotImp => "NOTIMP".to_owned(),
+        ResponseCode::Refused => "REFUSED".to_owned(),
+        other => format!("RCODE {}", u16::from(other)),
+    }
 }
 
 fn tcp_read_reason(e: &std::io::Error) -> String {
