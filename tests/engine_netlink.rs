@@ -1,0 +1,543 @@
+//! The netlink engine end to end: on the in-memory [`FakeKernel`] (the same netlink bytes
+//! a kernel reads and writes), and against this machine's real kernel, which has no IPVS
+//! and must give a clear `Unavailable` instead of a crash.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use ldirectord::engine::ipvsadm::IpvsadmEngine;
+use ldirectord::engine::netlink::{FakeKernel, NetlinkEngine, NetlinkOptions};
+use ldirectord::engine::{
+    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceEntry, ServiceKey,
+    ServiceSpec, Table,
+};
+use ldirectord_parsers::config::{Family, Forward};
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn key(proto: IpProto, addr: &str, port: u16) -> ServiceKey {
+    ServiceKey::Inet {
+        proto,
+        ip: ip(addr),
+        port,
+    }
+}
+
+fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
+    ServiceSpec {
+        key,
+        scheduler: scheduler.into(),
+        persistent: None,
+        netmask: None,
+        ops: false,
+        sched_flags: vec![],
+    }
+}
+
+fn dest(addr: &str, port: u16, forward: Forward, weight: u32) -> DestSpec {
+    DestSpec {
+        ip: ip(addr),
+        port,
+        forward,
+        weight,
+        upper: 0,
+        lower: 0,
+    }
+}
+
+fn entry(spec: DestSpec) -> DestEntry {
+    DestEntry {
+        spec,
+        local: false,
+        active_conns: 0,
+        inactive_conns: 0,
+    }
+}
+
+async fn engine_on(kernel: &FakeKernel) -> NetlinkEngine {
+    NetlinkEngine::with_transport(kernel.clone(), NetlinkOptions::default())
+        .await
+        .unwrap()
+}
+
+fn errno_of(result: Result<(), EngineError>) -> (i32, String, String) {
+    match result {
+        Err(EngineError::Rejected {
+            op,
+            message,
+            errno: Some(errno),
+        }) => (errno, op, message),
+        other => panic!("expected a rejection with an errno, got {other:?}"),
+    }
+}
+
+/// The services of the flow below, in every shape the engine must encode.
+struct Fixture {
+    web: ServiceSpec,
+    dns6: ServiceSpec,
+    fwm6: ServiceSpec,
+    sctp: ServiceSpec,
+}
+
+fn fixture() -> Fixture {
+    Fixture {
+        web: ServiceSpec {
+            persistent: Some(300),
+            netmask: Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
+            ..service(key(IpProto::Tcp, "192.0.2.10", 80), "wrr")
+        },
+        dns6: ServiceSpec {
+            ops: true,
+            ..service(key(IpProto::Udp, "2001:db8::10", 53), "rr")
+        },
+        fwm6: ServiceSpec {
+            sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+            persistent: Some(60),
+            netmask: Some(Netmask::V6(64)),
+            ..service(
+                ServiceKey::Fwmark {
+                    mark: 12,
+                    family: Family::Inet6,
+                },
+                "sh",
+            )
+        },
+        sctp: service(key(IpProto::Sctp, "192.0.2.11", 9), "wlc"),
+    }
+}
+
+#[tokio::test]
+async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
+    let kernel = FakeKernel::new();
+    let mut engine = engine_on(&kernel).await;
+    assert_eq!(engine.name(), "netlink");
+    let f = fixture();
+    let web_masq = DestSpec {
+        upper: 100,
+        lower: 10,
+        ..dest("10.0.0.2", 8080, Forward::Masq, 5)
+    };
+    for op in [
+        Op::AddService(f.web.clone()),
+        Op::AddService(f.dns6.clone()),
+        Op::AddService(f.fwm6.clone()),
+        Op::AddService(f.sctp.clone()),
+        Op::AddDest(f.web.key, web_masq),
+        // Gate to another port lands on the service port, as with ipvsadm.
+        Op::AddDest(f.web.key, dest("10.0.0.3", 8080, Forward::Gate, 1)),
+        Op::AddDest(f.dns6.key, dest("2001:db8::a", 53, Forward::Ipip, 2)),
+        // An IPv4 real under an IPv6 service is allowed for tunnels only.
+        Op::AddDest(f.dns6.key, dest("192.0.2.99", 53, Forward::Ipip, 1)),
+        Op::ReaddQuiescedDest(f.fwm6.key, dest("2001:db8::b", 0, Forward::Gate, 0)),
+    ] {
+        engine
+            .apply(&op)
+            .await
+            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    let table = engine.dump().await.unwrap();
+    let expected = Table {
+        services: vec![
+            ServiceEntry {
+                spec: f.web.clone(),
+                dests: vec![
+                    entry(web_masq),
+                    entry(dest("10.0.0.3", 80, Forward::Gate, 1)),
+                ],
+            },
+            ServiceEntry {
+                spec: f.sctp.clone(),
+                dests: vec![],
+            },
+            ServiceEntry {
+                spec: f.dns6.clone(),
+                dests: vec![
+                    entry(dest("2001:db8::a", 53, Forward::Ipip, 2)),
+                    entry(dest("192.0.2.99", 53, Forward::Ipip, 1)),
+                ],
+            },
+            ServiceEntry {
+                spec: f.fwm6.clone(),
+                dests: vec![entry(dest("2001:db8::b", 0, Forward::Gate, 0))],
+            },
+        ],
+    };
+    assert_eq!(table, expected);
+
+    // Edit: new scheduler without persistence, quiesce one real, re-weight another.
+    let web_plain = service(f.web.key, "wlc");
+    for op in [
+        Op::EditService(web_plain.clone()),
+        Op::QuiesceDest(
+            f.web.key,
+            DestSpec {
+                weight: 0,
+                ..web_masq
+            },
+        ),
+        Op::EditDest(f.web.key, dest("10.0.0.3", 80, Forward::Gate, 7)),
+        Op::EditService(ServiceSpec {
+            ops: false,
+            ..f.dns6.clone()
+        }),
+    ] {
+        engine
+            .apply(&op)
+            .await
+            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    let table = engine.dump().await.unwrap();
+    let web = table.service(&f.web.key).unwrap();
+    assert_eq!(web.spec, web_plain);
+    assert_eq!(
+        web.dests,
+        vec![
+            entry(DestSpec {
+                weight: 0,
+                upper: 0,
+                lower: 0,
+                ..web_masq
+            }),
+            entry(dest("10.0.0.3", 80, Forward::Gate, 7)),
+        ]
+    );
+    assert!(!table.service(&f.dns6.key).unwrap().spec.ops);
+
+    // Delete a real and whole services.
+    for op in [
+        Op::DelDest {
+            service: f.web.key,
+            ip: ip("10.0.0.2"),
+            port: 8080,
+        },
+        Op::DelService(f.dns6.key),
+        Op::DelService(f.fwm6.key),
+    ] {
+        engine
+            .apply(&op)
+            .await
+            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    let table = engine.dump().await.unwrap();
+    let keys: Vec<ServiceKey> = table.services.iter().map(|s| s.spec.key).collect();
+    assert_eq!(keys, vec![f.web.key, f.sctp.key]);
+    assert_eq!(
+        table.service(&f.web.key).unwrap().dests,
+        vec![entry(dest("10.0.0.3", 80, Forward::Gate, 7))]
+    );
+    assert_eq!(kernel.counts(), (2, 1));
+}
+
+#[tokio::test]
+async fn kernel_errors_become_rejections_that_name_the_op() {
+    let kernel = FakeKernel::new();
+    let mut engine = engine_on(&kernel).await;
+    let f = fixture();
+    engine.apply(&Op::AddService(f.web.clone())).await.unwrap();
+
+    let (errno, op, message) = errno_of(engine.apply(&Op::AddService(f.web.clone())).await);
+    assert_eq!(
+        (errno, op.as_str()),
+        (17, "add virtual service -t 192.0.2.10:80")
+    );
+    assert!(message.contains("already exists"), "{message}");
+
+    let missing = key(IpProto::Tcp, "192.0.2.77", 80);
+    let (errno, _, message) =
+        errno_of(engine.apply(&Op::EditService(service(missing, "rr"))).await);
+    assert_eq!(errno, 3, "{message}");
+    let (errno, op, _) = errno_of(
+        engine
+            .apply(&Op::AddDest(
+                missing,
+                dest("10.0.0.1", 80, Forward::Masq, 1),
+            ))
+            .await,
+    );
+    assert_eq!(
+        (errno, op.as_str()),
+        (3, "add real server 10.0.0.1:80 to -t 192.0.2.77:80")
+    );
+    let (errno, _, _) = errno_of(engine.apply(&Op::DelService(missing)).await);
+    assert_eq!(errno, 3);
+
+    let (errno, op, message) = errno_of(
+        engine
+            .apply(&Op::EditDest(
+                f.web.key,
+                dest("10.0.0.1", 80, Forward::Masq, 1),
+            ))
+            .await,
+    );
+    assert_eq!(
+        (errno, op.as_str()),
+        (2, "edit real server 10.0.0.1:80 of -t 192.0.2.10:80")
+    );
+    assert!(message.contains("no such real server"), "{message}");
+    let (errno, _, _) = errno_of(
+        engine
+            .apply(&Op::DelDest {
+                service: f.web.key,
+                ip: ip("10.0.0.1"),
+                port: 80,
+            })
+            .await,
+    );
+    assert_eq!(errno, 2);
+
+    let (errno, _, message) = errno_of(
+        engine
+            .apply(&Op::AddService(service(
+                key(IpProto::Tcp, "192.0.2.1", 1),
+                "nosuch",
+            )))
+            .await,
+    );
+    assert_eq!(errno, 2);
+    assert!(message.contains("scheduler"), "{message}");
+
+    let inverted = DestSpec {
+        upper: 5,
+        lower: 10,
+        ..dest("10.0.0.1", 80, Forward::Masq, 1)
+    };
+    let (errno, _, _) = errno_of(engine.apply(&Op::AddDest(f.web.key, inverted)).await);
+    assert_eq!(errno, 34);
+    let (errno, _, _) = errno_of(
+        engine
+            .apply(&Op::AddDest(
+                f.web.key,
+                dest("10.0.0.1", 80, Forward::Masq, u32::MAX),
+            ))
+            .await,
+    );
+    assert_eq!(errno, 34);
+
+    engine.apply(&Op::AddService(f.dns6.clone())).await.unwrap();
+    let (errno, _, _) = errno_of(
+        engine
+            .apply(&Op::AddDest(
+                f.dns6.key,
+                dest("192.0.2.99", 53, Forward::Masq, 1),
+            ))
+            .await,
+    );
+    assert_eq!(errno, 22, "an IPv4 masq real under an IPv6 service");
+
+    engine
+        .apply(&Op::AddDest(
+            f.web.key,
+            dest("10.0.0.1", 80, Forward::Masq, 1),
+        ))
+        .await
+        .unwrap();
+    let (errno, _, _) = errno_of(
+        engine
+            .apply(&Op::AddDest(
+                f.web.key,
+                dest("10.0.0.1", 80, Forward::Masq, 3),
+            ))
+            .await,
+    );
+    assert_eq!(errno, 17);
+
+    // Refused before anything is sent.
+    let before = kernel.requests();
+    let bad_flags = ServiceSpec {
+        sched_flags: vec!["sh-sideways".into()],
+        ..service(f.sctp.key, "sh")
+    };
+    let (errno, _, message) = errno_of(engine.apply(&Op::AddService(bad_flags)).await);
+    assert_eq!(errno, 22);
+    assert!(message.contains("sh-sideways"), "{message}");
+    assert_eq!(kernel.requests(), before);
+}
+
+#[tokio::test]
+async fn old_kernel_replies_local_reals_and_counters_decode() {
+    let kernel = FakeKernel::new();
+    kernel.set_legacy_replies(true);
+    kernel.add_local_address(ip("127.0.0.1"));
+    let mut engine = engine_on(&kernel).await;
+    let f = fixture();
+    engine.apply(&Op::AddService(f.web.clone())).await.unwrap();
+    engine.apply(&Op::AddService(f.dns6.clone())).await.unwrap();
+    engine
+        .apply(&Op::AddDest(
+            f.web.key,
+            dest("127.0.0.1", 80, Forward::Gate, 2),
+        ))
+        .await
+        .unwrap();
+    engine
+        .apply(&Op::AddDest(
+            f.dns6.key,
+            dest("2001:db8::a", 53, Forward::Masq, 1),
+        ))
+        .await
+        .unwrap();
+    assert!(kernel.set_connections(&f.web.key, ip("127.0.0.1"), 80, 11, 22));
+    let table = engine.dump().await.unwrap();
+    let local = table.service(&f.web.key).unwrap().dests[0];
+    assert_eq!(
+        local,
+        DestEntry {
+            spec: dest("127.0.0.1", 80, Forward::Gate, 2),
+            local: true,
+            active_conns: 11,
+            inactive_conns: 22
+        }
+    );
+    // Without ADDR_FAMILY the real takes the service's family.
+    assert_eq!(
+        table.service(&f.dns6.key).unwrap().dests[0].spec.ip,
+        ip("2001:db8::a")
+    );
+}
+
+#[tokio::test]
+async fn a_fake_kernel_without_ipvs_is_unavailable() {
+    match NetlinkEngine::with_transport(FakeKernel::without_ipvs(), NetlinkOptions::default()).await
+    {
+        Err(EngineError::Unavailable(message)) => {
+            assert!(message.contains("modprobe ip_vs"), "{message}");
+            assert!(message.contains("CAP_NET_ADMIN"), "{message}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // With modprobe enabled the engine tries once, then still reports Unavailable.
+    let options = NetlinkOptions {
+        modprobe: Some(PathBuf::from("/bin/true")),
+    };
+    match NetlinkEngine::with_transport(FakeKernel::without_ipvs(), options).await {
+        Err(EngineError::Unavailable(message)) => {
+            assert!(
+                message.contains("even after running `/bin/true ip_vs`"),
+                "{message}"
+            )
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+/// This machine's kernel (no IPVS, see shared/reference/testing-ipvs.md): the lookup over
+/// a real NETLINK_GENERIC socket must end in `Unavailable` with advice. On a kernel with
+/// IPVS (the VM tests), connecting and dumping must work instead.
+#[tokio::test]
+async fn the_real_kernel_without_ipvs_is_unavailable_not_a_crash() {
+    let kernel_has_ipvs = Path::new("/proc/net/ip_vs").exists();
+    match NetlinkEngine::connect(NetlinkOptions::default()).await {
+        Ok(mut engine) => {
+            assert!(
+                kernel_has_ipvs,
+                "IPVS resolved although /proc/net/ip_vs is missing"
+            );
+            engine.dump().await.unwrap();
+        }
+        Err(EngineError::Unavailable(message)) => {
+            assert!(
+                !kernel_has_ipvs || message.contains("CAP_NET_ADMIN"),
+                "{message}"
+            );
+            assert!(message.contains("CAP_NET_ADMIN"), "{message}");
+            if !kernel_has_ipvs {
+                assert!(message.contains("modprobe ip_vs"), "{message}");
+            }
+        }
+        Err(other) => panic!("expected Unavailable, got {other}"),
+    }
+}
+
+/// Sorts like ipvsadm lists, so tables from both engines compare.
+fn canonical(mut table: Table) -> Table {
+    let rank = |k: &ServiceKey| match *k {
+        ServiceKey::Inet { proto, ip, port } => (0, ip.is_ipv6(), proto, Some(ip), port),
+        ServiceKey::Fwmark { mark, family } => {
+            (mark, family == Family::Inet6, IpProto::Tcp, None, 0)
+        }
+    };
+    table.services.sort_by_key(|s| rank(&s.spec.key));
+    for s in &mut table.services {
+        s.dests
+            .sort_by_key(|d| (d.spec.ip.is_ipv6(), d.spec.ip, d.spec.port));
+    }
+    table
+}
+
+#[tokio::test]
+async fn both_engines_leave_the_same_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ipvsadm-standin.py");
+    let wrapper = dir.path().join("ipvsadm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nIPVSADM_STANDIN_DIR='{}' exec python3 '{}' \"$@\"\n",
+            dir.path().display(),
+            fixture_path.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut ipvsadm = IpvsadmEngine::new(wrapper);
+    let kernel = FakeKernel::new();
+    let mut netlink = engine_on(&kernel).await;
+
+    let f = fixture();
+    let ops = vec![
+        Op::AddService(f.web.clone()),
+        Op::AddService(f.dns6.clone()),
+        Op::AddService(f.fwm6.clone()),
+        Op::AddService(service(
+            ServiceKey::Fwmark {
+                mark: 3,
+                family: Family::Inet,
+            },
+            "lc",
+        )),
+        Op::AddDest(
+            f.web.key,
+            DestSpec {
+                upper: 100,
+                lower: 10,
+                ..dest("10.0.0.2", 8080, Forward::Masq, 5)
+            },
+        ),
+        Op::AddDest(f.web.key, dest("10.0.0.3", 8080, Forward::Gate, 1)),
+        Op::AddDest(f.dns6.key, dest("2001:db8::a", 5353, Forward::Ipip, 2)),
+        Op::ReaddQuiescedDest(f.fwm6.key, dest("2001:db8::b", 0, Forward::Gate, 0)),
+        Op::QuiesceDest(f.web.key, dest("10.0.0.3", 80, Forward::Gate, 0)),
+        Op::EditDest(
+            f.web.key,
+            DestSpec {
+                upper: 7,
+                lower: 1,
+                ..dest("10.0.0.2", 8080, Forward::Masq, 9)
+            },
+        ),
+        Op::EditService(service(f.web.key, "wlc")),
+        Op::DelDest {
+            service: f.dns6.key,
+            ip: ip("2001:db8::a"),
+            port: 53,
+        },
+    ];
+    for op in &ops {
+        ipvsadm
+            .apply(op)
+            .await
+            .unwrap_or_else(|e| panic!("ipvsadm {op:?}: {e}"));
+        netlink
+            .apply(op)
+            .await
+            .unwrap_or_else(|e| panic!("netlink {op:?}: {e}"));
+    }
+    let from_ipvsadm = canonical(ipvsadm.dump().await.unwrap());
+    let from_netlink = canonical(netlink.dump().await.unwrap());
+    assert_eq!(from_ipvsadm, from_netlink);
+    assert_eq!(from_netlink.services.len(), 4);
+}
