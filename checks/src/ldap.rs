@@ -10,11 +10,15 @@
 //! Timeout: stock bounds the connect by `negotiatetimeout` and the whole check by an
 //! alarm of `checktimeout`, so its effective bound is the smaller of the two; ours bounds
 //! the whole check by `min(checktimeout, negotiatetimeout)`, which is the same.
+//!
+//! Reasons: `Success`; `Connection failed: …`, `Bind failed: rc=49 (invalidCredentials)`,
+//! `Search failed: rc=32 (noSuchObject)`, `Response mismatch: N entries instead of 1`,
+//! `Response mismatch: <dn>`, `timed out after …`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use ldirectord_parsers::config::{Service, ip_text};
 
 use crate::smtp::proto::{self, quote};
@@ -49,12 +53,11 @@ impl LdapCheck {
             "ldap"
         };
         let url = format!("{scheme}://{}:{}", ip_text(addr.ip()), addr.port());
-        let settings = LdapConnSettings::new()
-            .set_conn_timeout(self.timeout)
-            .set_config(proto::tls::config());
+        // No separate connect timeout: the bound of the whole check covers the connect.
+        let settings = LdapConnSettings::new().set_config(proto::tls::config());
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
             .await
-            .map_err(|e| format!("Connection failed: {}", quote(e.to_string().as_bytes())))?;
+            .map_err(|e| format!("Connection failed: {}", ldap_reason(&e)))?;
 
         // The connection runs in its own task; the guard aborts it when the check ends or
         // is dropped on timeout, so nothing outlives the check.
@@ -68,7 +71,7 @@ impl LdapCheck {
         ldap.simple_bind(dn, pw)
             .await
             .and_then(|r| r.success())
-            .map_err(|e| format!("Bind failed: {}", quote(e.to_string().as_bytes())))?;
+            .map_err(|e| format!("Bind failed: {}", ldap_reason(&e)))?;
         let (entries, _) = ldap
             .search(
                 self.spec.request_body(),
@@ -78,7 +81,7 @@ impl LdapCheck {
             )
             .await
             .and_then(|r| r.success())
-            .map_err(|e| format!("Search failed: {}", quote(e.to_string().as_bytes())))?;
+            .map_err(|e| format!("Search failed: {}", ldap_reason(&e)))?;
         let _ = ldap.unbind().await;
         if entries.len() != 1 {
             return Err(format!(
@@ -94,6 +97,24 @@ impl LdapCheck {
             _ => Ok("Success".to_owned()),
         }
     }
+}
+
+/// An LDAP error for a reason: `rc=49 (invalidCredentials)` plus the server's diagnostic
+/// text, or the transport error.
+fn ldap_reason(e: &LdapError) -> String {
+    let text = match e {
+        LdapError::LdapResult { result } => {
+            let full = result.to_string();
+            let code = full.split(", dn:").next().unwrap_or(&full).to_owned();
+            if result.text.is_empty() {
+                code
+            } else {
+                format!("{code}: {}", result.text)
+            }
+        }
+        other => other.to_string(),
+    };
+    quote(text.as_bytes())
 }
 
 /// Aborts the connection task when dropped.
