@@ -179,6 +179,19 @@ impl Checker for Http {
 }
 
 impl Target {
+    /// Who the connection goes to, for reasons: the proxy (the real) for http_proxy, else
+    /// the URL's host and port (the real, unless a redirect or absolute URL points away).
+    fn peer(&self, url: &Url) -> String {
+        match (
+            self.host_header.is_none(),
+            url.host_str(),
+            url.port_or_known_default(),
+        ) {
+            (false, Some(host), Some(port)) => format!("{host}:{port}"),
+            _ => format!("{}:{}", ip_text(self.real.ip()), self.real.port()),
+        }
+    }
+
     async fn run(&self) -> Result<String, String> {
         let mut url = self.url.clone();
         let mut hops = 0;
@@ -195,7 +208,7 @@ impl Target {
             let resp = req
                 .send()
                 .await
-                .map_err(|e| send_reason(&e, &url, self.real))?;
+                .map_err(|e| send_reason(&e, &self.peer(&url)))?;
             let next = resp
                 .status()
                 .is_redirection()
@@ -270,16 +283,7 @@ fn body_excerpt(body: &[u8]) -> String {
 
 /// A reqwest error as LWP would word it: `Can't connect to HOST:PORT (why)` for connect
 /// and TLS failures, `bad response from HOST:PORT: why` for the rest.
-fn send_reason(e: &reqwest::Error, url: &Url, real: SocketAddr) -> String {
-    let peer = match (url.host_str(), url.port_or_known_default()) {
-        (Some(h), Some(p)) if url.host_str() != Some(ip_text(real.ip()).as_str()) => {
-            format!("{h}:{p}")
-        }
-        (_, Some(p)) if url.host_str() == Some(ip_text(real.ip()).as_str()) => {
-            format!("{}:{p}", ip_text(real.ip()))
-        }
-        _ => format!("{}:{}", ip_text(real.ip()), real.port()),
-    };
+fn send_reason(e: &reqwest::Error, peer: &str) -> String {
     if let Some(tls) = find_tls_error(e) {
         let what = match &tls {
             rustls::Error::InvalidCertificate(c) => {
@@ -564,5 +568,57 @@ mod tests {
         shared_client(&a).unwrap();
         shared_client(&b).unwrap();
         assert!(cached(&b));
+    }
+
+    /// A verifier that fails with a fixed certificate error.
+    #[derive(Debug)]
+    struct Failing(CertificateError);
+
+    impl ServerCertVerifier for Failing {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Err(rustls::Error::InvalidCertificate(self.0.clone()))
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn chain_only_verification_ignores_just_the_name() {
+        let verify = |e: CertificateError| {
+            AnyName(Arc::new(Failing(e))).verify_server_cert(
+                &CertificateDer::from(vec![0u8]),
+                &[],
+                &ServerName::try_from("127.0.0.1").unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+        };
+        assert!(verify(CertificateError::NotValidForName).is_ok());
+        assert!(verify(CertificateError::UnknownIssuer).is_err());
+        assert!(verify(CertificateError::Expired).is_err());
     }
 }
