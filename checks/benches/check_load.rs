@@ -1,0 +1,402 @@
+//! Check-load benchmark: many real servers checked every second by the real scheduler and
+//! the real checkers from the registry, against loopback backends in a separate process.
+//!
+//! Scenarios (each in its own director process, so figures do not mix):
+//! - `http`: 10,000 reals, HTTP negotiate (`request="/"`, `receive="OK"`), every 1 s;
+//! - `tcp`: 50,000 reals, TCP connect, every 1 s;
+//! - `hung`: 10,000 healthy HTTP reals plus 1,000 that accept and never answer
+//!   (negotiatetimeout 2 s): the healthy ones' on-time share must not suffer.
+//!
+//! Reals are spread over 127.0.0.0/8 (`127.B.x.y`). The benchmark re-executes itself inside
+//! a private network namespace (`unshare --net`, needs root), where the backend listens on
+//! the wildcard address for all of them and nothing outside can connect.
+//!
+//! Figures per scenario: checks/s, director CPU per check (user+sys of the director process
+//! from /proc/self/stat over the run, divided by the checks it ran), peak RSS (VmHWM), and
+//! the share of checks started within 50 ms of their schedule.
+//!
+//! ```text
+//! cargo bench -p ldirectord-checks --bench check_load            # 60 s per scenario
+//! LDRS_BENCH_SECS=10 LDRS_BENCH_SCENARIOS=http,hung cargo bench -p ldirectord-checks --bench check_load
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ldirectord_checks::scheduler::{Scheduler, Timing};
+use ldirectord_checks::{CheckSpec, Checker};
+use ldirectord_parsers::config::{
+    CheckType, HttpMethod, Protocol, Receive, Service, VirtualAddress,
+};
+
+#[path = "../examples/bench_backend.rs"]
+mod backend;
+
+const HTTP_PORT: u16 = 8080;
+const HUNG_PORT: u16 = 8081;
+const TCP_PORT: u16 = 9090;
+const ON_TIME: Duration = Duration::from_millis(50);
+const ROLE: &str = "LDRS_BENCH_ROLE";
+
+fn main() {
+    match std::env::var(ROLE).as_deref() {
+        Ok("backend") => {
+            let args: Vec<String> = std::env::var("LDRS_BENCH_BACKEND_ARGS")
+                .unwrap()
+                .split(' ')
+                .map(str::to_owned)
+                .collect();
+            backend::serve(backend::parse_args(&args).unwrap())
+        }
+        Ok("director") => director(&std::env::var("LDRS_BENCH_SCENARIO").unwrap()),
+        Ok("coordinator") => coordinator(),
+        _ => enter_namespace(),
+    }
+}
+
+/// Re-run this binary in a fresh network namespace.
+fn enter_namespace() {
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("unshare")
+        .arg("--net")
+        .arg("--")
+        .arg(&exe)
+        .env(ROLE, "coordinator")
+        .status()
+        .expect("the benchmark needs unshare(1) (util-linux)");
+    if !status.success() {
+        eprintln!(
+            "check_load: the run in a private network namespace failed ({status}); it needs root \
+             (CAP_SYS_ADMIN) for `unshare --net`"
+        );
+        std::process::exit(1);
+    }
+}
+
+fn coordinator() {
+    let ip = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("ip(8) from iproute2");
+    assert!(
+        ip.success(),
+        "could not bring lo up in the benchmark's namespace"
+    );
+    let secs: u64 = env_or("LDRS_BENCH_SECS", 60);
+    let scenarios =
+        std::env::var("LDRS_BENCH_SCENARIOS").unwrap_or_else(|_| "http,tcp,hung".into());
+
+    let exe = std::env::current_exe().unwrap();
+    let mut backend = Command::new(&exe)
+        .env(ROLE, "backend")
+        .env(
+            "LDRS_BENCH_BACKEND_ARGS",
+            format!("--http {HTTP_PORT} --tcp {TCP_PORT} --hung {HUNG_PORT}"),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(backend.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "backend did not start");
+
+    let mut rows = Vec::new();
+    for scenario in scenarios.split(',').filter(|s| !s.is_empty()) {
+        eprintln!("check_load: scenario {scenario}, {secs} s ...");
+        let out = Command::new(&exe)
+            .env(ROLE, "director")
+            .env("LDRS_BENCH_SCENARIO", scenario)
+            .env("LDRS_BENCH_SECS", secs.to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "director for {scenario} failed");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(row) = line.strip_prefix("ROW\t") {
+                rows.push(row.to_owned());
+            }
+        }
+    }
+    let _ = backend.kill();
+    let _ = backend.wait();
+
+    println!(
+        "\ncheck_load: {secs} s per scenario, checkinterval 1 s, jitter 1 s, timeouts 2 s, {} cores",
+        cores()
+    );
+    println!(
+        "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "scenario / group",
+        "reals",
+        "checks",
+        "checks/s",
+        "CPU/check",
+        "RSS peak",
+        "on time",
+        "p99 late",
+        "max late",
+        "up"
+    );
+    for row in rows {
+        let f: Vec<&str> = row.split('\t').collect();
+        println!(
+            "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]
+        );
+    }
+}
+
+/// One group of reals in a scenario.
+struct Group {
+    name: &'static str,
+    specs: Vec<CheckSpec>,
+}
+
+fn director(scenario: &str) {
+    let secs: u64 = env_or("LDRS_BENCH_SECS", 60);
+    let groups = match scenario {
+        "http" => vec![Group {
+            name: "http 10k",
+            specs: http_specs(1, 10_000, HTTP_PORT),
+        }],
+        "tcp" => vec![Group {
+            name: "tcp connect 50k",
+            specs: tcp_specs(2, 50_000),
+        }],
+        "hung" => vec![
+            Group {
+                name: "http 10k beside 1k hung",
+                specs: http_specs(3, 10_000, HTTP_PORT),
+            },
+            Group {
+                name: "  the 1k hung",
+                specs: http_specs(4, 1_000, HUNG_PORT),
+            },
+        ],
+        other => panic!("unknown scenario {other}"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = runtime.block_on(run(&groups, Duration::from_secs(secs)));
+    let total_checks: u64 = stats.iter().map(|s| s.checks).sum();
+    let cpu = stats[0].cpu;
+    let rss = vm_hwm_kib();
+    for (group, s) in groups.iter().zip(&stats) {
+        let per_check = cpu.as_secs_f64() / total_checks.max(1) as f64;
+        println!(
+            "ROW\t{}\t{}\t{}\t{:.0}\t{:.1} µs\t{:.1} MiB\t{:.3}%\t{} ms\t{} ms\t{:.1}%",
+            group.name,
+            group.specs.len(),
+            s.checks,
+            s.checks as f64 / secs as f64,
+            per_check * 1e6,
+            rss as f64 / 1024.0,
+            100.0 * s.on_time as f64 / s.checks.max(1) as f64,
+            s.percentile_ms(0.99),
+            s.max_late_ms,
+            100.0 * s.up as f64 / s.checks.max(1) as f64,
+        );
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    checks: u64,
+    on_time: u64,
+    up: u64,
+    /// Lateness histogram in whole milliseconds, the last bucket catching the rest.
+    late_ms: Vec<u64>,
+    max_late_ms: u64,
+    /// Director CPU over the run (the same for every group).
+    cpu: Duration,
+}
+
+impl Stats {
+    fn percentile_ms(&self, p: f64) -> u64 {
+        let target = (self.checks as f64 * p).ceil() as u64;
+        let mut seen = 0;
+        for (ms, n) in self.late_ms.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return ms as u64;
+            }
+        }
+        self.late_ms.len() as u64
+    }
+}
+
+async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(65_536);
+    let mut scheduler = Scheduler::new(tx);
+    let mut group_of = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        for spec in &group.specs {
+            let checker: Arc<dyn Checker> = ldirectord_checks::build(spec)
+                .expect("the registry builds the check")
+                .expect("not checktype=off");
+            scheduler.schedule(
+                group_of.len(),
+                checker,
+                Timing::every(Duration::from_secs(1)),
+            );
+            group_of.push(g);
+        }
+    }
+    let mut stats: Vec<Stats> = groups
+        .iter()
+        .map(|_| Stats {
+            late_ms: vec![0; 1001],
+            ..Stats::default()
+        })
+        .collect();
+    let mut reasons = std::collections::HashMap::new();
+    let cpu0 = cpu_time();
+    let end = tokio::time::Instant::now() + duration;
+    let wall = Instant::now();
+    loop {
+        let result = tokio::select! {
+            r = rx.recv() => r.expect("scheduler alive"),
+            _ = tokio::time::sleep_until(end) => break,
+        };
+        let s = &mut stats[group_of[result.key]];
+        s.checks += 1;
+        let late = result.lateness();
+        if late <= ON_TIME {
+            s.on_time += 1;
+        }
+        let ms = late.as_millis() as u64;
+        s.late_ms[ms.min(1000) as usize] += 1;
+        s.max_late_ms = s.max_late_ms.max(ms);
+        if result.outcome.up {
+            s.up += 1;
+        } else if group_of[result.key] == 0 {
+            *reasons.entry(result.outcome.reason).or_insert(0u64) += 1;
+        }
+    }
+    let cpu = cpu_time() - cpu0;
+    eprintln!("check_load: ran {:.1} s", wall.elapsed().as_secs_f64());
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    for (reason, n) in reasons.iter().take(3) {
+        eprintln!("check_load:   {n} down in the first group: {reason}");
+    }
+    drop(scheduler);
+    for s in &mut stats {
+        s.cpu = cpu;
+    }
+    stats
+}
+
+/// `127.B.x.y` for real `i` of a block: 250 hosts per /24, never .0 or .255.
+fn address(block: u8, i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        block,
+        (i / 250) as u8,
+        (i % 250 + 1) as u8,
+    ))
+}
+
+fn base_spec(ip: IpAddr, port: u16) -> CheckSpec {
+    CheckSpec {
+        checktype: CheckType::Connect,
+        service: Service::None,
+        protocol: Protocol::Tcp,
+        virtual_address: VirtualAddress::Inet {
+            ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+            port: 80,
+        },
+        ip,
+        real_port: port,
+        port: Some(port),
+        request: "/".into(),
+        receive: None,
+        url: None,
+        httpmethod: HttpMethod::Get,
+        virtualhost: None,
+        login: String::new(),
+        passwd: String::new(),
+        database: String::new(),
+        secret: String::new(),
+        checkcommand: String::new(),
+        checktimeout: Duration::from_secs(2),
+        negotiatetimeout: Duration::from_secs(2),
+        checkcount: 1,
+        tls_verify: false,
+        tls_sni: false,
+        pgsql_role: None,
+    }
+}
+
+fn http_specs(block: u8, n: usize, port: u16) -> Vec<CheckSpec> {
+    let receive = Receive::new("OK").unwrap();
+    (0..n)
+        .map(|i| {
+            let ip = address(block, i);
+            CheckSpec {
+                checktype: CheckType::Negotiate,
+                service: Service::Http,
+                receive: Some(receive.clone()),
+                // As CheckSpec::for_real builds it (§3.6).
+                url: Some(format!("http://{ip}:{port}/")),
+                ..base_spec(ip, port)
+            }
+        })
+        .collect()
+}
+
+fn tcp_specs(block: u8, n: usize) -> Vec<CheckSpec> {
+    (0..n)
+        .map(|i| base_spec(address(block, i), TCP_PORT))
+        .collect()
+}
+
+/// User + system CPU of this process so far.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
