@@ -538,3 +538,25 @@ fn fallback_command_runs_once_per_change_of_state_across_virtuals() {
     h.reload(cfg);
     assert!(runs(&h.up(0, 0)).is_empty());
 }
+
+#[test]
+fn fallback_command_stop_after_a_reload_brings_a_real_up() {
+    let down = "fallbackcommand=/fb\nvirtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n";
+    let (mut h, start) = Harness::start(down, empty());
+    assert_eq!(start.last().unwrap(), "run: /fb start 10.0.0.100:80 tcp");
+    // Someone else's check already knows 10.0.0.2 is up... here: the table has it at weight 1.
+    h.kernel.services[0]
+        .dests
+        .push(service(tcp("10.0.0.100", 80), &[("10.0.0.2", 80, Forward::Gate, 1)]).dests[0]);
+    let reload = h.reload(&format!("{down}\treal=10.0.0.2:80 gate\n"));
+    assert_eq!(reload, lines(&["run: /fb stop 10.0.0.100:80 tcp"]));
+    // At start-up with a real already up, no command at all.
+    let kernel = Table {
+        services: vec![service(
+            tcp("10.0.0.100", 80),
+            &[("10.0.0.1", 80, Forward::Gate, 1)],
+        )],
+    };
+    let (_, start) = Harness::start(down, kernel);
+    assert!(start.is_empty(), "{start:?}");
+}

@@ -204,6 +204,14 @@ impl Director {
         self.observed.get(key)
     }
 
+    /// The whole table as we believe the kernel holds it (last dump plus our operations),
+    /// services in no particular order. For diagnostics, tests and benchmarks.
+    pub fn believed_table(&self) -> Table {
+        Table {
+            services: self.observed.values().cloned().collect(),
+        }
+    }
+
     /// A check result for `spec`, applied to every (virtual, real) that uses this check. A
     /// result for a check that is no longer configured (in flight across a reload) is
     /// ignored.
@@ -252,6 +260,9 @@ impl Director {
     /// as it is now. Health carries over for every (virtual, real) whose check is unchanged,
     /// and a new real whose check is already known takes that check's last result; only the
     /// differences are applied. Removed reals and virtuals are purged.
+    // CheckSpec holds a compiled regex behind an Arc, but hashes and compares by the
+    // pattern's source text only, so keys never change under the map.
+    #[allow(clippy::mutable_key_type)]
     pub fn reload(&mut self, config: Config, table: &Table, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         self.state = DaemonState::Reloading;
@@ -513,7 +524,10 @@ impl Director {
         }
         self.purge_untracked(v, old_fallback, out);
         self.sync_fallback(v, out);
-        if self.virtuals[v].up == 0 {
+        // At start-up only `start` can be due (stock runs nothing when a real is up); after
+        // a reload, a virtual left in fallback mode whose reals are now up gets its `stop`.
+        let virt = &self.virtuals[v];
+        if virt.up == 0 || virt.last_command == Some(FallbackAction::Start) {
             self.fallback_command(v, out);
         }
     }
@@ -906,6 +920,9 @@ fn check_identity(spec: &CheckSpec) -> CheckSpec {
 type Built = (Vec<Virtual>, Vec<Check>, HashMap<CheckSpec, usize>);
 
 /// The per-virtual and per-check structures of a config. Reals start fresh (no health).
+// CheckSpec holds a compiled regex behind an Arc, but hashes and compares by the
+// pattern's source text only, so keys never change under the map.
+#[allow(clippy::mutable_key_type)]
 fn build(config: &Config, out: &mut Vec<Action>) -> Built {
     let mut virtuals = Vec::with_capacity(config.virtuals.len());
     let mut checks: Vec<Check> = Vec::new();
