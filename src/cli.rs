@@ -1,1 +1,551 @@
-//! The drop-in command line (being written).
+//! The drop-in command line: `ldirectord [-d] [CONFIG] start|stop|...|status` with stock
+//! ldirectord's config lookup, instance names, pid-file rules, outputs and exit codes
+//! (reference §1), plus what operators get on top: `--test` (validate a file before a
+//! reload) and `--probe` (run every check once and say why a real is down).
+//!
+//! Output goes through the writers given to [`run`], so tests see exactly what an operator
+//! (or heartbeat, which reads stdout only) would see.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ldirectord_parsers::config::{self, ConfigError, Diagnostic, Origin, Parsed};
+
+/// The stock actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+    TryRestart,
+    Reload,
+    ForceReload,
+    Status,
+}
+
+impl Action {
+    fn from_word(w: &str) -> Option<Action> {
+        Some(match w {
+            "start" => Action::Start,
+            "stop" => Action::Stop,
+            "restart" => Action::Restart,
+            "try-restart" => Action::TryRestart,
+            "reload" => Action::Reload,
+            "force-reload" => Action::ForceReload,
+            "status" => Action::Status,
+            _ => return None,
+        })
+    }
+}
+
+/// What the invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Action(Action),
+    /// `--test`: parse and validate, print diagnostics.
+    Test,
+    /// `--probe`: one round of every check, as a table or JSON.
+    Probe {
+        json: bool,
+    },
+    Help,
+    Version,
+}
+
+/// How configuration errors are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// file:line:column, the line with a caret, what would be valid.
+    Human,
+    /// Stock's one line: `Error [PID] reading file PATH at line N: MESSAGE`.
+    Stock,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub debug: bool,
+    pub mode: Mode,
+    /// CONFIG as typed, `None` when defaulted.
+    pub config: Option<String>,
+    pub error_format: ErrorFormat,
+    /// Where pid files live (stock: `/var/run`).
+    pub run_dir: PathBuf,
+}
+
+/// The usage text (stock prints it on stdout and exits 255 on a bad command line).
+pub const USAGE: &str = "\
+Usage: ldirectord [-d|--debug] [--] [CONFIG] start|stop|restart|try-restart|reload|force-reload|status
+       ldirectord -t|--test [CONFIG]        check a configuration file and exit (0 valid, 2 not)
+       ldirectord --probe [--json] [CONFIG] run every configured check once and print the results
+       ldirectord -h|-?|--help
+       ldirectord -v|--version
+
+CONFIG is looked up as /etc/ha.d/CONFIG, then /etc/ha.d/conf/CONFIG, then as given;
+it defaults to ldirectord.cf.
+
+Options:
+  -d, --debug             stay in the foreground, log to stderr, write no pid file
+  -t, --test              validate CONFIG: diagnostics on stderr, exit 0 if valid, 2 if not
+      --probe             run one round of every check (no IPVS changes), exit 0 if it ran
+      --json              with --probe: print a JSON array instead of a table
+      --error-format F    human (default: file:line:column, the line, a hint) or stock
+                          (ldirectord's `Error [PID] reading file PATH at line N: MESSAGE`)
+      --run-dir DIR       directory of pid files (default /var/run)
+  -h, -?, --help          this text
+  -v, --version           version
+";
+
+/// Why the command line could not be understood (stock: usage on stdout, exit 255).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+/// Parse the arguments after the program name, stock style: options first (bundling,
+/// no abbreviations), `--` ends them; then `[CONFIG] ACTION`.
+pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
+    let mut debug = false;
+    let mut test = false;
+    let mut probe = false;
+    let mut json = false;
+    let mut help = false;
+    let mut version = false;
+    let mut error_format = ErrorFormat::Human;
+    let mut run_dir = PathBuf::from("/var/run");
+    let mut i = 0;
+    let value = |i: &mut usize, name: &str, inline: Option<&str>| -> Result<String, UsageError> {
+        if let Some(v) = inline {
+            return Ok(v.to_owned());
+        }
+        *i += 1;
+        args.get(*i)
+            .cloned()
+            .ok_or_else(|| UsageError(format!("option {name} needs a value")))
+    };
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            match name {
+                "debug" => debug = true,
+                "test" => test = true,
+                "probe" => probe = true,
+                "json" => json = true,
+                "help" => help = true,
+                "version" => version = true,
+                "error-format" => {
+                    error_format = match value(&mut i, "--error-format", inline)?.as_str() {
+                        "human" => ErrorFormat::Human,
+                        "stock" => ErrorFormat::Stock,
+                        other => {
+                            return Err(UsageError(format!(
+                                "unknown error format {other:?}: human or stock"
+                            )));
+                        }
+                    }
+                }
+                "run-dir" => run_dir = PathBuf::from(value(&mut i, "--run-dir", inline)?),
+                _ => return Err(UsageError(format!("unknown option --{name}"))),
+            }
+        } else if a.len() > 1 && a.starts_with('-') {
+            for c in a[1..].chars() {
+                match c {
+                    'd' => debug = true,
+                    't' => test = true,
+                    'h' | '?' => help = true,
+                    'v' => version = true,
+                    _ => return Err(UsageError(format!("unknown option -{c}"))),
+                }
+            }
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let positional = &args[i..];
+    if help {
+        return Ok(Invocation {
+            debug,
+            mode: Mode::Help,
+            config: None,
+            error_format,
+            run_dir,
+        });
+    }
+    if version {
+        return Ok(Invocation {
+            debug,
+            mode: Mode::Version,
+            config: None,
+            error_format,
+            run_dir,
+        });
+    }
+    if test || probe {
+        if positional.len() > 1 {
+            return Err(UsageError(
+                "--test and --probe take at most one CONFIG".into(),
+            ));
+        }
+        let mode = if test {
+            Mode::Test
+        } else {
+            Mode::Probe { json }
+        };
+        return Ok(Invocation {
+            debug,
+            mode,
+            config: positional.first().cloned(),
+            error_format,
+            run_dir,
+        });
+    }
+    let (config, action) = match positional {
+        [] => return Err(UsageError("no action given".into())),
+        [action] => (None, action),
+        [config, action, ..] => (Some(config.clone()), action),
+    };
+    let action = Action::from_word(action)
+        .ok_or_else(|| UsageError(format!("unknown action {action:?}")))?;
+    Ok(Invocation {
+        debug,
+        mode: Mode::Action(action),
+        config,
+        error_format,
+        run_dir,
+    })
+}
+
+/// Stock's config lookup: `/etc/ha.d/CONFIG`, `/etc/ha.d/conf/CONFIG`, then CONFIG.
+/// `ha_dir` is `/etc/ha.d` (tests point it elsewhere).
+pub fn resolve_config(config: &str, ha_dir: &Path) -> Option<PathBuf> {
+    // Stock appends CONFIG to the prefix as a string: an absolute CONFIG never matches.
+    let candidates = [
+        PathBuf::from(format!("{}/{config}", ha_dir.display())),
+        PathBuf::from(format!("{}/conf/{config}", ha_dir.display())),
+        PathBuf::from(config),
+    ];
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The instance name: the basename of CONFIG as typed, or `ldirectord` when defaulted.
+pub fn instance_name(config: Option<&str>) -> String {
+    match config {
+        None => "ldirectord".to_owned(),
+        Some(c) => Path::new(c)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| c.to_owned()),
+    }
+}
+
+/// `/var/run/ldirectord.NAME.pid`.
+pub fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("ldirectord.{name}.pid"))
+}
+
+/// What a pid file says about an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidState {
+    /// No pid file.
+    Absent,
+    /// A pid file whose process is gone or is not an ldirectord.
+    Stale(i32),
+    /// A live daemon.
+    Running(i32),
+}
+
+/// Stock's liveness rule: the pid file names a process whose `/proc/PID/cmdline`
+/// contains `ldirectord`.
+pub fn pid_state(path: &Path) -> PidState {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return PidState::Absent;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return PidState::Stale(0);
+    };
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) if pid > 0 && String::from_utf8_lossy(&cmdline).contains("ldirectord") => {
+            PidState::Running(pid)
+        }
+        _ => PidState::Stale(pid),
+    }
+}
+
+/// Where `/etc/ha.d` is: `LDIRECTORD_HA_DIR` overrides it for tests.
+fn ha_dir() -> PathBuf {
+    std::env::var_os("LDIRECTORD_HA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/ha.d"))
+}
+
+/// Run the command line; returns the exit code.
+pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let inv = match parse_args(args) {
+        Ok(inv) => inv,
+        Err(UsageError(why)) => {
+            let _ = writeln!(err, "ldirectord: {why}");
+            let _ = out.write_all(USAGE.as_bytes());
+            return 255;
+        }
+    };
+    match inv.mode {
+        Mode::Help => {
+            let _ = out.write_all(USAGE.as_bytes());
+            0
+        }
+        Mode::Version => {
+            let _ = writeln!(
+                out,
+                "ldirectord-rs {} (drop-in for Linux Director v1.186-ha)\n\
+                 A health-checking director for Linux Virtual Server clusters.\n\
+                 This is free software, licensed under the GNU General Public License, version 2 or later.",
+                env!("CARGO_PKG_VERSION")
+            );
+            0
+        }
+        Mode::Test => test(&inv, out, err),
+        Mode::Probe { json } => probe(&inv, json, out, err),
+        Mode::Action(action) => act(&inv, action, out, err),
+    }
+}
+
+/// Find and parse the configuration, reporting as stock does. `Err(exit code)` on failure.
+fn load(inv: &Invocation, err: &mut dyn Write) -> Result<(PathBuf, Parsed), i32> {
+    let typed = inv
+        .config
+        .clone()
+        .unwrap_or_else(|| "ldirectord.cf".to_owned());
+    let Some(path) = resolve_config(&typed, &ha_dir()) else {
+        let _ = writeln!(err, "Config file {typed} not found");
+        return Err(1);
+    };
+    match config::load(&path) {
+        Ok(parsed) => {
+            print_diagnostics(inv, &path, &parsed.warnings, err);
+            Ok((path, parsed))
+        }
+        Err(ConfigError {
+            error, warnings, ..
+        }) => {
+            print_diagnostics(inv, &path, &warnings, err);
+            print_diagnostics(inv, &path, std::slice::from_ref(&error), err);
+            Err(2)
+        }
+    }
+}
+
+fn print_diagnostics(inv: &Invocation, path: &Path, diags: &[Diagnostic], err: &mut dyn Write) {
+    let source = match inv.error_format {
+        ErrorFormat::Human if !diags.is_empty() => {
+            std::fs::read_to_string(path).unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    for d in diags {
+        match inv.error_format {
+            ErrorFormat::Stock => {
+                // Ours-only hints are not stock output; keep the compatible stream clean.
+                if d.origin == Origin::Stock || d.severity == config::Severity::Error {
+                    let _ = writeln!(err, "{}", d.stock_format(std::process::id(), path));
+                }
+            }
+            ErrorFormat::Human => {
+                let _ = write!(err, "{}", d.render(path, &source));
+            }
+        }
+    }
+}
+
+fn test(inv: &Invocation, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match load(inv, err) {
+        Ok((path, parsed)) => {
+            let c = &parsed.config;
+            let reals: usize = c.virtuals.iter().map(|v| v.reals.len()).sum();
+            let _ = writeln!(
+                out,
+                "{}: OK: {} virtual service{}, {} real server{}{}",
+                path.display(),
+                c.virtuals.len(),
+                if c.virtuals.len() == 1 { "" } else { "s" },
+                reals,
+                if reals == 1 { "" } else { "s" },
+                match parsed.warnings.len() {
+                    0 => String::new(),
+                    n => format!(", {n} warning{}", if n == 1 { "" } else { "s" }),
+                }
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+fn probe(inv: &Invocation, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let (_path, parsed) = match load(inv, err) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "ldirectord: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let rows = runtime.block_on(crate::probe::run(&parsed.config));
+    let text = if json {
+        crate::probe::render_json(&rows)
+    } else {
+        crate::probe::render_table(&rows)
+    };
+    let _ = out.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = out.write_all(b"\n");
+    }
+    0
+}
+
+fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    // Stock parses the configuration fully for every action, before the pid file.
+    let (path, _parsed) = match load(inv, err) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let config_text = path.display().to_string();
+    let name = instance_name(inv.config.as_deref());
+    let pidfile = pid_file(&inv.run_dir, &name);
+    let state = pid_state(&pidfile);
+    match (action, state) {
+        (Action::Status, PidState::Running(pid)) => {
+            // Stock writes "running" on stderr; heartbeat reads stdout only (keep it so).
+            let _ = writeln!(
+                err,
+                "ldirectord for {config_text} is running with pid: {pid}"
+            );
+            0
+        }
+        (Action::Status, PidState::Stale(_)) => {
+            let _ = writeln!(
+                err,
+                "ldirectord stale pid file {} for {config_text}",
+                pidfile.display()
+            );
+            let _ = writeln!(out, "ldirectord is stopped for {config_text}");
+            1
+        }
+        (Action::Status, PidState::Absent) => {
+            let _ = writeln!(out, "ldirectord is stopped for {config_text}");
+            3
+        }
+        (Action::Reload | Action::ForceReload, PidState::Running(pid)) => {
+            signal(pid, nix::sys::signal::Signal::SIGHUP);
+            0
+        }
+        (Action::Reload | Action::ForceReload, _) => {
+            let _ = writeln!(err, "ldirectord is stopped for {config_text}");
+            1
+        }
+        (Action::Stop, PidState::Running(pid)) => {
+            signal(pid, nix::sys::signal::Signal::SIGTERM);
+            0
+        }
+        (Action::Stop, _) | (Action::TryRestart, PidState::Absent | PidState::Stale(_)) => 0,
+        (Action::Start, PidState::Running(_)) => 0,
+        (Action::Start | Action::Restart | Action::TryRestart, _) => {
+            let _ = writeln!(
+                err,
+                "ldirectord: {config_text} is valid, but this build of ldirectord-rs does not run the director \
+                 daemon yet (see README, Status); use --test or --probe"
+            );
+            1
+        }
+    }
+}
+
+fn signal(pid: i32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn positional_forms_follow_stock() {
+        let i = parse_args(&args("status")).unwrap();
+        assert_eq!((i.mode, i.config), (Mode::Action(Action::Status), None));
+        let i = parse_args(&args("-d /etc/x.cf start extra")).unwrap();
+        assert_eq!(
+            (i.debug, i.mode, i.config.as_deref()),
+            (true, Mode::Action(Action::Start), Some("/etc/x.cf"))
+        );
+        let i = parse_args(&args("-- www reload")).unwrap();
+        assert_eq!(
+            (i.mode, i.config.as_deref()),
+            (Mode::Action(Action::Reload), Some("www"))
+        );
+        assert!(parse_args(&args("")).is_err());
+        assert!(parse_args(&args("x.cf bogus")).is_err());
+        assert!(parse_args(&args("-x start")).is_err());
+        assert_eq!(parse_args(&args("-?")).unwrap().mode, Mode::Help);
+        assert_eq!(parse_args(&args("-dv")).unwrap().mode, Mode::Version);
+    }
+
+    #[test]
+    fn test_and_probe_take_an_optional_config() {
+        let i = parse_args(&args("--test")).unwrap();
+        assert_eq!((i.mode, i.config), (Mode::Test, None));
+        let i = parse_args(&args("-t my.cf")).unwrap();
+        assert_eq!((i.mode, i.config.as_deref()), (Mode::Test, Some("my.cf")));
+        let i = parse_args(&args("--probe --json my.cf")).unwrap();
+        assert_eq!(i.mode, Mode::Probe { json: true });
+        let i = parse_args(&args("--error-format=stock -t")).unwrap();
+        assert_eq!(i.error_format, ErrorFormat::Stock);
+    }
+
+    #[test]
+    fn instance_names_and_pid_files() {
+        assert_eq!(instance_name(None), "ldirectord");
+        assert_eq!(instance_name(Some("/etc/ldirectord.cf")), "ldirectord.cf");
+        assert_eq!(instance_name(Some("www")), "www");
+        assert_eq!(
+            pid_file(Path::new("/var/run"), "www"),
+            PathBuf::from("/var/run/ldirectord.www.pid")
+        );
+    }
+
+    #[test]
+    fn lookup_prefers_ha_d_then_conf_then_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let ha = dir.path().join("ha.d");
+        std::fs::create_dir_all(ha.join("conf")).unwrap();
+        std::fs::write(ha.join("conf/www"), "").unwrap();
+        assert_eq!(resolve_config("www", &ha), Some(ha.join("conf/www")));
+        std::fs::write(ha.join("www"), "").unwrap();
+        assert_eq!(
+            resolve_config("www", &ha),
+            Some(PathBuf::from(format!("{}/www", ha.display())))
+        );
+        let abs = dir.path().join("abs.cf");
+        std::fs::write(&abs, "").unwrap();
+        assert_eq!(
+            resolve_config(abs.to_str().unwrap(), &ha),
+            Some(abs.clone())
+        );
+        assert_eq!(resolve_config("missing.cf", &ha), None);
+    }
+}

@@ -6,9 +6,12 @@
 //!   and parses `ipvsadm` listings.
 //! - `ldirectord_checks` runs the health checks.
 //! - [`engine`] programs IPVS (netlink, ipvsadm, userspace).
+//! - [`director`] is the pure core: config + health + table in, operations out.
+//! - [`probe`] runs one round of every check (`ldirectord --probe`).
 //! - [`cli`] is the drop-in command line.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod director;
 pub mod engine;
+pub mod probe;

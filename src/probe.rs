@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldirectord_checks::{CheckSpec, Checker, Outcome};
-use ldirectord_parsers::config::{CheckType, Config, Family, VirtualAddress, ip_text};
+use ldirectord_parsers::config::{CheckType, Config, ip_text};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -62,13 +62,13 @@ pub async fn run(config: &Config) -> Vec<ProbeRow> {
             let spec = CheckSpec::for_real(vs, real);
             let pending = if spec.checktype == CheckType::Off {
                 Pending::Done(Outcome::down("checktype=off: not checked", Duration::ZERO))
-            } else if let Some(&i) = index.get(&dedup_key(&spec)) {
+            } else if let Some(&i) = index.get(&spec) {
                 Pending::Check(i)
             } else {
                 match ldirectord_checks::build(&spec) {
                     Ok(Some(checker)) => {
                         unique.push((spec.clone(), checker));
-                        index.insert(dedup_key(&spec), unique.len() - 1);
+                        index.insert(spec.clone(), unique.len() - 1);
                         Pending::Check(unique.len() - 1)
                     }
                     // Only `off` builds to nothing, and it was handled above.
@@ -105,23 +105,6 @@ pub async fn run(config: &Config) -> Vec<ProbeRow> {
             }
         })
         .collect()
-}
-
-/// What makes two checks the same check. The virtual service only matters to external
-/// checks (it is in their arguments); every other check of a real is the same whichever
-/// virtual lists it (§3.3).
-fn dedup_key(spec: &CheckSpec) -> CheckSpec {
-    let mut key = spec.clone();
-    if !matches!(
-        spec.checktype,
-        CheckType::External | CheckType::ExternalPerl
-    ) {
-        key.virtual_address = VirtualAddress::Fwmark {
-            mark: 0,
-            family: Family::Inet,
-        };
-    }
-    key
 }
 
 /// Run every check once, concurrently and bounded; outcomes by index.

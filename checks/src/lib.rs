@@ -57,10 +57,18 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn up(reason: impl Into<String>, latency: Duration) -> Outcome {
-        Outcome { up: true, reason: reason.into(), latency }
+        Outcome {
+            up: true,
+            reason: reason.into(),
+            latency,
+        }
     }
     pub fn down(reason: impl Into<String>, latency: Duration) -> Outcome {
-        Outcome { up: false, reason: reason.into(), latency }
+        Outcome {
+            up: false,
+            reason: reason.into(),
+            latency,
+        }
     }
 }
 
@@ -145,12 +153,19 @@ where
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(reason)) => Outcome::up(reason, start.elapsed()),
         Ok(Err(reason)) => Outcome::down(reason, start.elapsed()),
-        Err(_) => Outcome::down(format!("timed out after {}", humanize(timeout)), start.elapsed()),
+        Err(_) => Outcome::down(
+            format!("timed out after {}", humanize(timeout)),
+            start.elapsed(),
+        ),
     }
 }
 
 fn humanize(d: Duration) -> String {
-    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// The address to connect to for a real server, as a socket address.

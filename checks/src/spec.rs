@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ldirectord_parsers::config::{
-    ip_text, CheckType, HttpMethod, PgRoleCheck, Protocol, RealServer, Receive, Service, VirtualAddress,
-    VirtualService,
+    CheckType, Family, HttpMethod, PgRoleCheck, Protocol, RealServer, Receive, Service,
+    VirtualAddress, VirtualService, ip_text,
 };
 
 /// Everything one check of one real server needs, and nothing else (no weight, no
@@ -17,7 +17,9 @@ pub struct CheckSpec {
     /// The virtual service's protocol (`udp` turns `connect` into ping, DNS/SIP/simpletcp
     /// into UDP).
     pub protocol: Protocol,
-    /// The virtual service, for `external` checks' arguments.
+    /// The virtual service, for `external` checks' arguments. No other check looks at it,
+    /// so for them [`CheckSpec::for_real`] sets it to [`CheckSpec::ANY_VIRTUAL`]: the same
+    /// real in several virtual services is then one check (stock shares them, §3.3).
     pub virtual_address: VirtualAddress,
     /// The real server.
     pub ip: IpAddr,
@@ -46,6 +48,12 @@ pub struct CheckSpec {
 }
 
 impl CheckSpec {
+    /// The placeholder virtual address of checks whose outcome does not depend on it.
+    pub const ANY_VIRTUAL: VirtualAddress = VirtualAddress::Fwmark {
+        mark: 0,
+        family: Family::Inet,
+    };
+
     /// The check ldirectord would run for `real` in `vs`.
     pub fn for_real(vs: &VirtualService, real: &RealServer) -> CheckSpec {
         let c = &vs.check;
@@ -63,7 +71,10 @@ impl CheckSpec {
             checktype: c.checktype,
             service: c.service,
             protocol: vs.protocol,
-            virtual_address: vs.address,
+            virtual_address: match c.checktype {
+                CheckType::External | CheckType::ExternalPerl => vs.address,
+                _ => CheckSpec::ANY_VIRTUAL,
+            },
             ip: real.ip,
             real_port: real.port,
             port,
@@ -107,7 +118,11 @@ impl CheckSpec {
 
 /// §3.6: the URL of an HTTP-family check.
 fn http_url(vs: &VirtualService, real: &RealServer, port: Option<u16>) -> String {
-    let scheme = if vs.check.service == Service::Https { "https" } else { "http" };
+    let scheme = if vs.check.service == Service::Https {
+        "https"
+    } else {
+        "http"
+    };
     let port = port.map(|p| p.to_string()).unwrap_or_default();
     let host = ip_text(real.ip);
     match (&real.request, &real.receive) {
@@ -121,7 +136,11 @@ fn http_url(vs: &VirtualService, real: &RealServer, port: Option<u16>) -> String
             }
         }
         _ => {
-            let uri = vs.check.request.strip_prefix('/').unwrap_or(&vs.check.request);
+            let uri = vs
+                .check
+                .request
+                .strip_prefix('/')
+                .unwrap_or(&vs.check.request);
             if vs.check.service == Service::HttpProxy {
                 uri.to_owned()
             } else {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ldirectord_parsers::config::{load_with, Origin, ParseOptions};
+use ldirectord_parsers::config::{Origin, ParseOptions, load_with};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/real-configs")
@@ -37,28 +37,50 @@ fn expected() -> Vec<Expected> {
 fn every_corpus_file_gets_stock_ldirectords_verdict() {
     let cases = expected();
     assert_eq!(cases.len(), 28, "the corpus has 28 files");
-    let opts = ParseOptions { hostname: Some("director".into()), ..ParseOptions::default() };
+    let opts = ParseOptions {
+        hostname: Some("director".into()),
+        ..ParseOptions::default()
+    };
     let mut failures = Vec::new();
     for case in &cases {
         let path = corpus_dir().join(&case.file);
         match (load_with(&path, &opts), case.accept) {
             (Ok(parsed), true) => {
-                let stock_warnings: Vec<_> = parsed.warnings.iter().filter(|w| w.origin == Origin::Stock).collect();
+                let stock_warnings: Vec<_> = parsed
+                    .warnings
+                    .iter()
+                    .filter(|w| w.origin == Origin::Stock)
+                    .collect();
                 match case.line {
                     Some(line) => {
-                        if !stock_warnings.iter().any(|w| w.span.line == line && w.message == case.message) {
-                            failures.push(format!("{}: expected warning at {line}: {}, got {:?}", case.file, case.message, stock_warnings));
+                        if !stock_warnings
+                            .iter()
+                            .any(|w| w.span.line == line && w.message == case.message)
+                        {
+                            failures.push(format!(
+                                "{}: expected warning at {line}: {}, got {:?}",
+                                case.file, case.message, stock_warnings
+                            ));
                         }
                     }
                     None => {
                         if !stock_warnings.is_empty() {
-                            failures.push(format!("{}: unexpected stock warnings {:?}", case.file, stock_warnings));
+                            failures.push(format!(
+                                "{}: unexpected stock warnings {:?}",
+                                case.file, stock_warnings
+                            ));
                         }
                     }
                 }
             }
-            (Ok(_), false) => failures.push(format!("{}: accepted, stock rejects at line {:?}", case.file, case.line)),
-            (Err(e), true) => failures.push(format!("{}: rejected ({}), stock accepts", case.file, e.error)),
+            (Ok(_), false) => failures.push(format!(
+                "{}: accepted, stock rejects at line {:?}",
+                case.file, case.line
+            )),
+            (Err(e), true) => failures.push(format!(
+                "{}: rejected ({}), stock accepts",
+                case.file, e.error
+            )),
             (Err(e), false) => {
                 let first_line = e.error.message.lines().next().unwrap_or("").trim_end();
                 if Some(e.error.span.line) != case.line || first_line != case.message {
@@ -70,5 +92,11 @@ fn every_corpus_file_gets_stock_ldirectords_verdict() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

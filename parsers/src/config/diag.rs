@@ -54,7 +54,10 @@ impl Diagnostic {
         }
     }
     pub fn warning(span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(span, message)
+        }
     }
     pub fn extension(mut self) -> Diagnostic {
         self.origin = Origin::Extension;
@@ -77,7 +80,12 @@ impl Diagnostic {
             Severity::Warning => "Warning",
         };
         if self.span.line > 0 {
-            format!("{word} [{pid}] reading file {} at line {}: {}", path.display(), self.span.line, self.message)
+            format!(
+                "{word} [{pid}] reading file {} at line {}: {}",
+                path.display(),
+                self.span.line,
+                self.message
+            )
         } else {
             format!("{word} [{pid}]: {}", self.message)
         }
@@ -97,7 +105,13 @@ impl Diagnostic {
         if self.span.line == 0 {
             let _ = writeln!(out, "  --> {}", path.display());
         } else {
-            let _ = writeln!(out, "  --> {}:{}:{}", path.display(), self.span.line, self.span.column);
+            let _ = writeln!(
+                out,
+                "  --> {}:{}:{}",
+                path.display(),
+                self.span.line,
+                self.span.column
+            );
             if let Some(text) = source.lines().nth(self.span.line - 1) {
                 let num = self.span.line.to_string();
                 let pad = " ".repeat(num.len());
@@ -105,8 +119,15 @@ impl Diagnostic {
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{num} | {}", visible(shown));
                 let col = self.span.column.max(1);
-                let prefix: String = shown.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-                let width = self.span.len.clamp(1, shown.chars().count().saturating_sub(col - 1).max(1));
+                let prefix: String = shown
+                    .chars()
+                    .take(col - 1)
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                let width = self
+                    .span
+                    .len
+                    .clamp(1, shown.chars().count().saturating_sub(col - 1).max(1));
                 let _ = write!(out, "{pad} | {}{}", visible(&prefix), "^".repeat(width));
                 match &self.label {
                     Some(label) => {
@@ -130,7 +151,12 @@ fn visible(s: &str) -> String {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.span.line, self.message.lines().next().unwrap_or(""))
+        write!(
+            f,
+            "line {}: {}",
+            self.span.line,
+            self.message.lines().next().unwrap_or("")
+        )
     }
 }
 
@@ -140,6 +166,7 @@ impl fmt::Display for Diagnostic {
 #[error("{path}: {error}")]
 pub struct ConfigError {
     pub path: PathBuf,
-    pub error: Diagnostic,
+    /// Boxed: errors travel through `Result`s on hot paths and stay small there.
+    pub error: Box<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
 }

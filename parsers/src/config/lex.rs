@@ -45,7 +45,9 @@ pub fn truthy(digits: &str) -> bool {
 
 /// A digit string as a number, saturating (Perl would use a float).
 pub fn number(digits: &str) -> u64 {
-    digits.bytes().fold(0u64, |n, b| n.saturating_mul(10).saturating_add(u64::from(b - b'0')))
+    digits.bytes().fold(0u64, |n, b| {
+        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    })
 }
 
 /// `/(\w+)/`: the first word anywhere in `v`.
@@ -125,7 +127,16 @@ fn port_text(i: &str) -> R<'_, &str> {
 }
 
 fn dotted_quad(i: &str) -> R<'_, &str> {
-    recognize((digit1, char('.'), digit1, char('.'), digit1, char('.'), digit1)).parse(i)
+    recognize((
+        digit1,
+        char('.'),
+        digit1,
+        char('.'),
+        digit1,
+        char('.'),
+        digit1,
+    ))
+    .parse(i)
 }
 
 /// The `virtual=` alternatives in stock's order. `inet6` selects which apply.
@@ -145,8 +156,14 @@ pub fn virtual_form(v: &str, inet6: bool) -> Option<VirtualForm<'_>> {
         return Some(VirtualForm::Fwmark(d));
     }
     let hex6 = |c: char| c.is_ascii_hexdigit() || c == ':';
-    let r: R<'_, (char, &str, char, char, &str)> =
-        (char('['), take_while1(hex6), char(']'), char(':'), port_text).parse(v);
+    let r: R<'_, (char, &str, char, char, &str)> = (
+        char('['),
+        take_while1(hex6),
+        char(']'),
+        char(':'),
+        port_text,
+    )
+        .parse(v);
     if let Ok((_, (_, a, _, _, p))) = r {
         return Some(VirtualForm::Bracketed(a, p));
     }
@@ -169,24 +186,26 @@ pub struct RealParts<'a> {
 /// Candidate ends of ADDR at `p`, in Perl's order of preference: a dotted quad, then a
 /// host name (longest first), then a bracketed IPv6 address (the class stock wrote,
 /// `[0-9A-fa-f:]`, also admits `]`, so the longest bracketed candidate comes first).
-fn addr_ends(s: &str, p: usize) -> Vec<usize> {
+fn addr_ends(s: &str, p: usize) -> impl Iterator<Item = usize> + '_ {
     let b = s.as_bytes();
-    let mut ends = Vec::new();
-    if let Ok((r, _)) = dotted_quad(&s[p..]) {
-        ends.push(s.len() - r.len());
-    }
-    let host = b[p..].iter().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-')).count();
-    ends.extend((1..=host).rev().map(|n| p + n));
-    if b.get(p) == Some(&b'[') {
-        let class = |c: u8| c.is_ascii_digit() || (b'A'..=b'f').contains(&c) || c == b':';
-        let run = b[p + 1..].iter().take_while(|&&c| class(c)).count();
-        for k in (1..=run).rev() {
-            if b.get(p + 1 + k) == Some(&b']') {
-                ends.push(p + k + 2);
-            }
-        }
-    }
-    ends
+    let quad = dotted_quad(&s[p..]).ok().map(|(r, _)| s.len() - r.len());
+    let host = b[p..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
+        .count();
+    let class = |c: u8| c.is_ascii_digit() || (b'A'..=b'f').contains(&c) || c == b':';
+    let run = if b.get(p) == Some(&b'[') {
+        b[p + 1..].iter().take_while(|&&c| class(c)).count()
+    } else {
+        0
+    };
+    let bracketed = (1..=run)
+        .rev()
+        .filter(move |&k| b.get(p + 1 + k) == Some(&b']'))
+        .map(move |k| p + k + 2);
+    quad.into_iter()
+        .chain((1..=host).rev().map(move |n| p + n))
+        .chain(bracketed)
 }
 
 /// `(:(\d+|[A-Za-z0-9-_]+))?\s+(.*)` at `p`: the port (if any) and where the flags start.
@@ -197,11 +216,14 @@ fn real_tail(s: &str, p: usize) -> Option<(Option<(usize, usize)>, usize)> {
         (n > 0).then_some(q + n)
     };
     if b.get(p) == Some(&b':') {
-        let run = b[p + 1..].iter().take_while(|&&c| is_port_char(c as char)).count();
-        if run > 0 {
-            if let Some(flags) = ws_then(p + 1 + run) {
-                return Some((Some((p + 1, p + 1 + run)), flags));
-            }
+        let run = b[p + 1..]
+            .iter()
+            .take_while(|&&c| is_port_char(c as char))
+            .count();
+        if run > 0
+            && let Some(flags) = ws_then(p + 1 + run)
+        {
+            return Some((Some((p + 1, p + 1 + run)), flags));
         }
     }
     ws_then(p).map(|flags| (None, flags))
@@ -211,14 +233,13 @@ fn real_tail(s: &str, p: usize) -> Option<(Option<(usize, usize)>, usize)> {
 pub fn real_parts(s: &str) -> Option<RealParts<'_>> {
     for start in s.char_indices().map(|(i, _)| i) {
         for e1 in addr_ends(s, start) {
-            let mut tries: Vec<(Option<(usize, usize)>, usize)> = Vec::new();
-            if s[e1..].starts_with("->") {
-                for e2 in addr_ends(s, e1 + 2) {
-                    tries.push((Some((e1 + 2, e2)), e2));
-                }
-            }
-            tries.push((None, e1));
-            for (ip2, end) in tries {
+            let ranged = s[e1..].starts_with("->");
+            let with_range = ranged
+                .then(|| addr_ends(s, e1 + 2))
+                .into_iter()
+                .flatten()
+                .map(move |e2| (Some((e1 + 2, e2)), e2));
+            for (ip2, end) in with_range.chain(std::iter::once((None, e1))) {
                 if let Some((port, flags)) = real_tail(s, end) {
                     return Some(RealParts {
                         ip1: &s[start..e1],
@@ -242,7 +263,10 @@ pub fn ws_digits(s: &str) -> Option<(&str, &str)> {
     while i < b.len() {
         if is_space(b[i] as char) {
             let ws = b[i..].iter().take_while(|&&c| is_space(c as char)).count();
-            let d = b[i + ws..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let d = b[i + ws..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             if d > 0 {
                 return Some((&s[i + ws..i + ws + d], &s[i + ws + d..]));
             }
@@ -272,9 +296,19 @@ pub fn request_receive(s: &str) -> Option<(&str, &str, &str, usize)> {
             let mut j = last_quote;
             while j > q {
                 if b[j] == b'"' && matches!(b.get(j + 1), Some(b',') | Some(b' ')) {
-                    let k = j + 2 + b[j + 2..].iter().take_while(|&&c| is_space(c as char)).count();
+                    let k = j
+                        + 2
+                        + b[j + 2..]
+                            .iter()
+                            .take_while(|&&c| is_space(c as char))
+                            .count();
                     if b.get(k) == Some(&b'"') && last_quote > k {
-                        return Some((&s[q + 1..j], &s[k + 1..last_quote], &s[last_quote + 1..], q + 1));
+                        return Some((
+                            &s[q + 1..j],
+                            &s[k + 1..last_quote],
+                            &s[last_quote + 1..],
+                            q + 1,
+                        ));
                     }
                 }
                 j -= 1;
@@ -338,7 +372,6 @@ pub fn block_body(expanded: &str) -> Option<usize> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,7 +379,10 @@ mod tests {
     #[test]
     fn directive_heads_allow_spaces_around_the_equals_sign() {
         assert_eq!(directive("checktimeout = 3", "checktimeout"), Some("3"));
-        assert_eq!(directive("checktimeout=3 # s", "checktimeout"), Some("3 # s"));
+        assert_eq!(
+            directive("checktimeout=3 # s", "checktimeout"),
+            Some("3 # s")
+        );
         assert_eq!(directive("checktimeoutx=3", "checktimeout"), None);
         assert_eq!(directive("quiescent=no\r", "quiescent"), Some("no\r"));
     }
@@ -373,22 +409,46 @@ mod tests {
 
     #[test]
     fn virtual_forms_in_stock_order() {
-        assert_eq!(virtual_form("10.0.0.1:80", false), Some(VirtualForm::HostPort("10.0.0.1", "80")));
-        assert_eq!(virtual_form("localhost:https x", false), Some(VirtualForm::HostPort("localhost", "https")));
-        assert_eq!(virtual_form("192.168.1.1", false), Some(VirtualForm::Fwmark("192")));
-        assert_eq!(virtual_form("[2001:db8::5]:80", true), Some(VirtualForm::Bracketed("2001:db8::5", "80")));
-        assert_eq!(virtual_form("[::1]:80", false), Some(VirtualForm::Bracketed("::1", "80")));
+        assert_eq!(
+            virtual_form("10.0.0.1:80", false),
+            Some(VirtualForm::HostPort("10.0.0.1", "80"))
+        );
+        assert_eq!(
+            virtual_form("localhost:https x", false),
+            Some(VirtualForm::HostPort("localhost", "https"))
+        );
+        assert_eq!(
+            virtual_form("192.168.1.1", false),
+            Some(VirtualForm::Fwmark("192"))
+        );
+        assert_eq!(
+            virtual_form("[2001:db8::5]:80", true),
+            Some(VirtualForm::Bracketed("2001:db8::5", "80"))
+        );
+        assert_eq!(
+            virtual_form("[::1]:80", false),
+            Some(VirtualForm::Bracketed("::1", "80"))
+        );
         assert_eq!(virtual_form("!x", false), None);
     }
 
     #[test]
     fn real_lines_backtrack_like_perl() {
         let p = real_parts("10.0.0.1:80 gate 2").unwrap();
-        assert_eq!((p.ip1, p.ip2, p.port, p.flags), ("10.0.0.1", None, Some("80"), "gate 2"));
+        assert_eq!(
+            (p.ip1, p.ip2, p.port, p.flags),
+            ("10.0.0.1", None, Some("80"), "gate 2")
+        );
         let p = real_parts("10.0.0.1->10.0.0.3:80 gate 9").unwrap();
-        assert_eq!((p.ip1, p.ip2, p.port), ("10.0.0.1", Some("10.0.0.3"), Some("80")));
+        assert_eq!(
+            (p.ip1, p.ip2, p.port),
+            ("10.0.0.1", Some("10.0.0.3"), Some("80"))
+        );
         let p = real_parts("web-1->web-3:http masq").unwrap();
-        assert_eq!((p.ip1, p.ip2, p.port, p.flags), ("web-1", Some("web-3"), Some("http"), "masq"));
+        assert_eq!(
+            (p.ip1, p.ip2, p.port, p.flags),
+            ("web-1", Some("web-3"), Some("http"), "masq")
+        );
         let p = real_parts("[2001:db8::1]:80 masq 2").unwrap();
         assert_eq!((p.ip1, p.port), ("[2001:db8::1]", Some("80")));
         let p = real_parts("10.0.0.1 gate").unwrap();
@@ -429,7 +489,10 @@ mod tests {
 
     #[test]
     fn fallback_takes_the_last_two_tokens() {
-        assert_eq!(fallback_tokens("127.0.0.1:80 gate"), Some(("127.0.0.1:80", Some("gate"))));
+        assert_eq!(
+            fallback_tokens("127.0.0.1:80 gate"),
+            Some(("127.0.0.1:80", Some("gate")))
+        );
         assert_eq!(fallback_tokens("127.0.0.1"), Some(("127.0.0.1", None)));
         assert_eq!(fallback_tokens("a b c"), Some(("b", Some("c"))));
         assert_eq!(fallback_tokens("  "), None);

@@ -8,4 +8,4 @@ pub mod resolve;
 
 pub use diag::{ConfigError, Diagnostic, Origin, Severity};
 pub use model::*;
-pub use parse::{load, load_with, parse_str, parse_with, ParseOptions, Parsed};
+pub use parse::{ParseOptions, Parsed, load, load_with, parse_str, parse_with};

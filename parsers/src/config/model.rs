@@ -286,7 +286,10 @@ impl Receive {
     /// Compile `source` with Perl semantics.
     pub fn new(source: &str) -> Result<Receive, pcre2::Error> {
         let regex = pcre2::bytes::RegexBuilder::new().build(source)?;
-        Ok(Receive { source: source.to_owned(), regex: std::sync::Arc::new(regex) })
+        Ok(Receive {
+            source: source.to_owned(),
+            regex: std::sync::Arc::new(regex),
+        })
     }
     pub fn as_str(&self) -> &str {
         &self.source
@@ -433,8 +436,18 @@ pub struct AlertStatus {
 }
 
 impl AlertStatus {
-    pub const ALL: AlertStatus = AlertStatus { starting: true, running: true, stopping: true, reloading: true };
-    pub const NONE: AlertStatus = AlertStatus { starting: false, running: false, stopping: false, reloading: false };
+    pub const ALL: AlertStatus = AlertStatus {
+        starting: true,
+        running: true,
+        stopping: true,
+        reloading: true,
+    };
+    pub const NONE: AlertStatus = AlertStatus {
+        starting: false,
+        running: false,
+        stopping: false,
+        reloading: false,
+    };
 }
 
 /// Where log lines go (`logfile=`).
@@ -569,9 +582,17 @@ impl VirtualService {
     /// ldirectord's virtual id: `tcp:1.2.3.4:80`, `udp:[2001:db8::5]:53`, `fwm:5`, `fwm6:5`.
     pub fn id(&self) -> String {
         match self.address {
-            VirtualAddress::Fwmark { mark, family: Family::Inet } => format!("fwm:{mark}"),
-            VirtualAddress::Fwmark { mark, family: Family::Inet6 } => format!("fwm6:{mark}"),
-            VirtualAddress::Inet { .. } => format!("{}:{}", self.protocol.as_str(), self.virtual_text()),
+            VirtualAddress::Fwmark {
+                mark,
+                family: Family::Inet,
+            } => format!("fwm:{mark}"),
+            VirtualAddress::Fwmark {
+                mark,
+                family: Family::Inet6,
+            } => format!("fwm6:{mark}"),
+            VirtualAddress::Inet { .. } => {
+                format!("{}:{}", self.protocol.as_str(), self.virtual_text())
+            }
         }
     }
 
@@ -594,7 +615,10 @@ impl VirtualService {
     /// The port a real server is checked on (§3.2): `checkport`, else the real's port,
     /// else the service's default port.
     pub fn check_port(&self, real: &RealServer) -> Option<u16> {
-        self.check.checkport.or(if real.port > 0 { Some(real.port) } else { None }).or(self.check.service.default_port())
+        self.check
+            .checkport
+            .or(if real.port > 0 { Some(real.port) } else { None })
+            .or(self.check.service.default_port())
     }
 }
 

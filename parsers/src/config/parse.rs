@@ -27,7 +27,11 @@ pub struct ParseOptions<'r> {
 
 impl Default for ParseOptions<'_> {
     fn default() -> Self {
-        ParseOptions { resolver: &SystemResolver, check_files: true, hostname: None }
+        ParseOptions {
+            resolver: &SystemResolver,
+            check_files: true,
+            hostname: None,
+        }
     }
 }
 
@@ -49,8 +53,13 @@ pub fn load_with(path: &Path, opts: &ParseOptions<'_>) -> Result<Parsed, ConfigE
         Ok(bytes) => parse_with(&String::from_utf8_lossy(&bytes), path, opts),
         Err(e) => Err(ConfigError {
             path: path.to_owned(),
-            error: Diagnostic::error(Span::default(), format!("can not open file {}", path.display()))
+            error: Box::new(
+                Diagnostic::error(
+                    Span::default(),
+                    format!("can not open file {}", path.display()),
+                )
                 .help(e.to_string()),
+            ),
             warnings: Vec::new(),
         }),
     }
@@ -77,10 +86,21 @@ pub fn parse_with(text: &str, path: &Path, opts: &ParseOptions<'_>) -> Result<Pa
     };
     match p.run(text) {
         Ok(()) => {
-            let config = Config { path: path.to_owned(), globals: p.globals, virtuals: p.virtuals };
-            Ok(Parsed { config, warnings: p.warnings })
+            let config = Config {
+                path: path.to_owned(),
+                globals: p.globals,
+                virtuals: p.virtuals,
+            };
+            Ok(Parsed {
+                config,
+                warnings: p.warnings,
+            })
         }
-        Err(error) => Err(ConfigError { path: path.to_owned(), error, warnings: p.warnings }),
+        Err(error) => Err(ConfigError {
+            path: path.to_owned(),
+            error: Box::new(error),
+            warnings: p.warnings,
+        }),
     }
 }
 
@@ -98,14 +118,29 @@ impl<'a> Line<'a> {
     /// A span over `len` bytes at byte `at` of the line's text.
     fn span(&self, at: usize, len: usize) -> Span {
         let at = at.min(self.text.len());
-        Span { line: self.number, column: self.text[..at].chars().count() + 1, offset: self.offset + at, len }
+        let prefix = &self.text[..at];
+        let column = if prefix.is_ascii() {
+            at
+        } else {
+            prefix.chars().count()
+        } + 1;
+        Span {
+            line: self.number,
+            column,
+            offset: self.offset + at,
+            len,
+        }
     }
     fn whole(&self) -> Span {
         self.span(0, self.text.trim_end().len())
     }
     /// The raw line as Perl holds it, with its newline.
     fn raw(&self) -> String {
-        if self.newline { format!("{}\n", self.text) } else { self.text.to_owned() }
+        if self.newline {
+            format!("{}\n", self.text)
+        } else {
+            self.text.to_owned()
+        }
     }
 }
 
@@ -122,7 +157,12 @@ fn lines(text: &str) -> impl Iterator<Item = Line<'_>> {
             Some(i) => (&rest[..i], true),
             None => (rest, false),
         };
-        let line = Line { number, text: body, newline, offset };
+        let line = Line {
+            number,
+            text: body,
+            newline,
+            offset,
+        };
         offset += body.len() + usize::from(newline);
         Some(line)
     })
@@ -131,35 +171,102 @@ fn lines(text: &str) -> impl Iterator<Item = Line<'_>> {
 /// A block line after stock's preprocessing: comment stripped, tabs expanded.
 struct BlockLine<'a> {
     line: Line<'a>,
-    /// The preprocessed text (`s/#.*//; s/\t/    /g`).
-    expanded: String,
-    /// Offset of the directive body in `expanded`.
-    body: usize,
+    /// The directive body after stock's preprocessing (`s/#.*//; s/\t/    /g`, then
+    /// `^ {4,}(.+)`). Borrowed from the raw line when no TAB follows the indentation,
+    /// which is the common case and needs no copy.
+    body: std::borrow::Cow<'a, str>,
+    /// When `body` is owned (TABs inside the body): the whole expanded line and the
+    /// body's offset in it, to map spans back to raw columns.
+    expanded_at: usize,
 }
 
-impl BlockLine<'_> {
-    fn rcmd(&self) -> &str {
-        &self.expanded[self.body..]
+impl<'a> BlockLine<'a> {
+    /// Stock's preprocessing of a block line; `None` when the line ends the block.
+    fn new(line: Line<'a>) -> Option<BlockLine<'a>> {
+        let stripped = match line.text.find('#') {
+            Some(i) => &line.text[..i],
+            None => line.text,
+        };
+        let indent_bytes = stripped
+            .bytes()
+            .take_while(|&c| c == b' ' || c == b'\t')
+            .count();
+        let rest = &stripped[indent_bytes..];
+        if !rest.contains('\t') {
+            let width: usize = stripped.as_bytes()[..indent_bytes]
+                .iter()
+                .map(|&c| if c == b'\t' { 4 } else { 1 })
+                .sum();
+            let body = if width >= 4 && !rest.is_empty() {
+                std::borrow::Cow::Borrowed(rest)
+            } else if width >= 5 {
+                // Perl backtracks: five or more spaces alone leave one space as the body.
+                std::borrow::Cow::Borrowed(" ")
+            } else {
+                return None;
+            };
+            return Some(BlockLine {
+                line,
+                body,
+                expanded_at: usize::MAX,
+            });
+        }
+        let expanded = stripped.replace('\t', "    ");
+        let at = lex::block_body(&expanded)?;
+        Some(BlockLine {
+            line,
+            body: std::borrow::Cow::Owned(expanded[at..].to_owned()),
+            expanded_at: at,
+        })
     }
-    /// Map an offset in `expanded` back to the raw line (tabs were four columns).
+
+    fn rcmd(&self) -> &str {
+        &self.body
+    }
+
+    /// Map an offset in the expanded line back to the raw line (a TAB was four columns).
     fn raw_offset(&self, expanded_at: usize) -> usize {
         let mut col = 0;
-        for (i, c) in self.line.text.char_indices() {
+        for (i, &c) in self.line.text.as_bytes().iter().enumerate() {
             if col >= expanded_at {
                 return i;
             }
-            col += if c == '\t' { 4 } else { c.len_utf8() };
+            col += if c == b'\t' { 4 } else { 1 };
         }
         self.line.text.len()
     }
-    /// A span over a value that is a subslice of `rcmd()` (or the whole body).
+
+    /// A span over a value that is a subslice of `rcmd()`.
     fn span_of(&self, value: &str) -> Span {
-        let base = self.expanded.as_ptr() as usize;
-        let at = (value.as_ptr() as usize).saturating_sub(base).min(self.expanded.len());
-        let start = self.raw_offset(at);
-        let end = self.raw_offset(at + value.len()).max(start);
+        let at = (value.as_ptr() as usize)
+            .saturating_sub(self.body.as_ptr() as usize)
+            .min(self.body.len());
+        let (start, end) = match &self.body {
+            std::borrow::Cow::Borrowed(b)
+                if b.as_ptr() as usize >= self.line.text.as_ptr() as usize
+                    && (b.as_ptr() as usize)
+                        < self.line.text.as_ptr() as usize + self.line.text.len().max(1) =>
+            {
+                let base = b.as_ptr() as usize - self.line.text.as_ptr() as usize;
+                (base + at, base + at + value.len())
+            }
+            std::borrow::Cow::Borrowed(_) => {
+                // The lone-space body: point at the end of the indentation.
+                let n = self.line.text.len();
+                (n.saturating_sub(1), n)
+            }
+            std::borrow::Cow::Owned(_) => {
+                let start = self.raw_offset(self.expanded_at + at);
+                (
+                    start,
+                    self.raw_offset(self.expanded_at + at + value.len())
+                        .max(start),
+                )
+            }
+        };
         self.line.span(start, (end - start).max(1))
     }
+
     fn directive_span(&self) -> Span {
         self.span_of(self.rcmd().trim_end())
     }
@@ -253,24 +360,21 @@ type Res<T = ()> = Result<T, Diagnostic>;
 
 const SERVICE_LIST: &str = "service must be dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pop, pops, radius, pgsql, simpletcp, sip, smtp or submission";
 const CHECKTYPE_LIST: &str = "checktype must be \"connect\", \"negotiate\", \"on\", \"off\", \"ping\", \"external\", \"external-perl\" or a positive number";
-const GLOBAL_DIRECTIVES: &str = "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, tlsverify, tlssni)";
+const GLOBAL_DIRECTIVES: &str = "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter)";
 const BLOCK_DIRECTIVES: &str = "real, real6, request, receive, checktype, checkcommand, checktimeout, negotiatetimeout, checkcount, failurecount, checkinterval, checkport, login, passwd, database, secret, load, scheduler, persistent, netmask, schedflags, protocol, ops, service, httpmethod, virtualhost, fallback, fallback6, fallbackcommand, quiescent, emailalert, emailalertfreq, emailalertstatus, monitorfile, cleanstop, smtp, servicename, comment (extensions: risecount, tlsverify, tlssni, pgsqlrole, pgsqlmaxlag, pgsqlsyncstate)";
 
 impl Parser<'_, '_> {
     fn run(&mut self, text: &str) -> Res {
         let mut iter = lines(text);
         let mut pending: Option<Line<'_>> = None;
-        loop {
-            let line = match pending.take().or_else(|| iter.next()) {
-                Some(l) => l,
-                None => break,
-            };
+        while let Some(line) = pending.take().or_else(|| iter.next()) {
             if let Some((inet6, value)) = virtual_head(line.text) {
                 pending = self.block(line, inet6, value, &mut iter)?;
                 continue;
             }
             let t = line.text;
-            if t.chars().all(lex::is_space) || t.trim_start_matches(lex::is_space).starts_with('#') {
+            if t.chars().all(lex::is_space) || t.trim_start_matches(lex::is_space).starts_with('#')
+            {
                 continue;
             }
             self.global(line)?;
@@ -286,7 +390,11 @@ impl Parser<'_, '_> {
                 .hostname
                 .clone()
                 .or_else(|| std::env::var("HOSTNAME").ok())
-                .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()))
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .ok()
+                        .map(|s| s.trim().to_owned())
+                })
                 .unwrap_or_else(|| "localhost".to_owned());
             self.hostname = Some(h);
         }
@@ -297,34 +405,54 @@ impl Parser<'_, '_> {
 
     fn global(&mut self, line: Line<'_>) -> Res {
         let t = line.text;
+        // Every directive pattern is `^NAME\s*=`: only the one named like the line's first
+        // word can match, so compare names before running a parser.
+        let name = directive_name(t);
+        let d = |n: &str| {
+            if name == n {
+                lex::directive(t, n)
+            } else {
+                None
+            }
+        };
         let span_of = |v: &str| {
             let at = (v.as_ptr() as usize).saturating_sub(t.as_ptr() as usize);
             line.span(at, v.trim_end().len().max(1))
         };
         let g = &mut self.globals;
-        if let Some(v) = lex::directive(t, "checktimeout") {
+        if let Some(v) = d("checktimeout") {
             g.checktimeout = Some(positive_timeout(v).ok_or_else(|| {
-                Diagnostic::error(span_of(v), "invalid check timeout value").help("a whole number of seconds greater than 0")
+                Diagnostic::error(span_of(v), "invalid check timeout value")
+                    .help("a whole number of seconds greater than 0")
             })?);
-        } else if lex::directive(t, "connecttimeout").is_some() {
-            return Err(Diagnostic::error(line.whole(), "connecttimeout directive deprecated in favour of negotiatetimeout")
-                .help("use negotiatetimeout= (or checktimeout=)"));
-        } else if let Some(v) = lex::directive(t, "negotiatetimeout") {
+        } else if d("connecttimeout").is_some() {
+            return Err(Diagnostic::error(
+                line.whole(),
+                "connecttimeout directive deprecated in favour of negotiatetimeout",
+            )
+            .help("use negotiatetimeout= (or checktimeout=)"));
+        } else if let Some(v) = d("negotiatetimeout") {
             g.negotiatetimeout = Some(positive_timeout(v).ok_or_else(|| {
-                Diagnostic::error(span_of(v), "invalid negotiate timeout value").help("a whole number of seconds greater than 0")
+                Diagnostic::error(span_of(v), "invalid negotiate timeout value")
+                    .help("a whole number of seconds greater than 0")
             })?);
-        } else if let Some(v) = lex::directive(t, "checkinterval") {
+        } else if let Some(v) = d("checkinterval") {
             g.checkinterval = nonzero(v).ok_or_else(|| {
-                Diagnostic::error(span_of(v), "invalid check interval value").help("a whole number of seconds greater than 0")
+                Diagnostic::error(span_of(v), "invalid check interval value")
+                    .help("a whole number of seconds greater than 0")
             })?;
-        } else if let Some(v) = lex::directive(t, "checkcount") {
-            g.checkcount = nonzero(v).ok_or_else(|| Diagnostic::error(span_of(v), "invalid check count value"))?;
+        } else if let Some(v) = d("checkcount") {
+            g.checkcount = nonzero(v)
+                .ok_or_else(|| Diagnostic::error(span_of(v), "invalid check count value"))?;
             self.warnings.push(checkcount_warning(line.whole()));
-        } else if let Some(v) = lex::directive(t, "failurecount") {
+        } else if let Some(v) = d("failurecount") {
             g.failurecount = nonzero(v).ok_or_else(|| {
-                Diagnostic::error(span_of(v), "invalid failure count value").help("a whole number greater than 0")
+                Diagnostic::error(span_of(v), "invalid failure count value")
+                    .help("a whole number greater than 0")
             })?;
-        } else if let Some((inet6, v)) = directive_fallback(t) {
+        } else if let Some((inet6, v)) =
+            directive_fallback(t).filter(|_| name == "fallback" || name == "fallback6")
+        {
             let family = if inet6 { Family::Inet6 } else { Family::Inet };
             let todo = parse_fallback(v, None, span_of(v))?;
             let tcp = self.resolve_fallback(&todo, Protocol::Tcp, family)?;
@@ -336,76 +464,104 @@ impl Parser<'_, '_> {
                 self.globals.fallback = Some(tcp);
                 self.fallback_udp = Some(udp);
             }
-        } else if let Some(v) = lex::directive(t, "fallbackcommand") {
+        } else if let Some(v) = d("fallbackcommand") {
             if v.is_empty() {
                 return Err(Diagnostic::error(line.whole(), "invalid fallback command"));
             }
             g.fallbackcommand = Some(v.to_owned());
-        } else if let Some(v) = lex::directive(t, "autoreload") {
+        } else if let Some(v) = d("autoreload") {
             g.autoreload = yes_no(v, span_of(v), "autoreload")?;
-        } else if let Some(v) = lex::directive(t, "callback").and_then(lex::quoted_greedy) {
+        } else if let Some(v) = d("callback").and_then(lex::quoted_greedy) {
             g.callback = Some(v.to_owned());
-        } else if let Some(v) = lex::directive(t, "logfile").and_then(lex::quoted_greedy) {
-            g.logfile = if v.starts_with('/') { LogTarget::File(PathBuf::from(v)) } else { LogTarget::Syslog(v.to_owned()) };
-        } else if let Some(v) = lex::directive(t, "execute") {
+        } else if let Some(v) = d("logfile").and_then(lex::quoted_greedy) {
+            g.logfile = if v.starts_with('/') {
+                LogTarget::File(PathBuf::from(v))
+            } else {
+                LogTarget::Syslog(v.to_owned())
+            };
+        } else if let Some(v) = d("execute") {
             if !g.execute.iter().any(|e| e == v) {
                 g.execute.push(v.to_owned());
             }
-        } else if let Some(v) = lex::directive(t, "fork") {
+        } else if let Some(v) = d("fork") {
             g.fork = yes_no(v, span_of(v), "fork")?;
         } else if t.starts_with("supervised") {
             match lex::directive(t, "supervised") {
                 Some(v) if lex::yes_no(v).is_some() => g.supervised = v == "yes",
-                _ if t["supervised".len()..].chars().all(lex::is_space) => {
+                _ if t
+                    .strip_prefix("supervised")
+                    .is_some_and(|rest| rest.chars().all(lex::is_space)) =>
+                {
                     g.supervised = true;
                     self.warnings.push(
-                        Diagnostic::warning(line.whole(), "please update your config not to use a bare supervised directive")
-                            .help("write supervised=yes"),
+                        Diagnostic::warning(
+                            line.whole(),
+                            "please update your config not to use a bare supervised directive",
+                        )
+                        .help("write supervised=yes"),
                     );
                 }
                 _ => {
-                    return Err(Diagnostic::error(line.whole(), "supervised must be 'yes' or 'no'")
-                        .help(yes_no_help(t)));
+                    return Err(Diagnostic::error(
+                        line.whole(),
+                        "supervised must be 'yes' or 'no'",
+                    )
+                    .help(yes_no_help(t)));
                 }
             }
-        } else if let Some(v) = lex::directive(t, "quiescent") {
+        } else if let Some(v) = d("quiescent") {
             g.quiescent = yes_no(v, span_of(v), "quiescent")?;
-        } else if let Some(v) = lex::directive(t, "readdquiescent") {
+        } else if let Some(v) = d("readdquiescent") {
             g.readdquiescent = yes_no(v, span_of(v), "readdquiescent")?;
-        } else if let Some(v) = lex::directive(t, "emailalert") {
+        } else if let Some(v) = d("emailalert") {
             g.alerts.emailalert = Some(email(v, span_of(v))?);
-        } else if let Some(v) = lex::directive(t, "emailalertfreq") {
+        } else if let Some(v) = d("emailalertfreq") {
             g.alerts.emailalertfreq = alert_freq(v, span_of(v))?;
-        } else if let Some(v) = lex::directive(t, "emailalertstatus") {
+        } else if let Some(v) = d("emailalertstatus") {
             g.alerts.emailalertstatus = alert_status(v, span_of(v))?;
-        } else if let Some(v) = lex::directive(t, "emailalertfrom") {
+        } else if let Some(v) = d("emailalertfrom") {
             if v.is_empty() {
-                return Err(Diagnostic::error(line.whole(), "no email from address specified"));
+                return Err(Diagnostic::error(
+                    line.whole(),
+                    "no email from address specified",
+                ));
             }
             g.emailalertfrom = Some(v.to_owned());
-        } else if let Some(v) = lex::directive(t, "cleanstop") {
+        } else if let Some(v) = d("cleanstop") {
             g.cleanstop = yes_no(v, span_of(v), "cleanstop")?;
-        } else if let Some(v) = lex::directive(t, "smtp") {
+        } else if let Some(v) = d("smtp") {
             g.alerts.smtp = Some(smtp(v, span_of(v))?);
-        } else if let Some(v) = lex::directive(t, "maintenancedir") {
+        } else if let Some(v) = d("maintenancedir") {
             if v.is_empty() {
-                return Err(Diagnostic::error(line.whole(), "maintenance directory not specified"));
+                return Err(Diagnostic::error(
+                    line.whole(),
+                    "maintenance directory not specified",
+                ));
             }
             g.maintenancedir = Some(PathBuf::from(v));
             if self.opts.check_files && !Path::new(v).is_dir() {
-                self.warnings.push(Diagnostic::warning(span_of(v), "maintenance directory does not exist"));
+                self.warnings.push(Diagnostic::warning(
+                    span_of(v),
+                    "maintenance directory does not exist",
+                ));
             }
-        } else if let Some(v) = lex::directive(t, "risecount") {
+        } else if let Some(v) = d("risecount") {
             g.risecount = nonzero(v).ok_or_else(|| {
-                Diagnostic::error(span_of(v), "invalid rise count").help("a whole number greater than 0 (default 1)").extension()
+                Diagnostic::error(span_of(v), "invalid rise count")
+                    .help("a whole number greater than 0 (default 1)")
+                    .extension()
             })?;
-        } else if let Some(v) = lex::directive(t, "checkjitter") {
-            g.checkjitter = lex::first_digits(v).map(lex::number).filter(|&n| n <= 100).ok_or_else(|| {
-                Diagnostic::error(span_of(v), "invalid check jitter")
+        } else if let Some(v) = d("checkjitter") {
+            g.checkjitter =
+                lex::first_digits(v)
+                    .map(lex::number)
+                    .filter(|&n| n <= 100)
+                    .ok_or_else(|| {
+                        Diagnostic::error(span_of(v), "invalid check jitter")
                     .help("a percentage of the check interval from 0 to 100, e.g. checkjitter=20")
                     .extension()
-            })? as u32;
-        } else if lex::directive(t, "timeout").is_some() {
+                    })? as u32;
+        } else if d("timeout").is_some() {
             return Err(Diagnostic::error(
                 line.whole(),
                 "timeout directive deprecated in favour of checktimeout and negotiatetimeout",
@@ -420,20 +576,27 @@ impl Parser<'_, '_> {
     fn unknown_global(&self, line: Line<'_>) -> Diagnostic {
         let t = line.text;
         let indent = t.len() - t.trim_start_matches(lex::is_space).len();
-        let word_len = t[indent..].find(|c: char| c == '=' || lex::is_space(c)).unwrap_or(t.len() - indent);
+        let word_len = t[indent..]
+            .find(|c: char| c == '=' || lex::is_space(c))
+            .unwrap_or(t.len() - indent);
         let name = &t[indent..indent + word_len];
-        let mut d = Diagnostic::error(line.span(indent, word_len.max(1)), format!("Unknown command {} ", line.raw()));
+        let mut d = Diagnostic::error(
+            line.span(indent, word_len.max(1)),
+            format!("Unknown command {} ", line.raw()),
+        );
         if indent > 0 {
             d = d.label("indented line outside a virtual block").help(
                 "a blank line (or a line with fewer than 4 spaces of indentation) ends a virtual block; \
                  remove the blank line, or un-indent global directives",
             );
         } else if is_block_directive(name) {
-            d = d.label(format!("`{name}` belongs inside a virtual block")).help(
-                "indent it with a TAB or at least 4 spaces under a virtual= line",
-            );
+            d = d
+                .label(format!("`{name}` belongs inside a virtual block"))
+                .help("indent it with a TAB or at least 4 spaces under a virtual= line");
         } else {
-            d = d.label("not a global directive").help(format!("global directives are: {GLOBAL_DIRECTIVES}"));
+            d = d
+                .label("not a global directive")
+                .help(format!("global directives are: {GLOBAL_DIRECTIVES}"));
         }
         d
     }
@@ -460,31 +623,40 @@ impl Parser<'_, '_> {
             if line.text.trim_start_matches(lex::is_space).starts_with('#') {
                 continue;
             }
-            let stripped = match line.text.find('#') {
-                Some(i) => &line.text[..i],
-                None => line.text,
-            };
-            let expanded = stripped.replace('\t', "    ");
-            let Some(body) = lex::block_body(&expanded) else {
+            let Some(bl) = BlockLine::new(line) else {
                 ended_by = Some(line);
                 break;
             };
-            let bl = BlockLine { line, expanded, body };
             self.block_line(&mut b, &bl)?;
         }
         // The line stock's `$line` points at when it checks for duplicates: the line that
         // ended the block, or the last line read.
-        let end_line = Span { line: current, column: 1, offset: 0, len: 1 };
+        let end_line = Span {
+            line: current,
+            column: 1,
+            offset: 0,
+            len: 1,
+        };
         self.finish_block(b, end_line)?;
         Ok(ended_by)
     }
 
-    fn block_head(&mut self, head: Line<'_>, family: Family, value: &str, value_span: Span) -> Res<Block> {
+    fn block_head(
+        &mut self,
+        head: Line<'_>,
+        family: Family,
+        value: &str,
+        value_span: Span,
+    ) -> Res<Block> {
         let inet6 = family == Family::Inet6;
         let (host_port, fwmark, protocol) = match lex::virtual_form(value, inet6) {
             Some(VirtualForm::HostPort(h, p)) => {
                 let udp = p == "53" || p == "domain";
-                (Some((h.to_owned(), p.to_owned())), None, if udp { Protocol::Udp } else { Protocol::Tcp })
+                (
+                    Some((h.to_owned(), p.to_owned())),
+                    None,
+                    if udp { Protocol::Udp } else { Protocol::Tcp },
+                )
             }
             Some(VirtualForm::Fwmark(m)) => {
                 if !inet6 && value.starts_with(m) && value[m.len()..].starts_with('.') {
@@ -505,10 +677,17 @@ impl Parser<'_, '_> {
                     ));
                 }
                 if a.parse::<std::net::Ipv6Addr>().is_err() {
-                    return Err(Diagnostic::error(value_span, "invalid ipv6 address for virtual server"));
+                    return Err(Diagnostic::error(
+                        value_span,
+                        "invalid ipv6 address for virtual server",
+                    ));
                 }
                 let udp = p == "53" || p == "domain";
-                (Some((format!("[{a}]"), p.to_owned())), None, if udp { Protocol::Udp } else { Protocol::Tcp })
+                (
+                    Some((format!("[{a}]"), p.to_owned())),
+                    None,
+                    if udp { Protocol::Udp } else { Protocol::Tcp },
+                )
             }
             None => {
                 return Err(Diagnostic::error(value_span, "invalid address for virtual server").help(
@@ -521,7 +700,11 @@ impl Parser<'_, '_> {
         Ok(Block {
             span,
             family,
-            service: if fwmark.is_some() { Some(Service::None) } else { None },
+            service: if fwmark.is_some() {
+                Some(Service::None)
+            } else {
+                None
+            },
             host_port,
             fwmark,
             protocol,
@@ -583,24 +766,43 @@ impl Parser<'_, '_> {
 
     fn block_line(&mut self, b: &mut Block, bl: &BlockLine<'_>) -> Res {
         let r = bl.rcmd();
-        let whole = bl.directive_span();
-        let sp = |v: &str| bl.span_of(v);
-        if let Some((name, v6, v)) = directive_pair(r, "real") {
-            if v6 != (b.family == Family::Inet6) {
-                return Err(family_error(whole, name, "real", b.family));
+        let name = directive_name(r);
+        let d = |n: &str| {
+            if name == n {
+                lex::directive(r, n)
+            } else {
+                None
             }
-            b.reals.push(RealTodo { value: v.to_owned(), value_span: sp(v), span: whole, line: bl.line.number });
-        } else if let Some(v) = lex::directive(r, "request").and_then(lex::quoted_greedy) {
+        };
+        let whole = || bl.directive_span();
+        let sp = |v: &str| bl.span_of(v);
+        if let Some((name, v6, v)) =
+            directive_pair(r, "real").filter(|_| name == "real" || name == "real6")
+        {
+            if v6 != (b.family == Family::Inet6) {
+                return Err(family_error(whole(), name, "real", b.family));
+            }
+            b.reals.push(RealTodo {
+                value: v.to_owned(),
+                value_span: sp(v),
+                span: whole(),
+                line: bl.line.number,
+            });
+        } else if let Some(v) = d("request").and_then(lex::quoted_greedy) {
             if v.is_empty() {
                 return Err(Diagnostic::error(sp(v), "no request string specified"));
             }
-            b.request = if v.starts_with('/') { v.to_owned() } else { format!("/{v}") };
-        } else if let Some(v) = lex::directive(r, "receive").and_then(lex::quoted_greedy) {
+            b.request = if v.starts_with('/') {
+                v.to_owned()
+            } else {
+                format!("/{v}")
+            };
+        } else if let Some(v) = d("receive").and_then(lex::quoted_greedy) {
             if v.is_empty() {
                 return Err(Diagnostic::error(sp(v), "invalid receive string"));
             }
             b.receive = Some(self.receive(v, sp(v))?);
-        } else if let Some(v) = lex::directive(r, "checktype") {
+        } else if let Some(v) = d("checktype") {
             if let Some(d) = lex::first_digits(v) {
                 b.checktype = CheckType::Combined(lex::number(d).min(u64::from(u32::MAX)) as u32);
             } else {
@@ -612,60 +814,87 @@ impl Parser<'_, '_> {
                     Some("on") => CheckType::On,
                     Some("external") => CheckType::External,
                     Some("external-perl") => CheckType::ExternalPerl,
-                    _ => return Err(Diagnostic::error(sp(v), CHECKTYPE_LIST).label("not a check type")),
+                    _ => {
+                        return Err(
+                            Diagnostic::error(sp(v), CHECKTYPE_LIST).label("not a check type")
+                        );
+                    }
                 };
             }
-        } else if let Some(v) = quoted_or_rest(r, "checkcommand") {
+        } else if let Some(v) = d("checkcommand").map(quoted_or_all) {
             if v.is_empty() {
-                return Err(Diagnostic::error(whole, "invalid check command"));
+                return Err(Diagnostic::error(whole(), "invalid check command"));
             }
             b.checkcommand = v.to_owned();
-        } else if let Some(v) = lex::directive(r, "checktimeout") {
-            b.checktimeout = Some(nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid check timeout"))?);
-        } else if lex::directive(r, "connecttimeout").is_some() {
-            return Err(Diagnostic::error(whole, "connecttimeout directive deprecated in favour of negotiatetimeout")
-                .help("use negotiatetimeout= (or checktimeout=)"));
-        } else if let Some(v) = lex::directive(r, "negotiatetimeout") {
-            b.negotiatetimeout = Some(nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid negotiate timeout"))?);
-        } else if let Some(v) = lex::directive(r, "checkcount") {
-            b.checkcount = Some(nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid check count"))?);
-            self.warnings.push(checkcount_warning(whole));
-        } else if let Some(v) = lex::directive(r, "failurecount") {
-            b.failurecount = Some(nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid failure count"))?);
-        } else if let Some(v) = lex::directive(r, "checkinterval") {
-            b.checkinterval = Some(nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid checkinterval"))?);
-        } else if let Some(v) = lex::directive(r, "checkport") {
+        } else if let Some(v) = d("checktimeout") {
+            b.checktimeout = Some(
+                nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid check timeout"))?,
+            );
+        } else if d("connecttimeout").is_some() {
+            return Err(Diagnostic::error(
+                whole(),
+                "connecttimeout directive deprecated in favour of negotiatetimeout",
+            )
+            .help("use negotiatetimeout= (or checktimeout=)"));
+        } else if let Some(v) = d("negotiatetimeout") {
+            b.negotiatetimeout = Some(
+                nonzero_any(v)
+                    .ok_or_else(|| Diagnostic::error(sp(v), "invalid negotiate timeout"))?,
+            );
+        } else if let Some(v) = d("checkcount") {
+            b.checkcount = Some(
+                nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid check count"))?,
+            );
+            self.warnings.push(checkcount_warning(whole()));
+        } else if let Some(v) = d("failurecount") {
+            b.failurecount = Some(
+                nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid failure count"))?,
+            );
+        } else if let Some(v) = d("checkinterval") {
+            b.checkinterval = Some(
+                nonzero_any(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid checkinterval"))?,
+            );
+        } else if let Some(v) = d("checkport") {
             let d = lex::first_digits(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid port"))?;
             let n = lex::number(d);
             if n == 0 || n >= 65536 {
-                return Err(Diagnostic::error(sp(v), "checkport must be in range 1..65536").help("a port from 1 to 65535"));
+                return Err(
+                    Diagnostic::error(sp(v), "checkport must be in range 1..65536")
+                        .help("a port from 1 to 65535"),
+                );
             }
             b.checkport = Some(n as u16);
-        } else if let Some(v) = lex::directive(r, "login").and_then(lex::quoted_greedy) {
+        } else if let Some(v) = d("login").and_then(lex::quoted_greedy) {
             b.login = non_empty(v, sp(v), "invalid login string")?;
-        } else if let Some(v) = lex::directive(r, "passwd").and_then(lex::quoted_greedy) {
+        } else if let Some(v) = d("passwd").and_then(lex::quoted_greedy) {
             b.passwd = non_empty(v, sp(v), "invalid password")?;
-        } else if let Some(v) = lex::directive(r, "database").and_then(lex::quoted_greedy) {
+        } else if let Some(v) = d("database").and_then(lex::quoted_greedy) {
             b.database = non_empty(v, sp(v), "invalid database")?;
-        } else if let Some(v) = lex::directive(r, "secret").and_then(lex::quoted_greedy) {
+        } else if let Some(v) = d("secret").and_then(lex::quoted_greedy) {
             b.secret = non_empty(v, sp(v), "invalid secret")?;
-        } else if let Some(v) = lex::directive(r, "load").and_then(lex::quoted_greedy) {
+        } else if let Some(v) = d("load").and_then(lex::quoted_greedy) {
             if lex::first_word(v).is_none() {
                 return Err(Diagnostic::error(sp(v), "invalid string for load testing"));
             }
-        } else if let Some(v) = lex::directive(r, "scheduler") {
+        } else if let Some(v) = d("scheduler") {
             b.scheduler = lex::first_lower(v)
                 .ok_or_else(|| {
-                    Diagnostic::error(sp(v), "invalid scheduler, should be only lowercase letters (a-z)")
-                        .help("e.g. rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh")
+                    Diagnostic::error(
+                        sp(v),
+                        "invalid scheduler, should be only lowercase letters (a-z)",
+                    )
+                    .help("e.g. rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh")
                 })?
                 .to_owned();
-        } else if let Some(v) = lex::directive(r, "persistent") {
-            let d = lex::first_digits(v).ok_or_else(|| Diagnostic::error(sp(v), "invalid persistent timeout"))?;
+        } else if let Some(v) = d("persistent") {
+            let d = lex::first_digits(v)
+                .ok_or_else(|| Diagnostic::error(sp(v), "invalid persistent timeout"))?;
             b.persistent = Some(lex::number(d).min(u64::from(u32::MAX)) as u32);
-        } else if let Some(v) = lex::directive(r, "netmask") {
+        } else if let Some(v) = d("netmask") {
             let ok = if b.family == Family::Inet6 {
-                v.bytes().all(|c| c.is_ascii_digit()) && !v.is_empty() && (1..=128).contains(&lex::number(v))
+                v.bytes().all(|c| c.is_ascii_digit())
+                    && !v.is_empty()
+                    && (1..=128).contains(&lex::number(v))
             } else {
                 v.parse::<Ipv4Addr>().is_ok() || is_loose_dotted_quad(v)
             };
@@ -678,18 +907,25 @@ impl Parser<'_, '_> {
                 return Err(Diagnostic::error(sp(v), msg));
             }
             b.netmask = Some(v.to_owned());
-        } else if let Some(v) = lex::directive(r, "schedflags") {
-            let tok = v.split(lex::is_space).find(|s| !s.is_empty()).ok_or_else(|| {
-                Diagnostic::error(whole, "invalid sched-flags").help("e.g. schedflags=sh-port,sh-fallback")
-            })?;
+        } else if let Some(v) = d("schedflags") {
+            let tok = v
+                .split(lex::is_space)
+                .find(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    Diagnostic::error(whole(), "invalid sched-flags")
+                        .help("e.g. schedflags=sh-port,sh-fallback")
+                })?;
             b.schedflags = Some(tok.to_owned());
-        } else if let Some(v) = lex::directive(r, "protocol") {
+        } else if let Some(v) = d("protocol") {
             let Some(w) = lex::first_word(v) else {
                 return Err(Diagnostic::error(sp(v), "invalid protocol"));
             };
             if b.protocol == Protocol::Fwm {
                 if w != "fwm" {
-                    return Err(Diagnostic::error(sp(v), "protocol must be fwm if the virtual service is a fwmark (a number)"));
+                    return Err(Diagnostic::error(
+                        sp(v),
+                        "protocol must be fwm if the virtual service is a fwmark (a number)",
+                    ));
                 }
             } else {
                 b.protocol = match w {
@@ -703,9 +939,9 @@ impl Parser<'_, '_> {
                     }
                 };
             }
-        } else if let Some(v) = lex::directive(r, "ops") {
+        } else if let Some(v) = d("ops") {
             b.ops = yes_no(v, sp(v), "ops")?;
-        } else if let Some(v) = lex::directive(r, "service") {
+        } else if let Some(v) = d("service") {
             let s = lex::first_word(v).and_then(Service::from_word).ok_or_else(|| {
                 Diagnostic::error(sp(v), SERVICE_LIST).label("not a known service").help(
                     "for a service ldirectord has no check for, use checktype=connect, or checktype=external \
@@ -721,73 +957,94 @@ impl Parser<'_, '_> {
             if s == Service::Ftp && b.passwd.is_empty() {
                 b.passwd = format!("ldirectord@{}", self.hostname());
             }
-        } else if let Some(v) = lex::directive(r, "httpmethod") {
-            b.httpmethod = match lex::first_word(v).map(|w| w.to_ascii_uppercase()).as_deref() {
+        } else if let Some(v) = d("httpmethod") {
+            b.httpmethod = match lex::first_word(v)
+                .map(|w| w.to_ascii_uppercase())
+                .as_deref()
+            {
                 Some("GET") => HttpMethod::Get,
                 Some("HEAD") => HttpMethod::Head,
                 _ => return Err(Diagnostic::error(sp(v), "httpmethod must be GET or HEAD")),
             };
-        } else if let Some(v) = lex::directive(r, "virtualhost") {
+        } else if let Some(v) = d("virtualhost") {
             b.virtualhost = Some(lex::optionally_quoted(v).to_owned());
-        } else if let Some((name, v6, v)) = directive_pair(r, "fallback") {
+        } else if let Some((name, v6, v)) =
+            directive_pair(r, "fallback").filter(|_| name == "fallback" || name == "fallback6")
+        {
             if v6 != (b.family == Family::Inet6) {
-                return Err(family_error(whole, name, "fallback", b.family));
+                return Err(family_error(whole(), name, "fallback", b.family));
             }
-            let port = b.host_port.as_ref().map(|(_, p)| p.clone()).unwrap_or_else(|| "0".to_owned());
+            let port = b
+                .host_port
+                .as_ref()
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| "0".to_owned());
             b.fallback = Some(parse_fallback(v, Some(port), sp(v))?);
-        } else if let Some(v) = quoted_or_rest(r, "fallbackcommand") {
+        } else if let Some(v) = d("fallbackcommand").map(quoted_or_all) {
             if v.is_empty() {
-                return Err(Diagnostic::error(whole, "invalid fallback command"));
+                return Err(Diagnostic::error(whole(), "invalid fallback command"));
             }
             b.fallbackcommand = Some(v.to_owned());
-        } else if let Some(v) = lex::directive(r, "quiescent") {
+        } else if let Some(v) = d("quiescent") {
             b.quiescent = Some(yes_no(v, sp(v), "quiescent")?);
-        } else if let Some(v) = lex::directive(r, "emailalert") {
+        } else if let Some(v) = d("emailalert") {
             b.emailalert = Some(email(v, sp(v))?);
-        } else if let Some(v) = lex::directive(r, "emailalertfreq") {
+        } else if let Some(v) = d("emailalertfreq") {
             b.emailalertfreq = Some(alert_freq(v, sp(v))?);
-        } else if let Some(v) = lex::directive(r, "emailalertstatus") {
+        } else if let Some(v) = d("emailalertstatus") {
             b.emailalertstatus = Some(alert_status(v, sp(v))?);
-        } else if let Some(v) = quoted_or_rest(r, "monitorfile") {
-            if self.opts.check_files {
-                if let Err(e) = std::fs::OpenOptions::new().append(true).create(true).open(v) {
-                    return Err(Diagnostic::error(sp(v), format!("unable to open monitorfile {v}: {}", errno_text(&e))));
-                }
+        } else if let Some(v) = d("monitorfile").map(quoted_or_all) {
+            if self.opts.check_files
+                && let Err(e) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(v)
+            {
+                return Err(Diagnostic::error(
+                    sp(v),
+                    format!("unable to open monitorfile {v}: {}", errno_text(&e)),
+                ));
             }
             b.monitorfile = Some(PathBuf::from(v));
-        } else if let Some(v) = lex::directive(r, "cleanstop") {
+        } else if let Some(v) = d("cleanstop") {
             b.cleanstop = Some(yes_no(v, sp(v), "cleanstop")?);
-        } else if let Some(v) = lex::directive(r, "smtp") {
+        } else if let Some(v) = d("smtp") {
             b.smtp = Some(smtp(v, sp(v))?);
-        } else if let Some(v) = lex::directive(r, "servicename") {
+        } else if let Some(v) = d("servicename") {
             b.servicename = Some(v.to_owned());
-        } else if let Some(v) = lex::directive(r, "comment") {
+        } else if let Some(v) = d("comment") {
             b.comment = Some(v.to_owned());
-        } else if let Some(v) = lex::directive(r, "risecount") {
+        } else if let Some(v) = d("risecount") {
             b.risecount = Some(nonzero(v).ok_or_else(|| {
-                Diagnostic::error(sp(v), "invalid rise count").help("a whole number greater than 0 (default 1)").extension()
+                Diagnostic::error(sp(v), "invalid rise count")
+                    .help("a whole() number greater than 0 (default 1)")
+                    .extension()
             })?);
-        } else if let Some(v) = lex::directive(r, "tlsverify") {
+        } else if let Some(v) = d("tlsverify") {
             b.tls_verify = Some(yes_no(v, sp(v), "tlsverify").map_err(Diagnostic::extension)?);
-        } else if let Some(v) = lex::directive(r, "tlssni") {
+        } else if let Some(v) = d("tlssni") {
             b.tls_sni = Some(yes_no(v, sp(v), "tlssni").map_err(Diagnostic::extension)?);
-        } else if let Some(v) = lex::directive(r, "pgsqlrole") {
+        } else if let Some(v) = d("pgsqlrole") {
             let role = match v.trim_end() {
                 "primary" => PgRole::Primary,
                 "standby" => PgRole::Standby,
                 _ => {
-                    return Err(Diagnostic::error(sp(v), "pgsqlrole must be 'primary' or 'standby'").extension());
+                    return Err(Diagnostic::error(
+                        sp(v),
+                        "pgsqlrole must be 'primary' or 'standby'",
+                    )
+                    .extension());
                 }
             };
             b.pg_role = Some((role, sp(v)));
-        } else if let Some(v) = lex::directive(r, "pgsqlmaxlag") {
+        } else if let Some(v) = d("pgsqlmaxlag") {
             let lag = parse_duration(v.trim_end()).ok_or_else(|| {
                 Diagnostic::error(sp(v), "invalid pgsqlmaxlag")
                     .help("a duration such as 500ms, 10s or 1m (a bare number is seconds)")
                     .extension()
             })?;
             b.pg_max_lag = Some((lag, sp(v)));
-        } else if let Some(v) = lex::directive(r, "pgsqlsyncstate") {
+        } else if let Some(v) = d("pgsqlsyncstate") {
             let mut set = BTreeSet::new();
             for word in v.split(',').map(|w| w.trim_matches(lex::is_space)) {
                 set.insert(match word {
@@ -796,25 +1053,36 @@ impl Parser<'_, '_> {
                     "async" => SyncState::Async,
                     "quorum" => SyncState::Quorum,
                     _ => {
-                        return Err(Diagnostic::error(sp(v), format!("invalid pgsqlsyncstate \"{word}\""))
-                            .help("a comma-separated list of sync, potential, async, quorum")
-                            .extension());
+                        return Err(Diagnostic::error(
+                            sp(v),
+                            format!("invalid pgsqlsyncstate \"{word}\""),
+                        )
+                        .help("a comma-separated list of sync, potential, async, quorum")
+                        .extension());
                     }
                 });
             }
             b.pg_sync = Some((set, sp(v)));
         } else {
-            let name_len = r.find(|c: char| c == '=' || lex::is_space(c)).unwrap_or(r.len());
+            let name_len = r
+                .find(|c: char| c == '=' || lex::is_space(c))
+                .unwrap_or(r.len());
             let name = &r[..name_len];
-            let mut d = Diagnostic::error(bl.span_of(&r[..name_len.max(1).min(r.len())]), format!("Unknown command \"{}\"", bl.line.raw()));
+            let mut d = Diagnostic::error(
+                bl.span_of(&r[..name_len.max(1).min(r.len())]),
+                format!("Unknown command \"{}\"", bl.line.raw()),
+            );
             d = if let Some(hint) = quote_hint(r) {
                 d.label("unterminated or missing quotes").help(hint)
             } else if is_global_only(name) {
-                d.label(format!("`{name}` is a global directive")).help("move it above the first virtual= line, without indentation")
+                d.label(format!("`{name}` is a global directive"))
+                    .help("move it above the first virtual= line, without indentation")
             } else if r.trim().is_empty() {
-                d.label("whitespace-only line inside a virtual block").help("delete the trailing whitespace")
+                d.label("whitespace-only line inside a virtual block")
+                    .help("delete the trailing whitespace")
             } else {
-                d.label("not a virtual-block directive").help(format!("virtual-block directives are: {BLOCK_DIRECTIVES}"))
+                d.label("not a virtual-block directive")
+                    .help(format!("virtual-block directives are: {BLOCK_DIRECTIVES}"))
             };
             return Err(d);
         }
@@ -845,11 +1113,17 @@ impl Parser<'_, '_> {
             (None, Some(mark)) => {
                 let n = lex::number(mark);
                 if n > u64::from(u32::MAX) {
-                    return Err(Diagnostic::error(b.value_span, "invalid address for virtual server")
-                        .help("a firewall mark is a number from 1 to 4294967295")
-                        .extension());
+                    return Err(Diagnostic::error(
+                        b.value_span,
+                        "invalid address for virtual server",
+                    )
+                    .help("a firewall mark is a number from 1 to 4294967295")
+                    .extension());
                 }
-                VirtualAddress::Fwmark { mark: n as u32, family: b.family }
+                VirtualAddress::Fwmark {
+                    mark: n as u32,
+                    family: b.family,
+                }
             }
             (None, None) => unreachable!("a virtual block has an address or a firewall mark"),
         };
@@ -864,14 +1138,26 @@ impl Parser<'_, '_> {
 
         // Stock's duplicate check, by its virtual id string.
         let stock_id = match (&address, &b.fwmark) {
-            (VirtualAddress::Fwmark { family: Family::Inet6, .. }, Some(m)) => format!("fwm6:{m}"),
+            (
+                VirtualAddress::Fwmark {
+                    family: Family::Inet6,
+                    ..
+                },
+                Some(m),
+            ) => format!("fwm6:{m}"),
             (VirtualAddress::Fwmark { .. }, Some(m)) => format!("fwm:{m}"),
-            (VirtualAddress::Inet { ip, port }, _) => format!("{}:{}:{port}", b.protocol.as_str(), ip_text(*ip)),
+            (VirtualAddress::Inet { ip, port }, _) => {
+                format!("{}:{}:{port}", b.protocol.as_str(), ip_text(*ip))
+            }
             _ => unreachable!(),
         };
         if !self.seen.insert(stock_id.clone()) {
-            let first = self.virtuals.iter().find(|v| v.id() == stock_id || fwm_id_matches(v, &stock_id));
-            let mut d = Diagnostic::error(end_line, "duplicate virtual server").label(format!("{stock_id} is defined twice"));
+            let first = self
+                .virtuals
+                .iter()
+                .find(|v| v.id() == stock_id || fwm_id_matches(v, &stock_id));
+            let mut d = Diagnostic::error(end_line, "duplicate virtual server")
+                .label(format!("{stock_id} is defined twice"));
             if let Some(first) = first {
                 d = d.help(format!(
                     "the virtual service at line {} has the same protocol and address; give one of them \
@@ -884,8 +1170,18 @@ impl Parser<'_, '_> {
 
         // §2.8 timeout resolution.
         let g = &self.globals;
-        let checktimeout = b.checktimeout.or(b.negotiatetimeout).or(g.checktimeout).or(g.negotiatetimeout).unwrap_or(5);
-        let negotiatetimeout = b.negotiatetimeout.or(b.checktimeout).or(g.negotiatetimeout).or(g.checktimeout).unwrap_or(30);
+        let checktimeout = b
+            .checktimeout
+            .or(b.negotiatetimeout)
+            .or(g.checktimeout)
+            .or(g.negotiatetimeout)
+            .unwrap_or(5);
+        let negotiatetimeout = b
+            .negotiatetimeout
+            .or(b.checktimeout)
+            .or(g.negotiatetimeout)
+            .or(g.checktimeout)
+            .unwrap_or(30);
 
         let pgsql_role = self.pg_role_check(&b, service)?;
         let global_fallback = match (b.family, b.protocol) {
@@ -974,42 +1270,71 @@ impl Parser<'_, '_> {
     fn pg_role_check(&self, b: &Block, service: Service) -> Res<Option<PgRoleCheck>> {
         let Some((role, span)) = b.pg_role else {
             if let Some((_, span)) = b.pg_max_lag.as_ref() {
-                return Err(Diagnostic::error(*span, "pgsqlmaxlag needs pgsqlrole=standby").extension());
+                return Err(
+                    Diagnostic::error(*span, "pgsqlmaxlag needs pgsqlrole=standby").extension(),
+                );
             }
             if let Some((_, span)) = b.pg_sync.as_ref() {
-                return Err(Diagnostic::error(*span, "pgsqlsyncstate needs pgsqlrole=standby").extension());
+                return Err(
+                    Diagnostic::error(*span, "pgsqlsyncstate needs pgsqlrole=standby").extension(),
+                );
             }
             return Ok(None);
         };
         if service != Service::Pgsql {
             return Err(Diagnostic::error(span, "pgsqlrole needs service=pgsql").extension());
         }
-        if role == PgRole::Primary {
-            if let Some((_, s)) = b.pg_max_lag.as_ref().map(|(d, s)| (d, *s)).or(b.pg_sync.as_ref().map(|(_, s)| (&Duration::ZERO, *s))) {
-                return Err(Diagnostic::error(s, "pgsqlmaxlag and pgsqlsyncstate apply to pgsqlrole=standby only").extension());
-            }
+        let standby_only = b
+            .pg_max_lag
+            .as_ref()
+            .map(|(_, s)| *s)
+            .or(b.pg_sync.as_ref().map(|(_, s)| *s));
+        if role == PgRole::Primary
+            && let Some(s) = standby_only
+        {
+            return Err(Diagnostic::error(
+                s,
+                "pgsqlmaxlag and pgsqlsyncstate apply to pgsqlrole=standby only",
+            )
+            .extension());
         }
         Ok(Some(PgRoleCheck {
             role,
             max_lag: b.pg_max_lag.as_ref().map(|(d, _)| *d),
-            sync_states: b.pg_sync.as_ref().map(|(s, _)| s.clone()).unwrap_or_default(),
+            sync_states: b
+                .pg_sync
+                .as_ref()
+                .map(|(s, _)| s.clone())
+                .unwrap_or_default(),
         }))
     }
 
     fn resolve_real(&mut self, todo: &RealTodo, family: Family, out: &mut Vec<RealServer>) -> Res {
         let line_span = todo.span;
         let Some(parts) = lex::real_parts(&todo.value) else {
-            return Err(Diagnostic::error(todo.value_span, "invalid address for real server (wrong format)")
-                .help("write ADDRESS[:PORT] gate|masq|ipip [WEIGHT], e.g. real=192.0.2.1:80 gate 2"));
+            return Err(Diagnostic::error(
+                todo.value_span,
+                "invalid address for real server (wrong format)",
+            )
+            .help("write ADDRESS[:PORT] gate|masq|ipip [WEIGHT], e.g. real=192.0.2.1:80 gate 2"));
         };
         let host_span = offset_span(todo.value_span, &todo.value, parts.ip1);
         let ip1 = self.host(parts.ip1, family).ok_or_else(|| {
-            Diagnostic::error(host_span, format!("invalid address ({}) for real server (could not resolve host)", parts.ip1))
+            Diagnostic::error(
+                host_span,
+                format!(
+                    "invalid address ({}) for real server (could not resolve host)",
+                    parts.ip1
+                ),
+            )
         })?;
         let port_text = parts.port.unwrap_or("0");
         let port = self.port(port_text, "").ok_or_else(|| {
             Diagnostic::error(
-                parts.port.map(|p| offset_span(todo.value_span, &todo.value, p)).unwrap_or(host_span),
+                parts
+                    .port
+                    .map(|p| offset_span(todo.value_span, &todo.value, p))
+                    .unwrap_or(host_span),
                 format!("invalid port ({port_text}) for real server (could not resolve port)"),
             )
         })?;
@@ -1019,7 +1344,9 @@ impl Parser<'_, '_> {
                 let ip2 = self.host(h2, family).ok_or_else(|| {
                     Diagnostic::error(
                         offset_span(todo.value_span, &todo.value, h2),
-                        format!("invalid address ({h2}) for real server (could not resolve end host)"),
+                        format!(
+                            "invalid address ({h2}) for real server (could not resolve end host)"
+                        ),
                     )
                 })?;
                 match (ip1, ip2) {
@@ -1038,7 +1365,12 @@ impl Parser<'_, '_> {
                         }
                         (a..=z).map(|n| IpAddr::V4(Ipv4Addr::from(n))).collect()
                     }
-                    _ => return Err(Diagnostic::error(todo.value_span, "Address range for IPv6 is not supported yet")),
+                    _ => {
+                        return Err(Diagnostic::error(
+                            todo.value_span,
+                            "Address range for IPv6 is not supported yet",
+                        ));
+                    }
                 }
             }
         };
@@ -1051,8 +1383,11 @@ impl Parser<'_, '_> {
             Some("masq") => Forward::Masq,
             Some("ipip") => Forward::Ipip,
             _ => {
-                return Err(Diagnostic::error(flags_span(fwd_word.unwrap_or(flags)), "forward method must be gate, masq or ipip")
-                    .help("gate = direct routing, masq = NAT, ipip = tunnelling"));
+                return Err(Diagnostic::error(
+                    flags_span(fwd_word.unwrap_or(flags)),
+                    "forward method must be gate, masq or ipip",
+                )
+                .help("gate = direct routing, masq = NAT, ipip = tunnelling"));
             }
         };
         let fwd = fwd_word.unwrap_or_default();
@@ -1067,7 +1402,11 @@ impl Parser<'_, '_> {
         let mut lenient = false;
         if let Some((req, rec, after, _)) = lex::request_receive(rest) {
             let slash = req.starts_with('/');
-            request = Some(if slash { req.to_owned() } else { format!("/{req}") });
+            request = Some(if slash {
+                req.to_owned()
+            } else {
+                format!("/{req}")
+            });
             let rec_span = flags_span(rec);
             receive = Some(self.receive(rec, rec_span)?);
             rest = after;
@@ -1083,21 +1422,31 @@ impl Parser<'_, '_> {
                 );
             } else if rec.starts_with("u:") || req.starts_with("l:") {
                 self.warnings.push(
-                    Diagnostic::warning(flags_span(req), "quoted thresholds are read as a request/receive pair")
-                        .extension()
-                        .help("write thresholds unquoted: l:10 u:100"),
+                    Diagnostic::warning(
+                        flags_span(req),
+                        "quoted thresholds are read as a request/receive pair",
+                    )
+                    .extension()
+                    .help("write thresholds unquoted: l:10 u:100"),
                 );
             }
         }
         let (lower, upper, leftover) = lex::thresholds(rest);
-        let lower = lower.map(|d| lex::number(d).min(u64::from(u32::MAX)) as u32).unwrap_or(0);
-        let upper = upper.map(|d| lex::number(d).min(u64::from(u32::MAX)) as u32).unwrap_or(0);
+        let lower = lower
+            .map(|d| lex::number(d).min(u64::from(u32::MAX)) as u32)
+            .unwrap_or(0);
+        let upper = upper
+            .map(|d| lex::number(d).min(u64::from(u32::MAX)) as u32)
+            .unwrap_or(0);
         if leftover.chars().any(|c| !lex::is_space(c)) {
             if lenient {
                 self.warnings.push(
-                    Diagnostic::warning(flags_span(leftover.trim()), format!("ignored: \"{leftover}\""))
-                        .extension()
-                        .help("stock ignores text after a request starting with /"),
+                    Diagnostic::warning(
+                        flags_span(leftover.trim()),
+                        format!("ignored: \"{leftover}\""),
+                    )
+                    .extension()
+                    .help("stock ignores text after a request starting with /"),
                 );
             } else {
                 return Err(Diagnostic::error(flags_span(leftover.trim()), format!("Invalid real server line, around \"{leftover}\""))
@@ -1121,10 +1470,25 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn resolve_fallback(&mut self, todo: &FallbackTodo, protocol: Protocol, family: Family) -> Res<Fallback> {
+    fn resolve_fallback(
+        &mut self,
+        todo: &FallbackTodo,
+        protocol: Protocol,
+        family: Family,
+    ) -> Res<Fallback> {
         let ip = self.host(&todo.host, family).ok_or_else(|| {
-            let v = if family == Family::Inet { "IPv4" } else { "IPv6" };
-            Diagnostic::error(todo.span, format!("invalid {v} address or could not resolve for fallback server: {}", todo.host))
+            let v = if family == Family::Inet {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            Diagnostic::error(
+                todo.span,
+                format!(
+                    "invalid {v} address or could not resolve for fallback server: {}",
+                    todo.host
+                ),
+            )
         })?;
         let port = match todo.port.as_deref() {
             None => None,
@@ -1132,10 +1496,17 @@ impl Parser<'_, '_> {
             Some("0") | Some("") => Some(0),
             Some(p) => {
                 let n = self.port(p, protocol.as_str()).filter(|&n| n != 0);
-                Some(n.ok_or_else(|| Diagnostic::error(todo.span, "invalid port for fallback server"))?)
+                Some(n.ok_or_else(|| {
+                    Diagnostic::error(todo.span, "invalid port for fallback server")
+                })?)
             }
         };
-        Ok(Fallback { span: todo.span, ip, port, forward: todo.forward })
+        Ok(Fallback {
+            span: todo.span,
+            ip,
+            port,
+            forward: todo.forward,
+        })
     }
 
     fn host(&self, name: &str, family: Family) -> Option<IpAddr> {
@@ -1164,7 +1535,11 @@ impl Parser<'_, '_> {
 fn fwm_id_matches(v: &VirtualService, stock_id: &str) -> bool {
     match v.address {
         VirtualAddress::Fwmark { mark, family } => {
-            let prefix = if family == Family::Inet6 { "fwm6:" } else { "fwm:" };
+            let prefix = if family == Family::Inet6 {
+                "fwm6:"
+            } else {
+                "fwm:"
+            };
             stock_id.strip_prefix(prefix).map(lex::number) == Some(u64::from(mark))
         }
         _ => false,
@@ -1193,14 +1568,28 @@ fn directive_fallback(t: &str) -> Option<(bool, &str)> {
 }
 
 fn family_error(span: Span, written: &str, base: &str, family: Family) -> Diagnostic {
-    let want = if family == Family::Inet { base.to_owned() } else { format!("{base}6") };
-    Diagnostic::error(span, format!("cannot specify \"{written}\" here.  please use \"{want}\" instead"))
+    let want = if family == Family::Inet {
+        base.to_owned()
+    } else {
+        format!("{base}6")
+    };
+    Diagnostic::error(
+        span,
+        format!("cannot specify \"{written}\" here.  please use \"{want}\" instead"),
+    )
 }
 
-/// `^NAME\s*=\s*\"(.*)\"` or else `^NAME\s*=\s*(.*)`.
-fn quoted_or_rest<'a>(r: &'a str, name: &str) -> Option<&'a str> {
-    let v = lex::directive(r, name)?;
-    Some(lex::quoted_greedy(v).unwrap_or(v))
+/// `^NAME\s*=\s*\"(.*)\"` or else `^NAME\s*=\s*(.*)`, given the value.
+fn quoted_or_all(v: &str) -> &str {
+    lex::quoted_greedy(v).unwrap_or(v)
+}
+
+/// The leading word of a line: up to the first space or `=`.
+fn directive_name(line: &str) -> &str {
+    let end = line
+        .find(|c: char| c == '=' || lex::is_space(c))
+        .unwrap_or(line.len());
+    &line[..end]
 }
 
 /// Global `checktimeout`/`negotiatetimeout`: `$1 =~ /(\d+)/ && $1 && $1 > 0`.
@@ -1222,12 +1611,18 @@ fn nonzero_any(v: &str) -> Option<u32> {
 }
 
 fn non_empty(v: &str, span: Span, message: &str) -> Res<String> {
-    if v.is_empty() { Err(Diagnostic::error(span, message)) } else { Ok(v.to_owned()) }
+    if v.is_empty() {
+        Err(Diagnostic::error(span, message))
+    } else {
+        Ok(v.to_owned())
+    }
 }
 
 fn yes_no(v: &str, span: Span, name: &str) -> Res<bool> {
     lex::yes_no(v).ok_or_else(|| {
-        Diagnostic::error(span, format!("{name} must be 'yes' or 'no'")).label("not exactly yes or no").help(yes_no_help(v))
+        Diagnostic::error(span, format!("{name} must be 'yes' or 'no'"))
+            .label("not exactly yes or no")
+            .help(yes_no_help(v))
     })
 }
 
@@ -1242,14 +1637,19 @@ fn yes_no_help(v: &str) -> String {
 
 fn email(v: &str, span: Span) -> Res<String> {
     let a = lex::strip_enclosing_quotes(v);
-    if a.is_empty() { Err(Diagnostic::error(span, "no email address specified")) } else { Ok(a.to_owned()) }
+    if a.is_empty() {
+        Err(Diagnostic::error(span, "no email address specified"))
+    } else {
+        Ok(a.to_owned())
+    }
 }
 
 /// `^emailalertfreq\s*=\s*(\d*)`: digits must start the value.
 fn alert_freq(v: &str, span: Span) -> Res<u32> {
     let d: String = v.chars().take_while(char::is_ascii_digit).collect();
     if d.is_empty() {
-        return Err(Diagnostic::error(span, "invalid email alert frequency").help("a number of seconds, 0 to disable reminders"));
+        return Err(Diagnostic::error(span, "invalid email alert frequency")
+            .help("a number of seconds, 0 to disable reminders"));
     }
     Ok(lex::number(&d).min(u64::from(u32::MAX)) as u32)
 }
@@ -1267,12 +1667,20 @@ fn alert_status(v: &str, span: Span) -> Res<AlertStatus> {
             "running" => s.running = true,
             "reloading" => s.reloading = true,
             other => {
-                return Err(Diagnostic::error(span, format!("invalid email alert status at: \"{other}\""))
-                    .help("a comma-separated list of all, none, starting, running, stopping, reloading"));
+                return Err(Diagnostic::error(
+                    span,
+                    format!("invalid email alert status at: \"{other}\""),
+                )
+                .help(
+                    "a comma-separated list of all, none, starting, running, stopping, reloading",
+                ));
             }
         }
         if none > 0 {
-            return Err(Diagnostic::error(span, format!("invalid email alert status: \"{i}\" specified with \"none\"")));
+            return Err(Diagnostic::error(
+                span,
+                format!("invalid email alert status: \"{i}\" specified with \"none\""),
+            ));
         }
     }
     Ok(s)
@@ -1280,7 +1688,17 @@ fn alert_status(v: &str, span: Span) -> Res<AlertStatus> {
 
 /// Perl's `split /\s*,\s*/` (trailing empty fields dropped).
 fn split_commas(v: &str) -> Vec<&str> {
-    let mut items: Vec<&str> = v.split(',').enumerate().map(|(n, s)| if n == 0 { s.trim_end_matches(lex::is_space) } else { s.trim_matches(lex::is_space) }).collect();
+    let mut items: Vec<&str> = v
+        .split(',')
+        .enumerate()
+        .map(|(n, s)| {
+            if n == 0 {
+                s.trim_end_matches(lex::is_space)
+            } else {
+                s.trim_matches(lex::is_space)
+            }
+        })
+        .collect();
     while items.last() == Some(&"") {
         items.pop();
     }
@@ -1288,9 +1706,13 @@ fn split_commas(v: &str) -> Vec<&str> {
 }
 
 fn smtp(v: &str, span: Span) -> Res<String> {
-    let host: String = v.chars().take_while(|&c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-')).collect();
+    let host: String = v
+        .chars()
+        .take_while(|&c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+        .collect();
     if host.is_empty() {
-        return Err(Diagnostic::error(span, "invalid SMTP server address").help("a host name or IP address, without quotes"));
+        return Err(Diagnostic::error(span, "invalid SMTP server address")
+            .help("a host name or IP address, without quotes"));
     }
     Ok(host)
 }
@@ -1302,22 +1724,35 @@ fn parse_fallback(v: &str, inherit_port: Option<String>, span: Span) -> Res<Fall
         Some("masq") => Forward::Masq,
         Some("ipip") => Forward::Ipip,
         Some(_) => {
-            return Err(Diagnostic::error(span, "forward method must be gate, masq or ipip")
-                .help("fallback=ADDRESS[:PORT] [gate|masq|ipip]"));
+            return Err(
+                Diagnostic::error(span, "forward method must be gate, masq or ipip")
+                    .help("fallback=ADDRESS[:PORT] [gate|masq|ipip]"),
+            );
         }
     };
     let (host, port) = lex::split_host_port(addr);
-    Ok(FallbackTodo { host: host.to_owned(), port: port.map(str::to_owned).or(inherit_port), forward, span })
+    Ok(FallbackTodo {
+        host: host.to_owned(),
+        port: port.map(str::to_owned).or(inherit_port),
+        forward,
+        span,
+    })
 }
 
 fn checkcount_warning(span: Span) -> Diagnostic {
-    Diagnostic::warning(span, "checkcount option is deprecated and slated for removal.  please see 'failurecount'")
+    Diagnostic::warning(
+        span,
+        "checkcount option is deprecated and slated for removal.  please see 'failurecount'",
+    )
 }
 
 /// `\d+\.\d+\.\d+\.\d+` exactly (stock accepts octets over 255 here).
 fn is_loose_dotted_quad(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
-    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
 fn parse_duration(v: &str) -> Option<Duration> {
@@ -1338,7 +1773,9 @@ fn errno_text(e: &std::io::Error) -> String {
 
 /// A span inside a real's value, given a subslice of it.
 fn offset_span(value_span: Span, value: &str, part: &str) -> Span {
-    let at = (part.as_ptr() as usize).saturating_sub(value.as_ptr() as usize).min(value.len());
+    let at = (part.as_ptr() as usize)
+        .saturating_sub(value.as_ptr() as usize)
+        .min(value.len());
     Span {
         line: value_span.line,
         column: value_span.column + value[..at].chars().count(),
@@ -1348,24 +1785,44 @@ fn offset_span(value_span: Span, value: &str, part: &str) -> Span {
 }
 
 fn quote_hint(r: &str) -> Option<&'static str> {
-    let name = r.split(|c: char| c == '=' || lex::is_space(c)).next().unwrap_or("");
-    let quoted = ["request", "receive", "login", "passwd", "database", "secret", "load"];
+    let name = r
+        .split(|c: char| c == '=' || lex::is_space(c))
+        .next()
+        .unwrap_or("");
+    let quoted = [
+        "request", "receive", "login", "passwd", "database", "secret", "load",
+    ];
     if quoted.contains(&name) && lex::directive(r, name).is_some() {
-        Some("this value must be in double quotes, and a # inside quotes starts a comment in stock ldirectord (it truncates the value)")
+        Some(
+            "this value must be in double quotes, and a # inside quotes starts a comment in stock ldirectord (it truncates the value)",
+        )
     } else {
         None
     }
 }
 
 fn is_block_directive(name: &str) -> bool {
-    BLOCK_DIRECTIVES.split([',', ' ', '(', ')', ':']).any(|d| !d.is_empty() && d == name)
-        && !GLOBAL_DIRECTIVES.split([',', ' ', '(', ')', ':']).any(|d| d == name)
+    BLOCK_DIRECTIVES
+        .split([',', ' ', '(', ')', ':'])
+        .any(|d| !d.is_empty() && d == name)
+        && !GLOBAL_DIRECTIVES
+            .split([',', ' ', '(', ')', ':'])
+            .any(|d| d == name)
 }
 
 fn is_global_only(name: &str) -> bool {
     [
-        "autoreload", "callback", "logfile", "execute", "supervised", "fork", "readdquiescent", "emailalertfrom",
-        "maintenancedir", "checkjitter", "timeout",
+        "autoreload",
+        "callback",
+        "logfile",
+        "execute",
+        "supervised",
+        "fork",
+        "readdquiescent",
+        "emailalertfrom",
+        "maintenancedir",
+        "checkjitter",
+        "timeout",
     ]
     .contains(&name)
 }

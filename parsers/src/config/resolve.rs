@@ -29,11 +29,18 @@ impl Resolver for SystemResolver {
         }
         // getaddrinfo: std asks for both families; keep the first of the wanted one.
         let addrs = (name, 0u16).to_socket_addrs().ok()?;
-        addrs.map(|a| a.ip()).find(|ip| matches!((ip, family), (IpAddr::V4(_), Family::Inet) | (IpAddr::V6(_), Family::Inet6)))
+        addrs.map(|a| a.ip()).find(|ip| {
+            matches!(
+                (ip, family),
+                (IpAddr::V4(_), Family::Inet) | (IpAddr::V6(_), Family::Inet6)
+            )
+        })
     }
 
     fn service(&self, name: &str, proto: &str) -> Option<u16> {
-        services().get(&(name.to_owned(), proto.to_owned())).copied()
+        services()
+            .get(&(name.to_owned(), proto.to_owned()))
+            .copied()
     }
 }
 
@@ -61,9 +68,15 @@ pub fn parse_services(text: &str) -> HashMap<(String, String), u16> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("");
         let mut words = line.split_whitespace();
-        let (Some(name), Some(port_proto)) = (words.next(), words.next()) else { continue };
-        let Some((port, proto)) = port_proto.split_once('/') else { continue };
-        let Ok(port) = port.parse::<u16>() else { continue };
+        let (Some(name), Some(port_proto)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some((port, proto)) = port_proto.split_once('/') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
         for n in std::iter::once(name).chain(words) {
             map.entry((n.to_owned(), proto.to_owned())).or_insert(port);
             map.entry((n.to_owned(), String::new())).or_insert(port);
@@ -82,11 +95,18 @@ pub struct StaticResolver {
 impl Resolver for StaticResolver {
     fn host(&self, name: &str, family: Family) -> Option<IpAddr> {
         numeric_host(name, family).or_else(|| {
-            self.hosts.get(name)?.iter().copied().find(|ip| matches!((ip, family), (IpAddr::V4(_), Family::Inet) | (IpAddr::V6(_), Family::Inet6)))
+            self.hosts.get(name)?.iter().copied().find(|ip| {
+                matches!(
+                    (ip, family),
+                    (IpAddr::V4(_), Family::Inet) | (IpAddr::V6(_), Family::Inet6)
+                )
+            })
         })
     }
     fn service(&self, name: &str, proto: &str) -> Option<u16> {
-        self.services.get(&(name.to_owned(), proto.to_owned())).copied()
+        self.services
+            .get(&(name.to_owned(), proto.to_owned()))
+            .copied()
     }
 }
 
@@ -96,7 +116,9 @@ mod tests {
 
     #[test]
     fn services_database_by_name_alias_and_any_protocol() {
-        let db = parse_services("http\t80/tcp www # WorldWideWeb\ndomain 53/tcp\ndomain 53/udp\nsyslog 514/udp\n");
+        let db = parse_services(
+            "http\t80/tcp www # WorldWideWeb\ndomain 53/tcp\ndomain 53/udp\nsyslog 514/udp\n",
+        );
         assert_eq!(db[&("www".into(), "tcp".into())], 80);
         assert_eq!(db[&("http".into(), "".into())], 80);
         assert_eq!(db[&("domain".into(), "udp".into())], 53);
@@ -106,8 +128,14 @@ mod tests {
 
     #[test]
     fn numeric_hosts_need_the_right_family() {
-        assert_eq!(numeric_host("10.0.0.1", Family::Inet), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            numeric_host("10.0.0.1", Family::Inet),
+            Some("10.0.0.1".parse().unwrap())
+        );
         assert_eq!(numeric_host("10.0.0.1", Family::Inet6), None);
-        assert_eq!(numeric_host("::1", Family::Inet6), Some("::1".parse().unwrap()));
+        assert_eq!(
+            numeric_host("::1", Family::Inet6),
+            Some("::1".parse().unwrap())
+        );
     }
 }
