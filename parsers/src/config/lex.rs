@@ -189,23 +189,29 @@ pub struct RealParts<'a> {
 fn addr_ends(s: &str, p: usize) -> impl Iterator<Item = usize> + '_ {
     let b = s.as_bytes();
     let quad = dotted_quad(&s[p..]).ok().map(|(r, _)| s.len() - r.len());
-    let host = b[p..]
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
-        .count();
-    let class = |c: u8| c.is_ascii_digit() || (b'A'..=b'f').contains(&c) || c == b':';
-    let run = if b.get(p) == Some(&b'[') {
-        b[p + 1..].iter().take_while(|&&c| class(c)).count()
-    } else {
-        0
-    };
-    let bracketed = (1..=run)
-        .rev()
-        .filter(move |&k| b.get(p + 1 + k) == Some(&b']'))
-        .map(move |k| p + k + 2);
-    quad.into_iter()
-        .chain((1..=host).rev().map(move |n| p + n))
-        .chain(bracketed)
+    // The other alternatives are only computed if the dotted quad did not lead to a match.
+    let host = std::iter::once_with(move || {
+        let n = b[p..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
+            .count();
+        (1..=n).rev().map(move |k| p + k)
+    })
+    .flatten();
+    let bracketed = std::iter::once_with(move || {
+        let class = |c: u8| c.is_ascii_digit() || (b'A'..=b'f').contains(&c) || c == b':';
+        let run = if b.get(p) == Some(&b'[') {
+            b[p + 1..].iter().take_while(|&&c| class(c)).count()
+        } else {
+            0
+        };
+        (1..=run)
+            .rev()
+            .filter(move |&k| b.get(p + 1 + k) == Some(&b']'))
+            .map(move |k| p + k + 2)
+    })
+    .flatten();
+    quad.into_iter().chain(host).chain(bracketed)
 }
 
 /// `(:(\d+|[A-Za-z0-9-_]+))?\s+(.*)` at `p`: the port (if any) and where the flags start.

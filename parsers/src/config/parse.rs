@@ -350,7 +350,7 @@ struct Parser<'o, 'r> {
     virtuals: Vec<VirtualService>,
     warnings: Vec<Diagnostic>,
     /// Stock's virtual ids seen so far, for `duplicate virtual server`.
-    seen: HashSet<String>,
+    seen: HashSet<StockId>,
     /// Identical `receive=` patterns compile once.
     receive_cache: HashMap<String, Receive>,
     hostname: Option<String>,
@@ -1131,27 +1131,20 @@ impl Parser<'_, '_> {
             VirtualAddress::Inet { port, .. } => Service::for_port(port),
             VirtualAddress::Fwmark { .. } => Service::None,
         });
-        let mut reals = Vec::new();
+        let mut reals = Vec::with_capacity(b.reals.len());
         for todo in &b.reals {
             self.resolve_real(todo, b.family, &mut reals)?;
         }
 
         // Stock's duplicate check, by its virtual id string.
-        let stock_id = match (&address, &b.fwmark) {
-            (
-                VirtualAddress::Fwmark {
-                    family: Family::Inet6,
-                    ..
-                },
-                Some(m),
-            ) => format!("fwm6:{m}"),
-            (VirtualAddress::Fwmark { .. }, Some(m)) => format!("fwm:{m}"),
-            (VirtualAddress::Inet { ip, port }, _) => {
-                format!("{}:{}:{port}", b.protocol.as_str(), ip_text(*ip))
-            }
-            _ => unreachable!(),
+        // Stock's duplicate check, by its virtual id (a firewall mark as typed).
+        let key = match (&address, &b.fwmark) {
+            (VirtualAddress::Fwmark { family, .. }, Some(m)) => StockId::Fwmark(*family, m.clone()),
+            (VirtualAddress::Inet { ip, port }, _) => StockId::Inet(b.protocol, *ip, *port),
+            _ => unreachable!("a virtual block has an address or a firewall mark"),
         };
-        if !self.seen.insert(stock_id.clone()) {
+        if !self.seen.insert(key.clone()) {
+            let stock_id = key.text();
             let first = self
                 .virtuals
                 .iter()
@@ -1511,9 +1504,14 @@ impl Parser<'_, '_> {
 
     fn host(&self, name: &str, family: Family) -> Option<IpAddr> {
         // ld_gethostbyname: `[...]` brackets are stripped first.
-        let name = match (name.find('['), name.rfind(']')) {
-            (Some(a), Some(z)) if a < z => &name[a + 1..z],
-            _ => name,
+        let bytes = name.as_bytes();
+        let name = if bytes.contains(&b'[') {
+            match (name.find('['), name.rfind(']')) {
+                (Some(a), Some(z)) if a < z => &name[a + 1..z],
+                _ => name,
+            }
+        } else {
+            name
         };
         self.opts.resolver.host(name, family)
     }
@@ -1529,6 +1527,23 @@ impl Parser<'_, '_> {
     /// Stock's warnings that need the whole file.
     fn check_sanity(&mut self) {
         let _ = self.path;
+    }
+}
+
+/// Stock's virtual id as a value: `tcp:1.2.3.4:80`, `fwm:5` (the mark as typed).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum StockId {
+    Inet(Protocol, IpAddr, u16),
+    Fwmark(Family, String),
+}
+
+impl StockId {
+    fn text(&self) -> String {
+        match self {
+            StockId::Inet(proto, ip, port) => format!("{}:{}:{port}", proto.as_str(), ip_text(*ip)),
+            StockId::Fwmark(Family::Inet, m) => format!("fwm:{m}"),
+            StockId::Fwmark(Family::Inet6, m) => format!("fwm6:{m}"),
+        }
     }
 }
 
@@ -1556,11 +1571,11 @@ fn virtual_head(line: &str) -> Option<(bool, &str)> {
 
 /// `^(NAME(6)?)\s*=\s*(.*)`: (name as written, has 6, value).
 fn directive_pair<'a>(r: &'a str, name: &'static str) -> Option<(&'a str, bool, &'a str)> {
-    let six = format!("{name}6");
-    if let Some(v) = lex::directive(r, &six) {
-        return Some((&r[..six.len()], true, v));
+    let rest = r.strip_prefix(name)?;
+    if rest.starts_with('6') {
+        return lex::directive(&rest[1..], "").map(|v| (&r[..name.len() + 1], true, v));
     }
-    lex::directive(r, name).map(|v| (&r[..name.len()], false, v))
+    lex::directive(rest, "").map(|v| (&r[..name.len()], false, v))
 }
 
 fn directive_fallback(t: &str) -> Option<(bool, &str)> {
