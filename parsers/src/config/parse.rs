@@ -1572,8 +1572,8 @@ fn virtual_head(line: &str) -> Option<(bool, &str)> {
 /// `^(NAME(6)?)\s*=\s*(.*)`: (name as written, has 6, value).
 fn directive_pair<'a>(r: &'a str, name: &'static str) -> Option<(&'a str, bool, &'a str)> {
     let rest = r.strip_prefix(name)?;
-    if rest.starts_with('6') {
-        return lex::directive(&rest[1..], "").map(|v| (&r[..name.len() + 1], true, v));
+    if let Some(after) = rest.strip_prefix('6') {
+        return lex::directive(after, "").map(|v| (&r[..name.len() + 1], true, v));
     }
     lex::directive(rest, "").map(|v| (&r[..name.len()], false, v))
 }
