@@ -1488,7 +1488,7 @@ impl Parser<'_, '_> {
             // `unless($fallback->{port})`: "0" is false in Perl, so it stays 0 unresolved.
             Some("0") | Some("") => Some(0),
             Some(p) => {
-                let n = self.port(p, protocol.as_str()).filter(|&n| n != 0);
+                let n = self.port(p, protocol.as_str());
                 Some(n.ok_or_else(|| {
                     Diagnostic::error(todo.span, "invalid port for fallback server")
                 })?)

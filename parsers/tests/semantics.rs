@@ -1,0 +1,735 @@
+//! ldirectord.cf semantics, case by case (reference §2): the lexical rules, defaults,
+//! timeout resolution, the grammar of each directive, and stock's error messages with
+//! their line numbers. Hermetic: names resolve through a fixed table.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ldirectord_parsers::config::resolve::StaticResolver;
+use ldirectord_parsers::config::*;
+
+fn resolver() -> StaticResolver {
+    let mut hosts = HashMap::new();
+    hosts.insert(
+        "localhost".to_owned(),
+        vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+    );
+    hosts.insert("web1".to_owned(), vec!["192.0.2.11".parse().unwrap()]);
+    hosts.insert("web3".to_owned(), vec!["192.0.2.13".parse().unwrap()]);
+    let mut services = HashMap::new();
+    for (name, port) in [("http", 80), ("https", 443), ("www", 80), ("domain", 53)] {
+        for proto in ["tcp", "udp", ""] {
+            services.insert((name.to_owned(), proto.to_owned()), port);
+        }
+    }
+    StaticResolver { hosts, services }
+}
+
+fn parse(text: &str) -> Result<Parsed, ConfigError> {
+    let r = Box::leak(Box::new(resolver()));
+    let opts = ParseOptions {
+        resolver: r,
+        check_files: false,
+        hostname: Some("director".into()),
+    };
+    parse_with(text, Path::new("/etc/ha.d/test.cf"), &opts)
+}
+
+fn ok(text: &str) -> Config {
+    match parse(text) {
+        Ok(p) => p.config,
+        Err(e) => panic!(
+            "rejected at line {}: {}\n{text}",
+            e.error.span.line, e.error.message
+        ),
+    }
+}
+
+/// (line, first line of the message)
+fn err(text: &str) -> (usize, String) {
+    match parse(text) {
+        Ok(_) => panic!("accepted, expected an error:\n{text}"),
+        Err(e) => (
+            e.error.span.line,
+            e.error
+                .message
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_end()
+                .to_owned(),
+        ),
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn stock_error_messages_at_stock_lines() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("foobar\n", 1, "Unknown command foobar"),
+        ("checktimeout=0\n", 1, "invalid check timeout value"),
+        ("checktimeout=x\n", 1, "invalid check timeout value"),
+        ("negotiatetimeout=0\n", 1, "invalid negotiate timeout value"),
+        ("checkinterval=0\n", 1, "invalid check interval value"),
+        ("failurecount=none\n", 1, "invalid failure count value"),
+        (
+            "connecttimeout=3\n",
+            1,
+            "connecttimeout directive deprecated in favour of negotiatetimeout",
+        ),
+        (
+            "timeout=3\n",
+            1,
+            "timeout directive deprecated in favour of checktimeout and negotiatetimeout",
+        ),
+        ("quiescent=no # off\n", 1, "quiescent must be 'yes' or 'no'"),
+        ("quiescent=no \n", 1, "quiescent must be 'yes' or 'no'"),
+        ("quiescent=no\r\n", 1, "quiescent must be 'yes' or 'no'"),
+        ("autoreload=on\n", 1, "autoreload must be 'yes' or 'no'"),
+        ("supervised=1\n", 1, "supervised must be 'yes' or 'no'"),
+        ("emailalertfreq=x\n", 1, "invalid email alert frequency"),
+        ("emailalert=\n", 1, "no email address specified"),
+        ("emailalertfrom=\n", 1, "no email from address specified"),
+        ("smtp=\"mail\"\n", 1, "invalid SMTP server address"),
+        (
+            "emailalertstatus=bogus\n",
+            1,
+            "invalid email alert status at: \"bogus\"",
+        ),
+        (
+            "emailalertstatus=none,running\n",
+            1,
+            "invalid email alert status: \"running\" specified with \"none\"",
+        ),
+        (
+            "maintenancedir=\n",
+            1,
+            "maintenance directory not specified",
+        ),
+        ("callback=/bin/x\n", 1, "Unknown command callback=/bin/x"),
+        (
+            "fallback=127.0.0.1:80 nat\n",
+            1,
+            "forward method must be gate, masq or ipip",
+        ),
+        (
+            "fallback=nosuchhost:80\n",
+            1,
+            "invalid IPv4 address or could not resolve for fallback server: nosuchhost",
+        ),
+        (
+            "fallback=127.0.0.1:nosuchsvc\n",
+            1,
+            "invalid port for fallback server",
+        ),
+        (
+            "fallback=127.0.0.1:65536\n",
+            1,
+            "invalid port for fallback server",
+        ),
+        ("  checktimeout=3\n", 1, "Unknown command   checktimeout=3"),
+        (
+            "checktype=connect\n",
+            1,
+            "Unknown command checktype=connect",
+        ),
+        ("virtual=!bad\n", 1, "invalid address for virtual server"),
+        (
+            "virtual=[::1]:80\n",
+            1,
+            "cannot specify an IPv6 address here. please use \"virtual6\" instead.",
+        ),
+        (
+            "virtual6=[zz::1]:80\n",
+            1,
+            "invalid address for virtual server",
+        ),
+        (
+            "virtual6=[1::2::3]:80\n",
+            1,
+            "invalid ipv6 address for virtual server",
+        ),
+        (
+            "virtual=nosuchhost:80\n",
+            1,
+            "invalid address for virtual service",
+        ),
+        (
+            "virtual=1.2.3.4:99999\n",
+            1,
+            "invalid address for virtual service",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treal6=[::1]:80 gate\n",
+            2,
+            "cannot specify \"real6\" here.  please use \"real\" instead",
+        ),
+        (
+            "virtual6=[::1]:80\n\treal=1.2.3.4:80 gate\n",
+            2,
+            "cannot specify \"real\" here.  please use \"real6\" instead",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tfallback6=[::1]:80\n",
+            2,
+            "cannot specify \"fallback6\" here.  please use \"fallback\" instead",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80\n",
+            2,
+            "invalid address for real server (wrong format)",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 nat\n",
+            2,
+            "forward method must be gate, masq or ipip",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treal=nosuch:80 gate\n",
+            2,
+            "invalid address (nosuch) for real server (could not resolve host)",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treal=1.2.3.5:nosuchsvc gate\n",
+            2,
+            "invalid port (nosuchsvc) for real server (could not resolve port)",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treal=1.2.3.9->1.2.3.5:80 gate\n",
+            2,
+            "Invalid Range: 1.2.3.9-1.2.3.5: First value must be greater than or equal to the second value",
+        ),
+        (
+            "virtual6=[::1]:80\n\treal6=[::2]->[::5]:80 gate\n",
+            2,
+            "Address range for IPv6 is not supported yet",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate 1 junk\n",
+            2,
+            "Invalid real server line, around \" junk\"",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trequest=\"\"\n",
+            2,
+            "no request string specified",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treceive=\"\"\n",
+            2,
+            "invalid receive string",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\treceive=\"#ok\"\n",
+            2,
+            "Unknown command \"\treceive=\"#ok\"",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trequest=/x\n",
+            2,
+            "Unknown command \"\trequest=/x",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tlogin=\"\"\n",
+            2,
+            "invalid login string",
+        ),
+        ("virtual=1.2.3.4:80\n\tpasswd=\"\"\n", 2, "invalid password"),
+        (
+            "virtual=1.2.3.4:80\n\tdatabase=\"\"\n",
+            2,
+            "invalid database",
+        ),
+        ("virtual=1.2.3.4:80\n\tsecret=\"\"\n", 2, "invalid secret"),
+        (
+            "virtual=1.2.3.4:80\n\tload=\"!!\"\n",
+            2,
+            "invalid string for load testing",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tchecktype=Negotiate\n",
+            2,
+            "checktype must be \"connect\", \"negotiate\", \"on\", \"off\", \"ping\", \"external\", \"external-perl\" or a positive number",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tcheckcommand=\n",
+            2,
+            "invalid check command",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tchecktimeout=0\n",
+            2,
+            "invalid check timeout",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tnegotiatetimeout=x\n",
+            2,
+            "invalid negotiate timeout",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tcheckcount=0\n",
+            2,
+            "invalid check count",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tfailurecount=0\n",
+            2,
+            "invalid failure count",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tcheckinterval=0\n",
+            2,
+            "invalid checkinterval",
+        ),
+        ("virtual=1.2.3.4:80\n\tcheckport=x\n", 2, "invalid port"),
+        (
+            "virtual=1.2.3.4:80\n\tcheckport=0\n",
+            2,
+            "checkport must be in range 1..65536",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tcheckport=65536\n",
+            2,
+            "checkport must be in range 1..65536",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tscheduler=WRR\n",
+            2,
+            "invalid scheduler, should be only lowercase letters (a-z)",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tpersistent=x\n",
+            2,
+            "invalid persistent timeout",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tnetmask=24\n",
+            2,
+            "invalid netmask: dotted quad notation is required",
+        ),
+        (
+            "virtual6=[::1]:80\n\tnetmask=129\n",
+            2,
+            "invalid netmask: a prefix length between 1 and 128 is required",
+        ),
+        (
+            "virtual=5\n\tprotocol=tcp\n",
+            2,
+            "protocol must be fwm if the virtual service is a fwmark (a number)",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tprotocol=fwm\n",
+            2,
+            "protocol must be tcp or udp if the virtual service is an address and port",
+        ),
+        ("virtual=1.2.3.4:80\n\tprotocol=\n", 2, "invalid protocol"),
+        (
+            "virtual=1.2.3.4:80\n\tops=1\n",
+            2,
+            "ops must be 'yes' or 'no'",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tservice=HTTP\n",
+            2,
+            "service must be dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pop, pops, radius, pgsql, simpletcp, sip, smtp or submission",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\thttpmethod=POST\n",
+            2,
+            "httpmethod must be GET or HEAD",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tfallbackcommand=\"\"\n",
+            2,
+            "invalid fallback command",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tcleanstop=0\n",
+            2,
+            "cleanstop must be 'yes' or 'no'",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tautoreload=yes\n",
+            2,
+            "Unknown command \"\tautoreload=yes",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tsorryserver=1.2.3.9:80\n",
+            2,
+            "Unknown command \"\tsorryserver=1.2.3.9:80",
+        ),
+        // A blank line ends the block: the next indented line is a global line.
+        (
+            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate\n\n\tservice=http\n",
+            4,
+            "Unknown command \tservice=http",
+        ),
+        // Trailing text left by a stripped comment breaks yes/no in blocks too.
+        (
+            "virtual=1.2.3.4:80\n\tquiescent=no # x\n",
+            2,
+            "quiescent must be 'yes' or 'no'",
+        ),
+        // Five or more spaces alone still belong to the block (Perl backtracking).
+        ("virtual=1.2.3.4:80\n\t \n", 2, "Unknown command \""),
+        // Duplicates: reported at the line that ended the second block (or the last line).
+        (
+            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate\nvirtual=1.2.3.4:80\n\treal=1.2.3.6:80 gate\n",
+            4,
+            "duplicate virtual server",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\nvirtual=1.2.3.4:80\n\tscheduler=rr\n\n# end\n",
+            5,
+            "duplicate virtual server",
+        ),
+        ("virtual=5\nvirtual=5\n", 2, "duplicate virtual server"),
+    ];
+    let mut failures = Vec::new();
+    for (text, line, message) in cases {
+        let (got_line, got) = err(text);
+        if got_line != *line || !got.starts_with(message) {
+            failures.push(format!(
+                "{text:?}\n   want line {line}: {message}\n   got  line {got_line}: {got}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn errors_inside_a_block_come_before_resolution_errors() {
+    // Stock resolves reals after the block: a later bad directive is reported first.
+    assert_eq!(
+        err("virtual=1.2.3.4:80\n\treal=nosuch:80 gate\n\tscheduler=WRR\n").0,
+        3
+    );
+}
+
+#[test]
+fn indentation_rules() {
+    let c = ok(
+        "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n    real=10.0.0.2:80 gate\n \treal=10.0.0.3:80 gate\n\t real=10.0.0.4:80 gate\n        # a comment does not end the block\n  # nor does this one\n\tscheduler=rr\n",
+    );
+    let v = &c.virtuals[0];
+    assert_eq!(v.reals.len(), 4);
+    assert_eq!(v.scheduler, "rr");
+    // Three spaces end the block; the line is then a global line.
+    assert_eq!(
+        err("virtual=10.0.0.100:80\n   real=10.0.0.1:80 gate\n").0,
+        2
+    );
+}
+
+#[test]
+fn defaults_of_a_virtual_service() {
+    let c = ok("virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n");
+    let v = &c.virtuals[0];
+    assert_eq!(
+        v.address,
+        VirtualAddress::Inet {
+            ip: ip("10.0.0.100"),
+            port: 80
+        }
+    );
+    assert_eq!(v.protocol, Protocol::Tcp);
+    assert_eq!(v.scheduler, "wrr");
+    assert_eq!(v.check.checktype, CheckType::Negotiate);
+    assert_eq!(v.check.service, Service::Http);
+    assert_eq!(v.check.request, "/");
+    assert_eq!(v.check.receive, None);
+    assert_eq!(v.check.checkcommand, "/bin/true");
+    assert_eq!(v.check.checktimeout, Duration::from_secs(5));
+    assert_eq!(v.check.negotiatetimeout, Duration::from_secs(30));
+    assert_eq!((v.checkinterval, v.failurecount, v.risecount), (10, 1, 1));
+    assert!(!v.quiescent && v.cleanstop);
+    let r = &v.reals[0];
+    assert_eq!(
+        (r.ip, r.port, r.forward, r.weight, r.lower, r.upper),
+        (ip("10.0.0.1"), 80, Forward::Gate, 1, 0, 0)
+    );
+    assert_eq!(
+        c.globals.logfile,
+        LogTarget::File("/var/log/ldirectord.log".into())
+    );
+}
+
+#[test]
+fn services_and_protocols_by_port() {
+    let c = ok(
+        "virtual=10.0.0.100:53\nvirtual=10.0.0.99:domain\nvirtual=10.0.0.101:8080\nvirtual=10.0.0.101:443\nvirtual=localhost:https\nvirtual=7\n",
+    );
+    let v = &c.virtuals;
+    assert_eq!(
+        (v[0].protocol, v[0].check.service),
+        (Protocol::Udp, Service::Dns)
+    );
+    assert_eq!((v[1].protocol, v[1].port()), (Protocol::Udp, 53));
+    assert_eq!(v[2].check.service, Service::None);
+    assert_eq!(v[3].check.service, Service::Https);
+    assert_eq!(
+        v[4].address,
+        VirtualAddress::Inet {
+            ip: ip("127.0.0.1"),
+            port: 443
+        }
+    );
+    assert_eq!(
+        (v[5].protocol, v[5].check.service),
+        (Protocol::Fwm, Service::None)
+    );
+    assert_eq!(
+        v[5].address,
+        VirtualAddress::Fwmark {
+            mark: 7,
+            family: Family::Inet
+        }
+    );
+}
+
+#[test]
+fn timeouts_resolve_in_stock_order() {
+    let t = |text: &str| {
+        let c = ok(text);
+        (
+            c.virtuals[0].check.checktimeout.as_secs(),
+            c.virtuals[0].check.negotiatetimeout.as_secs(),
+        )
+    };
+    assert_eq!(t("virtual=1.2.3.4:80\n"), (5, 30));
+    assert_eq!(t("checktimeout=3\nvirtual=1.2.3.4:80\n"), (3, 3));
+    assert_eq!(t("negotiatetimeout=9\nvirtual=1.2.3.4:80\n"), (9, 9));
+    assert_eq!(
+        t("checktimeout=3\nnegotiatetimeout=9\nvirtual=1.2.3.4:80\n"),
+        (3, 9)
+    );
+    assert_eq!(
+        t("checktimeout=3\nnegotiatetimeout=9\nvirtual=1.2.3.4:80\n\tnegotiatetimeout=7\n"),
+        (7, 7)
+    );
+    assert_eq!(
+        t("checktimeout=3\nvirtual=1.2.3.4:80\n\tchecktimeout=2\n\tnegotiatetimeout=8\n"),
+        (2, 8)
+    );
+    // A numeric directive takes the first digits: `checktimeout=3 # s` is 3.
+    assert_eq!(t("checktimeout=3 # s\nvirtual=1.2.3.4:80\n"), (3, 3));
+}
+
+#[test]
+fn real_server_forms() {
+    let c = ok(
+        "virtual=10.0.0.100:80\n\treal=10.0.0.1->10.0.0.3:80 gate 9\n\treal=web1:http masq\n\treal=10.0.0.9 ipip 0\n\treal=10.0.0.7:80 masq 7 l:10 u:100\n\treal=10.0.0.8:80 gate 2 \"health\", \"OK\"\n\treal=10.0.0.5:80 gate # comment\n",
+    );
+    let r = &c.virtuals[0].reals;
+    assert_eq!(r.len(), 8);
+    assert_eq!(
+        r[..3].iter().map(|r| (r.ip, r.weight)).collect::<Vec<_>>(),
+        vec![
+            (ip("10.0.0.1"), 9),
+            (ip("10.0.0.2"), 9),
+            (ip("10.0.0.3"), 9)
+        ]
+    );
+    assert_eq!(
+        (r[3].ip, r[3].port, r[3].forward),
+        (ip("192.0.2.11"), 80, Forward::Masq)
+    );
+    assert_eq!(
+        (r[4].port, r[4].forward, r[4].weight),
+        (0, Forward::Ipip, 0)
+    );
+    assert_eq!((r[5].weight, r[5].lower, r[5].upper), (7, 10, 100));
+    assert_eq!(r[6].request.as_deref(), Some("/health"));
+    assert_eq!(r[6].receive.as_ref().map(|x| x.as_str()), Some("OK"));
+    assert_eq!(r[7].ip, ip("10.0.0.5"));
+    // Quoted thresholds are a request/receive pair, as in stock.
+    let c = ok("virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate 1 \"l:10\" \"u:100\"\n");
+    assert_eq!(c.virtuals[0].reals[0].request.as_deref(), Some("/l:10"));
+}
+
+#[test]
+fn per_real_request_with_a_slash_is_honoured_and_flagged() {
+    // Stock loses the receive here (defect §7.2-1); we keep it and warn.
+    let p =
+        parse("virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate 1 \"/health\",\"OK\" l:5\n").unwrap();
+    let r = &p.config.virtuals[0].reals[0];
+    assert_eq!(
+        (
+            r.request.as_deref(),
+            r.receive.as_ref().map(|x| x.as_str()),
+            r.lower
+        ),
+        (Some("/health"), Some("OK"), 5)
+    );
+    assert!(
+        p.warnings.iter().any(
+            |w| w.origin == Origin::Extension && w.message.contains("stock ldirectord ignores")
+        )
+    );
+}
+
+#[test]
+fn fallbacks() {
+    let c = ok(
+        "fallback=127.0.0.1\nvirtual=10.0.0.100:80\nvirtual=10.0.0.100:8080\n\tfallback=127.0.0.2 masq\nvirtual=5\nvirtual6=[2001:db8::5]:80\n\tfallback6=[::1]:81\n",
+    );
+    let f = |i: usize| c.virtuals[i].fallback.clone().unwrap();
+    assert_eq!(
+        (f(0).ip, f(0).port, f(0).forward),
+        (ip("127.0.0.1"), Some(80), Forward::Gate)
+    );
+    assert_eq!(
+        (f(1).ip, f(1).port, f(1).forward),
+        (ip("127.0.0.2"), Some(8080), Forward::Masq)
+    );
+    // Stock gives a fwmark virtual an empty fallback with a global one (defect §7.2-8);
+    // we give it the address with port 0.
+    assert_eq!((f(2).ip, f(2).port), (ip("127.0.0.1"), Some(0)));
+    assert_eq!((f(3).ip, f(3).port), (ip("::1"), Some(81)));
+}
+
+#[test]
+fn ftp_and_sip_default_logins_only_with_an_explicit_service() {
+    let c = ok(
+        "virtual=1.2.3.4:21\nvirtual=1.2.3.4:2121\n\tservice=ftp\nvirtual=1.2.3.4:5061\n\tlogin=\"me\"\n\tservice=sip\nvirtual=1.2.3.4:5062\n\tservice=sip\n",
+    );
+    let l = |i: usize| {
+        (
+            c.virtuals[i].check.login.clone(),
+            c.virtuals[i].check.passwd.clone(),
+        )
+    };
+    assert_eq!(l(0), (String::new(), String::new()));
+    assert_eq!(l(1), ("anonymous".into(), "ldirectord@director".into()));
+    assert_eq!(l(2).0, "me");
+    assert_eq!(l(3).0, "ldirectord@director");
+}
+
+#[test]
+fn checktype_forms() {
+    let t = |v: &str| {
+        ok(&format!("virtual=1.2.3.4:80\n\tchecktype={v}\n")).virtuals[0]
+            .check
+            .checktype
+    };
+    assert_eq!(t("3"), CheckType::Combined(3));
+    assert_eq!(t("0"), CheckType::Combined(0));
+    assert_eq!(t("external-perl"), CheckType::ExternalPerl);
+    assert_eq!(t("off"), CheckType::Off);
+}
+
+#[test]
+fn receive_is_a_perl_regex_checked_at_parse_time() {
+    let c = ok("virtual=1.2.3.4:80\n\treceive=\"(?<=Status: )up\"\n");
+    assert!(
+        c.virtuals[0]
+            .check
+            .receive
+            .as_ref()
+            .unwrap()
+            .is_match(b"Status: up")
+    );
+    let c = ok("virtual=1.2.3.4:80\n\treceive=\"OK$\"\n");
+    assert!(
+        c.virtuals[0]
+            .check
+            .receive
+            .as_ref()
+            .unwrap()
+            .is_match(b"200 OK\n")
+    );
+    // Stock accepts this and dies at the first check (defect §7.2-22).
+    let (line, message) = err("virtual=1.2.3.4:80\n\treceive=\"(\"\n");
+    assert_eq!(line, 2);
+    assert!(
+        message.starts_with("invalid receive regular expression"),
+        "{message}"
+    );
+}
+
+#[test]
+fn warnings_for_traps() {
+    let p = parse("virtual=192.168.1.1\nvirtual=10.0.0.1:8080\n\treal=10.0.0.2:8080 gate\ncheckcount=2\nsupervised\n").unwrap();
+    let texts: Vec<(usize, &str, Origin)> = p
+        .warnings
+        .iter()
+        .map(|w| (w.span.line, w.message.as_str(), w.origin))
+        .collect();
+    assert!(
+        texts.iter().any(|(l, m, o)| *l == 1
+            && m.contains("read as firewall mark 192")
+            && *o == Origin::Extension),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|(l, m, _)| *l == 2 && m.contains("is never checked")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|(l, m, o)| *l == 4
+        && m.starts_with("checkcount option is deprecated")
+        && *o == Origin::Stock));
+    assert!(
+        texts
+            .iter()
+            .any(|(l, m, _)| *l == 5 && m.contains("bare supervised"))
+    );
+    assert!(p.config.globals.supervised);
+}
+
+#[test]
+fn extension_directives() {
+    let c = ok(
+        "risecount=2\ncheckjitter=25\nvirtual=1.2.3.4:5432\n\tpgsqlrole=standby\n\tpgsqlmaxlag=10s\n\tpgsqlsyncstate=sync, potential\n\ttlsverify=yes\n",
+    );
+    let v = &c.virtuals[0];
+    let pg = v.check.pgsql_role.as_ref().unwrap();
+    assert_eq!(
+        (pg.role, pg.max_lag),
+        (PgRole::Standby, Some(Duration::from_secs(10)))
+    );
+    assert_eq!(
+        pg.sync_states.iter().copied().collect::<Vec<_>>(),
+        vec![SyncState::Sync, SyncState::Potential]
+    );
+    assert_eq!(
+        (v.risecount, c.globals.checkjitter, v.check.tls_verify),
+        (2, 25, true)
+    );
+    assert_eq!(
+        err("virtual=1.2.3.4:80\n\tpgsqlrole=standby\n").1,
+        "pgsqlrole needs service=pgsql"
+    );
+    assert_eq!(
+        err("virtual=1.2.3.4:5432\n\tpgsqlmaxlag=10s\n").1,
+        "pgsqlmaxlag needs pgsqlrole=standby"
+    );
+}
+
+#[test]
+fn diagnostics_point_at_the_value() {
+    let e = parse("virtual=1.2.3.4:80\n\tscheduler=WRR\n").unwrap_err();
+    assert_eq!((e.error.span.line, e.error.span.column), (2, 12));
+    let text = e.error.render(
+        Path::new("/etc/ha.d/test.cf"),
+        "virtual=1.2.3.4:80\n\tscheduler=WRR\n",
+    );
+    assert!(text.contains("--> /etc/ha.d/test.cf:2:12"), "{text}");
+    assert!(text.contains("^^^"), "{text}");
+    assert_eq!(
+        e.error.stock_format(42, Path::new("/etc/ha.d/test.cf")),
+        "Error [42] reading file /etc/ha.d/test.cf at line 2: invalid scheduler, should be only lowercase letters (a-z)"
+    );
+}
