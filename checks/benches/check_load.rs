@@ -159,23 +159,27 @@ struct Group {
 
 fn director(scenario: &str) {
     let secs: u64 = env_or("LDRS_BENCH_SECS", 60);
+    // Sizes can be lowered to find where a smaller machine keeps up.
+    let http: usize = env_or("LDRS_BENCH_HTTP_REALS", 10_000);
+    let tcp: usize = env_or("LDRS_BENCH_TCP_REALS", 50_000);
+    let hung: usize = env_or("LDRS_BENCH_HUNG_REALS", 1_000);
     let groups = match scenario {
         "http" => vec![Group {
-            name: "http 10k",
-            specs: http_specs(1, 10_000, HTTP_PORT),
+            name: "http",
+            specs: http_specs(1, http, HTTP_PORT),
         }],
         "tcp" => vec![Group {
-            name: "tcp connect 50k",
-            specs: tcp_specs(2, 50_000),
+            name: "tcp connect",
+            specs: tcp_specs(2, tcp),
         }],
         "hung" => vec![
             Group {
-                name: "http 10k beside 1k hung",
-                specs: http_specs(3, 10_000, HTTP_PORT),
+                name: "http beside hung",
+                specs: http_specs(3, http, HTTP_PORT),
             },
             Group {
-                name: "  the 1k hung",
-                specs: http_specs(4, 1_000, HUNG_PORT),
+                name: "  the hung ones",
+                specs: http_specs(4, hung, HUNG_PORT),
             },
         ],
         other => panic!("unknown scenario {other}"),
@@ -283,7 +287,7 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
     let cpu = cpu_time() - cpu0;
     eprintln!("check_load: ran {:.1} s", wall.elapsed().as_secs_f64());
     let mut reasons: Vec<_> = reasons.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     for (reason, n) in reasons.iter().take(3) {
         eprintln!("check_load:   {n} down in the first group: {reason}");
     }
