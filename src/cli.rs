@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 use ldirectord_parsers::config::{self, ConfigError, Diagnostic, Origin, Parsed};
 
+use crate::daemon::logging::{self, Destination};
+use crate::daemon::{self, EngineChoice, Options, Spawned, SubInstances};
+use crate::engine::ipvsadm::IpvsadmEngine;
+
 /// The stock actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -71,6 +75,8 @@ pub struct Invocation {
     pub error_format: ErrorFormat,
     /// Where pid files live (stock: `/var/run`).
     pub run_dir: PathBuf,
+    /// `--engine` (default netlink); `--ipvsadm PATH` alone implies the ipvsadm engine.
+    pub engine: EngineChoice,
 }
 
 /// The usage text (stock prints it on stdout and exits 255 on a bad command line).
@@ -92,6 +98,10 @@ Options:
       --error-format F    human (default: file:line:column, the line, a hint) or stock
                           (ldirectord's `Error [PID] reading file PATH at line N: MESSAGE`)
       --run-dir DIR       directory of pid files (default /var/run)
+      --engine E          how IPVS is programmed: netlink (default, generic netlink),
+                          ipvsadm (runs ipvsadm with stock's arguments) or userspace
+      --ipvsadm PATH      the ipvsadm program for --engine ipvsadm (implies it; default
+                          /sbin/ipvsadm if it exists, else /usr/sbin/ipvsadm)
   -h, -?, --help          this text
   -v, --version           version
 ";
@@ -111,6 +121,8 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     let mut version = false;
     let mut error_format = ErrorFormat::Human;
     let mut run_dir = PathBuf::from("/var/run");
+    let mut engine_name: Option<String> = None;
+    let mut ipvsadm: Option<PathBuf> = None;
     let mut i = 0;
     let value = |i: &mut usize, name: &str, inline: Option<&str>| -> Result<String, UsageError> {
         if let Some(v) = inline {
@@ -151,6 +163,8 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
                     }
                 }
                 "run-dir" => run_dir = PathBuf::from(value(&mut i, "--run-dir", inline)?),
+                "engine" => engine_name = Some(value(&mut i, "--engine", inline)?),
+                "ipvsadm" => ipvsadm = Some(PathBuf::from(value(&mut i, "--ipvsadm", inline)?)),
                 _ => return Err(UsageError(format!("unknown option --{name}"))),
             }
         } else if a.len() > 1 && a.starts_with('-') {
@@ -169,6 +183,20 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         i += 1;
     }
     let positional = &args[i..];
+    let engine = match (engine_name.as_deref(), ipvsadm) {
+        (None | Some("netlink"), None) => EngineChoice::Netlink,
+        (None | Some("ipvsadm"), Some(path)) => EngineChoice::Ipvsadm(path),
+        (Some("ipvsadm"), None) => EngineChoice::Ipvsadm(IpvsadmEngine::default_program()),
+        (Some("userspace"), None) => EngineChoice::Userspace,
+        (Some("netlink" | "userspace"), Some(_)) => {
+            return Err(UsageError("--ipvsadm goes with --engine ipvsadm".into()));
+        }
+        (Some(other), _) => {
+            return Err(UsageError(format!(
+                "unknown engine {other:?}: netlink, ipvsadm or userspace"
+            )));
+        }
+    };
     if help {
         return Ok(Invocation {
             debug,
@@ -176,6 +204,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
             config: None,
             error_format,
             run_dir,
+            engine,
         });
     }
     if version {
@@ -185,6 +214,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
             config: None,
             error_format,
             run_dir,
+            engine,
         });
     }
     if test || probe {
@@ -204,6 +234,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
             config: positional.first().cloned(),
             error_format,
             run_dir,
+            engine,
         });
     }
     let (config, action) = match positional {
@@ -219,6 +250,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         config,
         error_format,
         run_dir,
+        engine,
     })
 }
 
@@ -416,15 +448,64 @@ fn probe(inv: &Invocation, json: bool, out: &mut dyn Write, err: &mut dyn Write)
 }
 
 fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    // Stock parses the configuration fully for every action, before the pid file.
-    let (path, _parsed) = match load(inv, err) {
+    // Stock parses the configuration fully for every action, before the pid file: a
+    // config error exits 2 and (unlike stock, defect 21) leaves the pid file alone.
+    let (path, parsed) = match load(inv, err) {
         Ok(p) => p,
         Err(code) => return code,
     };
     let config_text = path.display().to_string();
     let name = instance_name(inv.config.as_deref());
     let pidfile = pid_file(&inv.run_dir, &name);
-    let state = pid_state(&pidfile);
+    let daemon_child = std::env::var_os(daemon::DAEMON_CHILD_ENV).is_some();
+    let log = logging::install(Destination::for_config(&parsed.config, inv.debug, &name));
+    if daemon_child {
+        let opts = match daemon_options(inv, &path, &name) {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = writeln!(out, "error {e}");
+                return 1;
+            }
+        };
+        let pidfile = std::path::absolute(&pidfile).unwrap_or(pidfile);
+        return daemon::daemon_child(opts, parsed, log, &pidfile);
+    }
+    let argv: Vec<String> = std::env::args().collect();
+    tracing::info!("Invoking ldirectord invoked as: {} ", argv.join(" "));
+    let (code, reason) = act_on(
+        inv,
+        action,
+        &path,
+        parsed,
+        log,
+        &config_text,
+        &pidfile,
+        out,
+        err,
+    );
+    if code != 0 || inv.debug {
+        tracing::info!("Exiting with exit_status {code}: {reason}");
+    }
+    code
+}
+
+/// The action proper; returns the exit code and the reason stock logs with it.
+#[allow(clippy::too_many_arguments)]
+fn act_on(
+    inv: &Invocation,
+    action: Action,
+    path: &Path,
+    parsed: Parsed,
+    log: logging::LogHandle,
+    config_text: &str,
+    pidfile: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> (i32, String) {
+    let state = pid_state(pidfile);
+    let name = instance_name(inv.config.as_deref());
+    let subs = sub_instances(inv);
+    let done = |code: i32, what: &str| (code, format!("Exiting from ldirectord {what}"));
     match (action, state) {
         (Action::Status, PidState::Running(pid)) => {
             // Stock writes "running" on stderr; heartbeat reads stdout only (keep it so).
@@ -432,7 +513,14 @@ fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Writ
                 err,
                 "ldirectord for {config_text} is running with pid: {pid}"
             );
-            0
+            let _ = err.flush();
+            let _ = out.flush();
+            if let Ok(subs) = &subs {
+                for child in &parsed.config.globals.execute {
+                    subs.run_blocking(child, "status");
+                }
+            }
+            done(0, "status")
         }
         (Action::Status, PidState::Stale(_)) => {
             let _ = writeln!(
@@ -441,35 +529,154 @@ fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Writ
                 pidfile.display()
             );
             let _ = writeln!(out, "ldirectord is stopped for {config_text}");
-            1
+            done(1, "status")
         }
         (Action::Status, PidState::Absent) => {
             let _ = writeln!(out, "ldirectord is stopped for {config_text}");
-            3
+            done(3, "status")
         }
         (Action::Reload | Action::ForceReload, PidState::Running(pid)) => {
             signal(pid, nix::sys::signal::Signal::SIGHUP);
-            0
+            done(0, "reload")
         }
         (Action::Reload | Action::ForceReload, _) => {
             let _ = writeln!(err, "ldirectord is stopped for {config_text}");
-            1
+            tracing::info!("ldirectord is stopped for {config_text}");
+            done(1, "reload")
         }
-        (Action::Stop, PidState::Running(pid)) => {
-            signal(pid, nix::sys::signal::Signal::SIGTERM);
-            0
+        (Action::Stop, PidState::Running(pid)) => (
+            stop_and_wait(pid, config_text, err),
+            "Exiting from ldirectord stop".into(),
+        ),
+        (Action::Stop, _) | (Action::TryRestart, PidState::Absent | PidState::Stale(_)) => {
+            done(0, "stop")
         }
-        (Action::Stop, _) | (Action::TryRestart, PidState::Absent | PidState::Stale(_)) => 0,
-        (Action::Start, PidState::Running(_)) => 0,
-        (Action::Start | Action::Restart | Action::TryRestart, _) => {
+        (Action::Start, PidState::Running(_)) => done(0, "start"),
+        (Action::Restart | Action::TryRestart, PidState::Running(pid)) => {
+            let code = stop_and_wait(pid, config_text, err);
+            if code != 0 {
+                return (code, "Exiting from ldirectord restart".into());
+            }
+            start(inv, path, &name, parsed, log, err)
+        }
+        (Action::Start | Action::Restart, _) => start(inv, path, &name, parsed, log, err),
+    }
+}
+
+/// SIGTERM, then wait until the daemon finished its cleanup and exited (stock returns at
+/// once, defect 14).
+fn stop_and_wait(pid: i32, config_text: &str, err: &mut dyn Write) -> i32 {
+    signal(pid, nix::sys::signal::Signal::SIGTERM);
+    if daemon::wait_gone(pid, daemon::STOP_TIMEOUT) {
+        return 0;
+    }
+    let _ = writeln!(
+        err,
+        "ldirectord for {config_text} (pid {pid}) did not stop within {} s; it may still be \
+         cleaning up",
+        daemon::STOP_TIMEOUT.as_secs()
+    );
+    1
+}
+
+/// `start` when no daemon runs: in the foreground for `-d`/`supervised=yes`, else detached.
+fn start(
+    inv: &Invocation,
+    path: &Path,
+    name: &str,
+    parsed: Parsed,
+    log: logging::LogHandle,
+    err: &mut dyn Write,
+) -> (i32, String) {
+    if inv.engine == EngineChoice::Userspace {
+        let _ = writeln!(err, "ldirectord: {}", daemon::USERSPACE_UNAVAILABLE);
+        return (1, "Initialisation Error".into());
+    }
+    let opts = match daemon_options(inv, path, name) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = writeln!(err, "ldirectord: {e}");
+            return (1, "Initialisation Error".into());
+        }
+    };
+    if inv.debug || parsed.config.globals.supervised {
+        let code = daemon::foreground(opts, parsed, log);
+        return (code, "Linux Director Daemon terminated".into());
+    }
+    tracing::info!("Starting {} as daemon", daemon::STOCK_VERSION);
+    match daemon::spawn_daemon(&child_args(inv)) {
+        Spawned::Ready | Spawned::AlreadyRunning => (0, "Exiting from ldirectord start".into()),
+        Spawned::StillStarting => {
             let _ = writeln!(
                 err,
-                "ldirectord: {config_text} is valid, but this build of ldirectord-rs does not run the director \
-                 daemon yet (see README, Status); use --test or --probe"
+                "ldirectord: the daemon has not finished programming the table after {} s; it \
+                 goes on in the background",
+                daemon::READY_TIMEOUT.as_secs()
             );
-            1
+            (0, "Exiting from ldirectord start".into())
+        }
+        Spawned::Failed(why) => {
+            let _ = writeln!(err, "ldirectord: {why}");
+            (1, "Initialisation Error".into())
         }
     }
+}
+
+/// The options that carry over to a re-executed daemon and to `execute=` sub-instances.
+fn carried_flags(inv: &Invocation) -> Vec<String> {
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let mut flags = vec![
+        "--run-dir".to_owned(),
+        absolute(&inv.run_dir),
+        "--engine".to_owned(),
+        inv.engine.name().to_owned(),
+    ];
+    if let EngineChoice::Ipvsadm(program) = &inv.engine {
+        flags.push("--ipvsadm".to_owned());
+        flags.push(absolute(program));
+    }
+    flags
+}
+
+/// The daemon child's arguments: the same instance (CONFIG as typed, so the instance name
+/// is the same), action `start`.
+fn child_args(inv: &Invocation) -> Vec<String> {
+    let mut args = carried_flags(inv);
+    if inv.error_format == ErrorFormat::Stock {
+        args.push("--error-format=stock".to_owned());
+    }
+    args.push("--".to_owned());
+    if let Some(config) = &inv.config {
+        args.push(config.clone());
+    }
+    args.push("start".to_owned());
+    args
+}
+
+fn sub_instances(inv: &Invocation) -> std::io::Result<SubInstances> {
+    Ok(SubInstances {
+        exe: std::env::current_exe()?,
+        flags: carried_flags(inv),
+    })
+}
+
+fn daemon_options(inv: &Invocation, path: &Path, name: &str) -> std::io::Result<Options> {
+    let engine = match &inv.engine {
+        EngineChoice::Ipvsadm(p) => EngineChoice::Ipvsadm(std::path::absolute(p)?),
+        other => other.clone(),
+    };
+    Ok(Options {
+        config_path: std::path::absolute(path)?,
+        instance: name.to_owned(),
+        debug: inv.debug,
+        engine,
+        subs: sub_instances(inv)?,
+    })
 }
 
 fn signal(pid: i32, sig: nix::sys::signal::Signal) {

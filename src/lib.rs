@@ -8,10 +8,12 @@
 //! - [`engine`] programs IPVS (netlink, ipvsadm, userspace).
 //! - [`director`] is the pure core: config + health + table in, operations out.
 //! - [`probe`] runs one round of every check (`ldirectord --probe`).
+//! - [`daemon`] is the daemon's life: detaching, the main loop, signals, reload, logging.
 //! - [`cli`] is the drop-in command line.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod daemon;
 pub mod director;
 pub mod engine;
 pub mod probe;

@@ -1,0 +1,305 @@
+//! The daemon's life: start-up (in the foreground, or detached with a pid-file lock), the
+//! main loop around the pure [`crate::director`] core, reloads, and the orderly stop.
+//!
+//! - [`run`]: the main loop (signals, checks, ticks, reload, stop).
+//! - [`logging`]: stock's log destinations and line formats, through `tracing`.
+//! - [`pidfile`]: the pid file, held under an exclusive lock for the daemon's life.
+//! - [`watch`]: autoreload's "did the file's content change" (mtime, then MD5).
+//! - [`effects`]: fallback/callback commands, monitorfile lines, alert dispatch.
+//! - [`mail`]: the SMTP client and the sendmail path for alerts.
+//!
+//! How `ldirectord CONFIG start` detaches without `unsafe` (the crate forbids it, and
+//! `fork(2)` is unsafe in nix): the invoking process re-executes itself with
+//! [`DAEMON_CHILD_ENV`] set and its stdout on a pipe (first fork+exec); that child calls
+//! `daemon(3)` (second fork, `setsid`, `chdir /`), takes the pid-file lock, writes its pid,
+//! builds the tokio runtime (after the forks), programs the initial table, and only then
+//! writes `ready` to the pipe and moves its stdio to `/dev/null`. The invoking process
+//! exits 0 once it reads `ready` (stock exits before any IPVS work): when `start` returns,
+//! the virtual services are in the kernel.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ldirectord_parsers::config::Parsed;
+
+pub mod effects;
+pub mod logging;
+pub mod mail;
+pub mod pidfile;
+pub mod run;
+pub mod watch;
+
+use logging::LogHandle;
+use pidfile::{PidLock, PidLockError};
+
+/// Set in the environment of the re-executed child that becomes the daemon.
+pub const DAEMON_CHILD_ENV: &str = "LDIRECTORD_RS_DAEMON_CHILD";
+
+/// The version stock logs and prints; log watchers match on it, so it is kept.
+pub const STOCK_VERSION: &str = "Linux Director v1.186-ha";
+
+/// The error for `--engine userspace`.
+pub const USERSPACE_UNAVAILABLE: &str = "the userspace engine is not available yet in this \
+    build of ldirectord-rs; use --engine netlink (the default) or --engine ipvsadm";
+
+/// How long the daemon waits for an `execute=` sub-instance's action.
+pub const SUB_INSTANCE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long `stop` waits for the daemon to finish its cleanup and exit.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long `start` waits for the daemon to program the initial table.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Which engine programs IPVS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// Generic netlink, the default.
+    Netlink,
+    /// The `ipvsadm` program at this path.
+    Ipvsadm(PathBuf),
+    /// The embedded forwarder (not available yet).
+    Userspace,
+}
+
+impl EngineChoice {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EngineChoice::Netlink => "netlink",
+            EngineChoice::Ipvsadm(_) => "ipvsadm",
+            EngineChoice::Userspace => "userspace",
+        }
+    }
+}
+
+/// How to run `execute=` sub-instances: this program, with the options that must carry
+/// over (`--run-dir`, `--engine`, `--ipvsadm`), then `NAME ACTION`.
+#[derive(Debug, Clone)]
+pub struct SubInstances {
+    pub exe: PathBuf,
+    pub flags: Vec<String>,
+}
+
+impl SubInstances {
+    /// Run `NAME ACTION` synchronously with this process's stdio (for `status`).
+    pub fn run_blocking(&self, name: &str, action: &str) -> Option<i32> {
+        Command::new(&self.exe)
+            .args(&self.flags)
+            .arg(name)
+            .arg(action)
+            .env_remove(DAEMON_CHILD_ENV)
+            .status()
+            .ok()
+            .and_then(|s| s.code())
+    }
+}
+
+/// What the daemon needs besides its configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file, absolute (the daemon runs in `/`).
+    pub config_path: PathBuf,
+    /// The instance name (`CFGNAME`).
+    pub instance: String,
+    /// `-d`: foreground, log to stderr.
+    pub debug: bool,
+    pub engine: EngineChoice,
+    pub subs: SubInstances,
+}
+
+/// How the daemon tells whoever started it that it is up (or why it is not).
+#[derive(Debug)]
+pub enum Ready {
+    /// In the foreground: nobody waits.
+    Foreground,
+    /// Detached: stdout is a pipe to the invoking `ldirectord start`.
+    Pipe,
+}
+
+impl Ready {
+    /// The initial table is programmed: say so, then detach stdio.
+    pub fn ok(&mut self) {
+        if let Ready::Pipe = self {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "ready");
+            let _ = out.flush();
+            drop(out);
+            detach_stdio();
+            *self = Ready::Foreground;
+        }
+    }
+
+    /// Start-up failed: tell the invoker why.
+    pub fn fail(&mut self, why: &str) {
+        if let Ready::Pipe = self {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "error {why}");
+            let _ = out.flush();
+            *self = Ready::Foreground;
+        }
+    }
+}
+
+/// Point stdin, stdout and stderr at `/dev/null`.
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// Run in the foreground (`-d` or `supervised=yes`): no pid file, like stock.
+pub fn foreground(opts: Options, parsed: Parsed, log: LogHandle) -> i32 {
+    tracing::info!("Starting {STOCK_VERSION} with pid: {}", std::process::id());
+    tracing::info!(
+        "ldirectord-rs {} using the {} engine",
+        env!("CARGO_PKG_VERSION"),
+        opts.engine.name()
+    );
+    match runtime() {
+        Ok(rt) => rt.block_on(run::run(opts, parsed, log, None, Ready::Foreground)),
+        Err(e) => {
+            tracing::info!("cannot start the runtime: {e}");
+            1
+        }
+    }
+}
+
+/// The re-executed child: detach (`daemon(3)`), lock the pid file, run.
+pub fn daemon_child(opts: Options, parsed: Parsed, log: LogHandle, pid_file: &Path) -> i32 {
+    let mut ready = Ready::Pipe;
+    if let Err(e) = nix::unistd::daemon(false, true) {
+        ready.fail(&format!("cannot detach: {e}"));
+        return 1;
+    }
+    let mut lock = match PidLock::acquire(pid_file) {
+        Ok(lock) => lock,
+        Err(PidLockError::Held(_)) => {
+            // Another start won the race: it is the daemon; this start is a no-op.
+            let _ = writeln!(std::io::stdout(), "running");
+            return 0;
+        }
+        Err(e) => {
+            tracing::info!("{e}");
+            ready.fail(&e.to_string());
+            return 1;
+        }
+    };
+    if let Err(e) = lock.write_pid(std::process::id()) {
+        let msg = format!("Can not open {}: {e}", pid_file.display());
+        ready.fail(&msg);
+        return 1;
+    }
+    tracing::info!(
+        "ldirectord-rs {} running with pid: {} using the {} engine",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        opts.engine.name()
+    );
+    match runtime() {
+        Ok(rt) => {
+            let code = rt.block_on(run::run(opts, parsed, log, Some(lock), ready));
+            // Checks may still be in flight in blocking threads; do not wait for them.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            code
+        }
+        Err(e) => {
+            let msg = format!("cannot start the runtime: {e}");
+            tracing::info!("{msg}");
+            ready.fail(&msg);
+            lock.remove();
+            1
+        }
+    }
+}
+
+/// What the invoking `start` learnt from the daemon it spawned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spawned {
+    /// Up, with its initial table programmed.
+    Ready,
+    /// Another daemon of this instance holds the pid file.
+    AlreadyRunning,
+    /// Still starting after [`READY_TIMEOUT`]; it goes on in the background.
+    StillStarting,
+    Failed(String),
+}
+
+/// Re-execute this program as the daemon (`args` are the command-line arguments for the
+/// child, ending in `CONFIG start`) and wait until it is ready.
+pub fn spawn_daemon(args: &[String]) -> Spawned {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return Spawned::Failed(format!("cannot find my own program: {e}")),
+    };
+    let child = Command::new(exe)
+        .args(args)
+        .env(DAEMON_CHILD_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return Spawned::Failed(format!("cannot start the daemon: {e}")),
+    };
+    let Some(stdout) = child.stdout.take() else {
+        return Spawned::Failed("no pipe to the daemon".into());
+    };
+    // Read on a thread so the wait is bounded.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let verdict = match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(line) => match line.trim_end() {
+            "ready" => Spawned::Ready,
+            "running" => Spawned::AlreadyRunning,
+            "" => Spawned::Failed("the daemon exited during start-up".into()),
+            other => Spawned::Failed(other.strip_prefix("error ").unwrap_or(other).to_owned()),
+        },
+        Err(_) => Spawned::StillStarting,
+    };
+    // The first child exits as soon as daemon(3) forked; reap it.
+    let _ = child.wait();
+    verdict
+}
+
+/// Whether process `pid` still exists (a zombie counts as gone: it has finished).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => match stat.rfind(')') {
+            Some(i) => !stat[i + 1..].trim_start().starts_with('Z'),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Wait until `pid` is gone, at most `bound`. Returns whether it is gone.
+pub fn wait_gone(pid: i32, bound: Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    while alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}

@@ -1,0 +1,563 @@
+//! The main loop: the imperative shell around the pure [`Director`].
+//!
+//! ```text
+//! signals ──┐   check results (scheduler) ──┐   1 s tick (reminders, autoreload, resync)
+//!           ▼                               ▼                 ▼
+//!        Director::{reload, stop}   Director::on_check   Director::{tick, on_table}
+//!                         └────────────── actions ───────────────┘
+//!                 engine ops · log lines · commands · alerts · monitorfile lines
+//! ```
+//!
+//! Engine errors never stop the loop: they are logged, and the table is dumped again and
+//! handed to [`Director::on_table`] on a later pass (after 1 s, doubling up to 60 s while
+//! errors persist), so the kernel converges on what the director wants.
+
+// CheckSpec holds a compiled regex behind an Arc but hashes and compares by the pattern's
+// text, so it is a sound map key.
+#![allow(clippy::mutable_key_type)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ldirectord_checks::scheduler::{self, Scheduler, Timing};
+use ldirectord_checks::{BoxFuture, CheckSpec, Checker, Outcome};
+use ldirectord_parsers::config::{self, Diagnostic, Parsed};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::effects::{CommandQueue, Mailer, append_monitor};
+use super::logging::{Destination, LogHandle};
+use super::pidfile::PidLock;
+use super::watch::FileWatch;
+use super::{EngineChoice, Options, Ready, SubInstances};
+use crate::director::{Action, CheckResult, Director, maintenance_names};
+use crate::engine::ipvsadm::IpvsadmEngine;
+use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
+use crate::engine::{Engine, EngineError};
+
+/// The outcome reason the maintenance wrapper reports; a NUL cannot come from a check.
+const MAINTENANCE: &str = "\0maintenance";
+
+/// Longest wait between two resync attempts while engine errors persist.
+const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How long `stop` waits for alerts and commands still in flight.
+const DRAIN_ON_STOP: Duration = Duration::from_secs(10);
+
+/// What the signal tasks tell the loop.
+#[derive(Debug)]
+enum Event {
+    Terminate(&'static str),
+    Reload,
+}
+
+/// Build the engine the command line asked for.
+pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, String> {
+    match choice {
+        EngineChoice::Netlink => NetlinkEngine::connect(NetlinkOptions::default())
+            .await
+            .map(|e| Box::new(e) as Box<dyn Engine>)
+            .map_err(|e| e.to_string()),
+        EngineChoice::Ipvsadm(path) => Ok(Box::new(IpvsadmEngine::new(path.clone()))),
+        EngineChoice::Userspace => Err(super::USERSPACE_UNAVAILABLE.to_owned()),
+    }
+}
+
+/// stock's wording for a failed engine operation.
+fn engine_error_text(engine: &str, error: &EngineError) -> String {
+    match error {
+        EngineError::Rejected { op, message, .. } if engine == "ipvsadm" => {
+            format!("system({op}) failed: {message}")
+        }
+        EngineError::Rejected { op, message, .. } => format!("IPVS: {op} failed: {message}"),
+        EngineError::Unavailable(m) => format!("IPVS is not available: {m}"),
+        EngineError::Io(e) => format!("{engine} engine: {e}"),
+    }
+}
+
+/// Run the daemon until a terminate signal; returns the exit code. `pid` is the held
+/// pid-file lock (none in the foreground), removed on an orderly exit.
+pub async fn run(
+    opts: Options,
+    parsed: Parsed,
+    log: LogHandle,
+    pid: Option<PidLock>,
+    mut ready: Ready,
+) -> i32 {
+    let pid_path = pid.as_ref().map(|p| p.path().to_path_buf());
+    let mut events = match spawn_signal_tasks(pid_path) {
+        Ok(rx) => rx,
+        Err(e) => {
+            let msg = format!("cannot install signal handlers: {e}");
+            tracing::info!("{msg}");
+            ready.fail(&msg);
+            return 1;
+        }
+    };
+    let mut engine = match make_engine(&opts.engine).await {
+        Ok(e) => e,
+        Err(msg) => {
+            tracing::info!("{msg}");
+            ready.fail(&msg);
+            return 1;
+        }
+    };
+    let table = match engine.dump().await {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = engine_error_text(engine.name(), &e);
+            tracing::info!("{msg}");
+            ready.fail(&msg);
+            return 1;
+        }
+    };
+    let started = Instant::now();
+    let (director, actions) = Director::start(parsed.config, &table, Duration::ZERO);
+    let (results_tx, results) = mpsc::channel(1024);
+    let mut daemon = Daemon {
+        watch: FileWatch::new(&opts.config_path),
+        opts,
+        log,
+        engine,
+        director,
+        started,
+        scheduler: Scheduler::new(results_tx),
+        scheduled: HashMap::new(),
+        maintenancedir: None,
+        pending_round: HashSet::new(),
+        resync_at: None,
+        resync_backoff: Duration::from_secs(1),
+        commands: CommandQueue::new(),
+        mailer: Mailer::default(),
+        pid,
+    };
+    daemon.perform(actions).await;
+    ready.ok();
+    let execute = daemon.director.config().globals.execute.clone();
+    for name in &execute {
+        daemon.opts.subs.run(name, "start").await;
+    }
+    daemon.sync_schedule();
+    daemon.main_loop(&mut events, results).await
+}
+
+struct Daemon {
+    opts: Options,
+    log: LogHandle,
+    engine: Box<dyn Engine>,
+    director: Director,
+    started: Instant,
+    scheduler: Scheduler<CheckSpec>,
+    /// Scheduled checks and their intervals.
+    scheduled: HashMap<CheckSpec, Duration>,
+    /// `maintenancedir=` the scheduled checks were built with.
+    maintenancedir: Option<PathBuf>,
+    /// Checks that have not reported since the last start or reload.
+    pending_round: HashSet<CheckSpec>,
+    resync_at: Option<Instant>,
+    resync_backoff: Duration,
+    commands: CommandQueue,
+    mailer: Mailer,
+    watch: FileWatch,
+    pid: Option<PidLock>,
+}
+
+impl Daemon {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    async fn main_loop(
+        mut self,
+        events: &mut mpsc::UnboundedReceiver<Event>,
+        mut results: mpsc::Receiver<scheduler::CheckResult<CheckSpec>>,
+    ) -> i32 {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let signal = loop {
+            tokio::select! {
+                biased;
+                event = events.recv() => match event {
+                    Some(Event::Terminate(name)) => break name,
+                    Some(Event::Reload) => {
+                        tracing::info!("Reloading Linux Director Daemon config on signal");
+                        self.reload().await;
+                    }
+                    None => break "TERM",
+                },
+                Some(result) = results.recv() => self.on_result(result).await,
+                _ = tick.tick() => {
+                    let actions = self.director.tick(self.now());
+                    self.perform(actions).await;
+                    self.poll_config().await;
+                    self.maybe_resync().await;
+                }
+            }
+        };
+        self.stop(signal).await
+    }
+
+    /// Perform the core's actions in order. A failed engine operation is logged and
+    /// schedules a resync; the rest of the batch still runs.
+    async fn perform(&mut self, actions: Vec<Action>) {
+        let mut failed = false;
+        for action in actions {
+            match action {
+                Action::Apply(op) => {
+                    if let Err(e) = self.engine.apply(&op).await {
+                        tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                        failed = true;
+                    }
+                }
+                Action::Log(line) => tracing::info!("{line}"),
+                Action::RunFallbackCommand(cmd) => self.commands.run(cmd.shell_line()),
+                Action::Alert(alert) => {
+                    let from = self.director.config().globals.emailalertfrom.clone();
+                    self.mailer.send(&alert, from.as_deref());
+                }
+                Action::Monitor { path, line } => append_monitor(&path, &line),
+            }
+        }
+        if failed && self.resync_at.is_none() {
+            self.resync_at = Some(Instant::now() + self.resync_backoff);
+        }
+    }
+
+    /// After engine errors: dump and let the core converge.
+    async fn maybe_resync(&mut self) {
+        let Some(at) = self.resync_at else { return };
+        if Instant::now() < at {
+            return;
+        }
+        self.resync_at = None;
+        match self.engine.dump().await {
+            Ok(table) => {
+                let actions = self.director.on_table(&table, self.now());
+                self.perform(actions).await;
+            }
+            Err(e) => {
+                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                self.resync_at = Some(Instant::now());
+            }
+        }
+        if let Some(at) = self.resync_at {
+            // Still failing: back off so a persistent error is not retried every second.
+            self.resync_backoff = (self.resync_backoff * 2).min(MAX_RESYNC_BACKOFF);
+            self.resync_at = Some(at.max(Instant::now()) + self.resync_backoff);
+        } else {
+            self.resync_backoff = Duration::from_secs(1);
+        }
+    }
+
+    async fn on_result(&mut self, result: scheduler::CheckResult<CheckSpec>) {
+        if !self.scheduled.contains_key(&result.key) {
+            return; // in flight across a reload that removed it
+        }
+        let outcome = &result.outcome;
+        let check = if !outcome.up && outcome.reason == MAINTENANCE {
+            CheckResult::Maintenance
+        } else {
+            CheckResult::from(outcome)
+        };
+        let actions = self.director.on_check(&result.key, check, self.now());
+        self.perform(actions).await;
+        if self.pending_round.remove(&result.key) && self.pending_round.is_empty() {
+            self.director.running();
+        }
+    }
+
+    /// Make the scheduler run exactly `Director::checks()`: checks whose spec and interval
+    /// are unchanged keep their timers; the round towards `running()` starts afresh.
+    fn sync_schedule(&mut self) {
+        let globals = &self.director.config().globals;
+        let maintenancedir = globals.maintenancedir.clone();
+        let jitter_percent = globals.checkjitter.min(100);
+        if maintenancedir != self.maintenancedir {
+            self.scheduler.retain(|_| false);
+            self.scheduled.clear();
+            self.maintenancedir = maintenancedir;
+        }
+        let want: HashMap<CheckSpec, Duration> = self
+            .director
+            .checks()
+            .into_iter()
+            .map(|p| (p.spec, p.interval))
+            .collect();
+        let keep: HashSet<CheckSpec> = self
+            .scheduled
+            .iter()
+            .filter(|(k, interval)| want.get(*k) == Some(interval))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.scheduler.retain(|k| keep.contains(k));
+        self.scheduled.retain(|k, _| keep.contains(k));
+        for (spec, interval) in &want {
+            if self.scheduled.contains_key(spec) {
+                continue;
+            }
+            let checker = match ldirectord_checks::build(spec) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::info!(
+                        "cannot check real server {}: {e}",
+                        crate::director::real_text(spec.ip, spec.real_port)
+                    );
+                    Arc::new(Failing(e.to_string())) as Arc<dyn Checker>
+                }
+            };
+            let checker: Arc<dyn Checker> = match &self.maintenancedir {
+                Some(dir) => Arc::new(Maintained {
+                    inner: checker,
+                    dir: dir.clone(),
+                    names: maintenance_names(spec),
+                }),
+                None => checker,
+            };
+            let jitter = *interval * jitter_percent / 100;
+            self.scheduler.schedule(
+                spec.clone(),
+                checker,
+                Timing {
+                    interval: *interval,
+                    jitter,
+                },
+            );
+            self.scheduled.insert(spec.clone(), *interval);
+        }
+        self.pending_round = want.into_keys().collect();
+        if self.pending_round.is_empty() {
+            self.director.running();
+        }
+    }
+
+    /// Autoreload and callback (§4.7), polled every pass.
+    async fn poll_config(&mut self) {
+        if !self.watch.changed() {
+            return;
+        }
+        let path = self.opts.config_path.display().to_string();
+        tracing::info!("Configuration file '{path}' has changed on disk");
+        if self.director.config().globals.autoreload {
+            tracing::info!(" - reread new configuration");
+            self.reload().await;
+        } else {
+            tracing::info!(" - ignore new configuration");
+        }
+        if let Some(callback) = self.director.config().globals.callback.clone()
+            && is_executable(Path::new(&callback))
+        {
+            self.commands.run(format!("{callback} {path}"));
+        }
+    }
+
+    /// Reload: parse fully first; on an error keep everything as it is.
+    async fn reload(&mut self) {
+        let path = self.opts.config_path.clone();
+        let parsed = match std::fs::read(&path) {
+            Ok(bytes) => {
+                self.watch.accept(&bytes);
+                config::parse_str(&String::from_utf8_lossy(&bytes), &path)
+            }
+            Err(_) => config::load(&path),
+        };
+        let pid = std::process::id();
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                log_diagnostics(&e.warnings, pid, &path);
+                tracing::info!("{}", e.error.stock_format(pid, &path));
+                return;
+            }
+        };
+        log_diagnostics(&parsed.warnings, pid, &path);
+        let old_execute = self.director.config().globals.execute.clone();
+        let table = match self.engine.dump().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                self.resync_at
+                    .get_or_insert(Instant::now() + self.resync_backoff);
+                self.director.believed_table()
+            }
+        };
+        let now = self.now();
+        let actions = self.director.reload(parsed.config, &table, now);
+        self.perform(actions).await;
+        self.log.set(Destination::for_config(
+            self.director.config(),
+            self.opts.debug,
+            &self.opts.instance,
+        ));
+        self.sync_schedule();
+        let new_execute = self.director.config().globals.execute.clone();
+        for name in old_execute.iter().filter(|n| !new_execute.contains(n)) {
+            self.opts.subs.run(name, "stop").await;
+        }
+        for name in &new_execute {
+            // Kept instances are reloaded, or started if that fails; new ones started.
+            let reloaded =
+                old_execute.contains(name) && self.opts.subs.run(name, "reload").await == Some(0);
+            if !reloaded {
+                self.opts.subs.run(name, "start").await;
+            }
+        }
+    }
+
+    /// Orderly stop (§1.5, §4.8).
+    async fn stop(mut self, signal: &str) -> i32 {
+        let execute = self.director.config().globals.execute.clone();
+        for name in &execute {
+            self.opts.subs.run(name, "stop").await;
+        }
+        self.scheduler.retain(|_| false);
+        let actions = self.director.stop();
+        self.perform(actions).await;
+        let reason = format!("Linux Director Daemon terminated on signal: {signal}");
+        tracing::info!("{reason}");
+        if self.opts.debug {
+            tracing::info!("Exiting with exit_status 0: {reason}");
+        }
+        self.mailer.drain(DRAIN_ON_STOP).await;
+        self.commands.drain(DRAIN_ON_STOP).await;
+        if let Some(pid) = self.pid.take() {
+            pid.remove();
+        }
+        0
+    }
+}
+
+fn log_diagnostics(diags: &[Diagnostic], pid: u32, path: &Path) {
+    for d in diags {
+        tracing::info!("{}", d.stock_format(pid, path));
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Forward signals to the loop. A second terminate signal while the first is being
+/// handled exits at once (stock: "Exit Handler Repeatedly Called").
+fn spawn_signal_tasks(
+    pid_path: Option<PathBuf>,
+) -> std::io::Result<mpsc::UnboundedReceiver<Event>> {
+    use nix::libc;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let terminating = Arc::new(AtomicBool::new(false));
+    // SIGILL, SIGFPE and SIGSEGV are left at their default: they mean the process itself
+    // is broken, and cleaning up from such a state cannot be trusted.
+    let terminate = [
+        (SignalKind::terminate(), "TERM"),
+        (SignalKind::interrupt(), "INT"),
+        (SignalKind::quit(), "QUIT"),
+        (SignalKind::from_raw(libc::SIGABRT), "ABRT"),
+        (SignalKind::from_raw(libc::SIGBUS), "BUS"),
+        (SignalKind::from_raw(libc::SIGSYS), "SYS"),
+        (SignalKind::from_raw(libc::SIGXCPU), "XCPU"),
+        (SignalKind::from_raw(libc::SIGXFSZ), "XFSZ"),
+    ];
+    for (kind, name) in terminate {
+        let mut stream = signal(kind)?;
+        let tx = tx.clone();
+        let terminating = terminating.clone();
+        let pid_path = pid_path.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if terminating.swap(true, Ordering::SeqCst) {
+                    tracing::info!("Exit Handler Repeatedly Called (signal {name})");
+                    if let Some(path) = &pid_path {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    std::process::exit(1);
+                }
+                let _ = tx.send(Event::Terminate(name));
+            }
+        });
+    }
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if tx.send(Event::Reload).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// A check whose checker could not be built: always down, with the reason.
+#[derive(Debug)]
+struct Failing(String);
+
+impl Checker for Failing {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move { Outcome::down(self.0.clone(), Duration::ZERO) })
+    }
+}
+
+/// `maintenancedir=`: before each run, a file named after the real puts it in maintenance
+/// and the check is not run (§3.8; the reverse-DNS names are not tried, see DEVIATIONS).
+#[derive(Debug)]
+struct Maintained {
+    inner: Arc<dyn Checker>,
+    dir: PathBuf,
+    names: [String; 2],
+}
+
+impl Checker for Maintained {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move {
+            let hit = self
+                .names
+                .iter()
+                .any(|n| std::fs::symlink_metadata(self.dir.join(n)).is_ok());
+            if hit {
+                Outcome::down(MAINTENANCE, Duration::ZERO)
+            } else {
+                self.inner.check().await
+            }
+        })
+    }
+}
+
+impl SubInstances {
+    /// Run `ldirectord [flags] NAME ACTION` (an `execute=` sub-instance), bounded; returns
+    /// its exit code.
+    pub async fn run(&self, name: &str, action: &str) -> Option<i32> {
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.args(&self.flags)
+            .arg(name)
+            .arg(action)
+            .env_remove(super::DAEMON_CHILD_ENV)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd.spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!("cannot run {} {name} {action}: {e}", self.exe.display());
+                return None;
+            }
+        };
+        match tokio::time::timeout(super::SUB_INSTANCE_TIMEOUT, child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = child.kill().await;
+                tracing::info!(
+                    "{} {name} {action} did not finish within {}s",
+                    self.exe.display(),
+                    super::SUB_INSTANCE_TIMEOUT.as_secs()
+                );
+                None
+            }
+        }
+    }
+}
