@@ -13,6 +13,7 @@ use ldirectord_parsers::config::{Family, Forward};
 
 pub mod ipvsadm;
 pub mod netlink;
+pub mod userspace;
 
 /// A boxed future, so engines can be chosen at run time (`--engine`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
