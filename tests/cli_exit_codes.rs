@@ -1,0 +1,295 @@
+//! Scenario 28 (reference §1.3, §8) through the real binary: what each action prints, on
+//! which stream, and its exit code; one daemon per instance whatever the races; a config
+//! error never orphans a running daemon (stock defect 21).
+
+#[path = "fixtures/daemon/support.rs"]
+mod support;
+
+use support::{World, processes_with, wait_until};
+
+const EMPTY: &str = "checkinterval=1\n";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn status_when_stopped_is_stdout_and_exit_3() {
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    let out = w.ld(&[cfg.to_str().unwrap(), "status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        text(&out.stdout),
+        format!("ldirectord is stopped for {}\n", cfg.display())
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn stale_pid_file_is_exit_1_with_stale_line_on_stderr() {
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    // A pid that cannot exist (above pid_max's ceiling).
+    std::fs::write(w.pid_file("l.cf"), "99999999\n").unwrap();
+    let out = w.ld(&[cfg.to_str().unwrap(), "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "ldirectord stale pid file {} for {}\n",
+            w.pid_file("l.cf").display(),
+            cfg.display()
+        )
+    );
+    assert_eq!(
+        text(&out.stdout),
+        format!("ldirectord is stopped for {}\n", cfg.display())
+    );
+    // reload on a stale pid file: not running, exit 1; stop: exit 0.
+    assert_eq!(
+        w.ld(&[cfg.to_str().unwrap(), "reload"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        w.ld(&[cfg.to_str().unwrap(), "stop"]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn running_status_reload_and_stop() {
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    let c = cfg.to_str().unwrap();
+    let out = w.ld(&[c, "reload"]);
+    assert_eq!(out.status.code(), Some(1), "reload when not running");
+    assert_eq!(
+        text(&out.stderr),
+        format!("ldirectord is stopped for {}\n", cfg.display())
+    );
+    let pid = w.start(c);
+    let out = w.ld(&[c, "status"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "ldirectord for {} is running with pid: {pid}\n",
+            cfg.display()
+        )
+    );
+    let out = w.ld(&[c, "reload"]);
+    assert_eq!(out.status.code(), Some(0));
+    wait_until(30, "reload logged", || {
+        w.log()
+            .contains("Reloading Linux Director Daemon config on signal")
+    });
+    let out = w.ld(&[c, "stop"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "");
+    // stop returns once the daemon is gone and its pid file removed.
+    assert!(!ldirectord::daemon::alive(pid));
+    assert!(!w.pid_file("l.cf").exists());
+    assert!(
+        w.log()
+            .contains("Linux Director Daemon terminated on signal: TERM")
+    );
+    let out = w.ld(&[c, "status"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn start_twice_and_racing_starts_give_one_daemon() {
+    let w = World::new();
+    let cfg = w.config("race.cf", EMPTY);
+    let c = cfg.to_str().unwrap();
+    let pid = w.start(c);
+    let out = w.ld(&[c, "start"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(w.pid("race.cf"), Some(pid));
+    assert_eq!(processes_with(c), vec![pid]);
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+
+    // Eight starts at once, none of which sees a pid file yet: the lock lets one win.
+    let children: Vec<_> = (0..8)
+        .map(|_| w.command(&[c, "start"]).spawn().unwrap())
+        .collect();
+    for mut child in children {
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+    let pid = w.pid("race.cf").expect("a daemon runs");
+    assert_eq!(processes_with(c), vec![pid], "exactly one daemon");
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+    assert!(processes_with(c).is_empty());
+}
+
+#[test]
+fn config_error_exits_2_for_every_action_and_keeps_the_pid_file() {
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    let c = cfg.to_str().unwrap();
+    let pid = w.start(c);
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{good}quiescent=maybe\n")).unwrap();
+    for action in [
+        "status",
+        "reload",
+        "force-reload",
+        "start",
+        "restart",
+        "try-restart",
+        "stop",
+    ] {
+        let out = w.ld(&[c, action]);
+        assert_eq!(out.status.code(), Some(2), "{action}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("quiescent must be 'yes' or 'no'"),
+            "{action}: {err}"
+        );
+        assert_eq!(w.pid("l.cf"), Some(pid), "{action} kept the pid file");
+        assert!(
+            ldirectord::daemon::alive(pid),
+            "{action} left the daemon running"
+        );
+    }
+    // Stock's one-line form on request.
+    let out = w.ld(&["--error-format=stock", c, "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&format!(
+        "reading file {} at line 3: quiescent must be 'yes' or 'no'",
+        cfg.display()
+    )));
+    std::fs::write(&cfg, good).unwrap();
+    assert_eq!(w.ld(&[c, "status"]).status.code(), Some(0));
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
+#[test]
+fn usage_errors_exit_255_with_usage_on_stdout() {
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    for args in [
+        vec![cfg.to_str().unwrap(), "bogus"],
+        vec![],
+        vec!["-x", "status"],
+        vec!["--engine", "kernel-magic", "status"],
+    ] {
+        let out = w.ld(&args);
+        assert_eq!(out.status.code(), Some(255), "{args:?}");
+        assert!(
+            text(&out.stdout).starts_with("Usage: ldirectord"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_config_is_exit_1() {
+    let w = World::new();
+    let out = w.ld(&["nothere.cf", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "Config file nothere.cf not found\n");
+}
+
+#[test]
+fn test_mode_ok_and_bad() {
+    let w = World::new();
+    let cfg = w.config(
+        "ok.cf",
+        "virtual=127.0.0.100:80\n\treal=127.0.0.1:80 masq\n",
+    );
+    let out = w.ld(&["--test", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("OK: 1 virtual service, 1 real server"));
+    let bad = w.config(
+        "bad.cf",
+        "virtual=127.0.0.100:80\n\tscheduler=rr\n\tweight=3\n",
+    );
+    let out = w.ld(&["-t", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:4:", bad.display())), "{err}");
+}
+
+#[test]
+fn userspace_engine_is_a_clear_error() {
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    let out = std::process::Command::new(support::BIN)
+        .args(["--run-dir"])
+        .arg(w.path("run"))
+        .args(["--engine", "userspace", cfg.to_str().unwrap(), "start"])
+        .env("LDIRECTORD_HA_DIR", w.path("ha.d"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("userspace engine is not available yet"));
+    assert!(!w.pid_file("l.cf").exists());
+}
+
+#[test]
+fn netlink_without_ipvs_fails_start_with_the_reason() {
+    // This machine's kernel has no IPVS: start must say so and leave nothing behind.
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    let out = std::process::Command::new(support::BIN)
+        .arg("--run-dir")
+        .arg(w.path("run"))
+        .args([cfg.to_str().unwrap(), "start"])
+        .env("LDIRECTORD_HA_DIR", w.path("ha.d"))
+        .output()
+        .unwrap();
+    if out.status.code() == Some(0) {
+        // A kernel with IPVS and the rights to use it: then the daemon runs; stop it.
+        let stop = std::process::Command::new(support::BIN)
+            .arg("--run-dir")
+            .arg(w.path("run"))
+            .args([cfg.to_str().unwrap(), "stop"])
+            .env("LDIRECTORD_HA_DIR", w.path("ha.d"))
+            .output()
+            .unwrap();
+        assert_eq!(stop.status.code(), Some(0));
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("IPVS"), "{}", text(&out.stderr));
+    wait_until(30, "pid file released", || {
+        !ldirectord::daemon::pidfile::PidLock::is_held(&w.pid_file("l.cf"))
+    });
+}
+
+#[test]
+fn debug_mode_stays_in_the_foreground_logs_to_stderr_and_writes_no_pid_file() {
+    let w = World::new();
+    let cfg = w.config("l.cf", EMPTY);
+    let child = w
+        .command(&["-d", cfg.to_str().unwrap(), "start"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    wait_until(30, "the foreground daemon programs its table", || {
+        std::fs::read_to_string(w.path("log")).is_ok_and(|l| l.contains("-L -n --thresholds"))
+    });
+    assert!(!w.pid_file("l.cf").exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Starting Linux Director v1.186-ha with pid: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("Linux Director Daemon terminated on signal: TERM\n"),
+        "{err}"
+    );
+    assert!(err.contains("Exiting with exit_status 0: "), "{err}");
+}
