@@ -60,12 +60,28 @@ pub struct UserspaceEngine {
 struct Service {
     spec: ServiceSpec,
     virt: Arc<Virtual>,
-    listener: JoinHandle<()>,
+    /// `None` once [`Service::stop`] has run.
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Stop listening and close every connection. Waits until the listening socket is
+    /// closed, so the same address can be listened on again right away.
+    async fn stop(mut self) {
+        if let Some(task) = self.listener.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        self.virt.close_all();
+    }
 }
 
 impl Drop for Service {
+    /// The engine itself going away: the listener closes as soon as the runtime notices.
     fn drop(&mut self) {
-        self.listener.abort();
+        if let Some(task) = self.listener.take() {
+            task.abort();
+        }
         self.virt.close_all();
     }
 }
@@ -180,7 +196,7 @@ impl UserspaceEngine {
         self.services.push(Service {
             spec: spec.clone(),
             virt,
-            listener: task,
+            listener: Some(task),
         });
         Ok(())
     }
@@ -245,7 +261,7 @@ impl UserspaceEngine {
         })
     }
 
-    fn apply_op(&mut self, op: &Op) -> Result<(), EngineError> {
+    async fn apply_op(&mut self, op: &Op) -> Result<(), EngineError> {
         match op {
             Op::AddService(spec) => self.add_service(op, spec),
             Op::EditService(spec) => self.edit_service(op, spec),
@@ -253,8 +269,7 @@ impl UserspaceEngine {
                 let index = self
                     .find(key)
                     .ok_or_else(|| rejected(op, "no such virtual service", Some(ESRCH)))?;
-                // Service's Drop stops the listener and closes the connections.
-                self.services.remove(index);
+                self.services.remove(index).stop().await;
                 Ok(())
             }
             Op::AddDest(key, dest) | Op::ReaddQuiescedDest(key, dest) => {
@@ -339,8 +354,6 @@ impl Engine for UserspaceEngine {
     }
 
     fn apply<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Result<(), EngineError>> {
-        // Synchronous work; tokio::spawn inside needs the caller's runtime, which the
-        // returned future is polled on, so run it there.
-        Box::pin(async move { self.apply_op(op) })
+        Box::pin(self.apply_op(op))
     }
 }
