@@ -588,10 +588,6 @@ fn start(
     log: logging::LogHandle,
     err: &mut dyn Write,
 ) -> (i32, String) {
-    if inv.engine == EngineChoice::Userspace {
-        let _ = writeln!(err, "ldirectord: {}", daemon::USERSPACE_UNAVAILABLE);
-        return (1, "Initialisation Error".into());
-    }
     let opts = match daemon_options(inv, path, name) {
         Ok(o) => o,
         Err(e) => {

@@ -37,6 +37,7 @@ use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, maintenance_names};
 use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
+use crate::engine::userspace::UserspaceEngine;
 use crate::engine::{Engine, EngineError};
 
 /// The outcome reason the maintenance wrapper reports; a NUL cannot come from a check.
@@ -63,7 +64,7 @@ pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, Strin
             .map(|e| Box::new(e) as Box<dyn Engine>)
             .map_err(|e| e.to_string()),
         EngineChoice::Ipvsadm(path) => Ok(Box::new(IpvsadmEngine::new(path.clone()))),
-        EngineChoice::Userspace => Err(super::USERSPACE_UNAVAILABLE.to_owned()),
+        EngineChoice::Userspace => Ok(Box::new(UserspaceEngine::new())),
     }
 }
 
