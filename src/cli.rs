@@ -319,6 +319,10 @@ fn ha_dir() -> PathBuf {
 
 /// Run the command line; returns the exit code.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    // Cluster entry points: `--ocf ACTION` / `ocf ACTION` and `realserver ...`.
+    if let Some(code) = crate::cluster::dispatch(args, out, err) {
+        return code;
+    }
     let inv = match parse_args(args) {
         Ok(inv) => inv,
         Err(UsageError(why)) => {
