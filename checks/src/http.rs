@@ -406,76 +406,22 @@ fn build_client(key: &ClientKey) -> Result<Client, String> {
 }
 
 fn tls_config(verify: Verify) -> Result<rustls::ClientConfig, String> {
-    let provider = crypto_provider();
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
-        Verify::Off => Arc::new(AcceptAny {
-            schemes: provider
-                .signature_verification_algorithms
-                .supported_schemes(),
-        }),
+        Verify::Off => Arc::new(crate::tls::AcceptAnyCertificate::new()),
         Verify::Chain => Arc::new(AnyName(system_verifier()?)),
         Verify::Full => system_verifier()?,
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(config)
-}
-
-fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Ok(crate::tls::client_config(verifier))
 }
 
 /// The system-roots verifier, loaded once (reading the CA bundle is not free).
 fn system_verifier() -> Result<Arc<dyn ServerCertVerifier>, String> {
     static VERIFIER: LazyLock<Result<Arc<dyn ServerCertVerifier>, String>> = LazyLock::new(|| {
-        rustls_platform_verifier::Verifier::new(crypto_provider())
+        rustls_platform_verifier::Verifier::new(crate::tls::provider())
             .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
             .map_err(|e| format!("cannot load the system CA certificates: {e}"))
     });
     VERIFIER.clone()
-}
-
-/// No verification at all: LWP with `SSL_verify_mode => 0`. Handshake signatures are not
-/// checked either, so old key types that stock's OpenSSL still accepts do not fail here.
-#[derive(Debug)]
-struct AcceptAny {
-    schemes: Vec<SignatureScheme>,
-}
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.schemes.clone()
-    }
 }
 
 /// The chain must verify, the name need not match. webpki checks the chain before the

@@ -40,6 +40,7 @@ pub mod scheduler;
 pub mod simpletcp;
 pub mod sip;
 pub mod smtp;
+mod tls;
 
 /// A boxed future, so checkers can live behind `dyn Checker`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
