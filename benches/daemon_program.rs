@@ -12,50 +12,15 @@
 //! programmed (director + engine + the fake kernel's copy of the table). Run with
 //! `cargo bench -p ldirectord-rs --bench daemon_program`.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ldirectord::director::{Action, CheckResult, Director};
 use ldirectord::engine::Engine;
 use ldirectord::engine::netlink::{FakeKernel, NetlinkEngine, NetlinkOptions};
-use ldirectord_parsers::config::{Config, ParseOptions, parse_with};
 
-const VIRTUALS: usize = 10_000;
-const REALS: usize = 4;
+mod support;
+use support::{REALS, VIRTUALS, config};
 const RUNS: usize = 5;
-
-/// Every 100th real (1%) gets `weight` instead of 1.
-fn config(weight: u32) -> Config {
-    let mut text = String::with_capacity(VIRTUALS * 120);
-    for v in 0..VIRTUALS {
-        text.push_str(&format!(
-            "virtual=10.{}.{}.1:80\n\tchecktype=connect\n",
-            v / 250,
-            v % 250
-        ));
-        for r in 0..REALS {
-            let w = if (v * REALS + r).is_multiple_of(100) {
-                weight
-            } else {
-                1
-            };
-            text.push_str(&format!(
-                "\treal=172.{}.{}.{}:80 masq {w}\n",
-                v / 250,
-                v % 250,
-                r + 1
-            ));
-        }
-    }
-    let opts = ParseOptions {
-        check_files: false,
-        hostname: Some("bench".into()),
-        ..ParseOptions::default()
-    };
-    parse_with(&text, Path::new("bench.cf"), &opts)
-        .expect("bench config parses")
-        .config
-}
 
 /// Apply the engine operations among `actions`; returns how many there were.
 async fn apply(engine: &mut NetlinkEngine, actions: Vec<Action>) -> usize {

@@ -4,50 +4,16 @@
 //! - `reload_1pct_weights`: a reload that changes 1% of the weights (400) against the table
 //!   of a running director; every run emits exactly 400 `EditDest`s and nothing else.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ldirectord::director::{CheckResult, Director};
 use ldirectord::engine::{Op, Table};
 use ldirectord_checks::CheckSpec;
-use ldirectord_parsers::config::{Config, ParseOptions, parse_with};
+use ldirectord_parsers::config::Config;
 
-const VIRTUALS: usize = 10_000;
-const REALS: usize = 4;
-
-/// Every 100th real (1%) gets `weight` instead of 1.
-fn config(weight: u32) -> Config {
-    let mut text = String::with_capacity(VIRTUALS * 120);
-    for v in 0..VIRTUALS {
-        text.push_str(&format!(
-            "virtual=10.{}.{}.1:80\n\tchecktype=connect\n",
-            v / 250,
-            v % 250
-        ));
-        for r in 0..REALS {
-            let w = if (v * REALS + r).is_multiple_of(100) {
-                weight
-            } else {
-                1
-            };
-            text.push_str(&format!(
-                "\treal=172.{}.{}.{}:80 masq {w}\n",
-                v / 250,
-                v % 250,
-                r + 1
-            ));
-        }
-    }
-    let opts = ParseOptions {
-        check_files: false,
-        hostname: Some("bench".into()),
-        ..ParseOptions::default()
-    };
-    parse_with(&text, Path::new("bench.cf"), &opts)
-        .expect("bench config parses")
-        .config
-}
+mod support;
+use support::{REALS, VIRTUALS, config};
 
 fn specs(config: &Config) -> Vec<CheckSpec> {
     config
