@@ -435,15 +435,9 @@ mod tests {
         assert!(got.unwrap_err().contains("cannot resolve node1"));
         let spec = Spec::new(Candidates::Resource("nosuch".into()));
         assert!(select(&spec, &nodes(), Family::Inet, &Fake::default()).is_err());
-        assert!(
-            select(&Spec::new(Candidates::List), &nodes(), Family::Inet6, &{
-                let mut f = Fake::default();
-                f.list = None;
-                f
-            })
-            .unwrap()
-            .is_empty()
-        );
+        let no_list = Spec::new(Candidates::List);
+        let got = select(&no_list, &nodes(), Family::Inet6, &Fake::default());
+        assert!(got.unwrap().is_empty());
     }
 
     #[test]
