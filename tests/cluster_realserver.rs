@@ -132,3 +132,49 @@ OCF_RESKEY_vip=10.0.0.237 '{shim}' stop; echo "stop -> $?"
         assert!(out.lines().any(|l| l == line), "{line:?} in\n{out}");
     }
 }
+
+#[test]
+fn director_side_ip_forward_for_nat() {
+    let w = support::World::new();
+    let cfg = w.config(
+        "nat.cf",
+        "virtual=127.0.0.100:80\n\tchecktype=on\n\treal=127.0.0.1:80 masq 1\n",
+    );
+    let mut a = cluster::Agent::new(&w, "nat");
+    a.param("configfile", cfg.to_str().unwrap())
+        .param("ip_forward", "true")
+        .param("expire_nodest_conn", "yes");
+    let mut env = String::new();
+    let mut probe = Command::new("true");
+    a.apply(&mut probe);
+    for (k, v) in probe.get_envs() {
+        env.push_str(&format!(
+            "export {}='{}'\n",
+            k.to_string_lossy(),
+            v.unwrap().to_string_lossy()
+        ));
+    }
+    let out = in_netns(&format!(
+        r#"{env}
+cd '{dir}'
+echo "before $(cat /proc/sys/net/ipv4/ip_forward)"
+'{shim}' start 2>"{dir}/start.err"; echo "start -> $?"
+echo "after $(cat /proc/sys/net/ipv4/ip_forward)"
+'{shim}' stop; echo "stop -> $?"
+"#,
+        dir = w.dir.path().display(),
+        shim = repo("compat/ocf/ldirectord").display()
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["before 0", "start -> 0", "after 1", "stop -> 0"],
+        "{out}"
+    );
+    // No ip_vs here: the IPVS setting is a warning, not a failed start.
+    let err = std::fs::read_to_string(w.path("start.err")).unwrap();
+    assert!(
+        err.contains("net.ipv4.vs.expire_nodest_conn") || err.is_empty(),
+        "{err}"
+    );
+}

@@ -389,11 +389,41 @@ impl<'e> Agent<'e> {
                 if last.is_empty() { "" } else { ": " },
             )));
         }
+        self.director_sysctls(err);
         match self.pid_state() {
             PidState::Running(_) => Ok(ocf::SUCCESS),
             _ => Err(Fail::generic(
                 "the daemon is not running after start (see its log)",
             )),
+        }
+    }
+
+    /// The director-side kernel settings asked for by parameters. A setting that cannot
+    /// be written (no ip_vs module yet, a read-only /proc) is a warning: the director
+    /// works without it.
+    fn director_sysctls(&self, err: &mut dyn Write) {
+        let v6 = self.env.param("vip").is_some_and(|v| v.contains(':'));
+        let mut wanted = Vec::new();
+        if is_true(self.env.param("ip_forward")) {
+            wanted.push("net/ipv4/ip_forward");
+            if v6 {
+                wanted.push("net/ipv6/conf/all/forwarding");
+            }
+        }
+        if is_true(self.env.param("expire_nodest_conn")) {
+            wanted.push("net/ipv4/vs/expire_nodest_conn");
+        }
+        if is_true(self.env.param("expire_quiescent_template")) {
+            wanted.push("net/ipv4/vs/expire_quiescent_template");
+        }
+        for key in wanted {
+            if let Err(e) = std::fs::write(Path::new("/proc/sys").join(key), "1") {
+                let _ = writeln!(
+                    err,
+                    "WARNING: cannot set {} = 1: {e}",
+                    key.replace('/', ".")
+                );
+            }
         }
     }
 
@@ -542,6 +572,14 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
         }],
         nodes,
     })
+}
+
+/// OCF booleans (ocf_is_true): yes, true, 1, on.
+fn is_true(v: Option<&str>) -> bool {
+    matches!(
+        v.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("yes" | "true" | "1" | "on")
+    )
 }
 
 fn is_executable(p: &Path) -> bool {

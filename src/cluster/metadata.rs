@@ -171,6 +171,33 @@ pub const DIRECTOR_PARAMS: &[Param] = &[
          names not listed are resolved once per refresh.",
     ),
     p(
+        "ip_forward",
+        false,
+        "boolean",
+        Some("false"),
+        "enable IP forwarding (NAT)",
+        "At start, set net.ipv4.ip_forward=1 (net.ipv6.conf.all.forwarding=1 for an IPv6 \
+         vip), which masq (NAT) forwarding needs. Left as it is at stop.",
+    ),
+    p(
+        "expire_nodest_conn",
+        false,
+        "boolean",
+        Some("false"),
+        "expire connections to removed real servers",
+        "At start, set net.ipv4.vs.expire_nodest_conn=1: a connection to a real server that \
+         was removed is dropped on its next packet, so clients notice at once.",
+    ),
+    p(
+        "expire_quiescent_template",
+        false,
+        "boolean",
+        Some("false"),
+        "expire persistence templates of quiesced real servers",
+        "At start, set net.ipv4.vs.expire_quiescent_template=1: persistent clients of a real \
+         server at weight 0 are rescheduled.",
+    ),
+    p(
         "engine",
         false,
         "string",
