@@ -84,6 +84,9 @@ pub const USAGE: &str = "\
 Usage: ldirectord [-d|--debug] [--] [CONFIG] start|stop|restart|try-restart|reload|force-reload|status
        ldirectord -t|--test [CONFIG]        check a configuration file and exit (0 valid, 2 not)
        ldirectord --probe [--json] [CONFIG] run every configured check once and print the results
+       ldirectord --ocf ACTION              act as the OCF resource agent (parameters from OCF_RESKEY_*)
+       ldirectord realserver start|stop|status|monitor --vip ADDR [--mode dr|tun]
+                                            put a VIP on a real server for LVS-DR/TUN
        ldirectord -h|-?|--help
        ldirectord -v|--version
 
