@@ -31,6 +31,9 @@ fn strip_spans(c: &mut Config) {
         for r in &mut v.reals {
             r.span = Span::default();
         }
+        if let Some(s) = &mut v.real_sources {
+            s.spans.clear();
+        }
     }
 }
 
@@ -97,6 +100,56 @@ fn real_line(six: bool) -> impl Strategy<Value = String> {
             }
             s
         })
+}
+
+/// Host names and addresses as real-server sources print them.
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof!["node[0-9]{1,2}", ipv4()]
+}
+
+fn host_weights() -> impl Strategy<Value = String> {
+    prop::collection::vec((host(), prop::option::of(0u32..100)), 1..4).prop_map(|items| {
+        items
+            .into_iter()
+            .map(|(h, w)| match w {
+                Some(w) => format!("{h},{w}"),
+                None => h,
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// The dynamic real-server directives of one block (extension), in any order after the
+/// `realsource=` line.
+fn real_sources() -> impl Strategy<Value = Vec<String>> {
+    let source = prop_oneof![
+        "[a-z][a-z0-9-]{0,12}".prop_map(|r| format!("realsource=resource {r}")),
+        Just("realsource=partition".to_owned()),
+        "/usr/local/bin/[a-z]{1,8}( --[a-z]{1,5}){0,2}"
+            .prop_map(|c| format!("realsource=command {c}")),
+        Just("realsource=command \"/usr/bin/printf '%s ' node1 node2\"".to_owned()),
+        host_weights().prop_map(|l| format!("realsource=list {l}")),
+    ];
+    let extra = prop_oneof![
+        Just("realfilter=attribute pgsql-status HS:sync|HS:potential|HS:async".to_owned()),
+        Just("realfilter=attribute readable \"1\"".to_owned()),
+        Just("realfilter=attribute role (primary|standby) x?".to_owned()),
+        "/usr/local/bin/[a-z]{1,8}".prop_map(|c| format!("realfilter=command {c}")),
+        host_weights().prop_map(|w| format!("realweights={w}")),
+        (
+            prop::sample::select(vec!["gate", "masq", "ipip"]),
+            prop::option::of(0u32..100)
+        )
+            .prop_map(|(f, w)| match w {
+                Some(w) => format!("realdefault={f} {w}"),
+                None => format!("realdefault={f}"),
+            }),
+    ];
+    (source, prop::collection::vec(extra, 0..4)).prop_map(|(s, mut rest)| {
+        rest.insert(0, s);
+        rest
+    })
 }
 
 fn block(index: usize) -> impl Strategy<Value = String> {
@@ -172,9 +225,10 @@ fn block(index: usize) -> impl Strategy<Value = String> {
                 prop::collection::vec(real_line(six), 0..4),
                 settings,
                 Just(six),
+                prop::option::of(real_sources()),
             )
         })
-        .prop_map(|(head, reals, settings, six)| {
+        .prop_map(|(head, reals, settings, six, sources)| {
             let mut s = head + "\n";
             for r in reals {
                 s += &format!("\t{r}\n");
@@ -185,6 +239,9 @@ fn block(index: usize) -> impl Strategy<Value = String> {
                     continue;
                 }
                 s += &format!("    {line}\n");
+            }
+            for line in sources.unwrap_or_default() {
+                s += &format!("\t{line}\n");
             }
             s
         })
@@ -217,6 +274,9 @@ fn config_text() -> impl Strategy<Value = String> {
                 "checkjitter=20",
                 "execute=other.cf",
                 "callback=\"/usr/local/bin/sync\"",
+                "nodeaddress=node1 10.0.0.1",
+                "nodeaddress=node2 [2001:db8::2]",
+                "nodeaddress=node1 10.0.0.11",
             ]),
             0..8,
         ),

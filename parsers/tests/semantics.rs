@@ -733,3 +733,184 @@ fn diagnostics_point_at_the_value() {
         "Error [42] reading file /etc/ha.d/test.cf at line 2: invalid scheduler, should be only lowercase letters (a-z)"
     );
 }
+
+#[test]
+fn dynamic_real_server_directives() {
+    let c = ok(
+        "nodeaddress=node2 10.0.0.2\nnodeaddress = node3 [2001:db8::3]\n\
+         virtual=192.168.0.237:5432\n\tchecktype=on\n\
+         \trealweights=node3,4 node9\n\
+         \trealsource=resource lvsdr-realsvr-clone\n\
+         \trealfilter=attribute pgsql-status \"HS:sync|HS:potential|HS:async\"\n\
+         \trealfilter=command /usr/local/bin/is-standby --quick\n\
+         \trealdefault=masq 2\n\treal=10.0.0.9:5432 gate\n\
+         virtual=192.168.0.238:80\n\treal=10.0.0.9:80 masq\n",
+    );
+    assert_eq!(
+        c.globals.node_addresses.get("node3").map(IpAddr::to_string),
+        Some("2001:db8::3".to_owned())
+    );
+    assert_eq!(c.globals.node_addresses.len(), 2);
+    let s = c.virtuals[0].real_sources.as_ref().unwrap();
+    assert_eq!(
+        s.candidates,
+        RealCandidates::Resource("lvsdr-realsvr-clone".into())
+    );
+    assert_eq!(s.filters.len(), 2);
+    let RealFilter::Attribute { name, pattern } = &s.filters[0] else {
+        panic!("{:?}", s.filters)
+    };
+    assert_eq!(name, "pgsql-status");
+    assert!(pattern.is_match("HS:async") && !pattern.is_match("HS:asyncX"));
+    assert!(!pattern.is_match("xHS:sync") && !pattern.is_match("HS:alone"));
+    assert_eq!(
+        s.filters[1],
+        RealFilter::Command("/usr/local/bin/is-standby --quick".into())
+    );
+    // A weight left out is realdefault's, whatever the order of the lines.
+    assert_eq!(s.weights, [("node3".into(), 4), ("node9".into(), 2)]);
+    assert_eq!((s.forward, s.default_weight), (Forward::Masq, 2));
+    assert_eq!(
+        s.spans.iter().map(|s| s.line).collect::<Vec<_>>(),
+        [5, 6, 7, 8, 9]
+    );
+    assert_eq!(c.virtuals[0].reals.len(), 1, "static reals stay");
+    assert_eq!(c.virtuals[1].real_sources, None);
+
+    let c = ok(
+        "virtual=1.2.3.4:80\n\trealsource=list node1,5 10.0.0.7 node2\n\
+         \trealweights=node2,3 node1,9\n",
+    );
+    let s = c.virtuals[0].real_sources.as_ref().unwrap();
+    assert_eq!(
+        s.candidates,
+        RealCandidates::List(vec![
+            ("node1".into(), Some(5)),
+            ("10.0.0.7".into(), None),
+            ("node2".into(), None)
+        ])
+    );
+    assert_eq!(
+        (
+            s.weight_of("node1"),
+            s.weight_of("node2"),
+            s.weight_of("10.0.0.7")
+        ),
+        (5, 3, 1),
+        "a list's own weight, else realweights, else the default"
+    );
+    assert_eq!((s.forward, s.default_weight), (Forward::Gate, 1));
+    let c = ok("virtual=5\n\trealsource=partition\n\
+         virtual=1.2.3.4:80\n\trealsource=command \"/bin/echo node1\"\n");
+    assert_eq!(
+        c.virtuals[0].real_sources.as_ref().unwrap().candidates,
+        RealCandidates::Partition
+    );
+    assert_eq!(
+        c.virtuals[1].real_sources.as_ref().unwrap().candidates,
+        RealCandidates::Command("/bin/echo node1".into())
+    );
+}
+
+#[test]
+fn dynamic_real_server_errors_name_line_and_column() {
+    let cases: [(&str, usize, usize, &str); 12] = [
+        (
+            "virtual=1.2.3.4:80\n\trealsource=everything\n",
+            2,
+            13,
+            "realsource=everything: expected resource RSC, partition, command CMD... or list HOST[,WEIGHT]...",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=resource a b\n",
+            2,
+            13,
+            "realsource=resource a b: expected",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealsource=partition\n",
+            3,
+            2,
+            "only one realsource= per virtual block",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tchecktype=on\n\trealweights=a,1\n",
+            3,
+            2,
+            "realfilter=, realweights= and realdefault= need a realsource= in the same virtual block",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=attribute s (HS\n",
+            3,
+            13,
+            "invalid realfilter regular expression",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=attribute s\n",
+            3,
+            13,
+            "realfilter=attribute s: expected attribute NAME REGEX",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=grep x\n",
+            3,
+            13,
+            "realfilter=grep x: expected",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=list n1,x\n",
+            2,
+            13,
+            "realsource=list: bad item \"n1,x\"",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealdefault=route 1\n",
+            3,
+            14,
+            "realdefault=route 1: expected FORWARD [WEIGHT]",
+        ),
+        (
+            "nodeaddress=n1 x\n",
+            1,
+            13,
+            "nodeaddress: \"x\" is not an IP address",
+        ),
+        (
+            "nodeaddress=n1\n",
+            1,
+            13,
+            "nodeaddress=n1: expected NODE ADDRESS",
+        ),
+        (
+            "realsource=partition\n",
+            1,
+            1,
+            "Unknown command realsource=partition",
+        ),
+    ];
+    for (text, line, column, message) in cases {
+        let e = parse(text).unwrap_err().error;
+        assert!(
+            e.message.starts_with(message),
+            "{text:?}: {:?} does not start with {message:?}",
+            e.message
+        );
+        assert_eq!((e.span.line, e.span.column), (line, column), "{text:?}");
+        if line > 1 || text.starts_with("nodeaddress") {
+            assert_eq!(e.origin, Origin::Extension, "{text:?}");
+            assert!(e.help.is_some(), "{text:?}");
+        }
+    }
+    let e = parse("virtual=1.2.3.4:80\n\tnodeaddress=n1 10.0.0.1\n")
+        .unwrap_err()
+        .error;
+    assert_eq!(
+        e.label.as_deref(),
+        Some("`nodeaddress` is a global directive")
+    );
+    let e = parse("realsource=partition\n").unwrap_err().error;
+    assert_eq!(
+        e.label.as_deref(),
+        Some("`realsource` belongs inside a virtual block")
+    );
+}

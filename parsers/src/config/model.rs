@@ -3,7 +3,7 @@
 //! reference, service by port, request/receive inheritance), so consumers never re-derive
 //! ldirectord's rules. Items keep the [`Span`] they were read from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -359,6 +359,106 @@ pub struct PgRoleCheck {
     pub sync_states: BTreeSet<SyncState>,
 }
 
+/// A whole-value pattern for `realfilter=attribute NAME REGEX` (extension): Perl-compatible
+/// (PCRE2, like `receive=`), matched against the entire attribute value, as lvsdr's
+/// `grep -Ex`. Compiled when the file is read; compared by its source text.
+#[derive(Clone, Serialize)]
+pub struct ValuePattern {
+    source: String,
+    #[serde(skip)]
+    regex: std::sync::Arc<pcre2::bytes::Regex>,
+}
+
+impl ValuePattern {
+    /// Compile `source`, anchored at both ends.
+    pub fn new(source: &str) -> Result<ValuePattern, pcre2::Error> {
+        let regex = pcre2::bytes::RegexBuilder::new().build(&format!("^(?:{source})$"))?;
+        Ok(ValuePattern {
+            source: source.to_owned(),
+            regex: std::sync::Arc::new(regex),
+        })
+    }
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+    /// Whether the pattern matches all of `value` (a match error counts as no match).
+    pub fn is_match(&self, value: &str) -> bool {
+        self.regex.is_match(value.as_bytes()).unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for ValuePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ValuePattern({:?})", self.source)
+    }
+}
+impl PartialEq for ValuePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+impl Eq for ValuePattern {}
+
+/// Where a virtual service's dynamic real servers come from (extension `realsource=`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RealCandidates {
+    /// `resource RSC`: the nodes where the Pacemaker resource runs (`crm_resource --locate`).
+    Resource(String),
+    /// `partition`: the members of the cluster partition (`crm_node -p`).
+    Partition,
+    /// `command CMD ARGS...`: the words this shell command prints. Failing or printing
+    /// nothing is an error, and the last good set is kept.
+    Command(String),
+    /// `list HOST[,WEIGHT] ...`: a fixed list; a weight here is that host's weight.
+    List(Vec<(String, Option<u32>)>),
+}
+
+/// A filter over the candidates (extension `realfilter=`); all filters must keep a
+/// candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RealFilter {
+    /// `attribute NAME REGEX`: keep a node whose transient (reboot-lifetime) attribute
+    /// `NAME` matches `REGEX` as a whole; a node without the attribute is dropped.
+    Attribute { name: String, pattern: ValuePattern },
+    /// `command CMD ARGS...`: keep a candidate for which `CMD ARGS... CANDIDATE` prints `t`.
+    Command(String),
+}
+
+/// The dynamic real servers of one virtual service (extension directives `realsource=`,
+/// `realfilter=`, `realweights=`, `realdefault=`): lvsdr-style real servers chosen by the
+/// cluster, refreshed while running, added next to the block's static `real=` lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RealSources {
+    /// The directive lines, in file order (the first is the `realsource=`'s or the first
+    /// of them).
+    pub spans: Vec<Span>,
+    pub candidates: RealCandidates,
+    pub filters: Vec<RealFilter>,
+    /// `realweights=HOST,WEIGHT ...`: weights by host (node name or address as printed).
+    pub weights: Vec<(String, u32)>,
+    /// `realdefault=FORWARD [WEIGHT]`: the weight of a host without one (default 1)...
+    pub default_weight: u32,
+    /// ...and the forwarding method of every dynamic real (default gate, as lvsdr).
+    pub forward: Forward,
+}
+
+impl RealSources {
+    /// The weight of `host`: its weight in a `list` source, else `realweights=`, else the
+    /// default.
+    pub fn weight_of(&self, host: &str) -> u32 {
+        if let RealCandidates::List(items) = &self.candidates
+            && let Some(w) = items.iter().find(|(h, _)| h == host).and_then(|(_, w)| *w)
+        {
+            return w;
+        }
+        self.weights
+            .iter()
+            .find(|(h, _)| h == host)
+            .map(|(_, w)| *w)
+            .unwrap_or(self.default_weight)
+    }
+}
+
 /// How one virtual service checks its real servers, with every default resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct CheckSettings {
@@ -503,6 +603,9 @@ pub struct Globals {
     /// Extension: spread each check's first run over this fraction of the interval
     /// (`checkjitter=`, percent, default 0 = stock).
     pub checkjitter: u32,
+    /// Extension `nodeaddress=NODE ADDRESS`: the address of a cluster node named by a
+    /// real-server source (names not listed go through the resolver).
+    pub node_addresses: BTreeMap<String, IpAddr>,
 }
 
 impl Default for Globals {
@@ -535,6 +638,7 @@ impl Default for Globals {
             emailalertfrom: None,
             risecount: 1,
             checkjitter: 0,
+            node_addresses: BTreeMap::new(),
         }
     }
 }
@@ -576,6 +680,8 @@ pub struct VirtualService {
     pub monitorfile: Option<PathBuf>,
     pub servicename: Option<String>,
     pub comment: Option<String>,
+    /// Extension: real servers chosen by the cluster, in addition to `reals`.
+    pub real_sources: Option<RealSources>,
 }
 
 impl VirtualService {

@@ -338,6 +338,18 @@ struct Block {
     pg_max_lag: Option<(Duration, Span)>,
     pg_sync: Option<(BTreeSet<SyncState>, Span)>,
     reals: Vec<RealTodo>,
+    sources: SourcesTodo,
+}
+
+/// The `realsource=`/`realfilter=`/`realweights=`/`realdefault=` lines of a block
+/// (extension), resolved when the block is complete (weights default to `realdefault=`'s).
+#[derive(Default)]
+struct SourcesTodo {
+    spans: Vec<Span>,
+    candidates: Option<RealCandidates>,
+    filters: Vec<RealFilter>,
+    weights: Vec<(String, Option<u32>)>,
+    default: Option<(Forward, Option<u32>)>,
 }
 
 struct Parser<'o, 'r> {
@@ -360,8 +372,8 @@ type Res<T = ()> = Result<T, Diagnostic>;
 
 const SERVICE_LIST: &str = "service must be dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pop, pops, radius, pgsql, simpletcp, sip, smtp or submission";
 const CHECKTYPE_LIST: &str = "checktype must be \"connect\", \"negotiate\", \"on\", \"off\", \"ping\", \"external\", \"external-perl\" or a positive number";
-const GLOBAL_DIRECTIVES: &str = "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter)";
-const BLOCK_DIRECTIVES: &str = "real, real6, request, receive, checktype, checkcommand, checktimeout, negotiatetimeout, checkcount, failurecount, checkinterval, checkport, login, passwd, database, secret, load, scheduler, persistent, netmask, schedflags, protocol, ops, service, httpmethod, virtualhost, fallback, fallback6, fallbackcommand, quiescent, emailalert, emailalertfreq, emailalertstatus, monitorfile, cleanstop, smtp, servicename, comment (extensions: risecount, tlsverify, tlssni, pgsqlrole, pgsqlmaxlag, pgsqlsyncstate)";
+const GLOBAL_DIRECTIVES: &str = "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress)";
+const BLOCK_DIRECTIVES: &str = "real, real6, request, receive, checktype, checkcommand, checktimeout, negotiatetimeout, checkcount, failurecount, checkinterval, checkport, login, passwd, database, secret, load, scheduler, persistent, netmask, schedflags, protocol, ops, service, httpmethod, virtualhost, fallback, fallback6, fallbackcommand, quiescent, emailalert, emailalertfreq, emailalertstatus, monitorfile, cleanstop, smtp, servicename, comment (extensions: risecount, tlsverify, tlssni, pgsqlrole, pgsqlmaxlag, pgsqlsyncstate, realsource, realfilter, realweights, realdefault)";
 
 impl Parser<'_, '_> {
     fn run(&mut self, text: &str) -> Res {
@@ -561,6 +573,9 @@ impl Parser<'_, '_> {
                     .help("a percentage of the check interval from 0 to 100, e.g. checkjitter=20")
                     .extension()
                     })? as u32;
+        } else if let Some(v) = d("nodeaddress") {
+            let (node, addr) = node_address(v.trim_end(), span_of(v))?;
+            self.globals.node_addresses.insert(node, addr);
         } else if d("timeout").is_some() {
             return Err(Diagnostic::error(
                 line.whole(),
@@ -748,6 +763,7 @@ impl Parser<'_, '_> {
             pg_max_lag: None,
             pg_sync: None,
             reals: Vec::new(),
+            sources: SourcesTodo::default(),
         })
     }
 
@@ -1063,6 +1079,24 @@ impl Parser<'_, '_> {
                 });
             }
             b.pg_sync = Some((set, sp(v)));
+        } else if let Some(v) = d("realsource").map(str::trim_end) {
+            if b.sources.candidates.is_some() {
+                return Err(Diagnostic::error(whole(), "only one realsource= per virtual block")
+                    .extension()
+                    .label("a second source")
+                    .help("a virtual service takes its dynamic real servers from one source; use realfilter= to narrow it, or another virtual block"));
+            }
+            b.sources.candidates = Some(real_candidates(v, sp(v))?);
+            b.sources.spans.push(whole());
+        } else if let Some(v) = d("realfilter").map(str::trim_end) {
+            b.sources.filters.push(real_filter(v, sp(v))?);
+            b.sources.spans.push(whole());
+        } else if let Some(v) = d("realweights").map(str::trim_end) {
+            b.sources.weights = host_weights(v, sp(v), "realweights")?;
+            b.sources.spans.push(whole());
+        } else if let Some(v) = d("realdefault").map(str::trim_end) {
+            b.sources.default = Some(real_default(v, sp(v))?);
+            b.sources.spans.push(whole());
         } else {
             let name_len = r
                 .find(|c: char| c == '=' || lex::is_space(c))
@@ -1091,7 +1125,7 @@ impl Parser<'_, '_> {
 
     /// Resolve everything stock resolves after a block, in stock's order (fallback,
     /// virtual, reals), check for duplicates, and build the model.
-    fn finish_block(&mut self, b: Block, end_line: Span) -> Res {
+    fn finish_block(&mut self, mut b: Block, end_line: Span) -> Res {
         let fallback = match &b.fallback {
             Some(todo) => Some(self.resolve_fallback(todo, b.protocol, b.family)?),
             None => None,
@@ -1177,6 +1211,7 @@ impl Parser<'_, '_> {
             .unwrap_or(30);
 
         let pgsql_role = self.pg_role_check(&b, service)?;
+        let real_sources = real_sources(std::mem::take(&mut b.sources))?;
         let global_fallback = match (b.family, b.protocol) {
             (Family::Inet, Protocol::Udp) => self.fallback_udp.clone(),
             (Family::Inet, _) => self.globals.fallback.clone(),
@@ -1243,6 +1278,7 @@ impl Parser<'_, '_> {
             monitorfile: b.monitorfile,
             servicename: b.servicename,
             comment: b.comment,
+            real_sources,
         };
         if vs.check.checktype == CheckType::Negotiate
             && vs.check.service == Service::None
@@ -1837,7 +1873,186 @@ fn is_global_only(name: &str) -> bool {
         "emailalertfrom",
         "maintenancedir",
         "checkjitter",
+        "nodeaddress",
         "timeout",
     ]
     .contains(&name)
+}
+
+// ---- dynamic real servers (extension) --------------------------------------------------
+
+const REALSOURCE_HELP: &str = "realsource=resource RSC (nodes where a Pacemaker resource runs), realsource=partition (the partition's members), realsource=command CMD ARGS... (the words it prints), or realsource=list HOST[,WEIGHT] ...";
+
+/// `"..."` around a whole value is removed (commands and expressions may be quoted).
+fn unquote(v: &str) -> &str {
+    let v = v.trim_matches(lex::is_space);
+    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+/// The first word of `v` and the rest, trimmed.
+fn word_and_rest(v: &str) -> (&str, &str) {
+    match v.split_once(lex::is_space) {
+        Some((w, r)) => (w, r.trim_matches(lex::is_space)),
+        None => (v, ""),
+    }
+}
+
+fn real_candidates(v: &str, span: Span) -> Res<RealCandidates> {
+    Ok(match word_and_rest(v) {
+        ("resource", r) if !r.is_empty() && !r.contains(lex::is_space) => {
+            RealCandidates::Resource(r.to_owned())
+        }
+        ("partition", "") => RealCandidates::Partition,
+        ("command", c) if !unquote(c).is_empty() => RealCandidates::Command(unquote(c).to_owned()),
+        ("list", l) if !l.is_empty() => {
+            RealCandidates::List(host_weights(l, span, "realsource=list")?)
+        }
+        _ => {
+            return Err(Diagnostic::error(
+                span,
+                format!("realsource={v}: expected resource RSC, partition, command CMD... or list HOST[,WEIGHT]..."),
+            )
+            .extension()
+            .help(REALSOURCE_HELP));
+        }
+    })
+}
+
+fn real_filter(v: &str, span: Span) -> Res<RealFilter> {
+    let help = "realfilter=attribute NAME REGEX (keep nodes whose transient attribute NAME matches REGEX as a whole), or realfilter=command CMD ARGS... (keep a candidate when CMD ARGS... CANDIDATE prints t)";
+    match word_and_rest(v) {
+        ("attribute", rest) => {
+            let (name, regex) = word_and_rest(rest);
+            let regex = unquote(regex);
+            if name.is_empty() || regex.is_empty() {
+                return Err(Diagnostic::error(
+                    span,
+                    format!("realfilter={v}: expected attribute NAME REGEX"),
+                )
+                .extension()
+                .help(help));
+            }
+            let pattern = ValuePattern::new(regex).map_err(|e| {
+                Diagnostic::error(span, format!("invalid realfilter regular expression: {e}"))
+                    .extension()
+                    .help("REGEX is a Perl-compatible regular expression matched against the whole attribute value, e.g. HS:sync|HS:potential|HS:async")
+            })?;
+            Ok(RealFilter::Attribute {
+                name: name.to_owned(),
+                pattern,
+            })
+        }
+        ("command", c) if !unquote(c).is_empty() => Ok(RealFilter::Command(unquote(c).to_owned())),
+        _ => Err(Diagnostic::error(
+            span,
+            format!("realfilter={v}: expected attribute NAME REGEX or command CMD..."),
+        )
+        .extension()
+        .help(help)),
+    }
+}
+
+/// `HOST[,WEIGHT] ...` (lvsdr's `weight_of_realservers`).
+fn host_weights(v: &str, span: Span, what: &str) -> Res<Vec<(String, Option<u32>)>> {
+    let bad = |item: &str| {
+        Diagnostic::error(span, format!("{what}: bad item \"{item}\""))
+            .extension()
+            .help("a space-separated list of HOST or HOST,WEIGHT, WEIGHT a whole number (e.g. node2,3 10.0.0.9,0)")
+    };
+    let items: Vec<&str> = v.split(lex::is_space).filter(|s| !s.is_empty()).collect();
+    if items.is_empty() {
+        return Err(bad(v));
+    }
+    items
+        .into_iter()
+        .map(|item| match item.split_once(',') {
+            None => Ok((item.to_owned(), None)),
+            Some((h, w))
+                if !h.is_empty() && !w.is_empty() && w.bytes().all(|c| c.is_ascii_digit()) =>
+            {
+                let n = lex::number(w);
+                u32::try_from(n)
+                    .map(|n| (h.to_owned(), Some(n)))
+                    .map_err(|_| bad(item))
+            }
+            Some(_) => Err(bad(item)),
+        })
+        .collect()
+}
+
+fn real_default(v: &str, span: Span) -> Res<(Forward, Option<u32>)> {
+    let err = || {
+        Diagnostic::error(span, format!("realdefault={v}: expected FORWARD [WEIGHT]"))
+            .extension()
+            .help("FORWARD is gate, masq or ipip (the forwarding method of the dynamic real servers, default gate); WEIGHT the weight of a host without one (default 1)")
+    };
+    let mut words = v.split(lex::is_space).filter(|s| !s.is_empty());
+    let forward = match words.next() {
+        Some("gate") => Forward::Gate,
+        Some("masq") => Forward::Masq,
+        Some("ipip") => Forward::Ipip,
+        _ => return Err(err()),
+    };
+    let weight = match words.next() {
+        None => None,
+        Some(w) if w.bytes().all(|c| c.is_ascii_digit()) => {
+            Some(u32::try_from(lex::number(w)).map_err(|_| err())?)
+        }
+        Some(_) => return Err(err()),
+    };
+    if words.next().is_some() {
+        return Err(err());
+    }
+    Ok((forward, weight))
+}
+
+fn real_sources(todo: SourcesTodo) -> Res<Option<RealSources>> {
+    let Some(candidates) = todo.candidates else {
+        return match todo.spans.first() {
+            None => Ok(None),
+            Some(span) => Err(Diagnostic::error(
+                *span,
+                "realfilter=, realweights= and realdefault= need a realsource= in the same virtual block",
+            )
+            .extension()
+            .help(REALSOURCE_HELP)),
+        };
+    };
+    let (forward, default_weight) = todo.default.unwrap_or((Forward::Gate, None));
+    let default_weight = default_weight.unwrap_or(1);
+    Ok(Some(RealSources {
+        spans: todo.spans,
+        candidates,
+        filters: todo.filters,
+        weights: todo
+            .weights
+            .into_iter()
+            .map(|(h, w)| (h, w.unwrap_or(default_weight)))
+            .collect(),
+        default_weight,
+        forward,
+    }))
+}
+
+/// `nodeaddress=NODE ADDRESS`.
+fn node_address(v: &str, span: Span) -> Res<(String, IpAddr)> {
+    let err = |m: String| {
+        Diagnostic::error(span, m)
+            .extension()
+            .help("nodeaddress=NODE ADDRESS, e.g. nodeaddress=node2 10.0.0.2 (one line per node)")
+    };
+    let words: Vec<&str> = v.split(lex::is_space).filter(|s| !s.is_empty()).collect();
+    let [node, addr] = words[..] else {
+        return Err(err(format!("nodeaddress={v}: expected NODE ADDRESS")));
+    };
+    let ip = addr
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .map_err(|_| err(format!("nodeaddress: \"{addr}\" is not an IP address")))?;
+    Ok((node.to_owned(), ip))
 }

@@ -91,6 +91,64 @@ fn globals(out: &mut String, g: &Globals) {
     if g.checkjitter != d.checkjitter {
         line(format!("checkjitter={}", g.checkjitter));
     }
+    for (node, addr) in &g.node_addresses {
+        line(format!("nodeaddress={node} {addr}"));
+    }
+}
+
+/// A command or expression as the parser reads it back: quotes around the whole value are
+/// removed once, so a value that itself starts and ends with one gets another pair.
+fn maybe_quoted(v: &str) -> String {
+    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+        format!("\"{v}\"")
+    } else {
+        v.to_owned()
+    }
+}
+
+fn host_weights(items: impl Iterator<Item = (String, Option<u32>)>) -> String {
+    items
+        .map(|(h, w)| match w {
+            Some(w) => format!("{h},{w}"),
+            None => h,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `realsource=` lines of a virtual block (extension).
+fn real_sources(s: &RealSources) -> Vec<String> {
+    let mut out = vec![match &s.candidates {
+        RealCandidates::Resource(r) => format!("realsource=resource {r}"),
+        RealCandidates::Partition => "realsource=partition".to_owned(),
+        RealCandidates::Command(c) => format!("realsource=command {}", maybe_quoted(c)),
+        RealCandidates::List(items) => {
+            format!("realsource=list {}", host_weights(items.iter().cloned()))
+        }
+    }];
+    for f in &s.filters {
+        out.push(match f {
+            RealFilter::Attribute { name, pattern } => {
+                format!(
+                    "realfilter=attribute {name} {}",
+                    maybe_quoted(pattern.as_str())
+                )
+            }
+            RealFilter::Command(c) => format!("realfilter=command {}", maybe_quoted(c)),
+        });
+    }
+    if !s.weights.is_empty() {
+        out.push(format!(
+            "realweights={}",
+            host_weights(s.weights.iter().map(|(h, w)| (h.clone(), Some(*w))))
+        ));
+    }
+    out.push(format!(
+        "realdefault={} {}",
+        s.forward.as_str(),
+        s.default_weight
+    ));
+    out
 }
 
 /// Block timeouts: stock accepts `00` (a true string in Perl) but not `0`.
@@ -282,5 +340,10 @@ fn virtual_block(out: &mut String, v: &VirtualService, g: &Globals) {
     }
     if let Some(s) = &v.comment {
         line(format!("comment={s}"));
+    }
+    if let Some(s) = &v.real_sources {
+        for l in real_sources(s) {
+            line(l);
+        }
     }
 }
