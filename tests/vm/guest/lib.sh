@@ -1,6 +1,9 @@
 # Helpers shared by the guest scenarios (busybox sh). A scenario is sourced in a subshell
 # with `set -e`; it fails by returning non-zero (fail), skips with exit 77.
 
+# busybox sh runs its own applets before PATH: iproute2's ip is needed for netns and veth.
+ip() { /sbin/ip "$@"; }
+
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 log() { echo "[$(now_ms)] $*"; }
 fail() { echo "FAIL: $*"; exit 1; }
@@ -44,7 +47,6 @@ VIP=10.10.10.100
 setup_net() {
     modprobe veth; modprobe bridge
     sysctl -qw net.ipv4.ip_forward=1
-    sysctl -qw net.ipv4.vs.conntrack=1 2>/dev/null || true
     ip link add br0 type bridge
     ip addr add 10.0.0.254/24 dev br0
     ip link set br0 up
@@ -78,7 +80,7 @@ setup_net() {
 start_httpd() {
     mkdir -p /www/r$1
     echo "r$1 ok" > /www/r$1/index.html
-    ip netns exec r$1 httpd -f -p 80 -h /www/r$1 &
+    /sbin/ip netns exec r$1 httpd -f -p 80 -h /www/r$1 &
     echo $! > /tmp/httpd.r$1.pid
     echo $! >> "$PIDS_FILE"
     wait_until 5 ip netns exec r$1 wget -q -O /dev/null http://10.0.0.$1/ ||
@@ -87,17 +89,34 @@ start_httpd() {
 httpd_pid() { cat /tmp/httpd.r$1.pid; }
 
 # fetch NETNS: one HTTP GET of the VIP from a client namespace; prints the body.
-fetch() { ip netns exec "$1" timeout 5 wget -q -T 3 -O - "http://$VIP/"; }
+# (busybox wget crashes in a namespace here; an HTTP/1.0 request over nc does the job.)
+fetch() {
+    printf 'GET /index.html HTTP/1.0\r\n\r\n' |
+        ip netns exec "$1" timeout 5 nc -w 3 "$VIP" 80 | tr -d '\r' | grep ' ok$'
+}
+
+# diagnose: what a failing traffic check needs to be understood.
+diagnose() {
+    ipvsadm -Ln; ipvsadm -Lnc
+    printf 'GET /index.html HTTP/1.0\r\n\r\n' | ip netns exec "$1" nc -w 3 "$VIP" 80 2>&1
+    ip addr show; ip route; cat /proc/sys/net/ipv4/ip_forward
+    tail -20 /tmp/ld.log
+}
 
 # The table as "ipvsadm -Ln" shows it, without the counters (columns 5-6 of real lines).
 table() { ipvsadm -Ln | awk '/->/ && NF == 6 { $5 = ""; $6 = "" } { print }'; }
-has_real() { ipvsadm -Ln | grep -q -- "-> $1 .* $2 "; }   # has_real ADDR:PORT WEIGHT
+has_real() { ipvsadm -Ln | awk -v a="$1" -v w="$2" '$2 == a && $4 == w { f = 1 } END { exit !f }'; }   # ADDR:PORT WEIGHT
 no_real() { ! ipvsadm -Ln | grep -q -- "-> $1 "; }
 
 reset_world() {
     [ -f "$PIDS_FILE" ] && kill -9 $(cat "$PIDS_FILE") 2>/dev/null
     rm -f "$PIDS_FILE"
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do ip netns del "$ns"; done
+    # Deleting the root side of each veth deletes the pair even while a killed process
+    # still holds its namespace.
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+        ip link del "v$ns" 2>/dev/null
+        ip netns del "$ns"
+    done
     ip link del br0 2>/dev/null
     ip link del vnc 2>/dev/null
     ip link del eng0 2>/dev/null

@@ -10,7 +10,7 @@ wait_until 10 has_real 10.0.0.2:80 1 || { cat /tmp/ld.log; fail "r2 never added"
 log "FIGURE start-to-both-reals ms=$(( $(now_ms) - t0 ))"
 no_real 10.0.0.3:80 || fail "fallback present while reals are up"
 got=$(bodies nclient 6); log "client sees: $got"
-[ "$got" = "r1 ok r2 ok" ] || fail "expected both reals to answer through the VIP, got: $got"
+[ "$got" = "r1 ok r2 ok" ] || { diagnose nclient; fail "expected both reals to answer through the VIP, got: $got"; }
 
 kill -9 "$(httpd_pid 1)"
 ms=$(ms_until 10 no_real 10.0.0.1:80) || fail "r1 not removed"

@@ -10,7 +10,7 @@ wait_until 30 has_real 10.0.0.1:80 2 || { cat /tmp/ld.log; fail "r1 never added"
 wait_until 10 has_real 10.0.0.2:80 1 || { cat /tmp/ld.log; fail "r2 never added"; }
 table > /tmp/dr-$ENGINE.1
 got=$(bodies dclient 6); log "client sees: $got"
-[ "$got" = "r1 ok r2 ok" ] || fail "expected both reals through the VIP (DR), got: $got"
+[ "$got" = "r1 ok r2 ok" ] || { diagnose dclient; fail "expected both reals through the VIP (DR), got: $got"; }
 kill -9 "$(httpd_pid 1)"
 ms=$(ms_until 10 has_real 10.0.0.1:80 0) || { ipvsadm -Ln; fail "r1 not quiesced"; }
 log "FIGURE kill-to-quiesce ms=$ms"
