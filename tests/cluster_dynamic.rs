@@ -222,7 +222,9 @@ fn realsource_directives_in_ldirectord_cf() {
     let r = a.expect("validate-all", 6);
     assert!(
         r.stderr
-            .contains(&format!("{}:2: realsource=everything", cfg.display())),
+            .contains(&format!("{}:2:13: realsource=everything", cfg.display())),
         "{r:?}"
     );
+    // The daemon's file keeps its name, so a stop still finds the daemon.
+    a.expect("stop", 0);
 }

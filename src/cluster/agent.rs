@@ -18,13 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ldirectord_parsers::config::{self, ConfigError, Forward};
+use ldirectord_parsers::config::{
+    self, ConfigError, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
+};
 use nix::sys::signal::Signal;
 
 use super::generate::{self, BlockSources, Extensions};
 use super::metadata;
 use super::ocf::{self, Env, Fail};
-use super::sources::{self, Candidates, ClusterQuery, Filter, Spec, SystemQuery};
+use super::sources::{self, ClusterQuery, SystemQuery};
 use crate::cli::{self, PidState};
 
 const USAGE: &str = "usage: ldirectord --ocf {start|stop|monitor|reload|validate-all|meta-data|usage}\n\
@@ -48,7 +50,7 @@ pub fn run(action: &str, env: &Env, out: &mut dyn Write, err: &mut dyn Write) ->
         }
     }
     let result = Agent::new(env).and_then(|agent| {
-        let q = SystemQuery;
+        let q = SystemQuery::default();
         match action {
             "start" => agent.start(&q, err),
             "stop" => agent.stop(),
@@ -83,6 +85,9 @@ struct Generated {
     sanitized: String,
     blocks: Vec<BlockSources>,
     nodes: BTreeMap<String, IpAddr>,
+    /// Why the operator's file does not parse (`PATH:LINE:COLUMN: message`), if it does
+    /// not: every action but `stop` fails with it.
+    broken: Option<String>,
 }
 
 struct Agent<'e> {
@@ -185,15 +190,19 @@ impl<'e> Agent<'e> {
             {
                 Some(text) if generate::uses_extensions(&text) => {
                     let path = resolved.clone().unwrap_or_default();
-                    let ext: Extensions = generate::parse_extensions(&text).map_err(|e| {
-                        Fail::configured(format!("{}:{}: {}", path.display(), e.line, e.message))
-                    })?;
+                    // A file that does not parse still names the daemon's file (stop
+                    // must find it); the other actions report the error.
+                    let (ext, broken) = match config::parse_str(&text, &path) {
+                        Ok(parsed) => (generate::from_config(&text, &parsed.config), None),
+                        Err(e) => (Extensions::default(), Some(config_reason(&e))),
+                    };
                     Target::Generated(Box::new(Generated {
                         origin: path.display().to_string(),
                         source: Some(path),
                         sanitized: ext.sanitized,
                         blocks: ext.blocks,
                         nodes: ext.nodes,
+                        broken,
                     }))
                 }
                 _ => Target::File { typed, resolved },
@@ -244,6 +253,9 @@ impl<'e> Agent<'e> {
                 config::load(path).map_err(|e| Fail::configured(config_reason(&e)))?;
             }
             Target::Generated(g) => {
+                if let Some(reason) = &g.broken {
+                    return Err(Fail::configured(reason.clone()));
+                }
                 let path = g
                     .source
                     .clone()
@@ -261,12 +273,6 @@ impl<'e> Agent<'e> {
                             "{}:{}: no virtual service for these real-server sources",
                             g.origin, b.first_line
                         )));
-                    }
-                    for f in &b.spec.filters {
-                        if let Filter::Attribute { regex, .. } = f {
-                            sources::ere_match(regex, "")
-                                .map_err(|e| Fail::configured(format!("{}: {e}", g.origin)))?;
-                        }
                     }
                 }
             }
@@ -286,6 +292,9 @@ impl<'e> Agent<'e> {
         let Target::Generated(g) = &self.target else {
             return Ok(false);
         };
+        if let Some(reason) = &g.broken {
+            return Err(Fail::configured(reason.clone()));
+        }
         let path = g
             .source
             .clone()
@@ -531,26 +540,31 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
         }
     };
     let candidates = if let Some(c) = env.param("realserver_get_real_servers_script") {
-        Candidates::Command(c.to_owned())
+        RealCandidates::Command(c.to_owned())
     } else if let Some(r) = env.param("realserver_dependent_resource") {
-        Candidates::Resource(r.to_owned())
+        RealCandidates::Resource(r.to_owned())
     } else if !weights.is_empty() {
-        Candidates::List
+        RealCandidates::List(weights.iter().map(|(h, w)| (h.clone(), Some(*w))).collect())
     } else {
-        Candidates::Partition
+        RealCandidates::Partition
     };
     let mut filters = Vec::new();
     if let Some(name) = env.param("realserver_dependent_attribute_name") {
-        filters.push(Filter::Attribute {
+        let regex = env
+            .param("realserver_dependent_attribute_value")
+            .unwrap_or("1");
+        let pattern = ValuePattern::new(regex).map_err(|e| {
+            Fail::configured(format!(
+                "realserver_dependent_attribute_value={regex}: bad regular expression: {e}"
+            ))
+        })?;
+        filters.push(RealFilter::Attribute {
             name: name.to_owned(),
-            regex: env
-                .param("realserver_dependent_attribute_value")
-                .unwrap_or("1")
-                .to_owned(),
+            pattern,
         });
     }
     if let Some(c) = env.param("realserver_check_active_real_server_script") {
-        filters.push(Filter::Command(c.to_owned()));
+        filters.push(RealFilter::Command(c.to_owned()));
     }
     let (text, insert_at) = generate::inline_config(vip, port, protocol, &options);
     let virtual_text = text.lines().next().unwrap_or_default().to_owned();
@@ -562,7 +576,8 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
             virtual_line: 1,
             virtual_text,
             first_line: insert_at,
-            spec: Spec {
+            spec: RealSources {
+                spans: Vec::new(),
                 candidates,
                 filters,
                 weights,
@@ -571,6 +586,7 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
             },
         }],
         nodes,
+        broken: None,
     })
 }
 

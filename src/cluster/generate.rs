@@ -18,17 +18,24 @@
 //! nodeaddress=NODE ADDRESS         the address of a node (else the resolver)
 //! ```
 //!
-//! Until the parser knows them, the agent reads these lines from the file text and hands
-//! the daemon a generated file in which they are comments (line numbers are kept for
-//! diagnostics about the operator's file).
+//! The parser reads these directives into [`VirtualService::real_sources`] and
+//! [`Globals::node_addresses`](ldirectord_parsers::config::Globals). Two consumers:
+//!
+//! - the daemon ([`with_members`]): the selected real servers join the block's static
+//!   `real=` lines in the configuration handed to the director;
+//! - the OCF agent ([`from_config`], [`expand`]): the file it hands the daemon is the
+//!   operator's file with the block directives commented out (line numbers kept) and the
+//!   selected real servers written as `real=` lines, so the daemon does not select again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use ldirectord_parsers::config::{Family, Forward, VirtualAddress, VirtualService};
+use ldirectord_parsers::config::{
+    Config, Family, Forward, RealServer, RealSources, VirtualAddress, VirtualService,
+};
 
-use super::sources::{Candidates, Filter, Member, Spec, parse_weights};
+use super::sources::Member;
 
 /// The prefix that turns an extension line into a comment for the parser.
 pub const COMMENTED: &str = "#ldirectord-rs: ";
@@ -41,227 +48,118 @@ pub struct BlockSources {
     pub virtual_text: String,
     /// Line of the block's first extension directive: the `real=` lines go there.
     pub first_line: usize,
-    pub spec: Spec,
+    pub spec: RealSources,
 }
 
-/// The extension directives of a file.
+/// The dynamic real servers of a file, for the OCF agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extensions {
     pub blocks: Vec<BlockSources>,
     pub nodes: BTreeMap<String, IpAddr>,
-    /// The file with every extension line commented out, same line numbers.
+    /// The file with every block directive of [`Extensions::blocks`] commented out, same
+    /// line numbers (`nodeaddress=` lines stay: the parser takes them, the daemon then has
+    /// nothing to look up).
     pub sanitized: String,
 }
 
-/// An error in an extension line: the line (1-based) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtError {
-    pub line: usize,
-    pub message: String,
-}
+const WORDS: [&str; 5] = [
+    "realsource",
+    "realfilter",
+    "realweights",
+    "realdefault",
+    "nodeaddress",
+];
 
-const BLOCK_WORDS: [&str; 4] = ["realsource", "realfilter", "realweights", "realdefault"];
-
-fn unquote(v: &str) -> &str {
-    let v = v.trim();
-    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
-        &v[1..v.len() - 1]
-    } else {
-        v
-    }
-}
-
-/// Split `KEY=VALUE` of a directive line (stock allows spaces around `=`).
-fn directive(line: &str) -> Option<(&str, &str)> {
-    let (k, v) = line.trim().split_once('=')?;
-    Some((k.trim(), v.trim()))
-}
-
-/// Whether the file uses any extension directive.
+/// Whether the text mentions any of the directives (a quick look, not a parse: it decides
+/// where the daemon's file lives even when the file does not parse).
 pub fn uses_extensions(text: &str) -> bool {
-    text.lines()
-        .any(|l| directive(l).is_some_and(|(k, _)| BLOCK_WORDS.contains(&k) || k == "nodeaddress"))
-}
-
-struct Partial {
-    virtual_line: usize,
-    virtual_text: String,
-    first_line: usize,
-    candidates: Option<Candidates>,
-    filters: Vec<Filter>,
-    weights: Vec<(String, u32)>,
-    list_weights: Vec<(String, u32)>,
-    default_weight: u32,
-    forward: Forward,
-}
-
-impl Partial {
-    fn finish(self) -> Result<BlockSources, ExtError> {
-        let candidates = self.candidates.ok_or_else(|| ExtError {
-            line: self.first_line,
-            message: "realfilter=, realweights= and realdefault= need a realsource= in the \
-                      same virtual block"
-                .into(),
-        })?;
-        let mut weights = self.list_weights;
-        weights.extend(self.weights);
-        Ok(BlockSources {
-            virtual_line: self.virtual_line,
-            virtual_text: self.virtual_text,
-            first_line: self.first_line,
-            spec: Spec {
-                candidates,
-                filters: self.filters,
-                weights,
-                default_weight: self.default_weight,
-                forward: self.forward,
-            },
+    text.lines().any(|l| {
+        let l = l.trim_start();
+        WORDS.iter().any(|w| {
+            l.strip_prefix(w)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
-    }
+    })
 }
 
-/// Read the extension directives of `text`.
-pub fn parse_extensions(text: &str) -> Result<Extensions, ExtError> {
-    let mut ext = Extensions::default();
-    let mut sanitized = String::with_capacity(text.len() + 64);
-    let mut current: Option<(usize, String)> = None;
-    let mut partial: Option<Partial> = None;
-    let flush = |partial: &mut Option<Partial>, ext: &mut Extensions| -> Result<(), ExtError> {
-        if let Some(p) = partial.take() {
-            ext.blocks.push(p.finish()?);
-        }
-        Ok(())
-    };
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let indented = line.starts_with([' ', '\t']);
-        let d = directive(line).filter(|_| !line.trim_start().starts_with('#'));
-        if !indented && d.is_some_and(|(k, _)| k == "virtual" || k == "virtual6") {
-            flush(&mut partial, &mut ext)?;
-            current = Some((n, line.trim().to_owned()));
-        } else if !indented && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
-            flush(&mut partial, &mut ext)?;
-            current = None;
-        }
-        let Some((key, value)) = d else {
-            sanitized.push_str(line);
-            sanitized.push('\n');
+/// The blocks of a parsed file that have dynamic real servers, and the file's `text` with
+/// their directive lines commented out.
+pub fn from_config(text: &str, config: &Config) -> Extensions {
+    let mut commented = BTreeSet::new();
+    let mut blocks = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for v in &config.virtuals {
+        let Some(spec) = &v.real_sources else {
             continue;
         };
-        let err = |message: String| ExtError { line: n, message };
-        if key == "nodeaddress" {
-            if indented {
-                return Err(err(
-                    "nodeaddress= is a global directive (not indented)".into()
-                ));
-            }
-            let mut words = value.split_whitespace();
-            let (Some(node), Some(addr), None) = (words.next(), words.next(), words.next()) else {
-                return Err(err("nodeaddress=NODE ADDRESS".into()));
-            };
-            let addr: IpAddr = addr
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| err(format!("{addr:?} is not an IP address")))?;
-            ext.nodes.insert(node.to_owned(), addr);
-        } else if BLOCK_WORDS.contains(&key) {
-            let Some((vline, vtext)) = current.clone().filter(|_| indented) else {
-                return Err(err(format!(
-                    "{key}= belongs inside a virtual= block (indented)"
-                )));
-            };
-            let p = partial.get_or_insert_with(|| Partial {
-                virtual_line: vline,
-                virtual_text: vtext,
-                first_line: n,
-                candidates: None,
-                filters: Vec::new(),
-                weights: Vec::new(),
-                list_weights: Vec::new(),
-                default_weight: 1,
-                forward: Forward::Gate,
-            });
-            let (kind, rest) = match value.split_once(char::is_whitespace) {
-                Some((k, r)) => (k, r.trim()),
-                None => (value, ""),
-            };
-            match key {
-                "realsource" => {
-                    if p.candidates.is_some() {
-                        return Err(err("only one realsource= per virtual block".into()));
-                    }
-                    p.candidates = Some(match (kind, rest) {
-                        ("resource", r) if !r.is_empty() && !r.contains(' ') => {
-                            Candidates::Resource(r.to_owned())
-                        }
-                        ("partition", "") => Candidates::Partition,
-                        ("command", c) if !c.is_empty() => {
-                            Candidates::Command(unquote(c).to_owned())
-                        }
-                        ("list", l) if !l.is_empty() => {
-                            p.list_weights = parse_weights(l, p.default_weight).map_err(err)?;
-                            Candidates::List
-                        }
-                        _ => {
-                            return Err(err(format!(
-                                "realsource={value}: expected resource RSC, partition, \
-                                 command CMD... or list HOST[,WEIGHT]..."
-                            )));
-                        }
-                    });
-                }
-                "realfilter" => p.filters.push(match kind {
-                    "attribute" => {
-                        let (name, regex) = rest
-                            .split_once(char::is_whitespace)
-                            .ok_or_else(|| err("realfilter=attribute NAME REGEX".into()))?;
-                        Filter::Attribute {
-                            name: name.to_owned(),
-                            regex: unquote(regex).to_owned(),
-                        }
-                    }
-                    "command" if !rest.is_empty() => Filter::Command(unquote(rest).to_owned()),
-                    _ => {
-                        return Err(err(format!(
-                            "realfilter={value}: expected attribute NAME REGEX or command CMD..."
-                        )));
-                    }
-                }),
-                "realweights" => {
-                    p.weights = parse_weights(value, p.default_weight).map_err(err)?;
-                }
-                _ => {
-                    let mut words = value.split_whitespace();
-                    p.forward = match words.next() {
-                        Some("gate") => Forward::Gate,
-                        Some("masq") => Forward::Masq,
-                        Some("ipip") => Forward::Ipip,
-                        _ => {
-                            return Err(err(
-                                "realdefault=FORWARD [WEIGHT], FORWARD gate, masq or ipip".into(),
-                            ));
-                        }
-                    };
-                    if let Some(w) = words.next() {
-                        p.default_weight = w
-                            .parse()
-                            .map_err(|_| err(format!("{w:?} is not a weight")))?;
-                    }
-                }
-            }
+        commented.extend(spec.spans.iter().map(|s| s.line));
+        let virtual_line = v.span.line;
+        blocks.push(BlockSources {
+            virtual_line,
+            virtual_text: lines
+                .get(virtual_line.wrapping_sub(1))
+                .map(|l| l.trim().to_owned())
+                .unwrap_or_else(|| v.id()),
+            first_line: spec
+                .spans
+                .iter()
+                .map(|s| s.line)
+                .min()
+                .unwrap_or(virtual_line + 1),
+            spec: spec.clone(),
+        });
+    }
+    let mut sanitized = String::with_capacity(text.len() + 64);
+    for (i, line) in lines.iter().enumerate() {
+        if commented.contains(&(i + 1)) {
+            sanitized.push_str(COMMENTED);
+            sanitized.push_str(line.trim_start());
         } else {
             sanitized.push_str(line);
-            sanitized.push('\n');
-            continue;
         }
-        sanitized.push_str(COMMENTED);
-        sanitized.push_str(line.trim_start());
         sanitized.push('\n');
     }
-    flush(&mut partial, &mut ext)?;
-    ext.sanitized = sanitized;
-    Ok(ext)
+    Extensions {
+        blocks,
+        nodes: config.globals.node_addresses.clone(),
+        sanitized,
+    }
+}
+
+/// The real server of `member` in `v` (whose sources are `spec`): the virtual's port (none
+/// for a firewall mark), the sources' forwarding method, no thresholds.
+pub fn dynamic_real(v: &VirtualService, spec: &RealSources, member: &Member) -> RealServer {
+    RealServer {
+        span: spec.spans.first().copied().unwrap_or(v.span),
+        ip: member.address,
+        port: v.port(),
+        forward: spec.forward,
+        weight: member.weight,
+        request: None,
+        receive: None,
+        lower: 0,
+        upper: 0,
+    }
+}
+
+/// The configuration the director runs on: `config` with the selected members of each
+/// virtual (by [`VirtualService::id`]) added after its static `real=` lines. A member at
+/// the address and port of a static real is left out: the `real=` line wins.
+pub fn with_members(config: &Config, members: &HashMap<String, Vec<Member>>) -> Config {
+    let mut out = config.clone();
+    for v in &mut out.virtuals {
+        let (Some(spec), Some(selected)) = (&v.real_sources, members.get(&v.id())) else {
+            continue;
+        };
+        let port = v.port();
+        let added: Vec<RealServer> = selected
+            .iter()
+            .filter(|m| !v.reals.iter().any(|r| r.ip == m.address && r.port == port))
+            .map(|m| dynamic_real(v, spec, m))
+            .collect();
+        v.reals.extend(added);
+    }
+    out
 }
 
 /// One `real=` line for a member of `v`.
@@ -372,6 +270,8 @@ pub fn inline_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ldirectord_parsers::config::{ParseOptions, RealCandidates, parse_with};
+    use std::path::Path;
 
     const CF: &str = "\
 checkinterval=5
@@ -381,15 +281,33 @@ virtual=192.168.0.237:5432
 \tchecktype=on
 \trealsource=resource lvsdr-realsvr-clone
 \trealfilter=attribute pgsql-status HS:sync|HS:potential|HS:async
+\treal=10.0.0.7:5432 masq 3
 \trealweights=node2,2
 \trealdefault=gate 1
 virtual=192.168.0.238:80
 \treal=10.0.0.9:80 masq
 ";
 
+    fn parse(text: &str) -> Config {
+        let opts = ParseOptions {
+            check_files: false,
+            ..ParseOptions::default()
+        };
+        parse_with(text, Path::new("t.cf"), &opts).unwrap().config
+    }
+
+    fn member(a: &str, weight: u32) -> Member {
+        Member {
+            address: a.parse().unwrap(),
+            weight,
+            host: a.into(),
+        }
+    }
+
     #[test]
-    fn directives_are_read_and_commented_out_in_place() {
-        let ext = parse_extensions(CF).unwrap();
+    fn the_agents_file_comments_the_block_directives_in_place() {
+        let config = parse(CF);
+        let ext = from_config(CF, &config);
         assert_eq!(ext.nodes.len(), 2);
         assert_eq!(ext.blocks.len(), 1);
         let b = &ext.blocks[0];
@@ -397,32 +315,51 @@ virtual=192.168.0.238:80
         assert_eq!(b.virtual_text, "virtual=192.168.0.237:5432");
         assert_eq!(
             b.spec.candidates,
-            Candidates::Resource("lvsdr-realsvr-clone".into())
+            RealCandidates::Resource("lvsdr-realsvr-clone".into())
         );
-        assert_eq!(b.spec.weights, [("node2".to_owned(), 2)]);
         assert_eq!(ext.sanitized.lines().count(), CF.lines().count());
-        assert!(ext.sanitized.lines().nth(5).unwrap().starts_with(COMMENTED));
+        let commented: Vec<usize> = ext
+            .sanitized
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(COMMENTED))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert_eq!(commented, [6, 7, 9, 10]);
+        // What the daemon gets parses without sources, static reals kept.
+        let daemon = parse(&ext.sanitized);
+        assert_eq!(daemon.virtuals[0].real_sources, None);
+        assert_eq!(daemon.virtuals[0].reals.len(), 1);
         assert!(uses_extensions(CF));
+        assert!(uses_extensions(
+            "virtual=1.2.3.4:80\n\trealsource = bogus\n"
+        ));
         assert!(!uses_extensions(
             "virtual=1.2.3.4:80\n\treal=1.2.3.5 gate\n"
         ));
     }
 
     #[test]
-    fn misplaced_or_malformed_directives_name_their_line() {
-        let e = parse_extensions("realsource=partition\n").unwrap_err();
-        assert_eq!(e.line, 1);
-        let e = parse_extensions("virtual=1.2.3.4:80\n\trealsource=bogus\n").unwrap_err();
-        assert_eq!(e.line, 2);
-        let e = parse_extensions("virtual=1.2.3.4:80\n\trealweights=a,1\n").unwrap_err();
-        assert!(e.message.contains("need a realsource="), "{e:?}");
-        let e = parse_extensions("nodeaddress=n1 x\n").unwrap_err();
-        assert_eq!(e.line, 1);
-        let e = parse_extensions(
-            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealsource=partition\n",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, 3);
+    fn members_join_the_static_reals_and_a_static_real_wins() {
+        let config = parse(CF);
+        let id = config.virtuals[0].id();
+        let mut members = HashMap::new();
+        members.insert(id, vec![member("10.0.0.2", 2), member("10.0.0.7", 9)]);
+        let derived = with_members(&config, &members);
+        let reals: Vec<(String, u16, Forward, u32)> = derived.virtuals[0]
+            .reals
+            .iter()
+            .map(|r| (r.ip.to_string(), r.port, r.forward, r.weight))
+            .collect();
+        assert_eq!(
+            reals,
+            [
+                ("10.0.0.7".into(), 5432, Forward::Masq, 3),
+                ("10.0.0.2".into(), 5432, Forward::Gate, 2)
+            ]
+        );
+        assert_eq!(derived.virtuals[1], config.virtuals[1]);
+        assert_eq!(with_members(&config, &HashMap::new()), config);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Dynamic real servers, lvsdr style (cluster-integration §1.4, §1.10): the real servers of
 //! a virtual service come from the cluster instead of `real=` lines.
 //!
-//! A [`Spec`] names one *candidate* source (nodes running a resource, the partition's
-//! members, a command's output, or a static list) and any number of *filters* (a node
-//! attribute matching a regular expression, a per-candidate command printing `t`). The
-//! selection is pure over a [`ClusterQuery`], so it is tested without a cluster;
-//! [`SystemQuery`] asks Pacemaker's tools (they honour `CIB_file`, which the tests use).
+//! A [`RealSources`] (the model of the `realsource=` directives, or built from the OCF
+//! agent's lvsdr-style parameters) names one *candidate* source (nodes running a
+//! resource, the partition's members, a command's output, or a static list) and any
+//! number of *filters* (a node attribute matching a regular expression, a per-candidate
+//! command printing `t`). The selection is pure over a [`ClusterQuery`], so it is tested
+//! without a cluster; [`SystemQuery`] asks Pacemaker's tools (they honour `CIB_file`,
+//! which the tests use), each command bounded by a timeout.
 //!
 //! Names become addresses once per refresh (the node map, a literal address, or the
 //! resolver), and everything downstream compares addresses: the lvsdr bug of comparing
@@ -14,65 +16,13 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use ldirectord_parsers::config::{Family, Forward};
+use ldirectord_parsers::config::{Family, RealCandidates, RealFilter, RealSources};
 
-/// Where the candidate real servers come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Candidates {
-    /// The nodes where this resource runs (`crm_resource --locate`).
-    Resource(String),
-    /// The members of the cluster partition (`crm_node -p`).
-    Partition,
-    /// The words this shell command prints. Failing or printing nothing is an error
-    /// (the last good set is kept).
-    Command(String),
-    /// The hosts listed in the weights.
-    List,
-}
-
-/// A filter over the candidates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Filter {
-    /// Keep a node whose transient attribute `name` matches `regex` (extended regular
-    /// expression, whole value).
-    Attribute { name: String, regex: String },
-    /// Keep a candidate when `COMMAND CANDIDATE` prints exactly `t`.
-    Command(String),
-}
-
-/// One virtual service's dynamic real servers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub candidates: Candidates,
-    pub filters: Vec<Filter>,
-    /// Per-host weights, in the order given (also the list for [`Candidates::List`]).
-    pub weights: Vec<(String, u32)>,
-    /// The weight of a host not in `weights`. Default 1.
-    pub default_weight: u32,
-    /// Default gate (direct routing), as lvsdr.
-    pub forward: Forward,
-}
-
-impl Spec {
-    pub fn new(candidates: Candidates) -> Spec {
-        Spec {
-            candidates,
-            filters: Vec::new(),
-            weights: Vec::new(),
-            default_weight: 1,
-            forward: Forward::Gate,
-        }
-    }
-
-    fn weight_of(&self, host: &str) -> u32 {
-        self.weights
-            .iter()
-            .find(|(h, _)| h == host)
-            .map(|(_, w)| *w)
-            .unwrap_or(self.default_weight)
-    }
-}
+/// How long one command of a source (`crm_resource`, `crm_node`, `crm_attribute`, a list
+/// or filter command) may run before it is killed and the source counts as failed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Parse `HOST[,WEIGHT] ...` (lvsdr's `weight_of_realservers`); a missing weight is
 /// `default`.
@@ -118,8 +68,6 @@ pub trait ClusterQuery {
     fn list_command(&self, command: &str) -> Result<Vec<String>, String>;
     /// Whether `command candidate` prints exactly `t`.
     fn check_command(&self, command: &str, candidate: &str) -> bool;
-    /// Whether `regex` (ERE) matches all of `value`.
-    fn matches(&self, regex: &str, value: &str) -> Result<bool, String>;
     /// Resolve a host name in `family`.
     fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, String>;
 }
@@ -134,34 +82,36 @@ pub struct Member {
 }
 
 /// Select the real servers of `spec`: candidates, then filters, then addresses. Sorted by
-/// address, one entry per address. An `Err` means the source failed (keep the last set).
+/// address, one entry per address. An `Err` means the source failed (keep the last set):
+/// a command that fails or prints nothing, a cluster tool that fails, a name that does not
+/// resolve. Candidates that the filters all drop are an empty set, not an error.
 pub fn select(
-    spec: &Spec,
+    spec: &RealSources,
     nodes: &BTreeMap<String, IpAddr>,
     family: Family,
     q: &dyn ClusterQuery,
 ) -> Result<Vec<Member>, String> {
     let candidates = match &spec.candidates {
-        Candidates::Resource(r) => q.locate(r)?,
-        Candidates::Partition => q.partition()?,
-        Candidates::Command(c) => {
+        RealCandidates::Resource(r) => q.locate(r)?,
+        RealCandidates::Partition => q.partition()?,
+        RealCandidates::Command(c) => {
             let list = q.list_command(c)?;
             if list.is_empty() {
                 return Err(format!("the real-server command printed nothing: {c}"));
             }
             list
         }
-        Candidates::List => spec.weights.iter().map(|(h, _)| h.clone()).collect(),
+        RealCandidates::List(items) => items.iter().map(|(h, _)| h.clone()).collect(),
     };
     let mut kept = Vec::new();
     'candidate: for host in candidates {
         for f in &spec.filters {
             let keep = match f {
-                Filter::Attribute { name, regex } => match q.attribute(&host, name)? {
-                    Some(value) => q.matches(regex, &value)?,
+                RealFilter::Attribute { name, pattern } => match q.attribute(&host, name)? {
+                    Some(value) => pattern.is_match(&value),
                     None => false,
                 },
-                Filter::Command(c) => q.check_command(c, &host),
+                RealFilter::Command(c) => q.check_command(c, &host),
             };
             if !keep {
                 continue 'candidate;
@@ -197,25 +147,80 @@ pub fn select(
     Ok(out.into_values().collect())
 }
 
-/// The real thing: Pacemaker's command-line tools, `sh`, `grep -E`, and the resolver.
-pub struct SystemQuery;
+/// The real thing: Pacemaker's command-line tools, `sh`, and the resolver. Every command
+/// runs in its own process group, killed with it after `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemQuery {
+    pub timeout: Duration,
+}
 
-fn run(cmd: &mut Command) -> Result<(i32, String, String), String> {
-    let out = cmd
+impl Default for SystemQuery {
+    fn default() -> Self {
+        SystemQuery {
+            timeout: COMMAND_TIMEOUT,
+        }
+    }
+}
+
+fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Run `cmd` to completion, at most `timeout`: (exit code, stdout, stderr).
+fn run(cmd: &mut Command, timeout: Duration) -> Result<(i32, String, String), String> {
+    use std::os::unix::process::CommandExt as _;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => break None,
+        }
+    };
+    // What the command left behind (or the command itself, on a timeout) goes too, so
+    // that nothing holds the pipes open.
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(format!(
+            "{program} did not finish within {} s (killed)",
+            timeout.as_secs()
+        ));
+    };
     Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).trim().to_owned(),
     ))
 }
 
 impl ClusterQuery for SystemQuery {
     fn locate(&self, resource: &str) -> Result<Vec<String>, String> {
-        let (rc, out, err) =
-            run(Command::new("crm_resource").args(["--resource", resource, "--locate", "-Q"]))?;
+        let (rc, out, err) = run(
+            Command::new("crm_resource").args(["--resource", resource, "--locate", "-Q"]),
+            self.timeout,
+        )?;
         if rc != 0 {
             return Err(format!(
                 "crm_resource --locate -r {resource} exited {rc}: {err}"
@@ -230,7 +235,7 @@ impl ClusterQuery for SystemQuery {
     }
 
     fn partition(&self) -> Result<Vec<String>, String> {
-        let (rc, out, err) = run(Command::new("crm_node").arg("-p"))?;
+        let (rc, out, err) = run(Command::new("crm_node").arg("-p"), self.timeout)?;
         if rc != 0 {
             return Err(format!("crm_node -p exited {rc}: {err}"));
         }
@@ -238,8 +243,11 @@ impl ClusterQuery for SystemQuery {
     }
 
     fn attribute(&self, node: &str, name: &str) -> Result<Option<String>, String> {
-        let (rc, out, err) = run(Command::new("crm_attribute")
-            .args(["-N", node, "-l", "reboot", "-n", name, "-G", "-q"]))?;
+        let (rc, out, err) = run(
+            Command::new("crm_attribute")
+                .args(["-N", node, "-l", "reboot", "-n", name, "-G", "-q"]),
+            self.timeout,
+        )?;
         match rc {
             0 => Ok(Some(out.trim().to_owned())),
             // CRM_EX_NOSUCH: the node has no such attribute.
@@ -251,7 +259,7 @@ impl ClusterQuery for SystemQuery {
     }
 
     fn list_command(&self, command: &str) -> Result<Vec<String>, String> {
-        let (rc, out, err) = run(Command::new("/bin/sh").args(["-c", command]))?;
+        let (rc, out, err) = run(Command::new("/bin/sh").args(["-c", command]), self.timeout)?;
         if rc != 0 {
             return Err(format!(
                 "the real-server command exited {rc}: {command}: {err}"
@@ -264,13 +272,9 @@ impl ClusterQuery for SystemQuery {
         // The candidate is one more argument, as lvsdr appends it.
         let script = format!("{command} \"$1\"");
         matches!(
-            run(Command::new("/bin/sh").args(["-c", &script, "sh", candidate])),
+            run(Command::new("/bin/sh").args(["-c", &script, "sh", candidate]), self.timeout),
             Ok((_, out, _)) if out.trim() == "t"
         )
-    }
-
-    fn matches(&self, regex: &str, value: &str) -> Result<bool, String> {
-        ere_match(regex, value)
     }
 
     fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, String> {
@@ -281,31 +285,6 @@ impl ClusterQuery for SystemQuery {
             .map(|a| a.ip())
             .find(|a| a.is_ipv4() == (family == Family::Inet))
             .ok_or_else(|| format!("{host} has no address of the virtual service's family"))
-    }
-}
-
-/// Whole-value extended regular expression match, with grep's dialect (lvsdr used
-/// `grep -Ex`, so operators' expressions keep their meaning).
-pub fn ere_match(regex: &str, value: &str) -> Result<bool, String> {
-    use std::io::Write as _;
-    let mut child = Command::new("grep")
-        .args(["-Exq", "-e", regex])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run grep: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = writeln!(stdin, "{value}");
-    }
-    let out = child.wait_with_output().map_err(|e| format!("grep: {e}"))?;
-    match out.status.code() {
-        Some(0) => Ok(true),
-        Some(1) => Ok(false),
-        _ => Err(format!(
-            "bad regular expression {regex:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
     }
 }
 
@@ -341,11 +320,26 @@ mod tests {
         fn check_command(&self, _: &str, c: &str) -> bool {
             c != "node3"
         }
-        fn matches(&self, re: &str, v: &str) -> Result<bool, String> {
-            Ok(re.split('|').any(|alt| alt == v))
-        }
         fn resolve(&self, h: &str, _: Family) -> Result<IpAddr, String> {
             Err(format!("cannot resolve {h}"))
+        }
+    }
+
+    fn sources(candidates: RealCandidates) -> RealSources {
+        RealSources {
+            spans: Vec::new(),
+            candidates,
+            filters: Vec::new(),
+            weights: Vec::new(),
+            default_weight: 1,
+            forward: ldirectord_parsers::config::Forward::Gate,
+        }
+    }
+
+    fn attribute(name: &str, regex: &str) -> RealFilter {
+        RealFilter::Attribute {
+            name: name.into(),
+            pattern: ldirectord_parsers::config::ValuePattern::new(regex).unwrap(),
         }
     }
 
@@ -375,11 +369,9 @@ mod tests {
 
     #[test]
     fn resource_then_attribute_is_the_pha4pgsql_setup() {
-        let mut spec = Spec::new(Candidates::Resource("realsvr".into()));
-        spec.filters.push(Filter::Attribute {
-            name: "pgsql-status".into(),
-            regex: "HS:sync|HS:potential|HS:async".into(),
-        });
+        let mut spec = sources(RealCandidates::Resource("realsvr".into()));
+        spec.filters
+            .push(attribute("pgsql-status", "HS:sync|HS:potential|HS:async"));
         let mut f = pgsql();
         let got = select(&spec, &nodes(), Family::Inet, &f).unwrap();
         assert_eq!(
@@ -394,8 +386,14 @@ mod tests {
 
     #[test]
     fn lists_weights_and_literal_addresses() {
-        let mut spec = Spec::new(Candidates::List);
-        spec.weights = parse_weights("node2,5 192.168.0.234,0 node1", 3).unwrap();
+        let mut spec = sources(RealCandidates::List(
+            parse_weights("node2,5 192.168.0.234,0 node1", 3)
+                .unwrap()
+                .into_iter()
+                .map(|(h, w)| (h, (w != 3).then_some(w)))
+                .collect(),
+        ));
+        spec.default_weight = 3;
         let got = select(&spec, &nodes(), Family::Inet, &Fake::default()).unwrap();
         assert_eq!(
             addrs(&got),
@@ -409,33 +407,30 @@ mod tests {
 
     #[test]
     fn failing_or_empty_commands_are_errors_an_empty_filter_result_is_not() {
-        let spec = Spec::new(Candidates::Command("x".into()));
-        assert!(select(&spec, &nodes(), Family::Inet, &Fake::default()).is_err());
+        let command = sources(RealCandidates::Command("x".into()));
+        assert!(select(&command, &nodes(), Family::Inet, &Fake::default()).is_err());
         let empty = Fake {
             list: Some(vec![]),
             ..Fake::default()
         };
-        assert!(select(&spec, &nodes(), Family::Inet, &empty).is_err());
-        let mut spec = Spec::new(Candidates::Partition);
-        spec.filters.push(Filter::Attribute {
-            name: "pgsql-status".into(),
-            regex: "HS:sync".into(),
-        });
+        assert!(select(&command, &nodes(), Family::Inet, &empty).is_err());
+        let mut spec = sources(RealCandidates::Partition);
+        spec.filters.push(attribute("pgsql-status", "HS:sync"));
         let none = select(&spec, &nodes(), Family::Inet, &Fake::default()).unwrap();
         assert!(none.is_empty());
     }
 
     #[test]
     fn check_commands_filter_and_unknown_names_fail() {
-        let mut spec = Spec::new(Candidates::Partition);
-        spec.filters.push(Filter::Command("check".into()));
+        let mut spec = sources(RealCandidates::Partition);
+        spec.filters.push(RealFilter::Command("check".into()));
         let got = select(&spec, &nodes(), Family::Inet, &Fake::default()).unwrap();
         assert_eq!(addrs(&got).len(), 2);
         let got = select(&spec, &BTreeMap::new(), Family::Inet, &Fake::default());
         assert!(got.unwrap_err().contains("cannot resolve node1"));
-        let spec = Spec::new(Candidates::Resource("nosuch".into()));
+        let spec = sources(RealCandidates::Resource("nosuch".into()));
         assert!(select(&spec, &nodes(), Family::Inet, &Fake::default()).is_err());
-        let no_list = Spec::new(Candidates::List);
+        let no_list = sources(RealCandidates::List(Vec::new()));
         let got = select(&no_list, &nodes(), Family::Inet6, &Fake::default());
         assert!(got.unwrap().is_empty());
     }
@@ -453,10 +448,18 @@ mod tests {
     }
 
     #[test]
-    fn grep_dialect_matches_whole_values() {
-        assert!(ere_match("HS:sync|HS:async", "HS:async").unwrap());
-        assert!(!ere_match("HS:sync|HS:async", "HS:asyncX").unwrap());
-        assert!(!ere_match("HS:sync", "xHS:sync").unwrap());
-        assert!(ere_match("(", "x").is_err());
+    fn system_commands_are_bounded_and_their_leftovers_killed() {
+        let q = SystemQuery {
+            timeout: Duration::from_millis(300),
+        };
+        let e = q.list_command("sleep 30 & echo node1; wait").unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
+        assert_eq!(
+            q.list_command("echo node1 node2; (sleep 30 &)").unwrap(),
+            ["node1", "node2"]
+        );
+        assert!(q.check_command("echo", "t"));
+        assert!(!q.check_command("echo x", "t"));
+        assert!(q.list_command("exit 3").unwrap_err().contains("exited 3"));
     }
 }
