@@ -39,6 +39,7 @@ same_text "connection entries across the restart" /tmp/conns.before /tmp/conns.a
 log "$(wc -l < /tmp/conns.after) connections kept across kill -9 and restart"
 # Reload with r1's weight 1 -> 3.
 sed -i 's/real=10.0.0.1:80 masq 1/real=10.0.0.1:80 masq 3/' /tmp/nat.cf
+echo "--- reload" >> /tmp/ld.log
 kill -HUP "$(director_pid)"
 wait_until 10 has_real 10.0.0.1:80 3 || { cat /tmp/ld.log; fail "reload did not set r1's weight to 3"; }
 sleep 2
@@ -51,7 +52,10 @@ log "all 4 held connections served after restart and reload"
 snaps=$(grep -c snap /tmp/watch.log)
 if grep -q BAD /tmp/watch.log; then grep -A8 BAD /tmp/watch.log | head -40; fail "the table was disturbed"; fi
 log "FIGURE table snapshots without disturbance: $snaps"
-if sed -n '/^--- restart/,$p' /tmp/ld.log | grep -E "Deleted|Purged|Added|Restored"; then
+if sed -n '/^--- restart/,/^--- reload/p' /tmp/ld.log | grep -E "Deleted|Purged|Added|Restored|Quiescent"; then
     fail "the restarted director changed a destination (log lines above)"
+fi
+if sed -n '/^--- reload/,$p' /tmp/ld.log | grep -E "Deleted|Purged|Added|Quiescent"; then
+    fail "the reload did more than change r1's weight (log lines above)"
 fi
 ipvsadm -Ln
