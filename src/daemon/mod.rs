@@ -5,6 +5,7 @@
 //! - [`logging`]: stock's log destinations and line formats, through `tracing`.
 //! - [`pidfile`]: the pid file, held under an exclusive lock for the daemon's life.
 //! - [`watch`]: autoreload's "did the file's content change" (mtime, then MD5).
+//! - [`dynamic`]: real servers from `realsource=` directives, refreshed off the check path.
 //! - [`effects`]: fallback/callback commands, monitorfile lines, alert dispatch.
 //! - [`mail`]: the SMTP client and the sendmail path for alerts.
 //!
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use ldirectord_parsers::config::Parsed;
 
+pub mod dynamic;
 pub mod effects;
 pub mod logging;
 pub mod mail;

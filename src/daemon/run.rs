@@ -24,11 +24,12 @@ use std::time::Duration;
 
 use ldirectord_checks::scheduler::{self, Scheduler, Timing};
 use ldirectord_checks::{BoxFuture, CheckSpec, Checker, Outcome};
-use ldirectord_parsers::config::{self, Diagnostic, Parsed};
+use ldirectord_parsers::config::{self, Config, Diagnostic, Parsed};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::dynamic::{Dynamic, Refreshed};
 use super::effects::{CommandQueue, Mailer, append_monitor};
 use super::logging::{Destination, LogHandle};
 use super::pidfile::PidLock;
@@ -107,6 +108,10 @@ pub async fn run(
             return 1;
         }
     };
+    // Real servers from `realsource=` directives are selected before the first table.
+    let (mut dynamic, refreshed) = Dynamic::new();
+    let base = parsed.config;
+    dynamic.configure(&base).await;
     let table = match engine.dump().await {
         Ok(t) => t,
         Err(e) => {
@@ -117,7 +122,7 @@ pub async fn run(
         }
     };
     let started = Instant::now();
-    let (director, actions) = Director::start(parsed.config, &table, Duration::ZERO);
+    let (director, actions) = Director::start(dynamic.derive(&base), &table, Duration::ZERO);
     let (results_tx, results) = mpsc::channel(1024);
     let mut daemon = Daemon {
         watch: FileWatch::new(&opts.config_path),
@@ -125,6 +130,8 @@ pub async fn run(
         log,
         engine,
         director,
+        base,
+        dynamic,
         started,
         scheduler: Scheduler::new(results_tx),
         scheduled: HashMap::new(),
@@ -143,7 +150,7 @@ pub async fn run(
         daemon.opts.subs.run(name, "start").await;
     }
     daemon.sync_schedule();
-    daemon.main_loop(&mut events, results).await
+    daemon.main_loop(&mut events, results, refreshed).await
 }
 
 struct Daemon {
@@ -151,6 +158,10 @@ struct Daemon {
     log: LogHandle,
     engine: Box<dyn Engine>,
     director: Director,
+    /// The configuration as read from the file (the director runs on it plus the real
+    /// servers selected by `realsource=` directives).
+    base: Config,
+    dynamic: Dynamic,
     started: Instant,
     scheduler: Scheduler<CheckSpec>,
     /// Scheduled checks and their intervals.
@@ -176,6 +187,7 @@ impl Daemon {
         mut self,
         events: &mut mpsc::UnboundedReceiver<Event>,
         mut results: mpsc::Receiver<scheduler::CheckResult<CheckSpec>>,
+        mut refreshed: mpsc::Receiver<Refreshed>,
     ) -> i32 {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -191,7 +203,13 @@ impl Daemon {
                     None => break "TERM",
                 },
                 Some(result) = results.recv() => self.on_result(result).await,
+                Some(r) = refreshed.recv() => {
+                    if self.dynamic.on_refreshed(r) {
+                        self.apply_sources().await;
+                    }
+                }
                 _ = tick.tick() => {
+                    self.dynamic.start_due();
                     let actions = self.director.tick(self.now());
                     self.perform(actions).await;
                     self.poll_config().await;
@@ -356,6 +374,27 @@ impl Daemon {
         }
     }
 
+    /// A real-server set changed: hand the director the new configuration, whose reload
+    /// applies only the difference (checks of the servers that stayed keep their state).
+    async fn apply_sources(&mut self) {
+        let config = self.dynamic.derive(&self.base);
+        if &config == self.director.config() {
+            return;
+        }
+        let table = match self.engine.dump().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                self.resync_at
+                    .get_or_insert(Instant::now() + self.resync_backoff);
+                self.director.believed_table()
+            }
+        };
+        let actions = self.director.reload(config, &table, self.now());
+        self.perform(actions).await;
+        self.sync_schedule();
+    }
+
     /// Reload: parse fully first; on an error keep everything as it is.
     async fn reload(&mut self) {
         let path = self.opts.config_path.clone();
@@ -386,8 +425,11 @@ impl Daemon {
                 self.director.believed_table()
             }
         };
+        self.dynamic.configure(&parsed.config).await;
+        let config = self.dynamic.derive(&parsed.config);
+        self.base = parsed.config;
         let now = self.now();
-        let actions = self.director.reload(parsed.config, &table, now);
+        let actions = self.director.reload(config, &table, now);
         self.perform(actions).await;
         self.log.set(Destination::for_config(
             self.director.config(),
