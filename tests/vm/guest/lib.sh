@@ -126,8 +126,13 @@ reset_world() {
 }
 
 # start_director CONFIG [ENGINE]: ldirectord -d in the background, log in /tmp/ld.log.
+# ENGINE netlink (default) or ipvsadm: ours; stock: Debian's ldirectord (stock image).
 start_director() {
-    ldirectord -d --engine "${2:-netlink}" --run-dir /tmp "$1" start >> /tmp/ld.log 2>&1 &
+    if [ "${2:-netlink}" = stock ]; then
+        /usr/sbin/ldirectord -d "$1" start >> /tmp/ld.log 2>&1 &
+    else
+        ldirectord -d --engine "${2:-netlink}" --run-dir /tmp "$1" start >> /tmp/ld.log 2>&1 &
+    fi
     echo $! > /tmp/ld.pid
     echo $! >> "$PIDS_FILE"
 }

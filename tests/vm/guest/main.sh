@@ -2,7 +2,7 @@
 # Runs the scenarios named in $@ (default: all of scenarios/*.sh) and prints one line per
 # scenario: "SCENARIO <name> PASS|FAIL|SKIP <seconds>s". Exits 1 if any failed.
 cd /test
-export PATH=/test:/sbin:/usr/sbin:/bin:/usr/bin
+export PATH=/test:/sbin:/usr/sbin:/bin:/usr/bin:/bbin
 . /test/lib.sh
 modprobe ip_vs || { echo "main: modprobe ip_vs failed"; exit 1; }
 if [ $# -eq 0 ]; then

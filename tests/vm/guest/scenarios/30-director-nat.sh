@@ -1,14 +1,17 @@
 # (2b) The director end to end, NAT: traffic from a client namespace through the VIP;
 # a killed real leaves within checkinterval + checktimeout; the fallback comes when all
 # are down and goes when one returns; a hung (SIGSTOP) real does not delay the others.
+# Table snapshots go to /tmp/nat-$ENGINE.* (compat/stock compares them with stock's).
+ENGINE=${ENGINE:-netlink}
 setup_net
 for n in 1 2 3; do start_httpd $n; done
 t0=$(now_ms)
-start_director conf/nat.cf
+start_director /test/conf/nat.cf "$ENGINE"
 wait_until 30 has_real 10.0.0.1:80 1 || { cat /tmp/ld.log; fail "r1 never added"; }
 wait_until 10 has_real 10.0.0.2:80 1 || { cat /tmp/ld.log; fail "r2 never added"; }
 log "FIGURE start-to-both-reals ms=$(( $(now_ms) - t0 ))"
 no_real 10.0.0.3:80 || fail "fallback present while reals are up"
+table > /tmp/nat-$ENGINE.1
 got=$(bodies nclient 6); log "client sees: $got"
 [ "$got" = "r1 ok r2 ok" ] || { diagnose nclient; fail "expected both reals to answer through the VIP, got: $got"; }
 
@@ -16,18 +19,21 @@ kill -9 "$(httpd_pid 1)"
 ms=$(ms_until 10 no_real 10.0.0.1:80) || fail "r1 not removed"
 log "FIGURE kill-to-removal ms=$ms (checkinterval 1 + checktimeout 1)"
 [ "$ms" -le 3500 ] || fail "r1 removed after $ms ms, more than checkinterval + checktimeout + 1.5 s"
+table > /tmp/nat-$ENGINE.2
 got=$(bodies nclient 4); [ "$got" = "r2 ok" ] || fail "after r1 died the client got: $got"
 
 kill -9 "$(httpd_pid 2)"
 ms=$(ms_until 10 has_real 10.0.0.3:80 1) || fail "fallback not added"
 log "FIGURE last-real-kill-to-fallback ms=$ms"
 no_real 10.0.0.2:80 || fail "r2 still listed with the fallback"
+table > /tmp/nat-$ENGINE.3
 got=$(bodies nclient 2); [ "$got" = "r3 ok" ] || fail "with all reals down the client got: $got"
 
 start_httpd 1
 ms=$(ms_until 10 has_real 10.0.0.1:80 1) || fail "r1 not restored"
 wait_until 5 no_real 10.0.0.3:80 || fail "fallback not removed after r1 returned"
 log "FIGURE return-to-restore ms=$ms"
+table > /tmp/nat-$ENGINE.4
 got=$(bodies nclient 2); [ "$got" = "r1 ok" ] || fail "after r1 returned the client got: $got"
 
 start_httpd 2
@@ -41,6 +47,7 @@ log "FIGURE kill-to-removal-while-another-hangs ms=$ms"
 [ "$ms" -le 3500 ] || fail "r2 removal took $ms ms while r1 hung"
 ms=$(ms_until 10 no_real 10.0.0.1:80) || fail "hung r1 never removed"
 log "FIGURE hung-real-removed ms=$ms (negotiatetimeout 2)"
+table > /tmp/nat-$ENGINE.5
 kill -CONT "$(httpd_pid 1)"
 wait_until 10 has_real 10.0.0.1:80 1 || fail "r1 not restored after SIGCONT"
 ipvsadm -Ln

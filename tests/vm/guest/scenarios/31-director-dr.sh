@@ -5,7 +5,7 @@ ENGINE=${ENGINE:-netlink}
 setup_net
 for n in 1 2; do start_httpd $n; done
 ip -n dclient route add $VIP via 10.0.0.254
-start_director conf/dr.cf "$ENGINE"
+start_director /test/conf/dr.cf "$ENGINE"
 wait_until 30 has_real 10.0.0.1:80 2 || { cat /tmp/ld.log; fail "r1 never added"; }
 wait_until 10 has_real 10.0.0.2:80 1 || { cat /tmp/ld.log; fail "r2 never added"; }
 table > /tmp/dr-$ENGINE.1
