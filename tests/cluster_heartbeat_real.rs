@@ -1,0 +1,486 @@
+//! heartbeat v1 for real (cluster-integration §3.5, §5.2): Debian's heartbeat 3.0.6 in
+//! `haresources` mode on two nodes, each in its own namespaces (see
+//! `fixtures/cluster/heartbeat/sandbox.rs`), talking ucast over a veth pair that exists only
+//! between the two network namespaces. Each node has its own `/etc/ha.d`: the package's
+//! files plus `ha.cf`, `authkeys`, `haresources`, `ldirectord.cf`, and
+//! `resource.d/ldirectord`, the binary wrapped to use the ipvsadm stand-in (this kernel has
+//! no IPVS) and a pid directory of the test, and to record each call and its exit code.
+//!
+//! The group is `nodea IPaddr2::10.250.1.100/24/hb0 ldirectord::ldirectord.cf`, as an
+//! operator writes it: heartbeat calls `ldirectord ldirectord.cf status|start|stop`, and
+//! the binary finds `/etc/ha.d/ldirectord.cf` itself.
+
+#[path = "fixtures/cluster/support.rs"]
+mod cluster;
+#[path = "fixtures/cluster/heartbeat/sandbox.rs"]
+mod sandbox;
+#[path = "fixtures/daemon/support.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use cluster::{need, repo};
+use sandbox::{Sandbox, install_standin, open_tempdir, run_bounded, script, standin_table, tail};
+use support::BIN;
+
+const HEARTBEAT: &str = "/usr/libexec/heartbeat/heartbeat";
+const VIP: &str = "10.250.1.100";
+const SERVICE: &str = "TCP 10.250.1.100:80";
+/// The group as the docs write it: the VIP (the group's key), then the director.
+const HARESOURCES: &str = "nodea IPaddr2::10.250.1.100/24/hb0 ldirectord::ldirectord.cf\n";
+const GOOD_CF: &str = "virtual=10.250.1.100:80\n\tchecktype=on\n\treal=10.250.1.11:80 gate 1\n";
+
+/// Every bounded wait for heartbeat: initdead is 10 s, the failover ~1 s, and HB5's
+/// standby comes 30 s after the stop retries; these leave room for a loaded CI machine.
+const WAIT: u64 = 90;
+
+fn tools() {
+    need(HEARTBEAT, "heartbeat");
+    need("cl_status", "heartbeat");
+    need("unshare", "util-linux");
+    need("nsenter", "util-linux");
+    need("ip", "iproute2");
+    need("python3", "python3");
+    assert!(
+        Path::new("/usr/lib/ocf/resource.d/heartbeat/IPaddr2").exists(),
+        "IPaddr2 is missing: apt-get install -y resource-agents"
+    );
+}
+
+struct Node {
+    name: &'static str,
+    dir: PathBuf,
+    ns: Sandbox,
+}
+
+impl Node {
+    /// A node's files: `/etc/ha.d` from the package plus the test's, and an empty
+    /// `/var/lib/heartbeat` (its own UUID is made at first start).
+    fn prepare(dir: &Path, cf: &str) {
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        copy_tree(Path::new("/etc/ha.d"), &dir.join("ha.d"));
+        copy_tree(Path::new("/var/lib/heartbeat/."), &dir.join("lib"));
+        for f in [
+            "hb_uuid",
+            "hb_generation",
+            "hostcache",
+            "delhostcache",
+            "fifo",
+        ] {
+            let _ = std::fs::remove_file(dir.join("lib").join(f));
+        }
+        let ha = dir.join("ha.d");
+        let d = dir.display();
+        std::fs::write(
+            ha.join("ha.cf"),
+            format!(
+                "logfile {d}/ha-log\ndebugfile {d}/ha-debug\nkeepalive 1\nwarntime 3\n\
+                 deadtime 5\ninitdead 10\nudpport 694\nucast hb0 10.250.1.1\n\
+                 ucast hb0 10.250.1.2\nauto_failback off\nrealtime off\n\
+                 node nodea nodeb\ncrm off\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(ha.join("authkeys"), "auth 1\n1 sha1 ldirectord-rs-test\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(ha.join("authkeys"), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+        std::fs::write(ha.join("haresources"), HARESOURCES).unwrap();
+        std::fs::write(
+            ha.join("ldirectord.cf"),
+            format!("logfile=\"{d}/ld.log\"\n{cf}"),
+        )
+        .unwrap();
+        install_standin(&dir.join("ipvsadm"), &dir.join("standin"));
+        // What `ln -s /usr/sbin/ldirectord /etc/ha.d/resource.d/ldirectord` does, plus the
+        // test's engine and pid directory, and a record of each call.
+        script(
+            &ha.join("resource.d/ldirectord"),
+            &format!(
+                "#!/bin/sh\n'{BIN}' --engine ipvsadm --ipvsadm '{d}/ipvsadm' --run-dir '{d}/run' \"$@\"\n\
+                 rc=$?\necho \"$* $rc\" >> '{d}/calls'\nexit $rc\n"
+            ),
+        );
+        script(
+            &dir.join("refuse-reboot"),
+            "#!/bin/sh\necho \"test node: refusing $0 $*\" >&2\nexit 1\n",
+        );
+    }
+
+    fn start_namespaces(dir: &Path, name: &'static str) -> Node {
+        let ns = Sandbox::start(
+            &repo("tests/fixtures/cluster/heartbeat/node.sh"),
+            dir,
+            &[name],
+        );
+        Node {
+            name,
+            dir: dir.to_path_buf(),
+            ns,
+        }
+    }
+
+    fn heartbeat(&self, args: &[&str]) {
+        let mut a = vec![HEARTBEAT];
+        a.extend_from_slice(args);
+        let r = self.ns.run(&a, 60);
+        assert!(
+            r.status.success(),
+            "{} {args:?}: {r:?}\n{}",
+            self.name,
+            self.log()
+        );
+    }
+
+    /// `ldirectord.cf ACTION RC` lines, one per call heartbeat made.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn services(&self) -> Vec<String> {
+        standin_table(&self.dir.join("standin"))
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    fn has_vip(&self) -> bool {
+        let r = run_bounded(
+            {
+                let mut c = self.ns.net_command("ip");
+                c.args(["-o", "addr", "show", "dev", "hb0"]);
+                c
+            },
+            30,
+        );
+        r.stdout.contains(&format!("inet {VIP}/24"))
+    }
+
+    /// heartbeat's log, with `/etc/ha.d//resource.d` (as some lines spell it) normalised.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("ha-log"))
+            .unwrap_or_default()
+            .replace("ha.d//", "ha.d/")
+    }
+
+    fn rscstatus(&self) -> String {
+        self.ns
+            .run(&["cl_status", "rscstatus"], 30)
+            .stdout
+            .trim()
+            .to_owned()
+    }
+
+    /// What an operator sees on the node: `ldirectord ldirectord.cf ACTION` (the binary
+    /// itself, so the call is not recorded as heartbeat's).
+    fn resource(&self, action: &str) -> sandbox::Run {
+        let ipvsadm = self.dir.join("ipvsadm");
+        let run = self.dir.join("run");
+        let args = [
+            BIN,
+            "--engine",
+            "ipvsadm",
+            "--ipvsadm",
+            ipvsadm.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "ldirectord.cf",
+            action,
+        ];
+        self.ns.run(&args, 30)
+    }
+
+    fn explain(&self) -> String {
+        format!(
+            "--- {0} calls:\n{1}\n--- {0} table: {2:?}\n--- {0} ha-log (tail):\n{3}\n--- {0} ld.log (tail):\n{4}",
+            self.name,
+            self.calls().join("\n"),
+            standin_table(&self.dir.join("standin")),
+            tail(&self.dir.join("ha-log"), 60),
+            tail(&self.dir.join("ld.log"), 10),
+        )
+    }
+}
+
+/// Two nodes joined by a veth pair `hb0` (10.250.1.1 and .2), heartbeat not yet started.
+struct Pair {
+    a: Node,
+    b: Node,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    fn new(cf_a: &str, cf_b: &str) -> Pair {
+        tools();
+        let dir = open_tempdir();
+        let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+        Node::prepare(&da, cf_a);
+        Node::prepare(&db, cf_b);
+        let a = Node::start_namespaces(&da, "nodea");
+        let b = Node::start_namespaces(&db, "nodeb");
+        // Created inside a's namespace with its peer put straight into b's: the host's
+        // network never sees either end.
+        let link = run_bounded(
+            {
+                let mut c = a.ns.net_command("ip");
+                c.args([
+                    "link", "add", "hb0", "type", "veth", "peer", "name", "hb0", "netns",
+                ])
+                .arg(b.ns.pid.to_string());
+                c
+            },
+            30,
+        );
+        assert!(link.status.success(), "veth pair: {link:?}");
+        for (n, addr) in [(&a, "10.250.1.1/24"), (&b, "10.250.1.2/24")] {
+            n.ns.ok(&["ip", "addr", "add", addr, "dev", "hb0"]);
+            n.ns.ok(&["ip", "link", "set", "hb0", "up"]);
+        }
+        Pair { a, b, _dir: dir }
+    }
+
+    fn explain(&self) -> String {
+        format!("{}\n{}", self.a.explain(), self.b.explain())
+    }
+
+    fn wait(&self, what: &str, cond: impl FnMut() -> bool) {
+        sandbox::wait_for(WAIT, what, cond, || self.explain());
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.explain());
+        }
+    }
+}
+
+/// `cp -a FROM TO`.
+fn copy_tree(from: &Path, to: &Path) {
+    let mut cp = std::process::Command::new("cp");
+    cp.arg("-a").arg(from).arg(to);
+    let r = run_bounded(cp, 30);
+    assert!(r.status.success(), "cp -a {}: {r:?}", from.display());
+}
+
+/// `calls` begins with one or more `status`, then `start`.
+fn starts_after_status(calls: &[String], status: &str, start: &str) -> bool {
+    calls
+        .iter()
+        .position(|c| c == start)
+        .is_some_and(|i| i > 0 && calls[..i].iter().all(|c| c == status))
+}
+
+fn line_index(log: &str, needle: &str) -> Option<usize> {
+    log.lines().position(|l| l.contains(needle))
+}
+
+/// HB1: nodea alone acquires its group after initdead (nodeb declared dead): IPaddr2, then
+/// `ldirectord ldirectord.cf status` (3: not owned) and `start` (0), and the table is
+/// built. HB2: nodeb joins and takes nothing; there ldirectord is stopped. HB3: a graceful
+/// `heartbeat -k` on nodea stops ldirectord before IPaddr2 and cleans the table; nodeb
+/// then acquires the group (status 3, start 0).
+#[test]
+fn hb1_hb2_hb3_acquire_then_graceful_failover() {
+    let p = Pair::new(GOOD_CF, GOOD_CF);
+    let (a, b) = (&p.a, &p.b);
+
+    // HB1
+    a.heartbeat(&[]);
+    p.wait("nodea to start ldirectord", || {
+        a.calls()
+            .iter()
+            .any(|c| c.starts_with("ldirectord.cf start"))
+    });
+    p.wait("nodea's table", || a.services() == [SERVICE]);
+    assert_eq!(
+        a.calls(),
+        ["ldirectord.cf status 3", "ldirectord.cf start 0"],
+        "{}",
+        p.explain()
+    );
+    assert!(
+        a.has_vip(),
+        "IPaddr2 started before ldirectord\n{}",
+        p.explain()
+    );
+    let log = a.log();
+    assert!(log.contains("Resources being acquired from nodeb"), "{log}");
+    assert!(
+        log.contains(
+            "Acquiring resource group: nodea IPaddr2::10.250.1.100/24/hb0 ldirectord::ldirectord.cf"
+        ),
+        "{log}"
+    );
+    let ip_start = line_index(&log, "resource.d/IPaddr2 10.250.1.100/24/hb0 start");
+    let ld_start = line_index(&log, "resource.d/ldirectord ldirectord.cf start");
+    assert!(
+        ip_start.is_some() && ip_start < ld_start,
+        "start order\n{log}"
+    );
+    let status = a.resource("status");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+
+    // HB2
+    b.heartbeat(&[]);
+    p.wait("both nodes to settle (rscstatus all / none)", || {
+        a.rscstatus() == "all" && b.rscstatus() == "none"
+    });
+    let status = b.resource("status");
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    assert!(b.calls().is_empty(), "nodeb ran the group\n{}", p.explain());
+    assert!(b.services().is_empty(), "nodeb's table\n{}", p.explain());
+
+    // HB3
+    let before = a.calls().len();
+    a.heartbeat(&["-k"]);
+    p.wait("nodeb to start ldirectord", || {
+        b.calls()
+            .iter()
+            .any(|c| c.starts_with("ldirectord.cf start"))
+    });
+    p.wait("nodeb's table", || b.services() == [SERVICE]);
+    assert_eq!(
+        a.calls()[before..],
+        ["ldirectord.cf stop 0"],
+        "{}",
+        p.explain()
+    );
+    assert!(
+        a.services().is_empty(),
+        "cleanstop on nodea\n{}",
+        p.explain()
+    );
+    assert!(!a.has_vip(), "nodea released the VIP\n{}", p.explain());
+    let log = a.log();
+    let ld_stop = line_index(&log, "resource.d/ldirectord ldirectord.cf stop");
+    let ip_stop = line_index(&log, "resource.d/IPaddr2 10.250.1.100/24/hb0 stop");
+    assert!(
+        ld_stop.is_some() && ld_stop < ip_stop,
+        "stop order (reverse of start)\n{log}"
+    );
+    assert!(b.has_vip(), "nodeb holds the VIP\n{}", p.explain());
+    // nodeb: status 3 then start 0; heartbeat may run a second takegroup, where status
+    // again says "not owned" (the running line is on stderr) and start is a no-op.
+    let calls = b.calls();
+    assert_eq!(
+        calls[..2],
+        ["ldirectord.cf status 3", "ldirectord.cf start 0"],
+        "{}",
+        p.explain()
+    );
+    assert!(
+        calls[2..]
+            .iter()
+            .all(|c| c == "ldirectord.cf status 0" || c == "ldirectord.cf start 0"),
+        "{}",
+        p.explain()
+    );
+    let status = b.resource("status");
+    assert_eq!(status.code(), Some(0), "one daemon on nodeb: {status:?}");
+}
+
+/// HB5's first half, whatever the group: ldirectord's start fails on nodea (a syntax error
+/// in its ldirectord.cf: exit 2). heartbeat logs the return code and gives the whole group
+/// up in reverse order; ldirectord's stop exits 2 too (stock's behaviour for a broken
+/// file), is retried, and since status says "not owned" heartbeat only warns, never
+/// reboots.
+fn start_fails_on_nodea(p: &Pair) {
+    let (a, b) = (&p.a, &p.b);
+    a.heartbeat(&[]);
+    p.wait("nodea to give the group up", || {
+        a.log()
+            .contains("CRIT: Giving up resources due to failure of ldirectord::ldirectord.cf")
+    });
+    // nodeb comes up while nodea's stop retries run, in time for the standby.
+    b.heartbeat(&[]);
+    p.wait("nodea to finish releasing the group (VIP removed)", || {
+        a.log().contains("WARN: Machine reboot narrowly avoided!")
+            && a.log()
+                .contains("resource.d/IPaddr2 10.250.1.100/24/hb0 stop")
+            && !a.has_vip()
+    });
+    let log = a.log();
+    assert!(
+        log.contains("ERROR: Return code 2 from /etc/ha.d/resource.d/ldirectord"),
+        "{log}"
+    );
+    assert!(!log.contains("Resource STOP failure"), "{log}");
+    // status (not owned; more than once when ldirectord is the group's key, which
+    // heartbeat also checks on its own), start, then the stop and its retries.
+    let calls = a.calls();
+    assert!(
+        starts_after_status(&calls, "ldirectord.cf status 2", "ldirectord.cf start 2"),
+        "{}",
+        p.explain()
+    );
+    let start = calls
+        .iter()
+        .position(|c| c == "ldirectord.cf start 2")
+        .unwrap();
+    assert_eq!(calls[start + 1], "ldirectord.cf stop 2", "{}", p.explain());
+    assert!(
+        calls[start + 1..]
+            .iter()
+            .all(|c| c == "ldirectord.cf stop 2" || c == "ldirectord.cf status 2"),
+        "{}",
+        p.explain()
+    );
+    assert!(
+        a.services().is_empty(),
+        "nodea programmed IPVS\n{}",
+        p.explain()
+    );
+}
+
+/// HB5: the group is given up (see [`start_fails_on_nodea`]) with ldirectord's stop before
+/// IPaddr2's. 30 s later ResourceManager runs `hb_standby`, but for the *failed* resource
+/// rather than the group: `StandbyGroupType` compares it with `OurGroupKeys`, which prints
+/// whole haresources lines, so it never matches and the standby is always `foreign`; nodeb
+/// takes nothing and the group stays down. The operator's `hb_standby all` on nodea
+/// then hands it to nodeb, which starts it (status 3, start 0). (compat/heartbeat/README.md)
+#[test]
+fn hb5_a_start_failure_gives_the_group_up() {
+    let p = Pair::new(&format!("{GOOD_CF}\tnonsense=1\n"), GOOD_CF);
+    let (a, b) = (&p.a, &p.b);
+    start_fails_on_nodea(&p);
+    let log = a.log();
+    let ld_stop = line_index(&log, "resource.d/ldirectord ldirectord.cf stop");
+    let ip_stop = line_index(&log, "resource.d/IPaddr2 10.250.1.100/24/hb0 stop");
+    assert!(ld_stop.is_some() && ld_stop < ip_stop, "stop order\n{log}");
+    p.wait("nodea's standby to complete", || {
+        a.log()
+            .contains("Other node completed standby takeover of foreign resources")
+    });
+    assert!(
+        a.log().contains("Going standby [foreign]"),
+        "{}",
+        p.explain()
+    );
+    assert!(b.calls().is_empty(), "nodeb ran the group\n{}", p.explain());
+    assert!(b.services().is_empty(), "{}", p.explain());
+    assert!(!b.has_vip() && !a.has_vip(), "{}", p.explain());
+
+    a.ns.ok(&["/usr/share/heartbeat/hb_standby", "all"]);
+    p.wait("nodeb to take the group over", || {
+        b.calls().iter().any(|c| c == "ldirectord.cf start 0") && b.services() == [SERVICE]
+    });
+    assert!(
+        starts_after_status(
+            &b.calls(),
+            "ldirectord.cf status 3",
+            "ldirectord.cf start 0"
+        ),
+        "{}",
+        p.explain()
+    );
+    p.wait("nodeb's VIP", || b.has_vip());
+}
