@@ -109,20 +109,20 @@ has_real() { ipvsadm -Ln | awk -v a="$1" -v w="$2" '$2 == a && $4 == w { f = 1 }
 no_real() { ! ipvsadm -Ln | grep -q -- "-> $1 "; }
 
 reset_world() {
-    [ -f "$PIDS_FILE" ] && kill -9 $(cat "$PIDS_FILE") 2>/dev/null
+    # Runs under set -e inside scenarios too: nothing here may fail.
+    [ -f "$PIDS_FILE" ] && kill -9 $(cat "$PIDS_FILE") 2>/dev/null || true
     rm -f "$PIDS_FILE"
     # Deleting the root side of each veth deletes the pair even while a killed process
     # still holds its namespace.
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
-        ip link del "v$ns" 2>/dev/null
-        ip netns del "$ns"
+        ip link del "v$ns" 2>/dev/null || true
+        ip netns del "$ns" || true
     done
-    ip link del br0 2>/dev/null
-    ip link del vnc 2>/dev/null
-    ip link del eng0 2>/dev/null
-    ip addr del $VIP/32 dev lo 2>/dev/null
-    ipvsadm -C
-    true
+    ip link del br0 2>/dev/null || true
+    ip link del vnc 2>/dev/null || true
+    ip link del eng0 2>/dev/null || true
+    ip addr del $VIP/32 dev lo 2>/dev/null || true
+    ipvsadm -C || true
 }
 
 # start_director CONFIG [ENGINE]: ldirectord -d in the background, log in /tmp/ld.log.

@@ -8,6 +8,10 @@ ip -n dclient route add $VIP via 10.0.0.254
 start_director /test/conf/dr.cf "$ENGINE"
 wait_until 30 has_real 10.0.0.1:80 2 || { cat /tmp/ld.log; fail "r1 never added"; }
 wait_until 10 has_real 10.0.0.2:80 1 || { cat /tmp/ld.log; fail "r2 never added"; }
+settled() { has_real 10.0.0.1:80 2 && has_real 10.0.0.2:80 1; }
+wait_until 30 settled || fail "the table never settled"
+sleep 2
+settled || fail "the table changed after it had settled"
 table > /tmp/dr-$ENGINE.1
 got=$(bodies dclient 6); log "client sees: $got"
 [ "$got" = "r1 ok r2 ok" ] || { diagnose dclient; fail "expected both reals through the VIP (DR), got: $got"; }
