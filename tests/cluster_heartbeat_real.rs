@@ -20,7 +20,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use cluster::{need, repo};
-use sandbox::{Sandbox, install_standin, open_tempdir, run_bounded, script, standin_table, tail};
+use sandbox::{Sandbox, install_standin, open_tempdir, run_host, script, standin_table, tail};
 use support::BIN;
 
 const HEARTBEAT: &str = "/usr/libexec/heartbeat/heartbeat";
@@ -152,14 +152,9 @@ impl Node {
     }
 
     fn has_vip(&self) -> bool {
-        let r = run_bounded(
-            {
-                let mut c = self.ns.net_command("ip");
-                c.args(["-o", "addr", "show", "dev", "hb0"]);
-                c
-            },
-            30,
-        );
+        let r = self
+            .ns
+            .run_net(&["ip", "-o", "addr", "show", "dev", "hb0"], 30);
         r.stdout.contains(&format!("inet {VIP}/24"))
     }
 
@@ -227,15 +222,11 @@ impl Pair {
         let b = Node::start_namespaces(&db, "nodeb");
         // Created inside a's namespace with its peer put straight into b's: the host's
         // network never sees either end.
-        let link = run_bounded(
-            {
-                let mut c = a.ns.net_command("ip");
-                c.args([
-                    "link", "add", "hb0", "type", "veth", "peer", "name", "hb0", "netns",
-                ])
-                .arg(b.ns.pid.to_string());
-                c
-            },
+        let peer = b.ns.pid.to_string();
+        let link = a.ns.run_net(
+            &[
+                "ip", "link", "add", "hb0", "type", "veth", "peer", "name", "hb0", "netns", &peer,
+            ],
             30,
         );
         assert!(link.status.success(), "veth pair: {link:?}");
@@ -265,9 +256,10 @@ impl Drop for Pair {
 
 /// `cp -a FROM TO`.
 fn copy_tree(from: &Path, to: &Path) {
-    let mut cp = std::process::Command::new("cp");
-    cp.arg("-a").arg(from).arg(to);
-    let r = run_bounded(cp, 30);
+    let r = run_host(
+        &["cp", "-a", from.to_str().unwrap(), to.to_str().unwrap()],
+        30,
+    );
     assert!(r.status.success(), "cp -a {}: {r:?}", from.display());
 }
 

@@ -26,7 +26,8 @@ use std::process::{Child, Command, Stdio};
 
 use cluster::{need, repo};
 use sandbox::{
-    Sandbox, install_standin, open_tempdir, run_bounded, standin_changes, standin_table, tail,
+    Sandbox, install_standin, open_tempdir, run_bounded, run_host, standin_changes, standin_table,
+    tail,
 };
 use support::BIN;
 
@@ -206,14 +207,7 @@ fn prepare(d: &Path) {
 
     // The CIB, offline: stonith off (one node, no fencing device) and a short dc-deadtime.
     let cib = d.join("cib.xml");
-    let empty = run_bounded(
-        {
-            let mut c = Command::new("cibadmin");
-            c.arg("--empty");
-            c
-        },
-        30,
-    );
+    let empty = run_host(&["cibadmin", "--empty"], 30);
     assert!(empty.status.success(), "cibadmin --empty: {empty:?}");
     std::fs::write(&cib, &empty.stdout).unwrap();
     for (name, value) in [("stonith-enabled", "false"), ("dc-deadtime", "2s")] {
@@ -232,14 +226,7 @@ fn prepare(d: &Path) {
     install_standin(&d.join("ipvsadm"), &d.join("standin"));
     let log = d.join("pacemaker.log");
     std::fs::write(&log, "").unwrap();
-    let chown = run_bounded(
-        {
-            let mut c = Command::new("chown");
-            c.arg("hacluster:haclient").arg(&log);
-            c
-        },
-        30,
-    );
+    let chown = run_host(&["chown", "hacluster:haclient", log.to_str().unwrap()], 30);
     assert!(chown.status.success(), "chown the cluster log: {chown:?}");
 }
 
