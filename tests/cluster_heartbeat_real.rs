@@ -41,6 +41,7 @@ fn tools() {
     need("nsenter", "util-linux");
     need("ip", "iproute2");
     need("python3", "python3");
+    need("pkill", "procps");
     assert!(
         Path::new("/usr/lib/ocf/resource.d/heartbeat/IPaddr2").exists(),
         "IPaddr2 is missing: apt-get install -y resource-agents"
@@ -279,9 +280,10 @@ fn line_index(log: &str, needle: &str) -> Option<usize> {
 /// `ldirectord ldirectord.cf status` (3: not owned) and `start` (0), and the table is
 /// built. HB2: nodeb joins and takes nothing; there ldirectord is stopped. HB3: a graceful
 /// `heartbeat -k` on nodea stops ldirectord before IPaddr2 and cleans the table; nodeb
-/// then acquires the group (status 3, start 0).
+/// then acquires the group (status 3, start 0). HB4: nodea back, nodeb's heartbeat killed:
+/// after deadtime nodea declares it dead and acquires the group (status 3, start 0).
 #[test]
-fn hb1_hb2_hb3_acquire_then_graceful_failover() {
+fn hb1_to_hb4_acquire_graceful_and_hard_failover() {
     let p = Pair::new(GOOD_CF, GOOD_CF);
     let (a, b) = (&p.a, &p.b);
 
@@ -378,6 +380,30 @@ fn hb1_hb2_hb3_acquire_then_graceful_failover() {
     );
     let status = b.resource("status");
     assert_eq!(status.code(), Some(0), "one daemon on nodeb: {status:?}");
+
+    // HB4: nodea back, then nodeb's heartbeat killed (its namespace's processes only).
+    a.heartbeat(&[]);
+    p.wait("nodea to rejoin (rscstatus none / all)", || {
+        a.rscstatus() == "none" && b.rscstatus() == "all"
+    });
+    let before = a.calls().len();
+    b.ns.ok(&["pkill", "-9", "-x", "heartbeat"]);
+    p.wait("nodea to declare nodeb dead and start ldirectord", || {
+        a.log().contains("node nodeb: is dead")
+            && a.calls()[before..].contains(&"ldirectord.cf start 0".to_owned())
+    });
+    assert!(
+        starts_after_status(
+            &a.calls()[before..],
+            "ldirectord.cf status 3",
+            "ldirectord.cf start 0"
+        ),
+        "{}",
+        p.explain()
+    );
+    p.wait("nodea's table and VIP", || {
+        a.services() == [SERVICE] && a.has_vip()
+    });
 }
 
 /// HB5's first half, whatever the group: ldirectord's start fails on nodea (a syntax error
