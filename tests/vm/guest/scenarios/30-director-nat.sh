@@ -48,7 +48,9 @@ sleep 0.2
 kill -9 "$(httpd_pid 2)"
 ms=$(ms_until 10 no_real 10.0.0.2:80) || fail "r2 not removed while r1 hangs"
 log "FIGURE kill-to-removal-while-another-hangs ms=$ms"
-[ "$ms" -le 3500 ] || fail "r2 removal took $ms ms while r1 hung"
+# Stock checks one real after the other (fork=no), so a hung real delays the others:
+# the bound holds for ours only (compat/DEVIATIONS.md row C1).
+[ "$ENGINE" = stock ] || [ "$ms" -le 3500 ] || fail "r2 removal took $ms ms while r1 hung"
 ms=$(ms_until 10 no_real 10.0.0.1:80) || fail "hung r1 never removed"
 log "FIGURE hung-real-removed ms=$ms (negotiatetimeout 2)"
 table > /tmp/nat-$ENGINE.5
