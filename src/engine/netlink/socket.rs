@@ -22,7 +22,14 @@ pub struct SocketTransport {
 impl SocketTransport {
     /// Opens the socket and spawns its connection task; needs a tokio runtime.
     pub fn open() -> io::Result<Self> {
-        let (connection, handle, _unsolicited) = netlink_proto::new_connection(NETLINK_GENERIC)?;
+        let (mut connection, handle, _unsolicited) =
+            netlink_proto::new_connection(NETLINK_GENERIC)?;
+        // netlink-proto swallows the kernel's ACK (for changes) and DONE (ending a dump)
+        // unless told to pass them on; the engine waits for both, so without these every
+        // operation looked unanswered against a real kernel. The in-memory kernel cannot
+        // show this: the VM tests (tests/ipvs_vm.rs) do.
+        connection.set_forward_ack(true);
+        connection.set_forward_done(true);
         let task = tokio::spawn(connection);
         Ok(SocketTransport { handle, task })
     }
