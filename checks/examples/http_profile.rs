@@ -9,7 +9,10 @@ use ldirectord_parsers::config::{CheckType, HttpMethod, Protocol, Receive, Servi
 fn main() {
     let mut args = std::env::args().skip(1);
     let addr: std::net::SocketAddr = args.next().expect("ADDR:PORT").parse().expect("an address");
-    let n: usize = args.next().map(|s| s.parse().expect("a count")).unwrap_or(2000);
+    let n: usize = args
+        .next()
+        .map(|s| s.parse().expect("a count"))
+        .unwrap_or(2000);
     let spec = CheckSpec {
         checktype: CheckType::Negotiate,
         service: Service::Http,
@@ -35,7 +38,10 @@ fn main() {
         tls_sni: false,
         pgsql_role: None,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let checker = build(&spec).unwrap().unwrap();
     let start = Instant::now();
     let up = rt.block_on(async {

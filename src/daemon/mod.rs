@@ -42,10 +42,6 @@ pub const DAEMON_CHILD_ENV: &str = "LDIRECTORD_RS_DAEMON_CHILD";
 /// The version stock logs and prints; log watchers match on it, so it is kept.
 pub const STOCK_VERSION: &str = "Linux Director v1.186-ha";
 
-/// The error for `--engine userspace`.
-pub const USERSPACE_UNAVAILABLE: &str = "the userspace engine is not available yet in this \
-    build of ldirectord-rs; use --engine netlink (the default) or --engine ipvsadm";
-
 /// How long the daemon waits for an `execute=` sub-instance's action.
 pub const SUB_INSTANCE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -62,7 +58,7 @@ pub enum EngineChoice {
     Netlink,
     /// The `ipvsadm` program at this path.
     Ipvsadm(PathBuf),
-    /// The embedded forwarder (not available yet).
+    /// The embedded TCP forwarder (no IPVS needed; see `engine::userspace`).
     Userspace,
 }
 

@@ -29,8 +29,15 @@ pub enum IpProto {
 /// Identity of a virtual service in the kernel table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceKey {
-    Inet { proto: IpProto, ip: IpAddr, port: u16 },
-    Fwmark { mark: u32, family: Family },
+    Inet {
+        proto: IpProto,
+        ip: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+        family: Family,
+    },
 }
 
 /// Persistence netmask: IPv4 as a dotted mask, IPv6 as a prefix length.
@@ -112,7 +119,11 @@ pub enum Op {
     /// Re-add a quiesced real (`readdquiescent=yes`): stock runs
     /// `-a <P> <V> -r RIP:PORT <fwd> -w 0` (no `-x`/`-y`); netlink an add with weight 0.
     ReaddQuiescedDest(ServiceKey, DestSpec),
-    DelDest { service: ServiceKey, ip: IpAddr, port: u16 },
+    DelDest {
+        service: ServiceKey,
+        ip: IpAddr,
+        port: u16,
+    },
 }
 
 /// What went wrong in an engine. The daemon logs it, retries on the next pass and keeps
@@ -124,7 +135,11 @@ pub enum EngineError {
     Unavailable(String),
     /// The kernel (or ipvsadm) refused one operation; `errno` when known.
     #[error("{op}: {message}")]
-    Rejected { op: String, message: String, errno: Option<i32> },
+    Rejected {
+        op: String,
+        message: String,
+        errno: Option<i32>,
+    },
     /// Talking to the kernel or the program failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -155,8 +170,14 @@ impl fmt::Display for ServiceKey {
                     IpAddr::V6(v6) => write!(f, "{flag} [{v6}]:{port}"),
                 }
             }
-            ServiceKey::Fwmark { mark, family: Family::Inet } => write!(f, "-f {mark}"),
-            ServiceKey::Fwmark { mark, family: Family::Inet6 } => write!(f, "-f {mark} -6"),
+            ServiceKey::Fwmark {
+                mark,
+                family: Family::Inet,
+            } => write!(f, "-f {mark}"),
+            ServiceKey::Fwmark {
+                mark,
+                family: Family::Inet6,
+            } => write!(f, "-f {mark} -6"),
         }
     }
 }
