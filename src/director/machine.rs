@@ -12,9 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ldirectord_checks::CheckSpec;
-use ldirectord_parsers::config::{
-    AlertSettings, CheckType, Config, Family, VirtualAddress, VirtualService,
-};
+use ldirectord_parsers::config::{AlertSettings, CheckType, Config, VirtualService};
 
 use super::action::{
     Action, Alert, CheckPlan, CheckResult, DaemonState, FallbackAction, FallbackCommand,
@@ -59,10 +57,9 @@ pub struct RealStatus {
 
 #[derive(Debug)]
 struct Check {
-    /// The spec of the first user, handed to the shell to run.
+    /// What the shell runs, and the sharing key: [`CheckSpec::for_real`] leaves out
+    /// everything a check does not depend on, so equal specs are one check (scenario 23).
     spec: CheckSpec,
-    /// The sharing key, see [`check_identity`].
-    identity: CheckSpec,
     /// (virtual, real) indices that this check decides, in file order.
     users: Vec<(usize, usize)>,
     interval: u32,
@@ -222,7 +219,7 @@ impl Director {
         now: Duration,
     ) -> Vec<Action> {
         let mut out = Vec::new();
-        let Some(&c) = self.check_index.get(&check_identity(spec)) else {
+        let Some(&c) = self.check_index.get(spec) else {
             return out;
         };
         if spec.checktype == CheckType::Off {
@@ -272,10 +269,10 @@ impl Director {
         let old_checks = std::mem::take(&mut self.checks);
         let memo: HashMap<&CheckSpec, bool> = old_checks
             .iter()
-            .filter_map(|c| c.last.map(|up| (&c.identity, up)))
+            .filter_map(|c| c.last.map(|up| (&c.spec, up)))
             .collect();
         for check in &mut checks {
-            check.last = memo.get(&check.identity).copied();
+            check.last = memo.get(&check.spec).copied();
         }
         let old_by_key: HashMap<ServiceKey, usize> = old_virtuals
             .iter()
@@ -300,7 +297,7 @@ impl Director {
                 let Some(prev) = old_reals.get(&(real.dest.ip, real.dest.port)) else {
                     continue;
                 };
-                if old_checks[prev.check].identity != checks[real.check].identity {
+                if old_checks[prev.check].spec != checks[real.check].spec {
                     continue;
                 }
                 real.up = prev.up;
@@ -900,23 +897,6 @@ fn alert_for(state: DaemonState, virt: &Virtual, message: String) -> Option<Acti
     }))
 }
 
-/// The key under which checks are shared. [`CheckSpec`] carries the virtual address for
-/// the arguments of external checks; every other kind does not look at it, so it is
-/// erased there and the same real in several virtuals is checked once (scenario 23).
-fn check_identity(spec: &CheckSpec) -> CheckSpec {
-    let mut identity = spec.clone();
-    if !matches!(
-        spec.checktype,
-        CheckType::External | CheckType::ExternalPerl
-    ) {
-        identity.virtual_address = VirtualAddress::Fwmark {
-            mark: 0,
-            family: Family::Inet,
-        };
-    }
-    identity
-}
-
 type Built = (Vec<Virtual>, Vec<Check>, HashMap<CheckSpec, usize>);
 
 /// The per-virtual and per-check structures of a config. Reals start fresh (no health).
@@ -940,22 +920,20 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
                 continue;
             }
             let spec = CheckSpec::for_real(vs, rs);
-            let identity = check_identity(&spec);
             let r = virt.reals.len();
-            let c = match index.get(&identity) {
+            let c = match index.get(&spec) {
                 Some(&c) => {
                     checks[c].interval = checks[c].interval.min(vs.checkinterval);
                     c
                 }
                 None => {
+                    index.insert(spec.clone(), checks.len());
                     checks.push(Check {
                         spec,
-                        identity: identity.clone(),
                         users: Vec::new(),
                         interval: vs.checkinterval,
                         last: None,
                     });
-                    index.insert(identity, checks.len() - 1);
                     checks.len() - 1
                 }
             };
