@@ -34,25 +34,11 @@ fn udp(addr: &str, port: u16) -> ServiceKey {
 }
 
 fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
-    ServiceSpec {
-        key,
-        scheduler: scheduler.into(),
-        persistent: None,
-        netmask: None,
-        ops: false,
-        sched_flags: vec![],
-    }
+    ServiceSpec::new(key, scheduler)
 }
 
 fn dest(addr: &str, port: u16, forward: Forward, weight: u32) -> DestSpec {
-    DestSpec {
-        ip: ip(addr),
-        port,
-        forward,
-        weight,
-        upper: 0,
-        lower: 0,
-    }
+    DestSpec::new(ip(addr), port, forward, weight)
 }
 
 /// A temporary directory with an `ipvsadm` wrapper that runs the stand-in there.

@@ -109,14 +109,7 @@ fn tcp(ip: IpAddr, port: u16) -> ServiceKey {
 }
 
 fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
-    ServiceSpec {
-        key,
-        scheduler: scheduler.to_owned(),
-        persistent: None,
-        netmask: None,
-        ops: false,
-        sched_flags: Vec::new(),
-    }
+    ServiceSpec::new(key, scheduler)
 }
 
 fn real(addr: SocketAddr, weight: u32) -> DestSpec {

@@ -75,6 +75,34 @@ pub struct DestSpec {
     pub lower: u32,
 }
 
+impl ServiceSpec {
+    /// A service with `scheduler` and nothing else set: not persistent, no flags.
+    pub fn new(key: ServiceKey, scheduler: &str) -> ServiceSpec {
+        ServiceSpec {
+            key,
+            scheduler: scheduler.to_owned(),
+            persistent: None,
+            netmask: None,
+            ops: false,
+            sched_flags: Vec::new(),
+        }
+    }
+}
+
+impl DestSpec {
+    /// A destination without connection thresholds.
+    pub fn new(ip: IpAddr, port: u16, forward: Forward, weight: u32) -> DestSpec {
+        DestSpec {
+            ip,
+            port,
+            forward,
+            weight,
+            upper: 0,
+            lower: 0,
+        }
+    }
+}
+
 /// A destination as read back, with its connection counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DestEntry {
