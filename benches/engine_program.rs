@@ -31,26 +31,12 @@ fn ops() -> Vec<Op> {
             ip: IpAddr::V4(vip),
             port: 80,
         };
-        ops.push(Op::AddService(ServiceSpec {
-            key,
-            scheduler: "wrr".into(),
-            persistent: None,
-            netmask: None,
-            ops: false,
-            sched_flags: vec![],
-        }));
+        ops.push(Op::AddService(ServiceSpec::new(key, "wrr")));
         for r in 0..REALS_PER_SERVICE {
             let rip = Ipv4Addr::from(0x0ac8_0000 + n * REALS_PER_SERVICE + r); // 10.200.x.y
             ops.push(Op::AddDest(
                 key,
-                DestSpec {
-                    ip: IpAddr::V4(rip),
-                    port: 8080,
-                    forward: Forward::Masq,
-                    weight: 1,
-                    upper: 0,
-                    lower: 0,
-                },
+                DestSpec::new(IpAddr::V4(rip), 8080, Forward::Masq, 1),
             ));
         }
     }

@@ -388,24 +388,13 @@ async fn bench(engine: &mut dyn Engine, reals: u32, services: u32) -> ExitCode {
         ip: IpAddr::from([10, 1, (s >> 8) as u8, s as u8]),
         port: 80,
     };
-    let dest = |r: u32, weight| DestSpec {
-        ip: IpAddr::from([10, 2 + (r >> 16) as u8, (r >> 8) as u8, r as u8]),
-        port: 80,
-        forward: Forward::Gate,
-        weight,
-        upper: 0,
-        lower: 0,
+    let dest = |r: u32, weight| {
+        let ip = IpAddr::from([10, 2 + (r >> 16) as u8, (r >> 8) as u8, r as u8]);
+        DestSpec::new(ip, 80, Forward::Gate, weight)
     };
     let mut program = Vec::new();
     for s in 0..services {
-        program.push(Op::AddService(ServiceSpec {
-            key: service_key(s),
-            scheduler: "wrr".into(),
-            persistent: None,
-            netmask: None,
-            ops: false,
-            sched_flags: vec![],
-        }));
+        program.push(Op::AddService(ServiceSpec::new(service_key(s), "wrr")));
     }
     for r in 0..reals {
         program.push(Op::AddDest(service_key(r % services), dest(r, 1)));

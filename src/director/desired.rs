@@ -99,14 +99,12 @@ pub fn real_dest(real: &RealServer) -> DestSpec {
 /// virtual's port, which is 0 for a fwmark virtual: `-r FALLBACK:0` is what a fwmark
 /// service needs, where stock ldirectord emits an address-less `-r :0` (defect 8).
 pub fn fallback_dest(vs: &VirtualService, fallback: &Fallback) -> DestSpec {
-    DestSpec {
-        ip: fallback.ip,
-        port: fallback.port.unwrap_or(vs.port()),
-        forward: fallback.forward,
-        weight: 1,
-        upper: 0,
-        lower: 0,
-    }
+    DestSpec::new(
+        fallback.ip,
+        fallback.port.unwrap_or(vs.port()),
+        fallback.forward,
+        1,
+    )
 }
 
 /// Whether the kernel's service already is what `want` describes, so no `-E` is needed.
@@ -208,14 +206,7 @@ mod tests {
             mark: 5,
             family: Family::Inet,
         };
-        let dest = |port, forward| DestSpec {
-            ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
-            port,
-            forward,
-            weight: 1,
-            upper: 0,
-            lower: 0,
-        };
+        let dest = |port, forward| DestSpec::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port, forward, 1);
         let cases = [
             (key, dest(8080, Forward::Gate), Some(80)),
             (key, dest(8080, Forward::Ipip), Some(80)),
@@ -237,14 +228,7 @@ mod tests {
             ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
             port: 80,
         };
-        let base = ServiceSpec {
-            key,
-            scheduler: "wrr".into(),
-            persistent: None,
-            netmask: None,
-            ops: false,
-            sched_flags: vec![],
-        };
+        let base = ServiceSpec::new(key, "wrr");
         let with = |f: &dyn Fn(&mut ServiceSpec)| {
             let mut s = base.clone();
             f(&mut s);

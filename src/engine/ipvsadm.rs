@@ -296,12 +296,9 @@ mod tests {
     #[test]
     fn stock_strings_keep_stocks_trailing_space() {
         let spec = ServiceSpec {
-            key: key(),
-            scheduler: "wlc".into(),
             persistent: Some(300),
             netmask: Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
-            ops: false,
-            sched_flags: vec![],
+            ..ServiceSpec::new(key(), "wlc")
         };
         assert_eq!(
             stock_command(&Op::AddService(spec.clone())),

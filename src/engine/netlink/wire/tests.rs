@@ -53,12 +53,9 @@ const WEB_IDENTITY: &str = "30 00 01 80
 #[test]
 fn golden_add_ipv4_tcp_service_wrr_persistent_netmask() {
     let spec = ServiceSpec {
-        key: web(),
-        scheduler: "wrr".into(),
         persistent: Some(300),
         netmask: Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
-        ops: false,
-        sched_flags: vec![],
+        ..ServiceSpec::new(web(), "wrr")
     };
     let expected = hex("
         68 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
@@ -81,17 +78,14 @@ fn golden_add_ipv4_tcp_service_wrr_persistent_netmask() {
 
 #[test]
 fn golden_add_ipv6_udp_service_with_ops() {
+    let key = ServiceKey::Inet {
+        proto: IpProto::Udp,
+        ip: ip("2001:db8::10"),
+        port: 53,
+    };
     let spec = ServiceSpec {
-        key: ServiceKey::Inet {
-            proto: IpProto::Udp,
-            ip: ip("2001:db8::10"),
-            port: 53,
-        },
-        scheduler: "rr".into(),
-        persistent: None,
-        netmask: None,
         ops: true,
-        sched_flags: vec![],
+        ..ServiceSpec::new(key, "rr")
     };
     let expected = hex("
         68 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
@@ -110,17 +104,11 @@ fn golden_add_ipv6_udp_service_with_ops() {
 
 #[test]
 fn golden_add_fwmark_ipv6_service() {
-    let spec = ServiceSpec {
-        key: ServiceKey::Fwmark {
-            mark: 12,
-            family: Family::Inet6,
-        },
-        scheduler: "wrr".into(),
-        persistent: None,
-        netmask: None,
-        ops: false,
-        sched_flags: vec![],
+    let key = ServiceKey::Fwmark {
+        mark: 12,
+        family: Family::Inet6,
     };
+    let spec = ServiceSpec::new(key, "wrr");
     let expected = hex("
         4c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         01 01 00 00
@@ -136,16 +124,13 @@ fn golden_add_fwmark_ipv6_service() {
 
 #[test]
 fn golden_sched_flags_and_del_service() {
+    let key = ServiceKey::Fwmark {
+        mark: 1,
+        family: Family::Inet,
+    };
     let spec = ServiceSpec {
-        key: ServiceKey::Fwmark {
-            mark: 1,
-            family: Family::Inet,
-        },
-        scheduler: "sh".into(),
-        persistent: None,
-        netmask: None,
-        ops: false,
         sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+        ..ServiceSpec::new(key, "sh")
     };
     let bytes = op_bytes(&Op::AddService(spec));
     // FLAGS = SCHED1 | SCHED2 = 0x18, mask all ones.
@@ -164,12 +149,9 @@ fn golden_sched_flags_and_del_service() {
 #[test]
 fn golden_add_masq_dest_with_thresholds() {
     let dest = DestSpec {
-        ip: ip("10.0.0.2"),
-        port: 8080,
-        forward: Forward::Masq,
-        weight: 5,
         upper: 100,
         lower: 10,
+        ..DestSpec::new(ip("10.0.0.2"), 8080, Forward::Masq, 5)
     };
     let expected = hex(&format!(
         "8c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
@@ -190,14 +172,7 @@ fn golden_add_masq_dest_with_thresholds() {
 #[test]
 fn golden_edit_gate_dest_takes_the_service_port() {
     // Gate to another port: ipvsadm (and so this engine) sends the service's port 80.
-    let dest = DestSpec {
-        ip: ip("10.0.0.3"),
-        port: 8080,
-        forward: Forward::Gate,
-        weight: 1,
-        upper: 0,
-        lower: 0,
-    };
+    let dest = DestSpec::new(ip("10.0.0.3"), 8080, Forward::Gate, 1);
     let expected = hex(&format!(
         "8c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         06 01 00 00
@@ -221,12 +196,9 @@ fn golden_add_ipip_dest_to_fwmark_service_keeps_its_port() {
         family: Family::Inet,
     };
     let dest = DestSpec {
-        ip: ip("10.0.0.4"),
-        port: 0,
-        forward: Forward::Ipip,
-        weight: 2,
         upper: 50,
         lower: 5,
+        ..DestSpec::new(ip("10.0.0.4"), 0, Forward::Ipip, 2)
     };
     let expected = hex("70 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         05 01 00 00
@@ -282,12 +254,9 @@ fn golden_dump_requests() {
 #[test]
 fn quiesce_and_readd_send_weight_and_thresholds_zero() {
     let dest = DestSpec {
-        ip: ip("10.0.0.2"),
-        port: 80,
-        forward: Forward::Masq,
-        weight: 7,
         upper: 9,
         lower: 3,
+        ..DestSpec::new(ip("10.0.0.2"), 80, Forward::Masq, 7)
     };
     for (op, cmd) in [
         (Op::QuiesceDest(web(), dest), cmd::SET_DEST),
@@ -312,12 +281,9 @@ fn quiesce_and_readd_send_weight_and_thresholds_zero() {
 #[test]
 fn encoding_refuses_what_the_kernel_would() {
     let mut spec = ServiceSpec {
-        key: web(),
-        scheduler: "wrr".into(),
         persistent: Some(1),
         netmask: Some(Netmask::V6(0)),
-        ops: false,
-        sched_flags: vec![],
+        ..ServiceSpec::new(web(), "wrr")
     };
     assert_eq!(
         op_message(&Op::AddService(spec.clone())),
@@ -543,16 +509,15 @@ fn encoded_services_decode_back_to_the_same_spec() {
             sched_flags: vec!["mh-fallback".into(), "mh-port".into()],
         },
         ServiceSpec {
-            key: ServiceKey::Inet {
-                proto: IpProto::Sctp,
-                ip: ip("::1"),
-                port: 9,
-            },
-            scheduler: "rr".into(),
-            persistent: None,
-            netmask: None,
-            ops: false,
             sched_flags: vec!["flag-3".into()],
+            ..ServiceSpec::new(
+                ServiceKey::Inet {
+                    proto: IpProto::Sctp,
+                    ip: ip("::1"),
+                    port: 9,
+                },
+                "rr",
+            )
         },
     ] {
         let message = op_message(&Op::AddService(spec.clone())).unwrap();
