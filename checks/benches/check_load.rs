@@ -108,6 +108,7 @@ fn coordinator() {
     let mut rows = Vec::new();
     for scenario in scenarios.split(',').filter(|s| !s.is_empty()) {
         eprintln!("check_load: scenario {scenario}, {secs} s ...");
+        let backend_cpu0 = process_cpu(&backend.id().to_string());
         let out = Command::new(&exe)
             .env(ROLE, "director")
             .env("LDRS_BENCH_SCENARIO", scenario)
@@ -116,10 +117,19 @@ fn coordinator() {
             .output()
             .unwrap();
         assert!(out.status.success(), "director for {scenario} failed");
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(row) = line.strip_prefix("ROW\t") {
-                rows.push(row.to_owned());
-            }
+        let backend_cpu = process_cpu(&backend.id().to_string()) - backend_cpu0;
+        let scenario_rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("ROW\t"))
+            .map(str::to_owned)
+            .collect();
+        let checks: u64 = scenario_rows
+            .iter()
+            .filter_map(|r| r.split('\t').nth(2)?.parse::<u64>().ok())
+            .sum();
+        for row in scenario_rows {
+            let per_check = backend_cpu.as_secs_f64() / checks.max(1) as f64 * 1e6;
+            rows.push(format!("{row}\t{per_check:.1} µs"));
         }
     }
     let _ = backend.kill();
@@ -130,7 +140,7 @@ fn coordinator() {
         cores()
     );
     println!(
-        "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
         "scenario / group",
         "reals",
         "checks",
@@ -140,15 +150,21 @@ fn coordinator() {
         "on time",
         "p99 late",
         "max late",
-        "up"
+        "up",
+        "steal",
+        "backend/chk"
     );
     for row in rows {
         let f: Vec<&str> = row.split('\t').collect();
         println!(
-            "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
-            f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]
+            "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
+            f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11]
         );
     }
+    println!(
+        "CPU/check: the director's user+sys CPU per check; backend/chk: the backend process's. \
+         steal: the share of the machine's CPU time the hypervisor took during the run."
+    );
 }
 
 /// One group of reals in a scenario.
@@ -182,12 +198,18 @@ fn director(scenario: &str) {
                 specs: http_specs(4, hung, HUNG_PORT),
             },
         ],
+        "floor-http" | "floor-tcp" => return floor(scenario, secs.min(10)),
         other => panic!("unknown scenario {other}"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // The daemon's runtime: multi-threaded, one worker per core unless told otherwise.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = std::env::var("LDRS_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder.enable_all().build().unwrap();
     let stats = runtime.block_on(run(&groups, Duration::from_secs(secs)));
     let total_checks: u64 = stats.iter().map(|s| s.checks).sum();
     let cpu = stats[0].cpu;
@@ -195,7 +217,7 @@ fn director(scenario: &str) {
     for (group, s) in groups.iter().zip(&stats) {
         let per_check = cpu.as_secs_f64() / total_checks.max(1) as f64;
         println!(
-            "ROW\t{}\t{}\t{}\t{:.0}\t{:.1} µs\t{:.1} MiB\t{:.3}%\t{} ms\t{} ms\t{:.1}%",
+            "ROW\t{}\t{}\t{}\t{:.0}\t{:.1} µs\t{:.1} MiB\t{:.3}%\t{} ms\t{} ms\t{:.1}%\t{:.1}%",
             group.name,
             group.specs.len(),
             s.checks,
@@ -206,8 +228,51 @@ fn director(scenario: &str) {
             s.percentile_ms(0.99),
             s.max_late_ms,
             100.0 * s.up as f64 / s.checks.max(1) as f64,
+            s.steal * 100.0,
         );
     }
+}
+
+/// The kernel's share, for scale: one thread doing the same exchange as the check as fast
+/// as it can with plain blocking sockets (no runtime, no timers, no epoll), against the
+/// same backend. Its CPU per exchange is about the least any checker on this machine can
+/// spend, almost all of it the kernel's TCP work for both ends of the loopback connection.
+fn floor(scenario: &str, secs: u64) {
+    use std::io::{Read, Write};
+    let http = scenario == "floor-http";
+    let port = if http { HTTP_PORT } else { TCP_PORT };
+    let request = b"GET / HTTP/1.1\r\nHost: 127.9.0.1\r\nUser-Agent: floor\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let ip = address(9, (n % 10_000) as usize);
+        let mut s = std::net::TcpStream::connect((ip, port)).unwrap();
+        if http {
+            s.write_all(request).unwrap();
+            let mut got = 0;
+            while let Ok(k) = s.read(&mut buf[got..]) {
+                if k == 0 {
+                    break;
+                }
+                got += k;
+            }
+            assert!(buf[..got].ends_with(b"OK"));
+        }
+        // SO_LINGER 0, as the checks close.
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        n += 1;
+    }
+    let cpu = cpu_time() - cpu0;
+    let wall = start.elapsed().as_secs_f64();
+    println!(
+        "ROW\t{scenario} (1 thread, blocking)\t-\t{n}\t{:.0}\t{:.1} µs\t-\t-\t-\t-\t-\t-",
+        n as f64 / wall,
+        cpu.as_secs_f64() / n as f64 * 1e6,
+    );
 }
 
 #[derive(Default)]
@@ -220,6 +285,8 @@ struct Stats {
     max_late_ms: u64,
     /// Director CPU over the run (the same for every group).
     cpu: Duration,
+    /// Share of the machine's CPU time stolen by the hypervisor over the run.
+    steal: f64,
 }
 
 impl Stats {
@@ -262,6 +329,7 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
         .collect();
     let mut reasons = std::collections::HashMap::new();
     let cpu0 = cpu_time();
+    let machine0 = MachineCpu::now();
     let end = tokio::time::Instant::now() + duration;
     let wall = Instant::now();
     loop {
@@ -285,6 +353,7 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
         }
     }
     let cpu = cpu_time() - cpu0;
+    let steal = MachineCpu::now().steal_since(&machine0);
     eprintln!("check_load: ran {:.1} s", wall.elapsed().as_secs_f64());
     let mut reasons: Vec<_> = reasons.into_iter().collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
@@ -294,6 +363,7 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
     drop(scheduler);
     for s in &mut stats {
         s.cpu = cpu;
+        s.steal = steal;
     }
     stats
 }
@@ -364,12 +434,47 @@ fn tcp_specs(block: u8, n: usize) -> Vec<CheckSpec> {
 
 /// User + system CPU of this process so far.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    process_cpu("self")
+}
+
+/// User + system CPU of process `pid` (a number or `self`) so far.
+fn process_cpu(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+}
+
+/// The machine-wide CPU counters of /proc/stat, in ticks.
+struct MachineCpu {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineCpu {
+    fn now() -> MachineCpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap();
+        // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        MachineCpu {
+            total: fields.iter().sum(),
+            steal: fields[7],
+        }
+    }
+
+    fn steal_since(&self, before: &MachineCpu) -> f64 {
+        (self.steal - before.steal) as f64 / (self.total - before.total).max(1) as f64
+    }
 }
 
 fn clock_ticks() -> u64 {

@@ -15,49 +15,85 @@ fn checker(s: &ldirectord_checks::CheckSpec) -> Arc<dyn Checker> {
 }
 
 async fn check_http(port: u16, path: &str, recv: Option<&str>) -> Outcome {
-    let mut s = http_spec(Service::Http, "127.0.0.1", port, path);
+    check(Service::Http, port, path, recv).await
+}
+
+async fn check(service: Service, port: u16, path: &str, recv: Option<&str>) -> Outcome {
+    let mut s = http_spec(service, "127.0.0.1", port, path);
     s.receive = recv.and_then(receive);
     checker(&s).check().await
 }
 
+/// Plain http goes through the lean HTTP/1.1 client, https through reqwest: both must judge
+/// the same answers the same way.
 #[tokio::test]
 async fn status_and_receive_decide() {
     let nginx = Nginx::start();
-    // 200 and receive matches.
-    let out = check_http(nginx.http, "ok", Some("OK")).await;
-    assert!(out.up, "{out:?}");
-    assert_eq!(out.reason, "200 OK");
-    // Perl `$` matches before the final newline of "OK\n".
-    assert!(check_http(nginx.http, "ok", Some("^OK$")).await.up);
-    // No receive: any 2xx is up.
-    assert!(check_http(nginx.http, "ok", None).await.up);
-    // 200 but the body does not match: down, the body is the reason.
-    let out = check_http(nginx.http, "error", Some("OK")).await;
-    assert!(!out.up);
-    assert_eq!(out.reason, "ERROR");
-    // 500 with a body that matches: still down, the status line is the reason.
-    let out = check_http(nginx.http, "500", Some("OK")).await;
-    assert!(!out.up);
-    assert_eq!(out.reason, "500 Internal Server Error");
-    // 404 without receive: down.
-    let out = check_http(nginx.http, "missing", None).await;
-    assert!(!out.up);
-    assert_eq!(out.reason, "404 Not Found");
+    for (service, port) in [(Service::Http, nginx.http), (Service::Https, nginx.https)] {
+        let check = |path, recv| check(service, port, path, recv);
+        // 200 and receive matches.
+        let out = check("ok", Some("OK")).await;
+        assert!(out.up, "{service:?}: {out:?}");
+        assert_eq!(out.reason, "200 OK");
+        // Perl `$` matches before the final newline of "OK\n".
+        assert!(check("ok", Some("^OK$")).await.up, "{service:?}");
+        // No receive: any 2xx is up.
+        assert!(check("ok", None).await.up, "{service:?}");
+        // 200 but the body does not match: down, the body is the reason.
+        let out = check("error", Some("OK")).await;
+        assert!(!out.up);
+        assert_eq!(out.reason, "ERROR", "{service:?}");
+        // 500 with a body that matches: still down, the status line is the reason.
+        let out = check("500", Some("OK")).await;
+        assert!(!out.up);
+        assert_eq!(out.reason, "500 Internal Server Error", "{service:?}");
+        // 404 without receive: down.
+        let out = check("missing", None).await;
+        assert!(!out.up);
+        assert_eq!(out.reason, "404 Not Found", "{service:?}");
+        // A chunked body is decoded before receive sees it.
+        let out = check("chunked", Some("^CHUNKED OK$")).await;
+        assert!(out.up, "{service:?}: {out:?}");
+    }
+    // nginx really sends /chunked chunked.
+    let raw = raw_get(nginx.http, "/chunked");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{raw}"
+    );
+}
+
+/// The raw answer to `GET path` on 127.0.0.1:port.
+fn raw_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 #[tokio::test]
 async fn redirects_are_followed_up_to_seven() {
     let nginx = Nginx::start();
-    let out = check_http(nginx.http, "redirect", Some("OK")).await;
-    assert!(out.up, "{out:?}");
-    let out = check_http(nginx.http, "redirect-abs", Some("OK")).await;
-    assert!(out.up, "{out:?}");
-    // A redirect loop ends on a 3xx after 7 hops: down.
-    let out = check_http(nginx.http, "loop", None).await;
-    assert!(!out.up);
-    assert_eq!(out.reason, "302 Found");
+    for (service, port) in [(Service::Http, nginx.http), (Service::Https, nginx.https)] {
+        // Relative (same scheme), then absolute to the plain http port.
+        for path in ["redirect", "redirect-abs"] {
+            let out = check(service, port, path, Some("OK")).await;
+            assert!(out.up, "{service:?} {path}: {out:?}");
+        }
+        // A redirect loop ends on a 3xx after 7 hops: down.
+        let out = check(service, port, "loop", None).await;
+        assert!(!out.up);
+        assert_eq!(out.reason, "302 Found");
+    }
     let log = nginx.access_log();
-    assert_eq!(log.matches("GET /loop ").count(), 8, "{log}");
+    assert_eq!(log.matches("GET /loop ").count(), 16, "{log}");
 }
 
 #[tokio::test]

@@ -135,6 +135,12 @@ const LOCATIONS: &str = r#"
         location = /sni { return 200 "sni=[$ssl_server_name]\n"; }
         location = /proxied { return 200 "via proxy host=$host request=$request\n"; }
         location = /big { return 200 "BEGIN $request_id$request_id$request_id END\n"; }
+        # sub_filter drops Content-Length, so HTTP/1.1 answers come chunked.
+        location = /chunked {
+            sub_filter_types text/plain;
+            sub_filter never matched;
+            return 200 "CHUNKED OK\n";
+        }
 "#;
 
 impl Nginx {

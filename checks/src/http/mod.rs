@@ -10,9 +10,12 @@
 //!   `receive` is matched against that much. No content decoding: the raw body, as stock;
 //! - the whole exchange (connect, TLS, every redirect, the body) is bounded by
 //!   `negotiatetimeout` (30 s unless set, §2.8);
-//! - every check opens a fresh connection and sends `Connection: close`, so the server
-//!   closes first and TIME_WAIT stays on its side; proxies from the environment are never
-//!   used (`HTTP_PROXY` must not reroute health checks).
+//! - every check opens a fresh connection and sends `Connection: close`; proxies from the
+//!   environment are never used (`HTTP_PROXY` must not reroute health checks);
+//! - plain `http://` hops go through a lean HTTP/1.1 exchange ([`h1`]): one write, one
+//!   buffer, and the connection closed with a reset once the answer is read (or the check
+//!   gives up), so neither the director nor the real server keeps a TIME_WAIT socket per
+//!   check. `https://` hops go through a shared reqwest client (rustls).
 //!
 //! `https`: certificates are **not** verified by default (ldirectord asks LWP for
 //! `verify_hostname => 0`); no SNI is sent, as the URL host is an IP. Extensions:
@@ -44,9 +47,14 @@ use reqwest::{Client, Method, StatusCode, Url, redirect};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use url::{Host, Position};
 
 use crate::connect::{NO_PORT, io_reason};
 use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+
+mod h1;
 
 /// Most body bytes read and matched against `receive`.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -122,19 +130,33 @@ pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
     } else {
         Some(spec.virtualhost.clone().unwrap_or_else(|| ip_text(spec.ip)))
     };
+    if let Some(host) = &host_header
+        && !h1::valid_header_value(host)
+    {
+        return Ok(Arc::new(Http::broken(
+            format!("virtualhost {host:?} cannot be sent as a Host header"),
+            spec.negotiatetimeout,
+        )));
+    }
     let method = match spec.httpmethod {
         HttpMethod::Get => Method::GET,
         HttpMethod::Head => Method::HEAD,
     };
+    let mut target = Target {
+        client,
+        first_request: None,
+        url,
+        real,
+        proxy,
+        method,
+        host_header,
+        receive: spec.receive.clone(),
+    };
+    if target.url.scheme() == "http" {
+        target.first_request = Some(target.plain_request(&target.url, 0));
+    }
     Ok(Arc::new(Http {
-        target: Ok(Target {
-            client,
-            url,
-            real,
-            method,
-            host_header,
-            receive: spec.receive.clone(),
-        }),
+        target: Ok(target),
         timeout: spec.negotiatetimeout,
     }))
 }
@@ -148,14 +170,28 @@ struct Http {
 
 #[derive(Debug)]
 struct Target {
+    /// For `https://` hops (and `https://` redirects of http_proxy checks).
     client: Client,
+    /// The request bytes of the first hop when it is plain `http://` (built once).
+    first_request: Option<Vec<u8>>,
     url: Url,
     /// The real server (or proxy), for connect-error reasons.
     real: SocketAddr,
+    /// http_proxy: every plain request goes to `real` with the absolute URL.
+    proxy: bool,
     method: Method,
     /// `None` for http_proxy: the Host comes from the absolute URL.
     host_header: Option<String>,
     receive: Option<Receive>,
+}
+
+/// What one hop answered.
+struct Reply {
+    status: StatusCode,
+    /// Where a redirect points, when the status is 3xx and a Location came.
+    location: Option<String>,
+    /// Up to [`MAX_BODY`] bytes; empty for `HEAD` and for redirects that will be followed.
+    body: Vec<u8>,
 }
 
 impl Http {
@@ -195,49 +231,156 @@ impl Target {
     async fn run(&self) -> Result<String, String> {
         let mut url = self.url.clone();
         let mut hops = 0;
-        let mut resp = loop {
-            let mut req = self
-                .client
-                .request(self.method.clone(), url.clone())
-                .header(CONNECTION, "close");
-            if hops == 0
-                && let Some(host) = &self.host_header
-            {
-                req = req.header(HOST, host);
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| send_reason(&e, &self.peer(&url)))?;
-            let next = resp
-                .status()
-                .is_redirection()
-                .then(|| resp.headers().get(LOCATION))
-                .flatten()
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| url.join(l).ok());
+        let reply = loop {
+            let reply = if url.scheme() == "http" {
+                self.fetch_plain(&url, hops).await?
+            } else {
+                // Boxed: reqwest's future is large and would make every plain check's
+                // future as large.
+                Box::pin(self.fetch_tls(&url, hops)).await?
+            };
+            let next = reply.location.as_deref().and_then(|l| url.join(l).ok());
             match next {
                 Some(next) if hops < MAX_REDIRECTS && matches!(next.scheme(), "http" | "https") => {
                     hops += 1;
                     url = next;
                 }
-                _ => break resp,
+                _ => break reply,
             }
         };
+        let line = status_line(reply.status);
+        if !reply.status.is_success() {
+            return Err(line);
+        }
+        match &self.receive {
+            Some(r) if !r.is_match(&reply.body) => Err(body_excerpt(&reply.body)),
+            _ => Ok(line),
+        }
+    }
+
+    /// The Host header of hop `hops`: the virtualhost or real on the first (never with a
+    /// port), after a redirect the new URL's host (with its port when not the default), as
+    /// LWP does.
+    fn host_for(&self, url: &Url, hops: usize) -> String {
+        match (&self.host_header, hops) {
+            (Some(host), 0) => host.clone(),
+            _ => {
+                let host = url.host_str().unwrap_or_default();
+                match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                }
+            }
+        }
+    }
+
+    /// The request bytes of a plain `http://` hop.
+    fn plain_request(&self, url: &Url, hops: usize) -> Vec<u8> {
+        let target = if self.proxy {
+            &url[..Position::AfterQuery]
+        } else {
+            &url[Position::BeforePath..Position::AfterQuery]
+        };
+        h1::request(
+            self.method.as_str(),
+            target,
+            &self.host_for(url, hops),
+            USER_AGENT,
+        )
+    }
+
+    /// Where a plain hop connects: the proxy, or the URL's host and port.
+    async fn plain_address(&self, url: &Url) -> Result<SocketAddr, String> {
+        if self.proxy {
+            return Ok(self.real);
+        }
+        let port = url.port_or_known_default().unwrap_or(80);
+        match url.host() {
+            Some(Host::Ipv4(ip)) => Ok(SocketAddr::new(ip.into(), port)),
+            Some(Host::Ipv6(ip)) => Ok(SocketAddr::new(ip.into(), port)),
+            Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
+                .await
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| format!("Can't connect to {name}:{port} (cannot resolve {name})")),
+            None => Err(format!("invalid URL {}", url.as_str())),
+        }
+    }
+
+    /// One `http://` hop over a fresh connection, by the lean HTTP/1.1 client. The
+    /// connection is closed with a reset (no TIME_WAIT on either side) whatever happens.
+    async fn fetch_plain(&self, url: &Url, hops: usize) -> Result<Reply, String> {
+        let peer = || self.peer(url);
+        let addr = self.plain_address(url).await?;
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("Can't connect to {} ({})", peer(), io_reason(&e)))?;
+        let _ = stream.set_zero_linger();
+        let built;
+        let request = match (&self.first_request, hops) {
+            (Some(first), 0) => first.as_slice(),
+            _ => {
+                built = self.plain_request(url, hops);
+                built.as_slice()
+            }
+        };
+        stream
+            .write_all(request)
+            .await
+            .map_err(|e| format!("bad response from {}: {}", peer(), io_reason(&e)))?;
+        let head_request = self.method == Method::HEAD;
+        let mut response = h1::Response::new(&mut stream);
+        let head = response
+            .head(head_request)
+            .await
+            .map_err(|e| format!("bad response from {}: {e}", peer()))?;
+        let status = StatusCode::from_u16(head.status)
+            .map_err(|_| format!("bad response from {}: invalid status code", peer()))?;
+        let location = head.location.clone().filter(|_| status.is_redirection());
+        let body = if head_request || location.is_some() {
+            Vec::new()
+        } else {
+            response.body(&head, MAX_BODY).await?
+        };
+        Ok(Reply {
+            status,
+            location,
+            body,
+        })
+    }
+
+    /// One `https://` hop through the shared reqwest client.
+    async fn fetch_tls(&self, url: &Url, hops: usize) -> Result<Reply, String> {
+        let mut req = self
+            .client
+            .request(self.method.clone(), url.clone())
+            .header(CONNECTION, "close");
+        if hops == 0
+            && let Some(host) = &self.host_header
+        {
+            req = req.header(HOST, host);
+        }
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| send_reason(&e, &self.peer(url)))?;
         let status = resp.status();
-        let line = status_line(status);
-        let body = if self.method == Method::HEAD {
+        let location = status
+            .is_redirection()
+            .then(|| resp.headers().get(LOCATION))
+            .flatten()
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        let body = if self.method == Method::HEAD || location.is_some() {
             Vec::new()
         } else {
             read_body(&mut resp).await?
         };
-        if !status.is_success() {
-            return Err(line);
-        }
-        match &self.receive {
-            Some(r) if !r.is_match(&body) => Err(body_excerpt(&body)),
-            _ => Ok(line),
-        }
+        Ok(Reply {
+            status,
+            location,
+            body,
+        })
     }
 }
 
