@@ -337,7 +337,7 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
             r = rx.recv() => r.expect("scheduler alive"),
             _ = tokio::time::sleep_until(end) => break,
         };
-        let s = &mut stats[group_of[result.key]];
+        let s = &mut stats[group_of[*result.key]];
         s.checks += 1;
         let late = result.lateness();
         if late <= ON_TIME {
@@ -348,7 +348,7 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
         s.max_late_ms = s.max_late_ms.max(ms);
         if result.outcome.up {
             s.up += 1;
-        } else if group_of[result.key] == 0 {
+        } else if group_of[*result.key] == 0 {
             *reasons.entry(result.outcome.reason).or_insert(0u64) += 1;
         }
     }

@@ -34,8 +34,8 @@ use crate::{Checker, Outcome};
 /// The result of one scheduled run.
 #[derive(Debug, Clone)]
 pub struct CheckResult<K> {
-    /// The key the check was scheduled under.
-    pub key: K,
+    /// The key the check was scheduled under, shared: a result costs no clone of it.
+    pub key: Arc<K>,
     pub outcome: Outcome,
     /// When this run was due.
     pub scheduled_at: Instant,
@@ -184,13 +184,14 @@ impl<K> Drop for Scheduler<K> {
 }
 
 /// One check's life: wait for its slot, run, report, repeat.
-async fn run<K: Clone + Send>(
+async fn run<K: Send + Sync>(
     key: K,
     checker: Arc<dyn Checker>,
     first: Instant,
     interval: Duration,
     results: mpsc::Sender<CheckResult<K>>,
 ) {
+    let key = Arc::new(key);
     let mut due = first;
     loop {
         tokio::time::sleep_until(due).await;
@@ -198,7 +199,7 @@ async fn run<K: Clone + Send>(
         // Awaited here, inside the loop: the next run cannot start before this one ends.
         let outcome = checker.check().await;
         let result = CheckResult {
-            key: key.clone(),
+            key: Arc::clone(&key),
             outcome,
             scheduled_at: due,
             started_at,

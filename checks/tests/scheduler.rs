@@ -91,7 +91,7 @@ async fn runs_every_interval_on_a_fixed_grid() {
     );
     for k in 0..5u32 {
         let r = rx.recv().await.unwrap();
-        assert_eq!(r.key, "a");
+        assert_eq!(*r.key, "a");
         assert!(r.outcome.up);
         assert_eq!(r.scheduled_at, t0 + k * SEC, "run {k}");
         assert_eq!(r.started_at, r.scheduled_at, "run {k} started late");
@@ -128,7 +128,7 @@ async fn first_runs_are_spread_over_the_jitter_and_keep_their_phase() {
         );
         millis.insert(offset.as_millis());
         assert!(
-            first.insert(r.key, r.scheduled_at).is_none(),
+            first.insert(*r.key, r.scheduled_at).is_none(),
             "a second run inside the first interval"
         );
     }
@@ -189,7 +189,7 @@ async fn a_hung_check_delays_no_other_check() {
     // Ten rounds of the 50 healthy checks, all exactly on time, none from the hung one.
     for _ in 0..50 * 10 {
         let r = rx.recv().await.unwrap();
-        assert_ne!(r.key, "hung", "the hung check produced a result");
+        assert_ne!(*r.key, "hung", "the hung check produced a result");
         assert_eq!(r.lateness(), Duration::ZERO, "{} started late", r.key);
         assert!(r.scheduled_at < t0 + 10 * SEC);
     }
@@ -220,7 +220,7 @@ async fn removing_a_check_drops_its_in_flight_run_and_stops_it() {
         },
     );
     // Let both start.
-    assert_eq!(rx.recv().await.unwrap().key, "probe");
+    assert_eq!(*rx.recv().await.unwrap().key, "probe");
     assert!(hung.started.load(Ordering::SeqCst));
     assert!(!hung.dropped.load(Ordering::SeqCst));
 
@@ -267,7 +267,7 @@ async fn dropping_the_scheduler_cancels_everything() {
             jitter: Duration::ZERO,
         },
     );
-    assert_eq!(rx.recv().await.unwrap().key, 2);
+    assert_eq!(*rx.recv().await.unwrap().key, 2);
     drop(scheduler);
     tokio::task::yield_now().await;
     assert!(hung.dropped.load(Ordering::SeqCst));

@@ -273,7 +273,7 @@ impl Daemon {
     }
 
     async fn on_result(&mut self, result: scheduler::CheckResult<CheckSpec>) {
-        if !self.scheduled.contains_key(&result.key) {
+        if !self.scheduled.contains_key(&*result.key) {
             return; // in flight across a reload that removed it
         }
         let outcome = &result.outcome;
@@ -284,7 +284,7 @@ impl Daemon {
         };
         let actions = self.director.on_check(&result.key, check, self.now());
         self.perform(actions).await;
-        if self.pending_round.remove(&result.key) && self.pending_round.is_empty() {
+        if self.pending_round.remove(&*result.key) && self.pending_round.is_empty() {
             self.director.running();
         }
     }
