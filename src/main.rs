@@ -4,10 +4,8 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = ldirectord::cli::run(
-        &args,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    );
+    // Unlocked handles: the daemon's threads log to these streams too, and a lock held here
+    // for the whole run would block every thread but this one.
+    let code = ldirectord::cli::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
     std::process::exit(code);
 }

@@ -116,7 +116,10 @@ fn coordinator() {
             .stderr(Stdio::inherit())
             .output()
             .unwrap();
-        assert!(out.status.success(), "director for {scenario} failed");
+        if !out.status.success() {
+            let _ = backend.kill();
+            panic!("director for {scenario} failed");
+        }
         let backend_cpu = process_cpu(&backend.id().to_string()) - backend_cpu0;
         let scenario_rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -210,7 +213,14 @@ fn director(scenario: &str) {
         builder.worker_threads(workers);
     }
     let runtime = builder.enable_all().build().unwrap();
-    let stats = runtime.block_on(run(&groups, Duration::from_secs(secs)));
+    // The collecting loop runs on a worker, as the daemon's main loop does: a result then
+    // wakes a task, not a parked thread.
+    let groups = Arc::new(groups);
+    let task = {
+        let groups = Arc::clone(&groups);
+        runtime.spawn(async move { run(&groups, Duration::from_secs(secs)).await })
+    };
+    let stats = runtime.block_on(task).unwrap();
     let total_checks: u64 = stats.iter().map(|s| s.checks).sum();
     let cpu = stats[0].cpu;
     let rss = vm_hwm_kib();
