@@ -160,11 +160,8 @@ fn on_a_worker(
     rt: &tokio::runtime::Runtime,
     main: impl std::future::Future<Output = i32> + Send + 'static,
 ) -> i32 {
-    match rt.block_on(rt.spawn(main)) {
-        Ok(code) => code,
-        // A panic in the main loop: the hook has printed it; exit as a panicking thread would.
-        Err(_) => 101,
-    }
+    // A panic in the main loop: the hook has printed it; exit as a panicking thread would.
+    rt.block_on(rt.spawn(main)).unwrap_or(101)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
