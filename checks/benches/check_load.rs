@@ -5,20 +5,30 @@
 //! - `http`: 10,000 reals, HTTP negotiate (`request="/"`, `receive="OK"`), every 1 s;
 //! - `tcp`: 50,000 reals, TCP connect, every 1 s;
 //! - `hung`: 10,000 healthy HTTP reals plus 1,000 that accept and never answer
-//!   (negotiatetimeout 2 s): the healthy ones' on-time share must not suffer.
+//!   (negotiatetimeout 2 s): the healthy ones' on-time share must not suffer;
+//! - `floor-http`, `floor-tcp`: the same exchange done by one
+//!   thread with blocking sockets as fast as it can, for at most 10 s. Its CPU per exchange
+//!   is roughly what the kernel alone costs per check on this machine, the floor under any
+//!   checker's figure.
 //!
 //! Reals are spread over 127.0.0.0/8 (`127.B.x.y`). The benchmark re-executes itself inside
 //! a private network namespace (`unshare --net`, needs root), where the backend listens on
 //! the wildcard address for all of them and nothing outside can connect.
 //!
 //! Figures per scenario: checks/s, director CPU per check (user+sys of the director process
-//! from /proc/self/stat over the run, divided by the checks it ran), peak RSS (VmHWM), and
-//! the share of checks started within 50 ms of their schedule.
+//! from /proc/self/stat over the run, divided by the checks it ran), peak RSS (VmHWM), the
+//! share of checks started within 50 ms of their schedule, the backend's CPU per check, and
+//! the share of the machine's CPU the hypervisor stole during the run (/proc/stat): on a
+//! shared host, steal takes capacity away and on-time figures drop with it.
 //!
 //! ```text
 //! cargo bench -p ldirectord-checks --bench check_load            # 60 s per scenario
 //! LDRS_BENCH_SECS=10 LDRS_BENCH_SCENARIOS=http,hung cargo bench -p ldirectord-checks --bench check_load
+//! LDRS_BENCH_TCP_REALS=20000 LDRS_BENCH_SCENARIOS=tcp,floor-tcp cargo bench -p ldirectord-checks --bench check_load
 //! ```
+//!
+//! Other knobs: `LDRS_BENCH_HTTP_REALS`, `LDRS_BENCH_HUNG_REALS`, `LDRS_BENCH_WORKERS`
+//! (runtime worker threads; default one per core, as the daemon).
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
@@ -86,8 +96,8 @@ fn coordinator() {
         "could not bring lo up in the benchmark's namespace"
     );
     let secs: u64 = env_or("LDRS_BENCH_SECS", 60);
-    let scenarios =
-        std::env::var("LDRS_BENCH_SCENARIOS").unwrap_or_else(|_| "http,tcp,hung".into());
+    let scenarios = std::env::var("LDRS_BENCH_SCENARIOS")
+        .unwrap_or_else(|_| "http,tcp,hung,floor-http,floor-tcp".into());
 
     let exe = std::env::current_exe().unwrap();
     let mut backend = Command::new(&exe)
