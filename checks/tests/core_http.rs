@@ -312,3 +312,45 @@ async fn combined_runs_http_once_per_n_plus_one_rounds() {
     let log = nginx.access_log();
     assert_eq!(log.matches("GET /ok ").count(), 2, "{log}");
 }
+
+/// Plain http checks close with a reset once the answer is read: neither the director nor
+/// the real server keeps a TIME_WAIT socket per check (nginx closes first on
+/// `Connection: close`, so a normal close would leave one on its side every time).
+#[tokio::test]
+async fn plain_http_leaves_no_time_wait_on_either_side() {
+    let nginx = Nginx::start();
+    // Start-up's readiness probe may have left one of its own.
+    let before = time_wait_of(nginx.http);
+    for path in ["ok", "chunked", "missing", "redirect"] {
+        for _ in 0..10 {
+            check_http(nginx.http, path, None).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let new: Vec<String> = time_wait_of(nginx.http)
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect();
+    assert!(
+        new.is_empty(),
+        "sockets of port {} left in TIME_WAIT: {new:?}",
+        nginx.http
+    );
+    // And the checks did reach nginx.
+    let log = nginx.access_log();
+    assert_eq!(log.matches("GET /ok ").count(), 20, "{log}");
+}
+
+/// The `local remote` address pairs of TIME_WAIT sockets with 127.0.0.1:`port` on either end.
+fn time_wait_of(port: u16) -> Vec<String> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let endpoint = format!("0100007F:{port:04X}");
+    tcp.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Fields 1 and 2: local and remote address; 06 = TIME_WAIT.
+            (f.len() > 3 && (f[1] == endpoint || f[2] == endpoint) && f[3] == "06")
+                .then(|| format!("{} {}", f[1], f[2]))
+        })
+        .collect()
+}
