@@ -238,6 +238,20 @@ http {{
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
+    /// The access log once `done` says it is complete, or after 5 s. nginx logs a request
+    /// after sending the answer, and a check that has read the whole answer closes without
+    /// waiting for nginx, so the line can land a moment after the check returns.
+    pub fn access_log_when(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.access_log();
+            if done(&log) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Freeze nginx (SIGSTOP): connections are still accepted by the kernel, nothing is
     /// answered. Thawed on drop.
     pub fn freeze(&self) {
