@@ -24,6 +24,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most header lines in a head.
 pub const MAX_HEADERS: usize = 100;
+/// Most informational (`1xx`) heads skipped before the final one.
+const MAX_INFORMATIONAL: usize = 8;
 /// Longest chunk-size line (with extensions) accepted in a chunked body.
 const MAX_CHUNK_LINE: usize = 4096;
 /// The buffer's first size: most heads and small bodies fit. It doubles as needed.
@@ -94,13 +96,16 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
     /// Read the final response head (skipping `1xx` ones). `head_request`: the request was
     /// `HEAD`, so no body follows whatever the head says.
     pub async fn head(&mut self, head_request: bool) -> Result<Head, String> {
-        loop {
+        for _ in 0..=MAX_INFORMATIONAL {
             let head = self.one_head(head_request).await?;
             // 101 would switch protocols, which a check never asks for: treat it as final.
             if !(100..200).contains(&head.status) || head.status == 101 {
                 return Ok(head);
             }
         }
+        Err(format!(
+            "more than {MAX_INFORMATIONAL} informational (1xx) responses"
+        ))
     }
 
     async fn one_head(&mut self, head_request: bool) -> Result<Head, String> {
@@ -245,10 +250,11 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
         }
     }
 
-    /// Read more into the buffer; returns how many bytes came (0 at the end).
+    /// Read more into the buffer; returns how many bytes came (0 at the end). What was
+    /// consumed is dropped first, so the buffer never holds more than the unread part.
     async fn fill(&mut self) -> Result<usize, String> {
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
             self.pos = 0;
         }
         if self.buf.capacity() - self.buf.len() < MIN_READ {
@@ -415,6 +421,16 @@ mod tests {
         let r = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nx";
         let (head, body) = every_step(r, false).unwrap();
         assert_eq!((head.status, body.as_slice()), (404, &b"x"[..]));
+    }
+
+    #[test]
+    fn endless_informational_heads_are_refused() {
+        let r = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_INFORMATIONAL + 1);
+        let err = read(&r, 4096, false).unwrap_err();
+        assert_eq!(err, "more than 8 informational (1xx) responses");
+        let mut r = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_INFORMATIONAL);
+        r.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(read(&r, 4096, false).unwrap().0.status, 200);
     }
 
     #[test]
