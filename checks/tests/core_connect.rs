@@ -75,18 +75,9 @@ async fn leaves_no_time_wait_behind() {
         assert!(c.check().await.up);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let needle = format!("0100007F:{port:04X}");
-    let time_wait = tcp
-        .lines()
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            // Field 2 is the remote address (our sockets connect *to* the port); 06 = TIME_WAIT.
-            f.len() > 3 && f[2] == needle && f[3] == "06"
-        })
-        .count();
-    assert_eq!(
-        time_wait, 0,
-        "sockets to port {port} left in TIME_WAIT:\n{tcp}"
+    let time_wait = sockets_of(port, |state| state == "06");
+    assert!(
+        time_wait.is_empty(),
+        "sockets of port {port} left in TIME_WAIT: {time_wait:?}"
     );
 }

@@ -399,3 +399,18 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         .unwrap()
         .block_on(fut)
 }
+
+/// The `local remote` address pairs of the sockets connected to or from 127.0.0.1:`port`
+/// whose state (hex, as in /proc/net/tcp: 06 = TIME_WAIT) passes `state`.
+pub fn sockets_of(port: u16, state: impl Fn(&str) -> bool) -> Vec<String> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let endpoint = format!("0100007F:{port:04X}");
+    tcp.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Fields 1 and 2: local and remote address, 3: state; 0A = LISTEN.
+            (f.len() > 3 && (f[1] == endpoint || f[2] == endpoint) && f[3] != "0A" && state(f[3]))
+                .then(|| format!("{} {}", f[1], f[2]))
+        })
+        .collect()
+}
