@@ -35,6 +35,7 @@
 //! (certificate verify failed: …)`, `bad response from …: …` or `timed out after 30s` when
 //! down.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
@@ -229,7 +230,8 @@ impl Target {
     }
 
     async fn run(&self) -> Result<String, String> {
-        let mut url = self.url.clone();
+        // Borrowed until a redirect: most checks never copy the URL.
+        let mut url = Cow::Borrowed(&self.url);
         let mut hops = 0;
         let reply = loop {
             let reply = if url.scheme() == "http" {
@@ -243,7 +245,7 @@ impl Target {
             match next {
                 Some(next) if hops < MAX_REDIRECTS && matches!(next.scheme(), "http" | "https") => {
                     hops += 1;
-                    url = next;
+                    url = Cow::Owned(next);
                 }
                 _ => break reply,
             }
