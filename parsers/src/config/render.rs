@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::*;
+use super::model::*;
 
 /// The configuration as `ldirectord.cf` text.
 pub fn render(config: &Config) -> String {
