@@ -30,7 +30,7 @@ impl Parser<'_, '_> {
     /// A global line (not `virtual=`, which the line loop reads).
     pub(super) fn global(&mut self, line: Line<'_>) -> Res {
         match find(GLOBAL, line.text) {
-            Some((f, v)) => f(self, &At::Global(line), v),
+            Some((name, f, v)) => f(self, &At::global(name, line), v),
             None => Err(unknown_global(line)),
         }
     }
@@ -38,7 +38,7 @@ impl Parser<'_, '_> {
     /// A line of a virtual block.
     pub(super) fn block_line(&mut self, b: &mut Block, bl: &BlockLine<'_>) -> Res {
         match find(VIRTUAL, bl.rcmd()) {
-            Some((f, v)) => f(self, b, &At::Block(bl), v),
+            Some((name, f, v)) => f(self, b, &At::block(name, bl), v),
             None => Err(unknown_in_block(bl)),
         }
     }

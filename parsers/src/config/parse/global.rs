@@ -70,15 +70,13 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
         p.global_fallback(at, v, Family::Inet6)
     }),
     row("fallbackcommand", Plain, |p, at, v| {
-        if v.is_empty() {
-            return Err(Diagnostic::error(at.whole(), "invalid fallback command"));
-        }
-        p.globals.fallbackcommand = Some(v.to_owned());
-        Ok(())
+        store(
+            &mut p.globals.fallbackcommand,
+            given(at, v, "invalid fallback command"),
+        )
     }),
     row("autoreload", Plain, |p, at, v| {
-        p.globals.autoreload = yes_no(v, at.value(v), "autoreload")?;
-        Ok(())
+        store(&mut p.globals.autoreload, yes_no(at, v))
     })
     .default("no"),
     row("callback", Quoted, |p, _, v| {
@@ -102,60 +100,43 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
     }),
     row("supervised", WholeLine, supervised).default("no"),
     row("fork", Plain, |p, at, v| {
-        p.globals.fork = yes_no(v, at.value(v), "fork")?;
-        Ok(())
+        store(&mut p.globals.fork, yes_no(at, v))
     })
     .default("no"),
     row("quiescent", Plain, |p, at, v| {
-        p.globals.quiescent = yes_no(v, at.value(v), "quiescent")?;
-        Ok(())
+        store(&mut p.globals.quiescent, yes_no(at, v))
     })
     .default("no"),
     row("readdquiescent", Plain, |p, at, v| {
-        p.globals.readdquiescent = yes_no(v, at.value(v), "readdquiescent")?;
-        Ok(())
+        store(&mut p.globals.readdquiescent, yes_no(at, v))
     })
     .default("no"),
     row("emailalert", Plain, |p, at, v| {
-        p.globals.alerts.emailalert = Some(email(v, at.value(v))?);
-        Ok(())
+        store(&mut p.globals.alerts.emailalert, email(at, v))
     }),
     row("emailalertfreq", Plain, |p, at, v| {
-        p.globals.alerts.emailalertfreq = alert_freq(v, at.value(v))?;
-        Ok(())
+        store(&mut p.globals.alerts.emailalertfreq, alert_freq(at, v))
     })
     .default("0"),
     row("emailalertstatus", Plain, |p, at, v| {
-        p.globals.alerts.emailalertstatus = alert_status(v, at.value(v))?;
-        Ok(())
+        store(&mut p.globals.alerts.emailalertstatus, alert_status(at, v))
     })
     .default("all"),
     row("emailalertfrom", Plain, |p, at, v| {
-        if v.is_empty() {
-            return Err(Diagnostic::error(
-                at.whole(),
-                "no email from address specified",
-            ));
-        }
-        p.globals.emailalertfrom = Some(v.to_owned());
-        Ok(())
+        store(
+            &mut p.globals.emailalertfrom,
+            given(at, v, "no email from address specified"),
+        )
     }),
     row("cleanstop", Plain, |p, at, v| {
-        p.globals.cleanstop = yes_no(v, at.value(v), "cleanstop")?;
-        Ok(())
+        store(&mut p.globals.cleanstop, yes_no(at, v))
     })
     .default("yes"),
     row("smtp", Plain, |p, at, v| {
-        p.globals.alerts.smtp = Some(smtp(v, at.value(v))?);
-        Ok(())
+        store(&mut p.globals.alerts.smtp, smtp(at, v))
     }),
     row("maintenancedir", Plain, |p, at, v| {
-        if v.is_empty() {
-            return Err(Diagnostic::error(
-                at.whole(),
-                "maintenance directory not specified",
-            ));
-        }
+        given(at, v, "maintenance directory not specified")?;
         p.globals.maintenancedir = Some(PathBuf::from(v));
         if p.opts.check_files && !Path::new(v).is_dir() {
             p.warnings.push(Diagnostic::warning(

@@ -175,30 +175,50 @@ impl<'a> BlockLine<'a> {
     }
 }
 
-/// Where a directive sits: a global line or a block line. Values handed to a directive
-/// are subslices of the line, so a value alone gives its span.
-pub(super) enum At<'l, 'a> {
+/// Where a directive sits (a global line or a block line), and its name. Values handed to
+/// a directive are subslices of the line, so a value alone gives its span.
+pub(super) struct At<'l, 'a> {
+    /// The directive's name, for the messages that name it.
+    pub(super) name: &'static str,
+    line: Place<'l, 'a>,
+}
+
+enum Place<'l, 'a> {
     Global(Line<'a>),
     Block(&'l BlockLine<'a>),
 }
 
-impl At<'_, '_> {
+impl<'l, 'a> At<'l, 'a> {
+    pub(super) fn global(name: &'static str, line: Line<'a>) -> Self {
+        At {
+            name,
+            line: Place::Global(line),
+        }
+    }
+
+    pub(super) fn block(name: &'static str, line: &'l BlockLine<'a>) -> Self {
+        At {
+            name,
+            line: Place::Block(line),
+        }
+    }
+
     /// The span of `value`, a subslice of the line.
     pub(super) fn value(&self, value: &str) -> Span {
-        match self {
-            At::Global(line) => {
+        match &self.line {
+            Place::Global(line) => {
                 let at = (value.as_ptr() as usize).saturating_sub(line.text.as_ptr() as usize);
                 line.span(at, value.trim_end().len().max(1))
             }
-            At::Block(bl) => bl.span_of(value),
+            Place::Block(bl) => bl.span_of(value),
         }
     }
 
     /// The span of the whole directive.
     pub(super) fn whole(&self) -> Span {
-        match self {
-            At::Global(line) => line.whole(),
-            At::Block(bl) => bl.directive_span(),
+        match &self.line {
+            Place::Global(line) => line.whole(),
+            Place::Block(bl) => bl.directive_span(),
         }
     }
 }

@@ -11,9 +11,9 @@
 //!   and [`directives()`], the table for documentation;
 //! - `global`: the rows of the global directives (name, how the value is read, what it
 //!   does);
-//! - `finish`: a complete block resolved into a
-//!   [`VirtualService`](crate::config::VirtualService), and fallbacks resolved;
-//! - `block`: the rows of the virtual-block directives, and a block's raw settings;
+//! - `block/`: the rows of the virtual-block directives and a block's raw settings
+//!   (`mod.rs`); `finish.rs` resolves a complete block into a
+//!   [`VirtualService`](crate::config::VirtualService) (and fallbacks for `global`);
 //! - `table`: the shape of a row and the lookup by name;
 //! - `value`, `sources`: reading values (stock's forms; dynamic real servers);
 //! - `state`: the reader's state and its resolution services;
@@ -21,7 +21,6 @@
 
 mod block;
 mod directives;
-mod finish;
 mod global;
 mod line;
 mod sources;

@@ -114,9 +114,12 @@ impl<F> Row<F> {
     }
 }
 
-/// The function of the row named like the line's first word, and its value, if the line
-/// has the row's form.
-pub(super) fn find<'t, F: Copy>(table: &[Row<F>], line: &'t str) -> Option<(F, &'t str)> {
+/// The row named like the line's first word (its name and function) and the value, if
+/// the line has the row's form.
+pub(super) fn find<'t, F: Copy>(
+    table: &[Row<F>],
+    line: &'t str,
+) -> Option<(&'static str, F, &'t str)> {
     // Every directive pattern is `^NAME\s*=`: only the one named like the line's first
     // word can match, so compare names before running a parser.
     let name = directive_name(line);
@@ -130,7 +133,7 @@ pub(super) fn find<'t, F: Copy>(table: &[Row<F>], line: &'t str) -> Option<(F, &
         Value::Trimmed => lex::directive(line, row.name()).map(str::trim_end),
         Value::WholeLine => Some(line),
     }?;
-    Some((row.apply?, v))
+    Some((row.name(), row.apply?, v))
 }
 
 /// `a, b, c (extensions: x, y)`: the directives a scope accepts, as the help lists them.

@@ -41,7 +41,8 @@ pub(super) fn nonzero_any(v: &str) -> Option<u32> {
     lex::truthy(d).then(|| lex::number(d).min(u64::from(u32::MAX)) as u32)
 }
 
-pub(super) fn non_empty(v: &str, span: Span, message: &str) -> Res<String> {
+pub(super) fn non_empty(at: &At<'_, '_>, v: &str, message: &str) -> Res<String> {
+    let span = at.value(v);
     if v.is_empty() {
         Err(Diagnostic::error(span, message))
     } else {
@@ -49,9 +50,10 @@ pub(super) fn non_empty(v: &str, span: Span, message: &str) -> Res<String> {
     }
 }
 
-pub(super) fn yes_no(v: &str, span: Span, name: &str) -> Res<bool> {
+pub(super) fn yes_no(at: &At<'_, '_>, v: &str) -> Res<bool> {
+    let span = at.value(v);
     lex::yes_no(v).ok_or_else(|| {
-        Diagnostic::error(span, format!("{name} must be 'yes' or 'no'"))
+        Diagnostic::error(span, format!("{} must be 'yes' or 'no'", at.name))
             .label("not exactly yes or no")
             .help(yes_no_help(v))
     })
@@ -66,7 +68,8 @@ pub(super) fn yes_no_help(v: &str) -> String {
     }
 }
 
-pub(super) fn email(v: &str, span: Span) -> Res<String> {
+pub(super) fn email(at: &At<'_, '_>, v: &str) -> Res<String> {
+    let span = at.value(v);
     let a = lex::strip_enclosing_quotes(v);
     if a.is_empty() {
         Err(Diagnostic::error(span, "no email address specified"))
@@ -76,7 +79,8 @@ pub(super) fn email(v: &str, span: Span) -> Res<String> {
 }
 
 /// `^emailalertfreq\s*=\s*(\d*)`: digits must start the value.
-pub(super) fn alert_freq(v: &str, span: Span) -> Res<u32> {
+pub(super) fn alert_freq(at: &At<'_, '_>, v: &str) -> Res<u32> {
+    let span = at.value(v);
     let d: String = v.chars().take_while(char::is_ascii_digit).collect();
     if d.is_empty() {
         return Err(Diagnostic::error(span, "invalid email alert frequency")
@@ -85,7 +89,8 @@ pub(super) fn alert_freq(v: &str, span: Span) -> Res<u32> {
     Ok(lex::number(&d).min(u64::from(u32::MAX)) as u32)
 }
 
-pub(super) fn alert_status(v: &str, span: Span) -> Res<AlertStatus> {
+pub(super) fn alert_status(at: &At<'_, '_>, v: &str) -> Res<AlertStatus> {
+    let span = at.value(v);
     let items: Vec<&str> = split_commas(v);
     let none = items.iter().filter(|&&i| i == "none").count();
     let mut s = AlertStatus::NONE;
@@ -136,7 +141,8 @@ pub(super) fn split_commas(v: &str) -> Vec<&str> {
     items
 }
 
-pub(super) fn smtp(v: &str, span: Span) -> Res<String> {
+pub(super) fn smtp(at: &At<'_, '_>, v: &str) -> Res<String> {
+    let span = at.value(v);
     let host: String = v
         .chars()
         .take_while(|&c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
@@ -220,4 +226,18 @@ pub(super) fn connecttimeout(at: &At<'_, '_>) -> Diagnostic {
         "connecttimeout directive deprecated in favour of negotiatetimeout",
     )
     .help("use negotiatetimeout= (or checktimeout=)")
+}
+
+/// A value that must not be empty; stock points at the whole line.
+pub(super) fn given(at: &At<'_, '_>, v: &str, message: &str) -> Res<String> {
+    if v.is_empty() {
+        return Err(Diagnostic::error(at.whole(), message));
+    }
+    Ok(v.to_owned())
+}
+
+/// Stores a directive's value into its setting (a plain one, or a block's `Option`).
+pub(super) fn store<T, V: Into<T>>(setting: &mut T, value: Res<V>) -> Res {
+    *setting = value?.into();
+    Ok(())
 }

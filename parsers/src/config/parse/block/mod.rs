@@ -1,7 +1,9 @@
 //! Virtual blocks: the raw settings of one `virtual=`/`virtual6=` block as stock holds
 //! them while reading it, and the table of directives allowed inside a block, each with
-//! the function that reads its value into the block. [`super::finish`] resolves a
-//! complete block into a [`VirtualService`](crate::config::VirtualService).
+//! the function that reads its value into the block; [`finish`] resolves a complete
+//! block into a [`VirtualService`](crate::config::VirtualService).
+
+mod finish;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -22,62 +24,62 @@ use super::value::*;
 /// A `real=` line kept until the block is complete (stock resolves reals afterwards,
 /// when the protocol is known).
 pub(super) struct RealTodo {
-    pub(super) value: String,
-    pub(super) value_span: Span,
-    pub(super) span: Span,
+    value: String,
+    value_span: Span,
+    span: Span,
 }
 
 /// The raw settings of one virtual block, in stock's representation, before resolution.
 pub(super) struct Block {
-    pub(super) span: Span,
-    pub(super) family: Family,
+    span: Span,
+    family: Family,
     /// (host, port text) for address virtuals.
-    pub(super) host_port: Option<(String, String)>,
-    pub(super) fwmark: Option<String>,
-    pub(super) protocol: Protocol,
-    pub(super) service: Option<Service>,
+    host_port: Option<(String, String)>,
+    fwmark: Option<String>,
+    protocol: Protocol,
+    service: Option<Service>,
     /// Span of the `virtual=` value (for resolution errors).
-    pub(super) value_span: Span,
-    pub(super) checktype: CheckType,
-    pub(super) checkcommand: String,
-    pub(super) request: String,
-    pub(super) receive: Option<Receive>,
-    pub(super) login: String,
-    pub(super) passwd: String,
-    pub(super) database: String,
-    pub(super) secret: String,
-    pub(super) checktimeout: Option<u32>,
-    pub(super) negotiatetimeout: Option<u32>,
-    pub(super) checkcount: Option<u32>,
-    pub(super) failurecount: Option<u32>,
-    pub(super) risecount: Option<u32>,
-    pub(super) checkinterval: Option<u32>,
-    pub(super) checkport: Option<u16>,
-    pub(super) httpmethod: HttpMethod,
-    pub(super) virtualhost: Option<String>,
-    pub(super) scheduler: String,
-    pub(super) persistent: Option<u32>,
-    pub(super) netmask: Option<String>,
-    pub(super) schedflags: Option<String>,
-    pub(super) ops: bool,
-    pub(super) fallback: Option<FallbackTodo>,
-    pub(super) fallbackcommand: Option<String>,
-    pub(super) quiescent: Option<bool>,
-    pub(super) cleanstop: Option<bool>,
-    pub(super) emailalert: Option<String>,
-    pub(super) emailalertfreq: Option<u32>,
-    pub(super) emailalertstatus: Option<AlertStatus>,
-    pub(super) smtp: Option<String>,
-    pub(super) monitorfile: Option<PathBuf>,
-    pub(super) servicename: Option<String>,
-    pub(super) comment: Option<String>,
-    pub(super) tls_verify: Option<bool>,
-    pub(super) tls_sni: Option<bool>,
-    pub(super) pg_role: Option<(PgRole, Span)>,
-    pub(super) pg_max_lag: Option<(Duration, Span)>,
-    pub(super) pg_sync: Option<(BTreeSet<SyncState>, Span)>,
-    pub(super) reals: Vec<RealTodo>,
-    pub(super) sources: SourcesTodo,
+    value_span: Span,
+    checktype: CheckType,
+    checkcommand: String,
+    request: String,
+    receive: Option<Receive>,
+    login: String,
+    passwd: String,
+    database: String,
+    secret: String,
+    checktimeout: Option<u32>,
+    negotiatetimeout: Option<u32>,
+    checkcount: Option<u32>,
+    failurecount: Option<u32>,
+    risecount: Option<u32>,
+    checkinterval: Option<u32>,
+    checkport: Option<u16>,
+    httpmethod: HttpMethod,
+    virtualhost: Option<String>,
+    scheduler: String,
+    persistent: Option<u32>,
+    netmask: Option<String>,
+    schedflags: Option<String>,
+    ops: bool,
+    fallback: Option<FallbackTodo>,
+    fallbackcommand: Option<String>,
+    quiescent: Option<bool>,
+    cleanstop: Option<bool>,
+    emailalert: Option<String>,
+    emailalertfreq: Option<u32>,
+    emailalertstatus: Option<AlertStatus>,
+    smtp: Option<String>,
+    monitorfile: Option<PathBuf>,
+    servicename: Option<String>,
+    comment: Option<String>,
+    tls_verify: Option<bool>,
+    tls_sni: Option<bool>,
+    pg_role: Option<(PgRole, Span)>,
+    pg_max_lag: Option<(Duration, Span)>,
+    pg_sync: Option<(BTreeSet<SyncState>, Span)>,
+    reals: Vec<RealTodo>,
+    sources: SourcesTodo,
 }
 
 impl Parser<'_, '_> {
@@ -206,8 +208,8 @@ const CHECKTYPE_LIST: &str = "checktype must be \"connect\", \"negotiate\", \"on
 /// The directives of a virtual block, in the order the help lists them (stock's first,
 /// then the extensions).
 pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
-    row("real", Plain, |_, b, at, v| real(b, at, v, "real")),
-    row("real6", Plain, |_, b, at, v| real(b, at, v, "real6")),
+    row("real", Plain, real),
+    row("real6", Plain, real),
     row("request", Quoted, |_, b, at, v| {
         if v.is_empty() {
             return Err(Diagnostic::error(
@@ -253,11 +255,7 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
     })
     .default("negotiate"),
     row("checkcommand", QuotedOrAll, |_, b, at, v| {
-        if v.is_empty() {
-            return Err(Diagnostic::error(at.whole(), "invalid check command"));
-        }
-        b.checkcommand = v.to_owned();
-        Ok(())
+        store(&mut b.checkcommand, given(at, v, "invalid check command"))
     })
     .default("/bin/true"),
     row("checktimeout", Plain, |_, b, at, v| {
@@ -299,20 +297,16 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
         Ok(())
     }),
     row("login", Quoted, |_, b, at, v| {
-        b.login = non_empty(v, at.value(v), "invalid login string")?;
-        Ok(())
+        store(&mut b.login, non_empty(at, v, "invalid login string"))
     }),
     row("passwd", Quoted, |_, b, at, v| {
-        b.passwd = non_empty(v, at.value(v), "invalid password")?;
-        Ok(())
+        store(&mut b.passwd, non_empty(at, v, "invalid password"))
     }),
     row("database", Quoted, |_, b, at, v| {
-        b.database = non_empty(v, at.value(v), "invalid database")?;
-        Ok(())
+        store(&mut b.database, non_empty(at, v, "invalid database"))
     }),
     row("secret", Quoted, |_, b, at, v| {
-        b.secret = non_empty(v, at.value(v), "invalid secret")?;
-        Ok(())
+        store(&mut b.secret, non_empty(at, v, "invalid secret"))
     }),
     row("load", Quoted, |_, _, at, v| {
         if lex::first_word(v).is_none() {
@@ -373,11 +367,7 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
         Ok(())
     }),
     row("protocol", Plain, protocol).default("tcp"),
-    row("ops", Plain, |_, b, at, v| {
-        b.ops = yes_no(v, at.value(v), "ops")?;
-        Ok(())
-    })
-    .default("no"),
+    row("ops", Plain, |_, b, at, v| store(&mut b.ops, yes_no(at, v))).default("no"),
     row("service", Plain, |p, b, at, v| {
         let s = lex::first_word(v).and_then(Service::from_word).ok_or_else(|| {
             Diagnostic::error(at.value(v), SERVICE_LIST).label("not a known service").help(
@@ -417,34 +407,25 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
         b.virtualhost = Some(lex::optionally_quoted(v).to_owned());
         Ok(())
     }),
-    row("fallback", Plain, |_, b, at, v| {
-        fallback(b, at, v, "fallback")
-    }),
-    row("fallback6", Plain, |_, b, at, v| {
-        fallback(b, at, v, "fallback6")
-    }),
+    row("fallback", Plain, fallback),
+    row("fallback6", Plain, fallback),
     row("fallbackcommand", QuotedOrAll, |_, b, at, v| {
-        if v.is_empty() {
-            return Err(Diagnostic::error(at.whole(), "invalid fallback command"));
-        }
-        b.fallbackcommand = Some(v.to_owned());
-        Ok(())
+        store(
+            &mut b.fallbackcommand,
+            given(at, v, "invalid fallback command"),
+        )
     }),
     row("quiescent", Plain, |_, b, at, v| {
-        b.quiescent = Some(yes_no(v, at.value(v), "quiescent")?);
-        Ok(())
+        store(&mut b.quiescent, yes_no(at, v))
     }),
     row("emailalert", Plain, |_, b, at, v| {
-        b.emailalert = Some(email(v, at.value(v))?);
-        Ok(())
+        store(&mut b.emailalert, email(at, v))
     }),
     row("emailalertfreq", Plain, |_, b, at, v| {
-        b.emailalertfreq = Some(alert_freq(v, at.value(v))?);
-        Ok(())
+        store(&mut b.emailalertfreq, alert_freq(at, v))
     }),
     row("emailalertstatus", Plain, |_, b, at, v| {
-        b.emailalertstatus = Some(alert_status(v, at.value(v))?);
-        Ok(())
+        store(&mut b.emailalertstatus, alert_status(at, v))
     }),
     row("monitorfile", QuotedOrAll, |p, b, at, v| {
         if p.opts.check_files
@@ -462,13 +443,9 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
         Ok(())
     }),
     row("cleanstop", Plain, |_, b, at, v| {
-        b.cleanstop = Some(yes_no(v, at.value(v), "cleanstop")?);
-        Ok(())
+        store(&mut b.cleanstop, yes_no(at, v))
     }),
-    row("smtp", Plain, |_, b, at, v| {
-        b.smtp = Some(smtp(v, at.value(v))?);
-        Ok(())
-    }),
+    row("smtp", Plain, |_, b, at, v| store(&mut b.smtp, smtp(at, v))),
     row("servicename", Plain, |_, b, _, v| {
         b.servicename = Some(v.to_owned());
         Ok(())
@@ -487,13 +464,13 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
     })
     .extension(),
     row("tlsverify", Plain, |_, b, at, v| {
-        b.tls_verify = Some(yes_no(v, at.value(v), "tlsverify").map_err(Diagnostic::extension)?);
+        b.tls_verify = Some(yes_no(at, v).map_err(Diagnostic::extension)?);
         Ok(())
     })
     .extension()
     .default("no"),
     row("tlssni", Plain, |_, b, at, v| {
-        b.tls_sni = Some(yes_no(v, at.value(v), "tlssni").map_err(Diagnostic::extension)?);
+        b.tls_sni = Some(yes_no(at, v).map_err(Diagnostic::extension)?);
         Ok(())
     })
     .extension()
@@ -548,9 +525,9 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
 ];
 
 /// `real=`/`real6=`: kept until the block is complete (stock resolves reals afterwards).
-fn real(b: &mut Block, at: &At<'_, '_>, v: &str, written: &str) -> Res {
-    if written.ends_with('6') != (b.family == Family::Inet6) {
-        return Err(family_error(at.whole(), written, "real", b.family));
+fn real(_: &mut Parser<'_, '_>, b: &mut Block, at: &At<'_, '_>, v: &str) -> Res {
+    if at.name.ends_with('6') != (b.family == Family::Inet6) {
+        return Err(family_error(at.whole(), at.name, "real", b.family));
     }
     b.reals.push(RealTodo {
         value: v.to_owned(),
@@ -561,9 +538,9 @@ fn real(b: &mut Block, at: &At<'_, '_>, v: &str, written: &str) -> Res {
 }
 
 /// `fallback=`/`fallback6=` in a block: the port defaults to the virtual's.
-fn fallback(b: &mut Block, at: &At<'_, '_>, v: &str, written: &str) -> Res {
-    if written.ends_with('6') != (b.family == Family::Inet6) {
-        return Err(family_error(at.whole(), written, "fallback", b.family));
+fn fallback(_: &mut Parser<'_, '_>, b: &mut Block, at: &At<'_, '_>, v: &str) -> Res {
+    if at.name.ends_with('6') != (b.family == Family::Inet6) {
+        return Err(family_error(at.whole(), at.name, "fallback", b.family));
     }
     let port = b
         .host_port

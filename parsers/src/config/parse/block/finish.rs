@@ -9,15 +9,15 @@ use crate::config::diag::Diagnostic;
 use crate::config::lex;
 use crate::config::model::*;
 
-use super::block::{Block, RealTodo};
-use super::sources::real_sources;
-use super::state::{Parser, Res, StockId};
-use super::value::FallbackTodo;
+use super::super::sources::real_sources;
+use super::super::state::{Parser, Res, StockId};
+use super::super::value::FallbackTodo;
+use super::{Block, RealTodo};
 
 impl Parser<'_, '_> {
     /// Resolve everything stock resolves after a block, in stock's order (fallback,
     /// virtual, reals), check for duplicates, and build the model.
-    pub(super) fn finish_block(&mut self, mut b: Block, end_line: Span) -> Res {
+    pub(in crate::config::parse) fn finish_block(&mut self, mut b: Block, end_line: Span) -> Res {
         let fallback = match &b.fallback {
             Some(todo) => Some(self.resolve_fallback(todo, b.protocol, b.family)?),
             None => None,
@@ -390,7 +390,7 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    pub(super) fn resolve_fallback(
+    pub(in crate::config::parse) fn resolve_fallback(
         &mut self,
         todo: &FallbackTodo,
         protocol: Protocol,
