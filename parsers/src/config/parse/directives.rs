@@ -116,6 +116,8 @@ fn is_global_only(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::AlertStatus;
+    use crate::config::parse::table::Scope;
 
     #[test]
     fn the_help_lists_are_the_ones_users_know() {
@@ -177,6 +179,74 @@ mod tests {
                 "{} twice",
                 d.name()
             );
+        }
+    }
+
+    /// The documented defaults are what the parser gives a directive left out.
+    #[test]
+    fn documented_defaults_are_the_parsers() {
+        use crate::config::model::{HttpMethod, LogTarget};
+        use crate::config::resolve::StaticResolver;
+        use crate::config::{ParseOptions, parse_with};
+        let opts = ParseOptions {
+            resolver: &StaticResolver::default(),
+            check_files: false,
+            hostname: Some("director".into()),
+        };
+        let text = "virtual=192.0.2.1:80\n\trealsource=partition\n";
+        let c = parse_with(text, std::path::Path::new("t.cf"), &opts)
+            .unwrap()
+            .config;
+        let (g, v) = (&c.globals, &c.virtuals[0]);
+        let yn = |b: bool| if b { "yes" } else { "no" }.to_owned();
+        for d in directives() {
+            let Some(documented) = d.default_value() else {
+                continue;
+            };
+            let actual = match (d.scope(), d.name()) {
+                (Scope::Global, "checktimeout") => v.check.checktimeout.as_secs().to_string(),
+                (Scope::Global, "negotiatetimeout") => {
+                    v.check.negotiatetimeout.as_secs().to_string()
+                }
+                (Scope::Global, "checkinterval") => g.checkinterval.to_string(),
+                (Scope::Global, "checkcount") => g.checkcount.to_string(),
+                (Scope::Global, "failurecount") => g.failurecount.to_string(),
+                (Scope::Global, "autoreload") => yn(g.autoreload),
+                (Scope::Global, "logfile") => match &g.logfile {
+                    LogTarget::File(p) => p.display().to_string(),
+                    LogTarget::Syslog(f) => f.clone(),
+                },
+                (Scope::Global, "supervised") => yn(g.supervised),
+                (Scope::Global, "fork") => yn(g.fork),
+                (Scope::Global, "quiescent") => yn(g.quiescent),
+                (Scope::Global, "readdquiescent") => yn(g.readdquiescent),
+                (Scope::Global, "emailalertfreq") => g.alerts.emailalertfreq.to_string(),
+                (Scope::Global, "emailalertstatus") => {
+                    assert_eq!(g.alerts.emailalertstatus, AlertStatus::ALL);
+                    "all".to_owned()
+                }
+                (Scope::Global, "cleanstop") => yn(g.cleanstop),
+                (Scope::Global, "risecount") => g.risecount.to_string(),
+                (Scope::Global, "checkjitter") => g.checkjitter.to_string(),
+                (Scope::Virtual, "request") => v.check.request.clone(),
+                (Scope::Virtual, "checktype") => v.check.checktype.name().to_owned(),
+                (Scope::Virtual, "checkcommand") => v.check.checkcommand.clone(),
+                (Scope::Virtual, "scheduler") => v.scheduler.clone(),
+                (Scope::Virtual, "protocol") => v.protocol.as_str().to_owned(),
+                (Scope::Virtual, "ops") => yn(v.ops),
+                (Scope::Virtual, "httpmethod") => {
+                    assert_eq!(v.check.httpmethod, HttpMethod::Get);
+                    "GET".to_owned()
+                }
+                (Scope::Virtual, "tlsverify") => yn(v.check.tls_verify),
+                (Scope::Virtual, "tlssni") => yn(v.check.tls_sni),
+                (Scope::Virtual, "realdefault") => {
+                    let s = v.real_sources.as_ref().unwrap();
+                    format!("{} {}", s.forward.as_str(), s.default_weight)
+                }
+                (scope, name) => panic!("{name} ({scope:?}): check its documented default here"),
+            };
+            assert_eq!(documented, actual, "{} ({:?})", d.name(), d.scope());
         }
     }
 }
