@@ -97,7 +97,7 @@ fn quote_hint(r: &str) -> Option<&'static str> {
     let name = directive_name(r);
     let quoted = VIRTUAL
         .iter()
-        .any(|r| r.name() == name && r.value == Value::Quoted);
+        .any(|row| row.name() == name && row.value == Value::Quoted);
     (quoted && lex::directive(r, name).is_some()).then_some(
         "this value must be in double quotes, and a # inside quotes starts a comment in stock ldirectord (it truncates the value)",
     )

@@ -4,10 +4,11 @@
 
 use std::net::IpAddr;
 
-use super::state::Res;
 use crate::config::diag::Diagnostic;
 use crate::config::lex;
 use crate::config::model::{Forward, RealCandidates, RealFilter, RealSources, Span, ValuePattern};
+
+use super::state::Res;
 
 /// The `realsource=`/`realfilter=`/`realweights=`/`realdefault=` lines of a block
 /// (extension), resolved when the block is complete (weights default to `realdefault=`'s).

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use super::line::At;
-use super::state::Res;
 use crate::config::diag::Diagnostic;
 use crate::config::lex;
 use crate::config::model::{AlertStatus, Forward, Span};
+
+use super::line::At;
+use super::state::Res;
 
 /// `^NAME\s*=\s*\"(.*)\"` or else `^NAME\s*=\s*(.*)`, given the value.
 pub(super) fn quoted_or_all(v: &str) -> &str {
@@ -41,24 +42,25 @@ pub(super) fn nonzero_any(v: &str) -> Option<u32> {
     lex::truthy(d).then(|| lex::number(d).min(u64::from(u32::MAX)) as u32)
 }
 
+/// A value that must not be empty; the error points at the value.
 pub(super) fn non_empty(at: &At<'_, '_>, v: &str, message: &str) -> Res<String> {
-    let span = at.value(v);
     if v.is_empty() {
-        Err(Diagnostic::error(span, message))
+        Err(Diagnostic::error(at.value(v), message))
     } else {
         Ok(v.to_owned())
     }
 }
 
+/// Exactly `yes` or `no`: stock compares the raw value, so trailing spaces fail.
 pub(super) fn yes_no(at: &At<'_, '_>, v: &str) -> Res<bool> {
-    let span = at.value(v);
     lex::yes_no(v).ok_or_else(|| {
-        Diagnostic::error(span, format!("{} must be 'yes' or 'no'", at.name))
+        Diagnostic::error(at.value(v), format!("{} must be 'yes' or 'no'", at.name))
             .label("not exactly yes or no")
             .help(yes_no_help(v))
     })
 }
 
+/// What to write instead of a value that is not exactly yes or no.
 pub(super) fn yes_no_help(v: &str) -> String {
     let trimmed = v.trim_end_matches(|c: char| lex::is_space(c));
     if trimmed != v || v.contains('#') {
@@ -68,11 +70,11 @@ pub(super) fn yes_no_help(v: &str) -> String {
     }
 }
 
+/// An e-mail address, quotes around it removed.
 pub(super) fn email(at: &At<'_, '_>, v: &str) -> Res<String> {
-    let span = at.value(v);
     let a = lex::strip_enclosing_quotes(v);
     if a.is_empty() {
-        Err(Diagnostic::error(span, "no email address specified"))
+        Err(Diagnostic::error(at.value(v), "no email address specified"))
     } else {
         Ok(a.to_owned())
     }
@@ -80,17 +82,18 @@ pub(super) fn email(at: &At<'_, '_>, v: &str) -> Res<String> {
 
 /// `^emailalertfreq\s*=\s*(\d*)`: digits must start the value.
 pub(super) fn alert_freq(at: &At<'_, '_>, v: &str) -> Res<u32> {
-    let span = at.value(v);
     let d: String = v.chars().take_while(char::is_ascii_digit).collect();
     if d.is_empty() {
-        return Err(Diagnostic::error(span, "invalid email alert frequency")
-            .help("a number of seconds, 0 to disable reminders"));
+        return Err(
+            Diagnostic::error(at.value(v), "invalid email alert frequency")
+                .help("a number of seconds, 0 to disable reminders"),
+        );
     }
     Ok(lex::number(&d).min(u64::from(u32::MAX)) as u32)
 }
 
+/// `emailalertstatus=`: a comma list of all, none, starting, running, stopping, reloading.
 pub(super) fn alert_status(at: &At<'_, '_>, v: &str) -> Res<AlertStatus> {
-    let span = at.value(v);
     let items: Vec<&str> = split_commas(v);
     let none = items.iter().filter(|&&i| i == "none").count();
     let mut s = AlertStatus::NONE;
@@ -104,7 +107,7 @@ pub(super) fn alert_status(at: &At<'_, '_>, v: &str) -> Res<AlertStatus> {
             "reloading" => s.reloading = true,
             other => {
                 return Err(Diagnostic::error(
-                    span,
+                    at.value(v),
                     format!("invalid email alert status at: \"{other}\""),
                 )
                 .help(
@@ -114,7 +117,7 @@ pub(super) fn alert_status(at: &At<'_, '_>, v: &str) -> Res<AlertStatus> {
         }
         if none > 0 {
             return Err(Diagnostic::error(
-                span,
+                at.value(v),
                 format!("invalid email alert status: \"{i}\" specified with \"none\""),
             ));
         }
@@ -141,19 +144,22 @@ pub(super) fn split_commas(v: &str) -> Vec<&str> {
     items
 }
 
+/// An SMTP server: the leading run of host-name characters.
 pub(super) fn smtp(at: &At<'_, '_>, v: &str) -> Res<String> {
-    let span = at.value(v);
     let host: String = v
         .chars()
         .take_while(|&c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
         .collect();
     if host.is_empty() {
-        return Err(Diagnostic::error(span, "invalid SMTP server address")
-            .help("a host name or IP address, without quotes"));
+        return Err(
+            Diagnostic::error(at.value(v), "invalid SMTP server address")
+                .help("a host name or IP address, without quotes"),
+        );
     }
     Ok(host)
 }
 
+/// A `fallback=` value before name resolution (resolved per protocol once it is known).
 pub(super) struct FallbackTodo {
     pub(super) host: String,
     pub(super) port: Option<String>,
@@ -161,6 +167,7 @@ pub(super) struct FallbackTodo {
     pub(super) span: Span,
 }
 
+/// `fallback=ADDRESS[:PORT] [gate|masq|ipip]`; a block's fallback inherits the virtual's port.
 pub(super) fn parse_fallback(
     v: &str,
     inherit_port: Option<String>,
@@ -187,6 +194,7 @@ pub(super) fn parse_fallback(
     })
 }
 
+/// Stock's warning for `checkcount=`, in either scope.
 pub(super) fn checkcount_warning(span: Span) -> Diagnostic {
     Diagnostic::warning(
         span,
@@ -203,6 +211,7 @@ pub(super) fn is_loose_dotted_quad(v: &str) -> bool {
             .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
+/// A duration such as `500ms` or `10s`; a bare number is seconds.
 pub(super) fn parse_duration(v: &str) -> Option<Duration> {
     if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
         return Some(Duration::from_secs(lex::number(v)));
@@ -210,6 +219,7 @@ pub(super) fn parse_duration(v: &str) -> Option<Duration> {
     humantime::parse_duration(v).ok()
 }
 
+/// An I/O error as Perl's `$!` prints it.
 pub(super) fn errno_text(e: &std::io::Error) -> String {
     // Perl's `$!` is the bare strerror text; std adds " (os error N)".
     let s = e.to_string();
