@@ -578,20 +578,79 @@ fn dynamic_real_server_directives() {
 
 #[test]
 fn dynamic_real_server_errors_name_line_and_column() {
-    #[rustfmt::skip]
     let cases: [(&str, usize, usize, &str); 12] = [
-        ("virtual=1.2.3.4:80\n\trealsource=everything\n", 2, 13, "realsource=everything: expected resource RSC, partition, command CMD... or list HOST[,WEIGHT]..."),
-        ("virtual=1.2.3.4:80\n\trealsource=resource a b\n", 2, 13, "realsource=resource a b: expected"),
-        ("virtual=1.2.3.4:80\n\trealsource=partition\n\trealsource=partition\n", 3, 2, "only one realsource= per virtual block"),
-        ("virtual=1.2.3.4:80\n\tchecktype=on\n\trealweights=a,1\n", 3, 2, "realfilter=, realweights= and realdefault= need a realsource= in the same virtual block"),
-        ("virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=attribute s (HS\n", 3, 13, "invalid realfilter regular expression"),
-        ("virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=attribute s\n", 3, 13, "realfilter=attribute s: expected attribute NAME REGEX"),
-        ("virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=grep x\n", 3, 13, "realfilter=grep x: expected"),
-        ("virtual=1.2.3.4:80\n\trealsource=list n1,x\n", 2, 13, "realsource=list: bad item \"n1,x\""),
-        ("virtual=1.2.3.4:80\n\trealsource=partition\n\trealdefault=route 1\n", 3, 14, "realdefault=route 1: expected FORWARD [WEIGHT]"),
-        ("nodeaddress=n1 x\n", 1, 13, "nodeaddress: \"x\" is not an IP address"),
-        ("nodeaddress=n1\n", 1, 13, "nodeaddress=n1: expected NODE ADDRESS"),
-        ("realsource=partition\n", 1, 1, "Unknown command realsource=partition"),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=everything\n",
+            2,
+            13,
+            "realsource=everything: expected resource RSC, partition, command CMD... or list HOST[,WEIGHT]...",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=resource a b\n",
+            2,
+            13,
+            "realsource=resource a b: expected",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealsource=partition\n",
+            3,
+            2,
+            "only one realsource= per virtual block",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\tchecktype=on\n\trealweights=a,1\n",
+            3,
+            2,
+            "realfilter=, realweights= and realdefault= need a realsource= in the same virtual block",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=attribute s (HS\n",
+            3,
+            13,
+            "invalid realfilter regular expression",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=attribute s\n",
+            3,
+            13,
+            "realfilter=attribute s: expected attribute NAME REGEX",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=grep x\n",
+            3,
+            13,
+            "realfilter=grep x: expected",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=list n1,x\n",
+            2,
+            13,
+            "realsource=list: bad item \"n1,x\"",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealdefault=route 1\n",
+            3,
+            14,
+            "realdefault=route 1: expected FORWARD [WEIGHT]",
+        ),
+        (
+            "nodeaddress=n1 x\n",
+            1,
+            13,
+            "nodeaddress: \"x\" is not an IP address",
+        ),
+        (
+            "nodeaddress=n1\n",
+            1,
+            13,
+            "nodeaddress=n1: expected NODE ADDRESS",
+        ),
+        (
+            "realsource=partition\n",
+            1,
+            1,
+            "Unknown command realsource=partition",
+        ),
     ];
     for (text, line, column, message) in cases {
         let e = parse(text).unwrap_err().error;
