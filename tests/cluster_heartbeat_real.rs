@@ -105,7 +105,7 @@ impl Node {
         // test's engine and pid directory, and a record of each call: this node's own file.
         new_file(
             &ha.join("resource.d/ldirectord"),
-            &format!(
+            format!(
                 "#!/bin/sh\n'{BIN}' --engine ipvsadm --ipvsadm '{d}/ipvsadm' --run-dir '{d}/run' \"$@\"\n\
                  rc=$?\necho \"$* $rc\" >> '{d}/calls'\nexit $rc\n"
             ),
