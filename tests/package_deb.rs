@@ -9,24 +9,27 @@
 //! on the package: clean, apart from the overrides the package justifies.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::Instant;
 
-fn run(what: &str, cmd: &mut Command) -> String {
+/// Run `cmd`: its exit status, standard output, and both outputs together.
+fn output(what: &str, cmd: &mut Command) -> (ExitStatus, String, String) {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let both = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&both).into_owned(),
+    )
+}
+
+/// Run `cmd`, insist on success, return its standard output.
+fn run(what: &str, cmd: &mut Command) -> String {
+    let (status, stdout, both) = output(what, cmd);
+    assert!(status.success(), "{what} failed ({status}):\n{both}");
+    stdout
 }
 
 #[test]
@@ -48,16 +51,15 @@ fn package_replaces_stock_and_removes_cleanly() {
         .to_owned();
     let build_secs = started.elapsed().as_secs_f64();
 
-    let lintian = Command::new("lintian")
-        .args(["--fail-on", "warning"])
-        .arg(&deb)
-        .output()
-        .expect("run lintian (compat/deb/apt-packages.txt)");
-    let said = String::from_utf8_lossy(&lintian.stdout).into_owned();
+    let (status, said, both) = output(
+        "lintian (compat/deb/apt-packages.txt)",
+        Command::new("lintian")
+            .args(["--fail-on", "warning"])
+            .arg(&deb),
+    );
     assert!(
-        lintian.status.success() && said.trim().is_empty(),
-        "lintian on {deb}:\n{said}{}",
-        String::from_utf8_lossy(&lintian.stderr)
+        status.success() && said.trim().is_empty(),
+        "lintian on {deb}:\n{both}"
     );
 
     let rooted = Instant::now();
@@ -70,24 +72,20 @@ fn package_replaces_stock_and_removes_cleanly() {
 
     let work = dir.path().join("root");
     std::fs::create_dir(&work).unwrap();
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--pid",
-            "--fork",
-            "--propagation",
-            "private",
-            "sh",
-        ])
-        .arg(repo.join("tests/fixtures/deb/in-root.sh"))
-        .args([&root, &deb])
-        .arg(&work)
-        .output()
-        .expect("run unshare (util-linux)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (status, _, text) = output(
+        "unshare (util-linux)",
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--pid",
+                "--fork",
+                "--propagation",
+                "private",
+                "sh",
+            ])
+            .arg(repo.join("tests/fixtures/deb/in-root.sh"))
+            .args([&root, &deb])
+            .arg(&work),
     );
     println!("{text}");
     println!(
@@ -96,7 +94,7 @@ fn package_replaces_stock_and_removes_cleanly() {
         started.elapsed().as_secs_f64()
     );
     assert!(
-        out.status.success() && text.contains("\nPASS"),
+        status.success() && text.contains("\nPASS"),
         "the package in a bookworm root:\n{text}"
     );
 }
