@@ -142,7 +142,14 @@ async fn ldirectord_binary() -> Result<PathBuf, Error> {
         // started us (examples bring the dev-dependencies), so the crates it just built are
         // reused: without it, a fresh clone builds them a second time (3 min here).
         build
-            .args(["build", "--quiet", "--bin", "ldirectord", "--example", "quickstart"])
+            .args([
+                "build",
+                "--quiet",
+                "--bin",
+                "ldirectord",
+                "--example",
+                "quickstart",
+            ])
             .arg("--manifest-path")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
         if profile_dir.file_name().is_some_and(|p| p == "release") {
