@@ -54,7 +54,7 @@ fn package_replaces_stock_and_removes_cleanly() {
     let (status, said, both) = output(
         "lintian (compat/deb/apt-packages.txt)",
         Command::new("lintian")
-            .args(["--fail-on", "warning"])
+            .args(["--fail-on", "error,warning"])
             .arg(&deb),
     );
     assert!(
