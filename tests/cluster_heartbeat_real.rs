@@ -1,8 +1,8 @@
 //! heartbeat v1 for real (cluster-integration §3.5, §5.2): Debian's heartbeat 3.0.6 in
 //! `haresources` mode on two nodes, each in its own namespaces (see
 //! `fixtures/cluster/heartbeat/sandbox.rs`), talking ucast over a veth pair that exists only
-//! between the two network namespaces. Each node has its own `/etc/ha.d`: the package's
-//! files plus `ha.cf`, `authkeys`, `haresources`, `ldirectord.cf`, and
+//! between the two network namespaces. Each node has its own `/etc/ha.d`, made new: the package files
+//! heartbeat runs plus `ha.cf`, `authkeys`, `haresources`, `ldirectord.cf`, and
 //! `resource.d/ldirectord`, the binary wrapped to use the ipvsadm stand-in (this kernel has
 //! no IPVS) and a pid directory of the test, and to record each call and its exit code.
 //!
@@ -20,7 +20,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use cluster::{need, repo};
-use sandbox::{Sandbox, install_standin, open_tempdir, run_host, script, standin_table, tail};
+use sandbox::{
+    Sandbox, install_standin, new_file, open_tempdir, run_host, script, standin_table, tail,
+};
 use support::BIN;
 
 const HEARTBEAT: &str = "/usr/libexec/heartbeat/heartbeat";
@@ -55,55 +57,59 @@ struct Node {
 }
 
 impl Node {
-    /// A node's files: `/etc/ha.d` from the package plus the test's, and an empty
-    /// `/var/lib/heartbeat` (its own UUID is made at first start).
+    /// A node's files, all new in its own directory: a private `/etc/ha.d` holding only the
+    /// package files heartbeat runs ([`HA_D_FILES`]) plus the test's, and an empty
+    /// `/var/lib/heartbeat` (its own UUID is made at first start). Nothing is copied from
+    /// the host as a tree: with Debian's `ldirectord` installed, the host's
+    /// `resource.d/ldirectord` is a symlink to `/usr/sbin/ldirectord`, and writing the
+    /// wrapper through a copy of it would overwrite the host's binary (and give both nodes
+    /// one wrapper).
     fn prepare(dir: &Path, cf: &str) {
-        std::fs::create_dir_all(dir.join("lib")).unwrap();
         std::fs::create_dir_all(dir.join("run")).unwrap();
-        copy_tree(Path::new("/etc/ha.d"), &dir.join("ha.d"));
-        copy_tree(Path::new("/var/lib/heartbeat/."), &dir.join("lib"));
-        for f in [
-            "hb_uuid",
-            "hb_generation",
-            "hostcache",
-            "delhostcache",
-            "fifo",
-        ] {
-            let _ = std::fs::remove_file(dir.join("lib").join(f));
+        for sub in ["rc.d", "resource.d"] {
+            std::fs::create_dir_all(dir.join("ha.d").join(sub)).unwrap();
         }
+        for file in HA_D_FILES {
+            let from = Path::new("/etc/ha.d").join(file);
+            let text = std::fs::read(&from).unwrap_or_else(|e| {
+                panic!("{}: {e} (apt-get install -y heartbeat)", from.display())
+            });
+            new_file(&dir.join("ha.d").join(file), text, 0o755);
+        }
+        heartbeat_state_dir(&dir.join("lib"));
         let ha = dir.join("ha.d");
         let d = dir.display();
-        std::fs::write(
-            ha.join("ha.cf"),
+        new_file(
+            &ha.join("ha.cf"),
             format!(
                 "logfile {d}/ha-log\ndebugfile {d}/ha-debug\nkeepalive 1\nwarntime 3\n\
                  deadtime 5\ninitdead 10\nudpport 694\nucast hb0 10.250.1.1\n\
                  ucast hb0 10.250.1.2\nauto_failback off\nrealtime off\n\
                  node nodea nodeb\ncrm off\n"
             ),
-        )
-        .unwrap();
-        std::fs::write(ha.join("authkeys"), "auth 1\n1 sha1 ldirectord-rs-test\n").unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(ha.join("authkeys"), std::fs::Permissions::from_mode(0o600))
-                .unwrap();
-        }
-        std::fs::write(ha.join("haresources"), HARESOURCES).unwrap();
-        std::fs::write(
-            ha.join("ldirectord.cf"),
+            0o644,
+        );
+        new_file(
+            &ha.join("authkeys"),
+            "auth 1\n1 sha1 ldirectord-rs-test\n",
+            0o600,
+        );
+        new_file(&ha.join("haresources"), HARESOURCES, 0o644);
+        new_file(
+            &ha.join("ldirectord.cf"),
             format!("logfile=\"{d}/ld.log\"\n{cf}"),
-        )
-        .unwrap();
+            0o644,
+        );
         install_standin(&dir.join("ipvsadm"), &dir.join("standin"));
         // What `ln -s /usr/sbin/ldirectord /etc/ha.d/resource.d/ldirectord` does, plus the
-        // test's engine and pid directory, and a record of each call.
-        script(
+        // test's engine and pid directory, and a record of each call: this node's own file.
+        new_file(
             &ha.join("resource.d/ldirectord"),
-            &format!(
+            format!(
                 "#!/bin/sh\n'{BIN}' --engine ipvsadm --ipvsadm '{d}/ipvsadm' --run-dir '{d}/run' \"$@\"\n\
                  rc=$?\necho \"$* $rc\" >> '{d}/calls'\nexit $rc\n"
             ),
+            0o755,
         );
         script(
             &dir.join("refuse-reboot"),
@@ -255,13 +261,46 @@ impl Drop for Pair {
     }
 }
 
-/// `cp -a FROM TO`.
-fn copy_tree(from: &Path, to: &Path) {
-    let r = run_host(
-        &["cp", "-a", from.to_str().unwrap(), to.to_str().unwrap()],
-        30,
-    );
-    assert!(r.status.success(), "cp -a {}: {r:?}", from.display());
+/// The files of Debian's heartbeat package that `haresources` mode runs: `harc` and its
+/// `rc.d` scripts, `shellfuncs`, and the `IPaddr2` resource script with its helper.
+const HA_D_FILES: &[&str] = &[
+    "harc",
+    "shellfuncs",
+    "rc.d/ask_resources",
+    "rc.d/hb_takeover",
+    "rc.d/ip-request",
+    "rc.d/ip-request-resp",
+    "rc.d/status",
+    "resource.d/IPaddr2",
+    "resource.d/hto-mapfuncs",
+];
+
+/// An empty `/var/lib/heartbeat` laid out as the package ships it (owners and modes too).
+fn heartbeat_state_dir(lib: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for (sub, owner, mode) in [
+        ("api", "root:root", 0o755),
+        ("casual", "root:root", 0o755),
+        ("ccm", "hacluster:haclient", 0o750),
+        ("ckpt", "root:root", 0o755),
+        ("cores", "root:root", 0o755),
+        ("cores/hacluster", "hacluster:root", 0o700),
+        ("cores/nobody", "nobody:root", 0o700),
+        ("cores/root", "root:root", 0o700),
+        ("crm", "hacluster:haclient", 0o750),
+        ("lrm", "root:root", 0o755),
+        ("pengine", "hacluster:haclient", 0o750),
+    ] {
+        let path = lib.join(sub);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let r = run_host(&["chown", owner, path.to_str().unwrap()], 30);
+        assert!(
+            r.status.success(),
+            "chown {owner} {}: {r:?}",
+            path.display()
+        );
+    }
 }
 
 /// `calls` begins with one or more `status`, then `start`.

@@ -225,12 +225,11 @@ fn o15_ocf_tester_passes() {
 #[test]
 fn o16_o17_crm_resource_without_a_cluster() {
     need("crm_resource", "pacemaker-cli-utils");
-    cluster::install_shim("ldirectord");
     let w = World::new();
     let a = Agent::new(&w, "test");
     let cfg = good_config(&w, "crm.cf", 1);
     let crm = |op: &str, extra: &[String]| {
-        let mut cmd = std::process::Command::new("crm_resource");
+        let mut cmd = cluster::with_private_agents(&w, "crm_resource");
         cmd.args([
             op,
             "--class",
