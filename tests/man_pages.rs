@@ -15,50 +15,12 @@ fn page(name: &str) -> String {
 }
 
 /// Every directive name the configuration parser accepts (or rejects by name, such as the
-/// deprecated `timeout`). The one place that knows where they come from: today the lists
-/// in the help texts and the names the parser matches, read from its sources; once the
-/// parser exports its directive table, this becomes a call to it.
+/// deprecated `timeout`): the parser's own directive table, global and block rows alike.
 fn parser_directives() -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut files = vec![repo("parsers/src/config")];
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        // `const GLOBAL_DIRECTIVES: &str = "a, b, ... (extensions: c, d)";` and BLOCK_.
-        for line in text.lines() {
-            let line = line.trim();
-            if line.starts_with("const") && line.contains("_DIRECTIVES: &str = \"") {
-                let list = line.split('"').nth(1).unwrap();
-                for word in list.split([',', '(', ')', ':']) {
-                    let word = word.trim();
-                    if !word.is_empty() && word != "extensions" {
-                        names.insert(word.to_owned());
-                    }
-                }
-            }
-        }
-        // `d("name")`, `directive(line, "name")`, `directive_pair(line, "name")`: the names
-        // the parser matches.
-        for call in ["d(", "directive(", "directive_pair("] {
-            for piece in text.split(call).skip(1) {
-                let args = piece.split(')').next().unwrap();
-                let Some(name) = args.split('"').nth(1) else {
-                    continue;
-                };
-                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
-                    names.insert(name.to_owned());
-                }
-            }
-        }
-    }
-    assert!(
-        names.len() > 50,
-        "found only {} directives in the parser's sources: repoint parser_directives()",
-        names.len()
-    );
+    let names: BTreeSet<String> = ldirectord_parsers::config::directives()
+        .map(|d| d.name().to_owned())
+        .collect();
+    assert!(names.len() > 50, "only {} directives", names.len());
     names
 }
 
