@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use ldirectord::engine::ipvsadm::{IpvsadmEngine, argv, stock_command};
 use ldirectord::engine::{
-    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceKey, ServiceSpec,
+    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, SchedFlags, ServiceKey,
+    ServiceSpec,
 };
 use ldirectord_parsers::config::{Family, Forward};
 use ldirectord_parsers::ipvsadm::{ListingKind, merge, parse, render};
@@ -114,7 +115,7 @@ fn stock_cases() -> Vec<(Op, &'static str)> {
         ..service(udp("127.0.0.1", 53), "rr")
     };
     let sched_flags = ServiceSpec {
-        sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+        sched_flags: SchedFlags::parse("sh-fallback,sh-port"),
         persistent: Some(120),
         ..service(tcp("192.0.2.1", 443), "sh")
     };
@@ -246,7 +247,7 @@ async fn the_standin_receives_stocks_argv_for_every_op_kind() {
         // must still reach the program with stock's argv, and fail as ipvsadm would.
         let result = engine.apply(&op).await;
         if let Err(e) = &result {
-            assert!(matches!(e, EngineError::Rejected { .. }), "{op:?}: {e}");
+            assert!(matches!(e, EngineError::Command { .. }), "{op:?}: {e}");
         }
         expected.push(argv(&op).join(" "));
     }
@@ -435,8 +436,9 @@ async fn the_standins_listing_is_what_the_renderer_prints() {
     );
     let table = merge(&plain_parsed, &thresholds_parsed);
     assert_eq!(table.services.len(), 4);
-    assert_eq!(render(&table, ListingKind::Plain), plain);
-    assert_eq!(render(&table, ListingKind::Thresholds), thresholds);
+    let header = plain_parsed.header.clone().unwrap_or_default();
+    assert_eq!(render(&table, &header, ListingKind::Plain), plain);
+    assert_eq!(render(&table, &header, ListingKind::Thresholds), thresholds);
     assert!(
         plain.contains("UDP  [2001:db8::10]:53 sh (sh-port) persistent 300 mask 64 ops\n"),
         "{plain}"
@@ -450,20 +452,22 @@ async fn a_refused_op_is_rejected_with_ipvsadms_message() {
     let add = Op::AddService(service(tcp("10.0.0.1", 80), "wrr"));
     engine.apply(&add).await.unwrap();
     match engine.apply(&add).await {
-        Err(EngineError::Rejected { op, message, errno }) => {
+        Err(EngineError::Command { command, message }) => {
             assert_eq!(
-                op,
+                command,
                 format!("{} -A -t 10.0.0.1:80 -s wrr", standin.program().display())
             );
             assert_eq!(message, "Service already exists");
+            // ipvsadm reports no errno.
+            let errno = EngineError::Command { command, message }.errno();
             assert_eq!(errno, None);
         }
-        other => panic!("expected Rejected, got {other:?}"),
+        other => panic!("expected Command, got {other:?}"),
     }
     let missing = Op::EditDest(tcp("10.0.0.1", 80), dest("10.0.0.2", 80, Forward::Masq, 1));
     match engine.apply(&missing).await {
-        Err(EngineError::Rejected { message, .. }) => assert_eq!(message, "No such destination"),
-        other => panic!("expected Rejected, got {other:?}"),
+        Err(EngineError::Command { message, .. }) => assert_eq!(message, "No such destination"),
+        other => panic!("expected Command, got {other:?}"),
     }
 }
 

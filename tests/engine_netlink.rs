@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use ldirectord::engine::ipvsadm::IpvsadmEngine;
 use ldirectord::engine::netlink::{FakeKernel, NetlinkEngine, NetlinkOptions};
 use ldirectord::engine::{
-    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceEntry, ServiceKey,
-    ServiceSpec, Table,
+    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, SchedFlags, ServiceEntry,
+    ServiceKey, ServiceSpec, Table,
 };
 use ldirectord_parsers::config::{Family, Forward};
 
@@ -54,7 +54,7 @@ fn errno_of(result: Result<(), EngineError>) -> (i32, String, String) {
             op,
             message,
             errno: Some(errno),
-        }) => (errno, op, message),
+        }) => (errno as i32, op, message),
         other => panic!("expected a rejection with an errno, got {other:?}"),
     }
 }
@@ -79,7 +79,7 @@ fn fixture() -> Fixture {
             ..service(key(IpProto::Udp, "2001:db8::10", 53), "rr")
         },
         fwm6: ServiceSpec {
-            sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+            sched_flags: SchedFlags::parse("sh-fallback,sh-port"),
             persistent: Some(60),
             netmask: Some(Netmask::V6(64)),
             ..service(
@@ -128,6 +128,7 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
         services: vec![
             ServiceEntry {
                 spec: f.web.clone(),
+                pe: None,
                 dests: vec![
                     entry(web_masq),
                     entry(dest("10.0.0.3", 80, Forward::Gate, 1)),
@@ -135,10 +136,12 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
             },
             ServiceEntry {
                 spec: f.sctp.clone(),
+                pe: None,
                 dests: vec![],
             },
             ServiceEntry {
                 spec: f.dns6.clone(),
+                pe: None,
                 dests: vec![
                     entry(dest("2001:db8::a", 53, Forward::Ipip, 2)),
                     entry(dest("192.0.2.99", 53, Forward::Ipip, 1)),
@@ -146,6 +149,7 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
             },
             ServiceEntry {
                 spec: f.fwm6.clone(),
+                pe: None,
                 dests: vec![entry(dest("2001:db8::b", 0, Forward::Gate, 0))],
             },
         ],
@@ -332,7 +336,7 @@ async fn kernel_errors_become_rejections_that_name_the_op() {
     // Refused before anything is sent.
     let before = kernel.requests();
     let bad_flags = ServiceSpec {
-        sched_flags: vec!["sh-sideways".into()],
+        sched_flags: SchedFlags::parse("sh-sideways"),
         ..service(f.sctp.key, "sh")
     };
     let (errno, _, message) = errno_of(engine.apply(&Op::AddService(bad_flags)).await);

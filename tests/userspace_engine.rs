@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ldirectord::engine::userspace::UserspaceEngine;
 use ldirectord::engine::{
-    DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceKey, ServiceSpec,
+    DestSpec, Engine, EngineError, IpProto, Netmask, Op, SchedFlags, ServiceKey, ServiceSpec,
 };
 use ldirectord_parsers::config::{Family, Forward};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -443,7 +443,7 @@ async fn upper_threshold_marks_a_real_overloaded() {
 async fn dump_returns_the_table_with_connection_counts() {
     let (a, b) = (backend("a").await, backend("b").await);
     let spec = |k| ServiceSpec {
-        sched_flags: vec!["sh-fallback".to_owned()],
+        sched_flags: SchedFlags::parse("sh-fallback"),
         ..service(k, "rr")
     };
     let reals = [real(a.addr, 2), real(b.addr, 1)];
@@ -501,7 +501,9 @@ async fn empty_virtual_refuses_connections() {
 
 fn rejected_message(e: EngineError) -> (String, String, Option<i32>) {
     match e {
-        EngineError::Rejected { op, message, errno } => (op, message, errno),
+        EngineError::Rejected { op, message, errno } => {
+            (op, message, errno.map(|errno| errno as i32))
+        }
         other => panic!("expected Rejected, got {other:?}"),
     }
 }
