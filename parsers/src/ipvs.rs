@@ -386,6 +386,18 @@ pub struct DestEntry {
     pub inactive_conns: u32,
 }
 
+impl DestEntry {
+    /// A destination as just added: not local, no connections.
+    pub fn new(spec: DestSpec) -> DestEntry {
+        DestEntry {
+            spec,
+            local: false,
+            active_conns: 0,
+            inactive_conns: 0,
+        }
+    }
+}
+
 /// A virtual service as read back, with its destinations in kernel order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceEntry {

@@ -468,14 +468,10 @@ fn render_service_line(out: &mut String, service: &ServiceEntry) {
         ServiceKey::Inet { proto, ip, port } => {
             write!(out, "{:<4} {}", proto.as_str(), SocketAddr::new(ip, port))
         }
-        ServiceKey::Fwmark {
-            mark,
-            family: Family::Inet,
-        } => write!(out, "FWM  {mark}"),
-        ServiceKey::Fwmark {
-            mark,
-            family: Family::Inet6,
-        } => write!(out, "FWM  {mark} IPv6"),
+        ServiceKey::Fwmark { mark, family } => {
+            let v6 = if family == Family::Inet6 { " IPv6" } else { "" };
+            write!(out, "FWM  {mark}{v6}")
+        }
     };
     let _ = write!(out, " {}", spec.scheduler);
     if !spec.sched_flags.is_empty() {

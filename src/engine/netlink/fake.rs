@@ -398,46 +398,16 @@ impl State {
     }
 }
 
-fn find(attrs: &[Attr], kind: u16) -> Option<&[u8]> {
-    attrs
-        .iter()
-        .find(|a| a.kind_id() == kind)
-        .and_then(|a| match a {
-            Attr::Bytes(_, bytes) => Some(bytes.as_slice()),
-            Attr::Nested(..) => None,
-        })
-}
+use wire::{find, read_be16, read_u16, read_u32};
 
-fn get_u16(attrs: &[Attr], kind: u16) -> Result<Option<u16>, Errno> {
+/// An attribute read with `read` (one of wire's readers); a short value is EINVAL.
+fn get<T>(
+    attrs: &[Attr],
+    kind: u16,
+    read: fn(&[u8], &str) -> Result<T, netlink_packet_core::DecodeError>,
+) -> Result<Option<T>, Errno> {
     find(attrs, kind)
-        .map(|b| {
-            b.get(..2)
-                .and_then(|b| b.try_into().ok())
-                .map(u16::from_ne_bytes)
-                .ok_or(EINVAL)
-        })
-        .transpose()
-}
-
-fn get_be16(attrs: &[Attr], kind: u16) -> Result<Option<u16>, Errno> {
-    find(attrs, kind)
-        .map(|b| {
-            b.get(..2)
-                .and_then(|b| b.try_into().ok())
-                .map(u16::from_be_bytes)
-                .ok_or(EINVAL)
-        })
-        .transpose()
-}
-
-fn get_u32(attrs: &[Attr], kind: u16) -> Result<Option<u32>, Errno> {
-    find(attrs, kind)
-        .map(|b| {
-            b.get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_ne_bytes)
-                .ok_or(EINVAL)
-        })
+        .map(|bytes| read(bytes, "").map_err(|_| EINVAL))
         .transpose()
 }
 
@@ -466,13 +436,13 @@ fn family_of_af(af: u16) -> Result<Family, Errno> {
 }
 
 fn parse_service_key(nest: &[Attr]) -> Result<ServiceKey, Errno> {
-    let family = family_of_af(get_u16(nest, svc_attr::AF)?.ok_or(EINVAL)?)?;
-    match get_u32(nest, svc_attr::FWMARK)? {
+    let family = family_of_af(get(nest, svc_attr::AF, read_u16)?.ok_or(EINVAL)?)?;
+    match get(nest, svc_attr::FWMARK, read_u32)? {
         Some(mark) if mark != 0 => Ok(ServiceKey::Fwmark { mark, family }),
         _ => {
-            let proto = get_u16(nest, svc_attr::PROTOCOL)?.ok_or(EINVAL)?;
+            let proto = get(nest, svc_attr::PROTOCOL, read_u16)?.ok_or(EINVAL)?;
             let ip = get_addr(nest, svc_attr::ADDR, family)?.ok_or(EINVAL)?;
-            let port = get_be16(nest, svc_attr::PORT)?.ok_or(EINVAL)?;
+            let port = get(nest, svc_attr::PORT, read_be16)?.ok_or(EINVAL)?;
             let proto = match proto {
                 IPPROTO_TCP => IpProto::Tcp,
                 IPPROTO_UDP => IpProto::Udp,
@@ -509,8 +479,8 @@ fn parse_service_params(
     }
     let flags = u32::from_ne_bytes(flag_bytes[..4].try_into().map_err(|_| EINVAL)?);
     let mask = u32::from_ne_bytes(flag_bytes[4..].try_into().map_err(|_| EINVAL)?);
-    let timeout = get_u32(nest, svc_attr::TIMEOUT)?.ok_or(EINVAL)?;
-    let netmask = get_u32(nest, svc_attr::NETMASK)?.ok_or(EINVAL)?;
+    let timeout = get(nest, svc_attr::TIMEOUT, read_u32)?.ok_or(EINVAL)?;
+    let netmask = get(nest, svc_attr::NETMASK, read_u32)?.ok_or(EINVAL)?;
     let pe = find(nest, svc_attr::PE_NAME)
         .map(|b| nul_string(b, 16))
         .transpose()?
@@ -542,12 +512,12 @@ fn parse_service_params(
 /// A destination from a NEW/SET/DEL_DEST nest; without `full` (DEL) only its address.
 /// A forwarding method outside the four the kernel knows is refused.
 fn parse_dest(nest: &[Attr], service_family: Family, full: bool) -> Result<DestEntry, Errno> {
-    let family = match get_u16(nest, dest_attr::ADDR_FAMILY)? {
+    let family = match get(nest, dest_attr::ADDR_FAMILY, read_u16)? {
         Some(0) | None => service_family,
         Some(af) => family_of_af(af)?,
     };
     let ip = get_addr(nest, dest_attr::ADDR, family)?.ok_or(EINVAL)?;
-    let port = get_be16(nest, dest_attr::PORT)?.ok_or(EINVAL)?;
+    let port = get(nest, dest_attr::PORT, read_be16)?.ok_or(EINVAL)?;
     let mut dest = DestEntry {
         spec: DestSpec::new(ip, port, Forward::Masq, 0),
         local: false,
@@ -555,11 +525,11 @@ fn parse_dest(nest: &[Attr], service_family: Family, full: bool) -> Result<DestE
         inactive_conns: 0,
     };
     if full {
-        let method = get_u32(nest, dest_attr::FWD_METHOD)?.ok_or(EINVAL)?;
+        let method = get(nest, dest_attr::FWD_METHOD, read_u32)?.ok_or(EINVAL)?;
         (dest.spec.forward, dest.local) = wire::forward_of(method).ok_or(EINVAL)?;
-        dest.spec.weight = get_u32(nest, dest_attr::WEIGHT)?.ok_or(EINVAL)?;
-        dest.spec.upper = get_u32(nest, dest_attr::U_THRESH)?.ok_or(EINVAL)?;
-        dest.spec.lower = get_u32(nest, dest_attr::L_THRESH)?.ok_or(EINVAL)?;
+        dest.spec.weight = get(nest, dest_attr::WEIGHT, read_u32)?.ok_or(EINVAL)?;
+        dest.spec.upper = get(nest, dest_attr::U_THRESH, read_u32)?.ok_or(EINVAL)?;
+        dest.spec.lower = get(nest, dest_attr::L_THRESH, read_u32)?.ok_or(EINVAL)?;
     }
     Ok(dest)
 }
@@ -603,14 +573,7 @@ fn service_reply(svc: &ServiceEntry, legacy: bool) -> IpvsMessage {
         svc_attr::NETMASK,
         wire::netmask_value(spec).unwrap_or(0),
     ));
-    attrs.push(kernel_nest(svc_attr::STATS, stats(false)));
-    if !legacy {
-        attrs.push(kernel_nest(svc_attr::STATS64, stats(true)));
-    }
-    IpvsMessage {
-        cmd: cmd::NEW_SERVICE,
-        attrs: vec![kernel_nest(cmd_attr::SERVICE, attrs)],
-    }
+    kernel_reply(cmd::NEW_SERVICE, cmd_attr::SERVICE, attrs, legacy)
 }
 
 fn dest_reply(dest: &DestEntry, legacy: bool) -> IpvsMessage {
@@ -637,19 +600,25 @@ fn dest_reply(dest: &DestEntry, legacy: bool) -> IpvsMessage {
         Attr::u32(dest_attr::PERSIST_CONNS, 0),
     ]);
     if !legacy {
-        let af = match Family::of(spec.ip) {
-            Family::Inet => AF_INET,
-            Family::Inet6 => AF_INET6,
-        };
-        attrs.push(Attr::u16(dest_attr::ADDR_FAMILY, af));
+        attrs.push(Attr::u16(
+            dest_attr::ADDR_FAMILY,
+            wire::af(Family::of(spec.ip)),
+        ));
     }
-    attrs.push(kernel_nest(dest_attr::STATS, stats(false)));
+    kernel_reply(cmd::NEW_DEST, cmd_attr::DEST, attrs, legacy)
+}
+
+/// A `cmd` reply with `attrs` and their statistics (`STATS`, and `STATS64` unless
+/// `legacy`; both have the same attribute number in a service and a destination) in a
+/// `nest_kind` nest.
+fn kernel_reply(cmd: u8, nest_kind: u16, mut attrs: Vec<Attr>, legacy: bool) -> IpvsMessage {
+    attrs.push(kernel_nest(svc_attr::STATS, stats(false)));
     if !legacy {
-        attrs.push(kernel_nest(dest_attr::STATS64, stats(true)));
+        attrs.push(kernel_nest(svc_attr::STATS64, stats(true)));
     }
     IpvsMessage {
-        cmd: cmd::NEW_DEST,
-        attrs: vec![kernel_nest(cmd_attr::DEST, attrs)],
+        cmd,
+        attrs: vec![kernel_nest(nest_kind, attrs)],
     }
 }
 

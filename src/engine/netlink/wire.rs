@@ -342,7 +342,8 @@ pub enum EncodeError {
     Netmask(u8),
 }
 
-fn af(family: Family) -> u16 {
+/// `AF_INET` or `AF_INET6`.
+pub fn af(family: Family) -> u16 {
     match family {
         Family::Inet => AF_INET,
         Family::Inet6 => AF_INET6,
@@ -464,9 +465,8 @@ pub fn forward_of(method: u32) -> Option<(Forward, bool)> {
 
 /// The `DEST` identity: family, address, port.
 pub fn dest_identity(ip: IpAddr, port: u16) -> Vec<Attr> {
-    let family = if ip.is_ipv6() { AF_INET6 } else { AF_INET };
     vec![
-        Attr::u16(dest_attr::ADDR_FAMILY, family),
+        Attr::u16(dest_attr::ADDR_FAMILY, af(Family::of(ip))),
         Attr::addr(dest_attr::ADDR, ip),
         Attr::be16(dest_attr::PORT, port),
     ]
@@ -569,7 +569,8 @@ pub fn dump_dests_message(key: &ServiceKey) -> IpvsMessage {
     }
 }
 
-fn find(attrs: &[Attr], kind: u16) -> Option<&[u8]> {
+/// The value of the first non-nested attribute of this kind.
+pub fn find(attrs: &[Attr], kind: u16) -> Option<&[u8]> {
     attrs
         .iter()
         .find(|a| a.kind_id() == kind)
@@ -583,51 +584,34 @@ fn need<'a>(attrs: &'a [Attr], kind: u16, what: &str) -> Result<&'a [u8], Decode
     find(attrs, kind).ok_or_else(|| DecodeError::from(format!("reply without {what}")))
 }
 
-fn read_u16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
-    let raw: [u8; 2] = bytes
-        .get(..2)
+/// The first `N` bytes of an attribute's value (the kernel may send more, never less).
+fn read_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], DecodeError> {
+    bytes
+        .get(..N)
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| short(what))?;
-    Ok(u16::from_ne_bytes(raw))
+        .ok_or_else(|| DecodeError::from(format!("{what} attribute too short")))
 }
 
-fn read_be16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
-    let raw: [u8; 2] = bytes
-        .get(..2)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| short(what))?;
-    Ok(u16::from_be_bytes(raw))
+/// A host-order u16 (`nla_get_u16`).
+pub fn read_u16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
+    read_array(bytes, what).map(u16::from_ne_bytes)
 }
 
-fn read_u32(bytes: &[u8], what: &str) -> Result<u32, DecodeError> {
-    let raw: [u8; 4] = bytes
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| short(what))?;
-    Ok(u32::from_ne_bytes(raw))
+/// A network-order u16 (`nla_get_be16`): ports.
+pub fn read_be16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
+    read_array(bytes, what).map(u16::from_be_bytes)
 }
 
-fn short(what: &str) -> DecodeError {
-    DecodeError::from(format!("{what} attribute too short"))
+/// A host-order u32 (`nla_get_u32`).
+pub fn read_u32(bytes: &[u8], what: &str) -> Result<u32, DecodeError> {
+    read_array(bytes, what).map(u32::from_ne_bytes)
 }
 
 /// An address of the given family from `union nf_inet_addr` (4 or 16 bytes).
 fn read_addr(bytes: &[u8], family: u16, what: &str) -> Result<IpAddr, DecodeError> {
     match family {
-        AF_INET => {
-            let raw: [u8; 4] = bytes
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| short(what))?;
-            Ok(IpAddr::V4(Ipv4Addr::from(raw)))
-        }
-        AF_INET6 => {
-            let raw: [u8; 16] = bytes
-                .get(..16)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| short(what))?;
-            Ok(IpAddr::V6(Ipv6Addr::from(raw)))
-        }
+        AF_INET => Ok(IpAddr::V4(Ipv4Addr::from(read_array::<4>(bytes, what)?))),
+        AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(read_array::<16>(bytes, what)?))),
         other => Err(DecodeError::from(format!(
             "{what}: unknown address family {other}"
         ))),
