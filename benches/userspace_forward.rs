@@ -188,14 +188,7 @@ async fn run() {
         port: vip_port,
     };
     let mut engine = UserspaceEngine::new();
-    let spec = ServiceSpec {
-        key,
-        scheduler: "wlc".into(),
-        persistent: None,
-        netmask: None,
-        ops: false,
-        sched_flags: Vec::new(),
-    };
+    let spec = ServiceSpec::new(key, "wlc");
     engine.apply(&Op::AddService(spec)).await.unwrap();
     let dest = DestSpec {
         ip: direct.ip(),

@@ -27,12 +27,10 @@ use std::time::Instant;
 
 use ldirectord::engine::ipvsadm::IpvsadmEngine;
 use ldirectord::engine::netlink::{NetlinkEngine, NetlinkOptions};
-use ldirectord::engine::{DestSpec, Engine, IpProto, Netmask, Op, ServiceKey, ServiceSpec, Table};
-use ldirectord_parsers::config::{Family, Forward};
-use ldirectord_parsers::ipvsadm::{
-    self as listing, IpvsTable, ListedForward, ListedMask, ListedProto, ListedVirtual, ListingKind,
-    TableDest, TableService,
+use ldirectord::engine::{
+    DestSpec, Engine, Family, Forward, IpProto, Netmask, Op, SchedFlags, ServiceKey, ServiceSpec,
 };
+use ldirectord_parsers::ipvsadm::{self as listing, ListingHeader, ListingKind};
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -97,8 +95,12 @@ async fn main() -> ExitCode {
                 ListingKind::Plain
             };
             match engine.dump().await {
-                Ok(table) => {
-                    print!("{}", listing::render(&ipvsadm_view(&table), kind));
+                Ok(mut table) => {
+                    listing::sort_like_ipvsadm(&mut table);
+                    print!(
+                        "{}",
+                        listing::render(&table, &ListingHeader::default(), kind)
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -185,7 +187,7 @@ fn parse_line(line: &str) -> Result<Option<Op>, String> {
     let mut persistent = None;
     let mut netmask_text = None;
     let mut ops = false;
-    let mut sched_flags = Vec::new();
+    let mut sched_flags = SchedFlags::default();
     let mut real = None;
     let mut forward = Forward::Gate;
     let (mut weight, mut upper, mut lower) = (1, 0, 0);
@@ -225,7 +227,7 @@ fn parse_line(line: &str) -> Result<Option<Op>, String> {
             "-p" => persistent = Some(number(next(&mut i)?)?),
             "-M" => netmask_text = Some(next(&mut i)?.to_owned()),
             "-o" => ops = true,
-            "-b" => sched_flags = next(&mut i)?.split(',').map(str::to_owned).collect(),
+            "-b" => sched_flags = SchedFlags::parse(next(&mut i)?),
             "-r" => real = Some(next(&mut i)?.to_owned()),
             "-g" => forward = Forward::Gate,
             "-m" => forward = Forward::Masq,
@@ -245,26 +247,19 @@ fn parse_line(line: &str) -> Result<Option<Op>, String> {
     if let (ServiceKey::Fwmark { family, .. }, true) = (&mut key, ipv6_mark) {
         *family = Family::Inet6;
     }
-    let v6 = match key {
-        ServiceKey::Inet { ip, .. } => ip.is_ipv6(),
-        ServiceKey::Fwmark { family, .. } => family == Family::Inet6,
-    };
     let netmask = match netmask_text {
         None => None,
-        Some(text) if v6 => Some(Netmask::V6(number(&text)? as u8)),
-        Some(text) => Some(Netmask::V4(
-            text.parse().map_err(|_| format!("bad netmask {text:?}"))?,
-        )),
+        Some(text) => Some(
+            Netmask::parse(&text, key.family()).ok_or_else(|| format!("bad netmask {text:?}"))?,
+        ),
     };
-    let mut sorted_flags = sched_flags;
-    sorted_flags.sort();
     let spec = || ServiceSpec {
         key,
         scheduler: scheduler.clone(),
         persistent,
         netmask,
         ops,
-        sched_flags: sorted_flags.clone(),
+        sched_flags: sched_flags.clone(),
     };
     let dest = || -> Result<DestSpec, String> {
         let text = real.as_deref().ok_or("no real server (-r)")?;
@@ -314,70 +309,6 @@ fn parse_real(text: &str, key: &ServiceKey) -> Result<(IpAddr, u16), String> {
         ServiceKey::Fwmark { .. } => 0,
     };
     Ok((ip, port))
-}
-
-/// The engine's table in the listing model, sorted as ipvsadm sorts.
-fn ipvsadm_view(table: &Table) -> IpvsTable {
-    let services = table
-        .services
-        .iter()
-        .map(|service| {
-            let spec = &service.spec;
-            let id = match spec.key {
-                ServiceKey::Inet { proto, ip, port } => ListedVirtual::Inet {
-                    proto: match proto {
-                        IpProto::Tcp => ListedProto::Tcp,
-                        IpProto::Udp => ListedProto::Udp,
-                        IpProto::Sctp => ListedProto::Sctp,
-                    },
-                    ip,
-                    port,
-                },
-                ServiceKey::Fwmark { mark, family } => ListedVirtual::Fwmark {
-                    mark,
-                    ipv6: family == Family::Inet6,
-                },
-            };
-            let dests = service
-                .dests
-                .iter()
-                .map(|d| TableDest {
-                    ip: d.spec.ip,
-                    port: d.spec.port,
-                    forward: match (d.local, d.spec.forward) {
-                        (true, _) => ListedForward::Local,
-                        (false, Forward::Gate) => ListedForward::Route,
-                        (false, Forward::Masq) => ListedForward::Masq,
-                        (false, Forward::Ipip) => ListedForward::Tunnel,
-                    },
-                    weight: d.spec.weight,
-                    upper: d.spec.upper,
-                    lower: d.spec.lower,
-                    active: d.active_conns,
-                    inactive: d.inactive_conns,
-                })
-                .collect();
-            TableService {
-                id,
-                scheduler: spec.scheduler.clone(),
-                sched_flags: spec.sched_flags.clone(),
-                persistent: spec.persistent,
-                netmask: spec.netmask.map(|m| match m {
-                    Netmask::V4(m) => ListedMask::V4(m),
-                    Netmask::V6(p) => ListedMask::V6(p),
-                }),
-                pe: None,
-                ops: spec.ops,
-                dests,
-            }
-        })
-        .collect();
-    let mut view = IpvsTable {
-        header: Default::default(),
-        services,
-    };
-    view.sort_like_ipvsadm();
-    view
 }
 
 /// Programs `reals` destinations over `services` virtual services (10.1.x.y:80 → 10.2.x.y),

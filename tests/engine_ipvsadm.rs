@@ -3,99 +3,18 @@
 //! (`shared/reference/ldirectord.md` §4.6), and a dump must show what earlier ops did.
 //! Also: the real `/usr/sbin/ipvsadm` on a kernel without IPVS reports `Unavailable`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ldirectord::engine::ipvsadm::{IpvsadmEngine, argv, stock_command};
 use ldirectord::engine::{
-    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceKey, ServiceSpec,
+    DestEntry, DestSpec, Engine, EngineError, Netmask, Op, SchedFlags, ServiceKey, ServiceSpec,
 };
 use ldirectord_parsers::config::{Family, Forward};
 use ldirectord_parsers::ipvsadm::{ListingKind, merge, parse, render};
 
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
-
-fn tcp(addr: &str, port: u16) -> ServiceKey {
-    ServiceKey::Inet {
-        proto: IpProto::Tcp,
-        ip: ip(addr),
-        port,
-    }
-}
-
-fn udp(addr: &str, port: u16) -> ServiceKey {
-    ServiceKey::Inet {
-        proto: IpProto::Udp,
-        ip: ip(addr),
-        port,
-    }
-}
-
-fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
-    ServiceSpec::new(key, scheduler)
-}
-
-fn dest(addr: &str, port: u16, forward: Forward, weight: u32) -> DestSpec {
-    DestSpec::new(ip(addr), port, forward, weight)
-}
-
-/// A temporary directory with an `ipvsadm` wrapper that runs the stand-in there.
-struct StandIn {
-    dir: tempfile::TempDir,
-}
-
-impl StandIn {
-    fn new() -> StandIn {
-        Self::with_env("")
-    }
-
-    fn with_env(extra: &str) -> StandIn {
-        let dir = tempfile::tempdir().unwrap();
-        let fixture =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ipvsadm-standin.py");
-        let script = format!(
-            "#!/bin/sh\nIPVSADM_STANDIN_DIR='{}' {extra} exec python3 '{}' \"$@\"\n",
-            dir.path().display(),
-            fixture.display()
-        );
-        let wrapper = dir.path().join("ipvsadm");
-        std::fs::write(&wrapper, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        StandIn { dir }
-    }
-
-    fn program(&self) -> PathBuf {
-        self.dir.path().join("ipvsadm")
-    }
-
-    fn engine(&self) -> IpvsadmEngine {
-        IpvsadmEngine::new(self.program())
-    }
-
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(self.program())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
+mod engine_support;
+use engine_support::{StandIn, dest, ip, service, tcp, udp, unavailable};
 
 /// Every op kind with the string stock passes to the shell (after the program path).
 fn stock_cases() -> Vec<(Op, &'static str)> {
@@ -114,7 +33,7 @@ fn stock_cases() -> Vec<(Op, &'static str)> {
         ..service(udp("127.0.0.1", 53), "rr")
     };
     let sched_flags = ServiceSpec {
-        sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+        sched_flags: SchedFlags::parse("sh-fallback,sh-port"),
         persistent: Some(120),
         ..service(tcp("192.0.2.1", 443), "sh")
     };
@@ -246,7 +165,7 @@ async fn the_standin_receives_stocks_argv_for_every_op_kind() {
         // must still reach the program with stock's argv, and fail as ipvsadm would.
         let result = engine.apply(&op).await;
         if let Err(e) = &result {
-            assert!(matches!(e, EngineError::Rejected { .. }), "{op:?}: {e}");
+            assert!(matches!(e, EngineError::Command { .. }), "{op:?}: {e}");
         }
         expected.push(argv(&op).join(" "));
     }
@@ -435,8 +354,9 @@ async fn the_standins_listing_is_what_the_renderer_prints() {
     );
     let table = merge(&plain_parsed, &thresholds_parsed);
     assert_eq!(table.services.len(), 4);
-    assert_eq!(render(&table, ListingKind::Plain), plain);
-    assert_eq!(render(&table, ListingKind::Thresholds), thresholds);
+    let header = plain_parsed.header.clone().unwrap_or_default();
+    assert_eq!(render(&table, &header, ListingKind::Plain), plain);
+    assert_eq!(render(&table, &header, ListingKind::Thresholds), thresholds);
     assert!(
         plain.contains("UDP  [2001:db8::10]:53 sh (sh-port) persistent 300 mask 64 ops\n"),
         "{plain}"
@@ -450,44 +370,38 @@ async fn a_refused_op_is_rejected_with_ipvsadms_message() {
     let add = Op::AddService(service(tcp("10.0.0.1", 80), "wrr"));
     engine.apply(&add).await.unwrap();
     match engine.apply(&add).await {
-        Err(EngineError::Rejected { op, message, errno }) => {
+        Err(EngineError::Command { command, message }) => {
             assert_eq!(
-                op,
+                command,
                 format!("{} -A -t 10.0.0.1:80 -s wrr", standin.program().display())
             );
             assert_eq!(message, "Service already exists");
+            // ipvsadm reports no errno.
+            let errno = EngineError::Command { command, message }.errno();
             assert_eq!(errno, None);
         }
-        other => panic!("expected Rejected, got {other:?}"),
+        other => panic!("expected Command, got {other:?}"),
     }
     let missing = Op::EditDest(tcp("10.0.0.1", 80), dest("10.0.0.2", 80, Forward::Masq, 1));
     match engine.apply(&missing).await {
-        Err(EngineError::Rejected { message, .. }) => assert_eq!(message, "No such destination"),
-        other => panic!("expected Rejected, got {other:?}"),
+        Err(EngineError::Command { message, .. }) => assert_eq!(message, "No such destination"),
+        other => panic!("expected Command, got {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn a_missing_program_is_unavailable() {
     let mut engine = IpvsadmEngine::new(PathBuf::from("/nonexistent/sbin/ipvsadm"));
-    match engine.dump().await {
-        Err(EngineError::Unavailable(message)) => {
-            assert!(message.contains("/nonexistent/sbin/ipvsadm"), "{message}")
-        }
-        other => panic!("expected Unavailable, got {other:?}"),
-    }
+    let message = unavailable(engine.dump().await);
+    assert!(message.contains("/nonexistent/sbin/ipvsadm"), "{message}");
 }
 
 #[tokio::test]
 async fn ipvsadm_without_kernel_ipvs_is_unavailable() {
     let standin = StandIn::with_env("IPVSADM_STANDIN_NO_IPVS=1");
     let mut engine = standin.engine();
-    match engine.apply(&Op::DelService(tcp("10.0.0.1", 80))).await {
-        Err(EngineError::Unavailable(message)) => {
-            assert!(message.contains("Can't initialize ipvs"), "{message}")
-        }
-        other => panic!("expected Unavailable, got {other:?}"),
-    }
+    let message = unavailable(engine.apply(&Op::DelService(tcp("10.0.0.1", 80))).await);
+    assert!(message.contains("Can't initialize ipvs"), "{message}");
 }
 
 /// The real program (Debian package `ipvsadm`): on a kernel without IPVS, as on the

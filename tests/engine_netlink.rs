@@ -2,44 +2,22 @@
 //! a kernel reads and writes), and against this machine's real kernel, which has no IPVS
 //! and must give a clear `Unavailable` instead of a crash.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use ldirectord::engine::ipvsadm::IpvsadmEngine;
 use ldirectord::engine::netlink::{FakeKernel, NetlinkEngine, NetlinkOptions};
 use ldirectord::engine::{
-    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceEntry, ServiceKey,
-    ServiceSpec, Table,
+    DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, SchedFlags, ServiceEntry,
+    ServiceKey, ServiceSpec, Table,
 };
 use ldirectord_parsers::config::{Family, Forward};
 
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
-
-fn key(proto: IpProto, addr: &str, port: u16) -> ServiceKey {
-    ServiceKey::Inet {
-        proto,
-        ip: ip(addr),
-        port,
-    }
-}
-
-fn service(key: ServiceKey, scheduler: &str) -> ServiceSpec {
-    ServiceSpec::new(key, scheduler)
-}
-
-fn dest(addr: &str, port: u16, forward: Forward, weight: u32) -> DestSpec {
-    DestSpec::new(ip(addr), port, forward, weight)
-}
+mod engine_support;
+use engine_support::{StandIn, apply_all, dest, ip, key, service, unavailable};
+use ldirectord_parsers::ipvsadm::sort_like_ipvsadm;
 
 fn entry(spec: DestSpec) -> DestEntry {
-    DestEntry {
-        spec,
-        local: false,
-        active_conns: 0,
-        inactive_conns: 0,
-    }
+    DestEntry::new(spec)
 }
 
 async fn engine_on(kernel: &FakeKernel) -> NetlinkEngine {
@@ -48,13 +26,18 @@ async fn engine_on(kernel: &FakeKernel) -> NetlinkEngine {
         .unwrap()
 }
 
+/// Applies `op`, which the kernel must refuse with an errno: (errno, op, message).
+async fn refused(engine: &mut NetlinkEngine, op: Op) -> (i32, String, String) {
+    errno_of(engine.apply(&op).await)
+}
+
 fn errno_of(result: Result<(), EngineError>) -> (i32, String, String) {
     match result {
         Err(EngineError::Rejected {
             op,
             message,
             errno: Some(errno),
-        }) => (errno, op, message),
+        }) => (errno as i32, op, message),
         other => panic!("expected a rejection with an errno, got {other:?}"),
     }
 }
@@ -79,7 +62,7 @@ fn fixture() -> Fixture {
             ..service(key(IpProto::Udp, "2001:db8::10", 53), "rr")
         },
         fwm6: ServiceSpec {
-            sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+            sched_flags: SchedFlags::parse("sh-fallback,sh-port"),
             persistent: Some(60),
             netmask: Some(Netmask::V6(64)),
             ..service(
@@ -105,29 +88,29 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
         lower: 10,
         ..dest("10.0.0.2", 8080, Forward::Masq, 5)
     };
-    for op in [
-        Op::AddService(f.web.clone()),
-        Op::AddService(f.dns6.clone()),
-        Op::AddService(f.fwm6.clone()),
-        Op::AddService(f.sctp.clone()),
-        Op::AddDest(f.web.key, web_masq),
-        // Gate to another port lands on the service port, as with ipvsadm.
-        Op::AddDest(f.web.key, dest("10.0.0.3", 8080, Forward::Gate, 1)),
-        Op::AddDest(f.dns6.key, dest("2001:db8::a", 53, Forward::Ipip, 2)),
-        // An IPv4 real under an IPv6 service is allowed for tunnels only.
-        Op::AddDest(f.dns6.key, dest("192.0.2.99", 53, Forward::Ipip, 1)),
-        Op::ReaddQuiescedDest(f.fwm6.key, dest("2001:db8::b", 0, Forward::Gate, 0)),
-    ] {
-        engine
-            .apply(&op)
-            .await
-            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
-    }
+    apply_all(
+        &mut engine,
+        &[
+            Op::AddService(f.web.clone()),
+            Op::AddService(f.dns6.clone()),
+            Op::AddService(f.fwm6.clone()),
+            Op::AddService(f.sctp.clone()),
+            Op::AddDest(f.web.key, web_masq),
+            // Gate to another port lands on the service port, as with ipvsadm.
+            Op::AddDest(f.web.key, dest("10.0.0.3", 8080, Forward::Gate, 1)),
+            Op::AddDest(f.dns6.key, dest("2001:db8::a", 53, Forward::Ipip, 2)),
+            // An IPv4 real under an IPv6 service is allowed for tunnels only.
+            Op::AddDest(f.dns6.key, dest("192.0.2.99", 53, Forward::Ipip, 1)),
+            Op::ReaddQuiescedDest(f.fwm6.key, dest("2001:db8::b", 0, Forward::Gate, 0)),
+        ],
+    )
+    .await;
     let table = engine.dump().await.unwrap();
     let expected = Table {
         services: vec![
             ServiceEntry {
                 spec: f.web.clone(),
+                pe: None,
                 dests: vec![
                     entry(web_masq),
                     entry(dest("10.0.0.3", 80, Forward::Gate, 1)),
@@ -135,10 +118,12 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
             },
             ServiceEntry {
                 spec: f.sctp.clone(),
+                pe: None,
                 dests: vec![],
             },
             ServiceEntry {
                 spec: f.dns6.clone(),
+                pe: None,
                 dests: vec![
                     entry(dest("2001:db8::a", 53, Forward::Ipip, 2)),
                     entry(dest("192.0.2.99", 53, Forward::Ipip, 1)),
@@ -146,6 +131,7 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
             },
             ServiceEntry {
                 spec: f.fwm6.clone(),
+                pe: None,
                 dests: vec![entry(dest("2001:db8::b", 0, Forward::Gate, 0))],
             },
         ],
@@ -154,26 +140,25 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
 
     // Edit: new scheduler without persistence, quiesce one real, re-weight another.
     let web_plain = service(f.web.key, "wlc");
-    for op in [
-        Op::EditService(web_plain.clone()),
-        Op::QuiesceDest(
-            f.web.key,
-            DestSpec {
-                weight: 0,
-                ..web_masq
-            },
-        ),
-        Op::EditDest(f.web.key, dest("10.0.0.3", 80, Forward::Gate, 7)),
-        Op::EditService(ServiceSpec {
-            ops: false,
-            ..f.dns6.clone()
-        }),
-    ] {
-        engine
-            .apply(&op)
-            .await
-            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
-    }
+    apply_all(
+        &mut engine,
+        &[
+            Op::EditService(web_plain.clone()),
+            Op::QuiesceDest(
+                f.web.key,
+                DestSpec {
+                    weight: 0,
+                    ..web_masq
+                },
+            ),
+            Op::EditDest(f.web.key, dest("10.0.0.3", 80, Forward::Gate, 7)),
+            Op::EditService(ServiceSpec {
+                ops: false,
+                ..f.dns6.clone()
+            }),
+        ],
+    )
+    .await;
     let table = engine.dump().await.unwrap();
     let web = table.service(&f.web.key).unwrap();
     assert_eq!(web.spec, web_plain);
@@ -192,20 +177,19 @@ async fn add_dump_edit_dump_delete_on_the_fake_kernel() {
     assert!(!table.service(&f.dns6.key).unwrap().spec.ops);
 
     // Delete a real and whole services.
-    for op in [
-        Op::DelDest {
-            service: f.web.key,
-            ip: ip("10.0.0.2"),
-            port: 8080,
-        },
-        Op::DelService(f.dns6.key),
-        Op::DelService(f.fwm6.key),
-    ] {
-        engine
-            .apply(&op)
-            .await
-            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
-    }
+    apply_all(
+        &mut engine,
+        &[
+            Op::DelDest {
+                service: f.web.key,
+                ip: ip("10.0.0.2"),
+                port: 8080,
+            },
+            Op::DelService(f.dns6.key),
+            Op::DelService(f.fwm6.key),
+        ],
+    )
+    .await;
     let table = engine.dump().await.unwrap();
     let keys: Vec<ServiceKey> = table.services.iter().map(|s| s.spec.key).collect();
     assert_eq!(keys, vec![f.web.key, f.sctp.key]);
@@ -223,7 +207,7 @@ async fn kernel_errors_become_rejections_that_name_the_op() {
     let f = fixture();
     engine.apply(&Op::AddService(f.web.clone())).await.unwrap();
 
-    let (errno, op, message) = errno_of(engine.apply(&Op::AddService(f.web.clone())).await);
+    let (errno, op, message) = refused(&mut engine, Op::AddService(f.web.clone())).await;
     assert_eq!(
         (errno, op.as_str()),
         (17, "add virtual service -t 192.0.2.10:80")
@@ -231,56 +215,46 @@ async fn kernel_errors_become_rejections_that_name_the_op() {
     assert!(message.contains("already exists"), "{message}");
 
     let missing = key(IpProto::Tcp, "192.0.2.77", 80);
-    let (errno, _, message) =
-        errno_of(engine.apply(&Op::EditService(service(missing, "rr"))).await);
+    let (errno, _, message) = refused(&mut engine, Op::EditService(service(missing, "rr"))).await;
     assert_eq!(errno, 3, "{message}");
-    let (errno, op, _) = errno_of(
-        engine
-            .apply(&Op::AddDest(
-                missing,
-                dest("10.0.0.1", 80, Forward::Masq, 1),
-            ))
-            .await,
-    );
+    let (errno, op, _) = refused(
+        &mut engine,
+        Op::AddDest(missing, dest("10.0.0.1", 80, Forward::Masq, 1)),
+    )
+    .await;
     assert_eq!(
         (errno, op.as_str()),
         (3, "add real server 10.0.0.1:80 to -t 192.0.2.77:80")
     );
-    let (errno, _, _) = errno_of(engine.apply(&Op::DelService(missing)).await);
+    let (errno, _, _) = refused(&mut engine, Op::DelService(missing)).await;
     assert_eq!(errno, 3);
 
-    let (errno, op, message) = errno_of(
-        engine
-            .apply(&Op::EditDest(
-                f.web.key,
-                dest("10.0.0.1", 80, Forward::Masq, 1),
-            ))
-            .await,
-    );
+    let (errno, op, message) = refused(
+        &mut engine,
+        Op::EditDest(f.web.key, dest("10.0.0.1", 80, Forward::Masq, 1)),
+    )
+    .await;
     assert_eq!(
         (errno, op.as_str()),
         (2, "edit real server 10.0.0.1:80 of -t 192.0.2.10:80")
     );
     assert!(message.contains("no such real server"), "{message}");
-    let (errno, _, _) = errno_of(
-        engine
-            .apply(&Op::DelDest {
-                service: f.web.key,
-                ip: ip("10.0.0.1"),
-                port: 80,
-            })
-            .await,
-    );
+    let (errno, _, _) = refused(
+        &mut engine,
+        Op::DelDest {
+            service: f.web.key,
+            ip: ip("10.0.0.1"),
+            port: 80,
+        },
+    )
+    .await;
     assert_eq!(errno, 2);
 
-    let (errno, _, message) = errno_of(
-        engine
-            .apply(&Op::AddService(service(
-                key(IpProto::Tcp, "192.0.2.1", 1),
-                "nosuch",
-            )))
-            .await,
-    );
+    let (errno, _, message) = refused(
+        &mut engine,
+        Op::AddService(service(key(IpProto::Tcp, "192.0.2.1", 1), "nosuch")),
+    )
+    .await;
     assert_eq!(errno, 2);
     assert!(message.contains("scheduler"), "{message}");
 
@@ -289,27 +263,21 @@ async fn kernel_errors_become_rejections_that_name_the_op() {
         lower: 10,
         ..dest("10.0.0.1", 80, Forward::Masq, 1)
     };
-    let (errno, _, _) = errno_of(engine.apply(&Op::AddDest(f.web.key, inverted)).await);
+    let (errno, _, _) = refused(&mut engine, Op::AddDest(f.web.key, inverted)).await;
     assert_eq!(errno, 34);
-    let (errno, _, _) = errno_of(
-        engine
-            .apply(&Op::AddDest(
-                f.web.key,
-                dest("10.0.0.1", 80, Forward::Masq, u32::MAX),
-            ))
-            .await,
-    );
+    let (errno, _, _) = refused(
+        &mut engine,
+        Op::AddDest(f.web.key, dest("10.0.0.1", 80, Forward::Masq, u32::MAX)),
+    )
+    .await;
     assert_eq!(errno, 34);
 
     engine.apply(&Op::AddService(f.dns6.clone())).await.unwrap();
-    let (errno, _, _) = errno_of(
-        engine
-            .apply(&Op::AddDest(
-                f.dns6.key,
-                dest("192.0.2.99", 53, Forward::Masq, 1),
-            ))
-            .await,
-    );
+    let (errno, _, _) = refused(
+        &mut engine,
+        Op::AddDest(f.dns6.key, dest("192.0.2.99", 53, Forward::Masq, 1)),
+    )
+    .await;
     assert_eq!(errno, 22, "an IPv4 masq real under an IPv6 service");
 
     engine
@@ -319,23 +287,20 @@ async fn kernel_errors_become_rejections_that_name_the_op() {
         ))
         .await
         .unwrap();
-    let (errno, _, _) = errno_of(
-        engine
-            .apply(&Op::AddDest(
-                f.web.key,
-                dest("10.0.0.1", 80, Forward::Masq, 3),
-            ))
-            .await,
-    );
+    let (errno, _, _) = refused(
+        &mut engine,
+        Op::AddDest(f.web.key, dest("10.0.0.1", 80, Forward::Masq, 3)),
+    )
+    .await;
     assert_eq!(errno, 17);
 
     // Refused before anything is sent.
     let before = kernel.requests();
     let bad_flags = ServiceSpec {
-        sched_flags: vec!["sh-sideways".into()],
+        sched_flags: SchedFlags::parse("sh-sideways"),
         ..service(f.sctp.key, "sh")
     };
-    let (errno, _, message) = errno_of(engine.apply(&Op::AddService(bad_flags)).await);
+    let (errno, _, message) = refused(&mut engine, Op::AddService(bad_flags)).await;
     assert_eq!(errno, 22);
     assert!(message.contains("sh-sideways"), "{message}");
     assert_eq!(kernel.requests(), before);
@@ -348,22 +313,16 @@ async fn old_kernel_replies_local_reals_and_counters_decode() {
     kernel.add_local_address(ip("127.0.0.1"));
     let mut engine = engine_on(&kernel).await;
     let f = fixture();
-    engine.apply(&Op::AddService(f.web.clone())).await.unwrap();
-    engine.apply(&Op::AddService(f.dns6.clone())).await.unwrap();
-    engine
-        .apply(&Op::AddDest(
-            f.web.key,
-            dest("127.0.0.1", 80, Forward::Gate, 2),
-        ))
-        .await
-        .unwrap();
-    engine
-        .apply(&Op::AddDest(
-            f.dns6.key,
-            dest("2001:db8::a", 53, Forward::Masq, 1),
-        ))
-        .await
-        .unwrap();
+    apply_all(
+        &mut engine,
+        &[
+            Op::AddService(f.web.clone()),
+            Op::AddService(f.dns6.clone()),
+            Op::AddDest(f.web.key, dest("127.0.0.1", 80, Forward::Gate, 2)),
+            Op::AddDest(f.dns6.key, dest("2001:db8::a", 53, Forward::Masq, 1)),
+        ],
+    )
+    .await;
     assert!(kernel.set_connections(&f.web.key, ip("127.0.0.1"), 80, 11, 22));
     let table = engine.dump().await.unwrap();
     let local = table.service(&f.web.key).unwrap().dests[0];
@@ -385,27 +344,21 @@ async fn old_kernel_replies_local_reals_and_counters_decode() {
 
 #[tokio::test]
 async fn a_fake_kernel_without_ipvs_is_unavailable() {
-    match NetlinkEngine::with_transport(FakeKernel::without_ipvs(), NetlinkOptions::default()).await
-    {
-        Err(EngineError::Unavailable(message)) => {
-            assert!(message.contains("modprobe ip_vs"), "{message}");
-            assert!(message.contains("CAP_NET_ADMIN"), "{message}");
-        }
-        other => panic!("expected Unavailable, got {other:?}"),
-    }
+    let message = unavailable(
+        NetlinkEngine::with_transport(FakeKernel::without_ipvs(), NetlinkOptions::default()).await,
+    );
+    assert!(message.contains("modprobe ip_vs"), "{message}");
+    assert!(message.contains("CAP_NET_ADMIN"), "{message}");
     // With modprobe enabled the engine tries once, then still reports Unavailable.
     let options = NetlinkOptions {
         modprobe: Some(PathBuf::from("/bin/true")),
     };
-    match NetlinkEngine::with_transport(FakeKernel::without_ipvs(), options).await {
-        Err(EngineError::Unavailable(message)) => {
-            assert!(
-                message.contains("even after running `/bin/true ip_vs`"),
-                "{message}"
-            )
-        }
-        other => panic!("expected Unavailable, got {other:?}"),
-    }
+    let message =
+        unavailable(NetlinkEngine::with_transport(FakeKernel::without_ipvs(), options).await);
+    assert!(
+        message.contains("even after running `/bin/true ip_vs`"),
+        "{message}"
+    );
 }
 
 /// This machine's kernel (no IPVS, see shared/reference/testing-ipvs.md): the lookup over
@@ -436,40 +389,16 @@ async fn the_real_kernel_without_ipvs_is_unavailable_not_a_crash() {
     }
 }
 
-/// Sorts like ipvsadm lists, so tables from both engines compare.
+/// Sorted like ipvsadm lists, so tables from both engines compare.
 fn canonical(mut table: Table) -> Table {
-    let rank = |k: &ServiceKey| match *k {
-        ServiceKey::Inet { proto, ip, port } => (0, ip.is_ipv6(), proto, Some(ip), port),
-        ServiceKey::Fwmark { mark, family } => {
-            (mark, family == Family::Inet6, IpProto::Tcp, None, 0)
-        }
-    };
-    table.services.sort_by_key(|s| rank(&s.spec.key));
-    for s in &mut table.services {
-        s.dests
-            .sort_by_key(|d| (d.spec.ip.is_ipv6(), d.spec.ip, d.spec.port));
-    }
+    sort_like_ipvsadm(&mut table);
     table
 }
 
 #[tokio::test]
 async fn both_engines_leave_the_same_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ipvsadm-standin.py");
-    let wrapper = dir.path().join("ipvsadm");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nIPVSADM_STANDIN_DIR='{}' exec python3 '{}' \"$@\"\n",
-            dir.path().display(),
-            fixture_path.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut ipvsadm = IpvsadmEngine::new(wrapper);
+    let standin = StandIn::new();
+    let mut ipvsadm = standin.engine();
     let kernel = FakeKernel::new();
     let mut netlink = engine_on(&kernel).await;
 
@@ -513,14 +442,8 @@ async fn both_engines_leave_the_same_table() {
         },
     ];
     for op in &ops {
-        ipvsadm
-            .apply(op)
-            .await
-            .unwrap_or_else(|e| panic!("ipvsadm {op:?}: {e}"));
-        netlink
-            .apply(op)
-            .await
-            .unwrap_or_else(|e| panic!("netlink {op:?}: {e}"));
+        apply_all(&mut ipvsadm, std::slice::from_ref(op)).await;
+        apply_all(&mut netlink, std::slice::from_ref(op)).await;
     }
     let from_ipvsadm = canonical(ipvsadm.dump().await.unwrap());
     let from_netlink = canonical(netlink.dump().await.unwrap());

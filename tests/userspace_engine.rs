@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ldirectord::engine::userspace::UserspaceEngine;
 use ldirectord::engine::{
-    DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceKey, ServiceSpec,
+    DestSpec, Engine, EngineError, IpProto, Netmask, Op, SchedFlags, ServiceKey, ServiceSpec,
 };
 use ldirectord_parsers::config::{Family, Forward};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -89,6 +89,17 @@ impl Client {
 /// One request on a new connection.
 async fn ask_once(vip: SocketAddr) -> Option<String> {
     Client::connect(vip).await.ask().await
+}
+
+/// `count` requests on new connections that stay open (kept in `held`); who answered.
+async fn ask_and_hold(vip: SocketAddr, count: usize, held: &mut Vec<Client>) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..count {
+        let mut client = Client::connect(vip).await;
+        got.push(client.ask().await.unwrap());
+        held.push(client);
+    }
+    got
 }
 
 /// A loopback port nobody listens on right now.
@@ -229,22 +240,10 @@ async fn sed_and_nq_weigh_expected_delay() {
     // sed: (active+1)/weight: b (1/3 < 1), b (2/3 < 1), then a tie 1 = 3/3 → a.
     let (_sed, vip) = virtual_with(|k| service(k, "sed"), &reals).await;
     let mut held = Vec::new();
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let mut c = Client::connect(vip).await;
-        got.push(c.ask().await.unwrap());
-        held.push(c);
-    }
-    assert_eq!(got, ["b", "b", "a"]);
+    assert_eq!(ask_and_hold(vip, 3, &mut held).await, ["b", "b", "a"]);
     // nq: an idle real first (a, then b), then as sed: 2/1 vs 2/3 → b.
     let (_nq, vip) = virtual_with(|k| service(k, "nq"), &reals).await;
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let mut c = Client::connect(vip).await;
-        got.push(c.ask().await.unwrap());
-        held.push(c);
-    }
-    assert_eq!(got, ["a", "b", "b"]);
+    assert_eq!(ask_and_hold(vip, 3, &mut held).await, ["a", "b", "b"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,12 +252,7 @@ async fn wlc_weighs_connections_by_weight() {
     let (_engine, vip) =
         virtual_with(|k| service(k, "wlc"), &[real(a.addr, 1), real(b.addr, 2)]).await;
     let mut held = Vec::new();
-    let mut got = Vec::new();
-    for _ in 0..6 {
-        let mut c = Client::connect(vip).await;
-        got.push(c.ask().await.unwrap());
-        held.push(c);
-    }
+    let got = ask_and_hold(vip, 6, &mut held).await;
     // 0/1 vs 0/2 → a; 1/1 vs 0/2 → b; 1/1 vs 1/2 → b; 1/1 vs 2/2 tie → a; 2/1 vs 2/2 → b;
     // 2/1 vs 3/2 → b.
     assert_eq!(got, ["a", "b", "b", "a", "b", "b"]);
@@ -443,7 +437,7 @@ async fn upper_threshold_marks_a_real_overloaded() {
 async fn dump_returns_the_table_with_connection_counts() {
     let (a, b) = (backend("a").await, backend("b").await);
     let spec = |k| ServiceSpec {
-        sched_flags: vec!["sh-fallback".to_owned()],
+        sched_flags: SchedFlags::parse("sh-fallback"),
         ..service(k, "rr")
     };
     let reals = [real(a.addr, 2), real(b.addr, 1)];
@@ -501,7 +495,9 @@ async fn empty_virtual_refuses_connections() {
 
 fn rejected_message(e: EngineError) -> (String, String, Option<i32>) {
     match e {
-        EngineError::Rejected { op, message, errno } => (op, message, errno),
+        EngineError::Rejected { op, message, errno } => {
+            (op, message, errno.map(|errno| errno as i32))
+        }
         other => panic!("expected Rejected, got {other:?}"),
     }
 }

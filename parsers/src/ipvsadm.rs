@@ -2,8 +2,8 @@
 //!
 //! Stock ldirectord learns the kernel table only by running these two listings and
 //! matching their lines; the `ipvsadm` engine does the same, and test stand-ins print
-//! listings with [`render`]. The types here are this crate's own (no IPVS knowledge
-//! beyond the text format), so the daemon maps them onto its engine types.
+//! listings with [`render`]. Both read and print the shared [`crate::ipvs`] types; only
+//! what is particular to the text (the header, a line's columns, warnings) lives here.
 //!
 //! The format is ipvsadm 1.31's `printf`s (`shared/reference/deps.md` §1.5):
 //! - a version line, then two title lines (they differ between the two listings);
@@ -19,7 +19,12 @@
 //! stderr message) must not hide the rest of the table from the director.
 
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::ipvs::{
+    DestEntry, DestSpec, Family, Forward, IpProto, Netmask, SchedFlags, ServiceEntry, ServiceKey,
+    ServiceSpec, Table,
+};
 
 /// The version line ipvsadm prints when nothing else is known.
 pub const DEFAULT_VERSION: &str = "1.2.1";
@@ -35,94 +40,41 @@ pub enum ListingKind {
     Thresholds,
 }
 
-/// Protocol of an address-based virtual service, as listed (`TCP`, `UDP`, `SCTP`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ListedProto {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl ListedProto {
-    /// The word ipvsadm prints.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListedProto::Tcp => "TCP",
-            ListedProto::Udp => "UDP",
-            ListedProto::Sctp => "SCTP",
-        }
+/// The word ipvsadm prints for a forwarding method; a real on a local address is `Local`
+/// (it was added as `-g`).
+fn forward_word(forward: Forward, local: bool) -> &'static str {
+    match (local, forward) {
+        (true, _) => "Local",
+        (false, Forward::Gate) => "Route",
+        (false, Forward::Masq) => "Masq",
+        (false, Forward::Ipip) => "Tunnel",
     }
 }
 
-/// Identity of a listed virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ListedVirtual {
-    Inet {
-        proto: ListedProto,
-        ip: IpAddr,
-        port: u16,
-    },
-    /// `FWM  <mark>`; `ipv6` when the line ends in `IPv6`.
-    Fwmark { mark: u32, ipv6: bool },
-}
-
-/// Persistence mask as listed: IPv4 dotted, IPv6 prefix length. ipvsadm prints it only
-/// when it is not the default (/32, /128), so `None` in a listing means the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ListedMask {
-    V4(Ipv4Addr),
-    V6(u8),
-}
-
-impl fmt::Display for ListedMask {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListedMask::V4(m) => write!(f, "{m}"),
-            ListedMask::V6(p) => write!(f, "{p}"),
-        }
-    }
-}
-
-/// Forwarding method as listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ListedForward {
-    /// Direct routing (`-g`).
-    Route,
-    /// NAT (`-m`).
-    Masq,
-    /// IP-in-IP (`-i`).
-    Tunnel,
-    /// The kernel found the real on a local address (it was added as `-g`).
-    Local,
-}
-
-impl ListedForward {
-    /// The word ipvsadm prints.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListedForward::Route => "Route",
-            ListedForward::Masq => "Masq",
-            ListedForward::Tunnel => "Tunnel",
-            ListedForward::Local => "Local",
-        }
-    }
-
-    fn parse(word: &str) -> Option<Self> {
-        Some(match word {
-            "Route" => ListedForward::Route,
-            "Masq" => ListedForward::Masq,
-            "Tunnel" => ListedForward::Tunnel,
-            "Local" => ListedForward::Local,
-            _ => return None,
-        })
-    }
+/// The forwarding method and `local` of a listed word.
+fn parse_forward(word: &str) -> Option<(Forward, bool)> {
+    Some(match word {
+        "Route" => (Forward::Gate, false),
+        "Masq" => (Forward::Masq, false),
+        "Tunnel" => (Forward::Ipip, false),
+        "Local" => (Forward::Gate, true),
+        _ => return None,
+    })
 }
 
 /// The per-listing columns of a destination line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DestColumns {
-    Plain { forward: ListedForward, weight: u32 },
-    Thresholds { upper: u32, lower: u32 },
+    /// `local`: listed as `Local` (the kernel found the real on a local address).
+    Plain {
+        forward: Forward,
+        local: bool,
+        weight: u32,
+    },
+    Thresholds {
+        upper: u32,
+        lower: u32,
+    },
 }
 
 /// One `  -> addr:port ...` line.
@@ -138,18 +90,11 @@ pub struct ListedDest {
 /// One service line with the destination lines under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedService {
-    pub id: ListedVirtual,
-    pub scheduler: String,
-    /// Scheduler flags as printed in parentheses (`sh-fallback,sh-port`), in listed order.
-    pub sched_flags: Vec<String>,
-    /// Persistence timeout in seconds, `None` when not persistent.
-    pub persistent: Option<u32>,
-    /// Non-default persistence mask (only listed when persistent).
-    pub netmask: Option<ListedMask>,
+    /// The listed netmask is kept only when the service is persistent (ipvsadm prints
+    /// it only then, and only when it is not the default /32 or /128).
+    pub spec: ServiceSpec,
     /// Persistence engine (`pe sip`).
     pub pe: Option<String>,
-    /// One-packet scheduling (`ops`).
-    pub ops: bool,
     pub dests: Vec<ListedDest>,
 }
 
@@ -282,14 +227,6 @@ pub fn parse_addr_port(text: &str) -> Option<(IpAddr, u16)> {
     Some((IpAddr::V4(addr.parse().ok()?), port.parse().ok()?))
 }
 
-/// ipvsadm's numeric form: `1.2.3.4:80`, `[2001:db8::1]:80`.
-pub fn format_addr_port(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(v4) => format!("{v4}:{port}"),
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-    }
-}
-
 fn parse_dest(rest: &str) -> Result<ListedDest, String> {
     let words: Vec<&str> = rest.split_whitespace().collect();
     let [addr, second, third, active, inactive] = words[..] else {
@@ -303,9 +240,10 @@ fn parse_dest(rest: &str) -> Result<ListedDest, String> {
     let number = |word: &str, what: &str| -> Result<u32, String> {
         word.parse().map_err(|_| format!("bad {what} {word:?}"))
     };
-    let columns = match ListedForward::parse(second) {
-        Some(forward) => DestColumns::Plain {
+    let columns = match parse_forward(second) {
+        Some((forward, local)) => DestColumns::Plain {
             forward,
+            local,
             weight: number(third, "weight")?,
         },
         None if second.bytes().all(|b| b.is_ascii_digit()) => DestColumns::Thresholds {
@@ -327,60 +265,47 @@ fn parse_dest(rest: &str) -> Result<ListedDest, String> {
 fn parse_service(line: &str) -> Result<(ListedService, Vec<String>), String> {
     let mut words = line.split_whitespace().peekable();
     let first = words.next().unwrap_or_default();
-    let id = match first {
+    let key = match first {
         "TCP" | "UDP" | "SCTP" => {
             let proto = match first {
-                "TCP" => ListedProto::Tcp,
-                "UDP" => ListedProto::Udp,
-                _ => ListedProto::Sctp,
+                "TCP" => IpProto::Tcp,
+                "UDP" => IpProto::Udp,
+                _ => IpProto::Sctp,
             };
             let addr = words.next().ok_or("service line without address")?;
             let (ip, port) =
                 parse_addr_port(addr).ok_or_else(|| format!("bad service address {addr:?}"))?;
-            ListedVirtual::Inet { proto, ip, port }
+            ServiceKey::Inet { proto, ip, port }
         }
         "FWM" => {
             let mark = words.next().ok_or("FWM line without mark")?;
             let mark = mark
                 .parse()
                 .map_err(|_| format!("bad firewall mark {mark:?}"))?;
-            let ipv6 = words.next_if_eq(&"IPv6").is_some();
-            ListedVirtual::Fwmark { mark, ipv6 }
+            let family = match words.next_if_eq(&"IPv6") {
+                Some(_) => Family::Inet6,
+                None => Family::Inet,
+            };
+            ServiceKey::Fwmark { mark, family }
         }
         _ => return Err("not a service or destination line".into()),
     };
-    let scheduler = words
-        .next()
-        .ok_or("service line without scheduler")?
-        .to_owned();
+    let scheduler = words.next().ok_or("service line without scheduler")?;
     let mut service = ListedService {
-        id,
-        scheduler,
-        sched_flags: Vec::new(),
-        persistent: None,
-        netmask: None,
+        spec: ServiceSpec::new(key, scheduler),
         pe: None,
-        ops: false,
         dests: Vec::new(),
     };
+    let spec = &mut service.spec;
     let mut unknown = Vec::new();
-    let is_v6 = match id {
-        ListedVirtual::Inet { ip, .. } => ip.is_ipv6(),
-        ListedVirtual::Fwmark { ipv6, .. } => ipv6,
-    };
     while let Some(word) = words.next() {
         match word {
             _ if word.starts_with('(') && word.ends_with(')') => {
-                let inner = &word[1..word.len() - 1];
-                service.sched_flags = inner
-                    .split(',')
-                    .filter(|f| !f.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                spec.sched_flags = SchedFlags::parse(&word[1..word.len() - 1]);
             }
             "persistent" => {
                 let value = words.next().ok_or("persistent without timeout")?;
-                service.persistent = Some(
+                spec.persistent = Some(
                     value
                         .parse()
                         .map_err(|_| format!("bad persistence timeout {value:?}"))?,
@@ -388,82 +313,39 @@ fn parse_service(line: &str) -> Result<(ListedService, Vec<String>), String> {
             }
             "mask" => {
                 let value = words.next().ok_or("mask without value")?;
-                let mask = if is_v6 {
-                    value.parse().ok().map(ListedMask::V6)
-                } else {
-                    value.parse().ok().map(ListedMask::V4)
-                };
-                service.netmask =
-                    Some(mask.ok_or_else(|| format!("bad persistence mask {value:?}"))?);
+                let mask = Netmask::parse(value, key.family())
+                    .ok_or_else(|| format!("bad persistence mask {value:?}"))?;
+                spec.netmask = Some(mask);
             }
             "pe" => service.pe = Some(words.next().ok_or("pe without name")?.to_owned()),
-            "ops" => service.ops = true,
+            "ops" => spec.ops = true,
             other => unknown.push(other.to_owned()),
         }
     }
+    spec.netmask = spec.persistent.and(spec.netmask);
     Ok((service, unknown))
 }
 
-/// A destination with both listings' columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TableDest {
-    pub ip: IpAddr,
-    pub port: u16,
-    pub forward: ListedForward,
-    pub weight: u32,
-    pub upper: u32,
-    pub lower: u32,
-    pub active: u32,
-    pub inactive: u32,
-}
-
-/// A virtual service with both listings merged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableService {
-    pub id: ListedVirtual,
-    pub scheduler: String,
-    pub sched_flags: Vec<String>,
-    pub persistent: Option<u32>,
-    pub netmask: Option<ListedMask>,
-    pub pe: Option<String>,
-    pub ops: bool,
-    pub dests: Vec<TableDest>,
-}
-
-/// The whole table as the two listings show it together.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct IpvsTable {
-    pub header: ListingHeader,
-    pub services: Vec<TableService>,
-}
-
-impl IpvsTable {
-    /// Sorts services and destinations the way ipvsadm lists them by default: address
-    /// services before firewall marks, then by family, protocol, address and port;
-    /// destinations by family, address and port.
-    pub fn sort_like_ipvsadm(&mut self) {
-        self.services.sort_by_key(|s| service_sort_key(&s.id));
-        for service in &mut self.services {
-            service
-                .dests
-                .sort_by_key(|d| (d.ip.is_ipv6(), d.ip, d.port));
-        }
+/// Sorts services and destinations the way ipvsadm lists them by default: address
+/// services before firewall marks, then by family, protocol, address and port;
+/// destinations by family, address and port.
+pub fn sort_like_ipvsadm(table: &mut Table) {
+    table
+        .services
+        .sort_by_key(|s| service_sort_key(&s.spec.key));
+    for service in &mut table.services {
+        service
+            .dests
+            .sort_by_key(|d| (d.spec.ip.is_ipv6(), d.spec.ip, d.spec.port));
     }
 }
 
 /// ipvsadm compares fwmark first (0 for address services), then family, then protocol
 /// number, then address and port.
-fn service_sort_key(id: &ListedVirtual) -> (u32, bool, u8, Option<IpAddr>, u16) {
-    match *id {
-        ListedVirtual::Inet { proto, ip, port } => {
-            let proto = match proto {
-                ListedProto::Tcp => 6,
-                ListedProto::Udp => 17,
-                ListedProto::Sctp => 132,
-            };
-            (0, ip.is_ipv6(), proto, Some(ip), port)
-        }
-        ListedVirtual::Fwmark { mark, ipv6 } => (mark, ipv6, 0, None, 0),
+fn service_sort_key(key: &ServiceKey) -> (u32, Family, u8, Option<IpAddr>, u16) {
+    match *key {
+        ServiceKey::Inet { proto, ip, port } => (0, Family::of(ip), proto.number(), Some(ip), port),
+        ServiceKey::Fwmark { mark, family } => (mark, family, 0, None, 0),
     }
 }
 
@@ -473,18 +355,26 @@ fn service_sort_key(id: &ListedVirtual) -> (u32, bool, u8, Option<IpAddr>, u16) 
 /// The plain listing is authoritative for what exists (it is read first). Thresholds of a
 /// destination missing from the thresholds listing (the table changed between the two
 /// runs) are 0, ipvsadm's default; the next read corrects it. Destination lines of the
-/// wrong kind in either listing are ignored.
-pub fn merge(plain: &Listing, thresholds: &Listing) -> IpvsTable {
+/// wrong kind in either listing are ignored. The header is the plain listing's.
+pub fn merge(plain: &Listing, thresholds: &Listing) -> Table {
     let services = plain
         .services
         .iter()
         .map(|service| {
-            let threshold_service = thresholds.services.iter().find(|t| t.id == service.id);
+            let threshold_service = thresholds
+                .services
+                .iter()
+                .find(|t| t.spec.key == service.spec.key);
             let dests = service
                 .dests
                 .iter()
                 .filter_map(|dest| {
-                    let DestColumns::Plain { forward, weight } = dest.columns else {
+                    let DestColumns::Plain {
+                        forward,
+                        local,
+                        weight,
+                    } = dest.columns
+                    else {
                         return None;
                     };
                     let (upper, lower) = threshold_service
@@ -498,46 +388,38 @@ pub fn merge(plain: &Listing, thresholds: &Listing) -> IpvsTable {
                             DestColumns::Plain { .. } => None,
                         })
                         .unwrap_or((0, 0));
-                    Some(TableDest {
-                        ip: dest.ip,
-                        port: dest.port,
-                        forward,
-                        weight,
-                        upper,
-                        lower,
-                        active: dest.active,
-                        inactive: dest.inactive,
+                    Some(DestEntry {
+                        spec: DestSpec {
+                            upper,
+                            lower,
+                            ..DestSpec::new(dest.ip, dest.port, forward, weight)
+                        },
+                        local,
+                        active_conns: dest.active,
+                        inactive_conns: dest.inactive,
                     })
                 })
                 .collect();
-            TableService {
-                id: service.id,
-                scheduler: service.scheduler.clone(),
-                sched_flags: service.sched_flags.clone(),
-                persistent: service.persistent,
-                netmask: service.netmask,
+            ServiceEntry {
+                spec: service.spec.clone(),
                 pe: service.pe.clone(),
-                ops: service.ops,
                 dests,
             }
         })
         .collect();
-    IpvsTable {
-        header: plain.header.clone().unwrap_or_default(),
-        services,
-    }
+    Table { services }
 }
 
 /// Prints a table exactly as ipvsadm 1.31 prints `-L -n` ([`ListingKind::Plain`]) or
 /// `-L -n --thresholds`, trailing padding included. Services and destinations are printed
-/// in the order given; call [`IpvsTable::sort_like_ipvsadm`] first to get ipvsadm's order.
-pub fn render(table: &IpvsTable, kind: ListingKind) -> String {
+/// in the order given; call [`sort_like_ipvsadm`] first to get ipvsadm's order.
+pub fn render(table: &Table, header: &ListingHeader, kind: ListingKind) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
         "IP Virtual Server version {} (size={})",
-        table.header.version, table.header.conn_tab_size
+        header.version, header.conn_tab_size
     );
     match kind {
         ListingKind::Plain => {
@@ -556,21 +438,23 @@ pub fn render(table: &IpvsTable, kind: ListingKind) -> String {
     for service in &table.services {
         render_service_line(&mut out, service);
         for dest in &service.dests {
-            let name = format_addr_port(dest.ip, dest.port);
+            let spec = &dest.spec;
+            // `{:<28}` pads only a string, not a SocketAddr's Display.
+            let name = spec.addr().to_string();
             let _ = match kind {
                 ListingKind::Plain => writeln!(
                     out,
                     "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
                     name,
-                    dest.forward.as_str(),
-                    dest.weight,
-                    dest.active,
-                    dest.inactive
+                    forward_word(spec.forward, dest.local),
+                    spec.weight,
+                    dest.active_conns,
+                    dest.inactive_conns
                 ),
                 ListingKind::Thresholds => writeln!(
                     out,
                     "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
-                    name, dest.upper, dest.lower, dest.active, dest.inactive
+                    name, spec.upper, spec.lower, dest.active_conns, dest.inactive_conns
                 ),
             };
         }
@@ -578,28 +462,31 @@ pub fn render(table: &IpvsTable, kind: ListingKind) -> String {
     out
 }
 
-fn render_service_line(out: &mut String, service: &TableService) {
-    let _ = match service.id {
-        ListedVirtual::Inet { proto, ip, port } => {
-            write!(out, "{:<4} {}", proto.as_str(), format_addr_port(ip, port))
+fn render_service_line(out: &mut String, service: &ServiceEntry) {
+    let spec = &service.spec;
+    let _ = match spec.key {
+        ServiceKey::Inet { proto, ip, port } => {
+            write!(out, "{:<4} {}", proto.as_str(), SocketAddr::new(ip, port))
         }
-        ListedVirtual::Fwmark { mark, ipv6: false } => write!(out, "FWM  {mark}"),
-        ListedVirtual::Fwmark { mark, ipv6: true } => write!(out, "FWM  {mark} IPv6"),
+        ServiceKey::Fwmark { mark, family } => {
+            let v6 = if family == Family::Inet6 { " IPv6" } else { "" };
+            write!(out, "FWM  {mark}{v6}")
+        }
     };
-    let _ = write!(out, " {}", service.scheduler);
-    if !service.sched_flags.is_empty() {
-        let _ = write!(out, " ({})", service.sched_flags.join(","));
+    let _ = write!(out, " {}", spec.scheduler);
+    if !spec.sched_flags.is_empty() {
+        let _ = write!(out, " ({})", spec.sched_flags);
     }
-    if let Some(timeout) = service.persistent {
+    if let Some(timeout) = spec.persistent {
         let _ = write!(out, " persistent {timeout}");
-        if let Some(mask) = service.netmask {
+        if let Some(mask) = spec.netmask {
             let _ = write!(out, " mask {mask}");
         }
         if let Some(pe) = &service.pe {
             let _ = write!(out, " pe {pe}");
         }
     }
-    if service.ops {
+    if spec.ops {
         out.push_str(" ops");
     }
     out.push('\n');
@@ -608,6 +495,8 @@ fn render_service_line(out: &mut String, service: &TableService) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::{SchedFlag, ServiceEntry};
+    use std::net::Ipv4Addr;
 
     /// The example of `shared/reference/deps.md` §1.5, with ipvsadm's trailing padding.
     const PLAIN: &str = "\
@@ -653,22 +542,23 @@ FWM  2 IPv6 rr
         assert_eq!(listing.services.len(), 5);
         let web = &listing.services[0];
         assert_eq!(
-            web.id,
-            ListedVirtual::Inet {
-                proto: ListedProto::Tcp,
+            web.spec.key,
+            ServiceKey::Inet {
+                proto: IpProto::Tcp,
                 ip: v4("192.0.2.10"),
                 port: 80
             }
         );
-        assert_eq!(web.scheduler, "wrr");
-        assert_eq!(web.persistent, None);
+        assert_eq!(web.spec.scheduler, "wrr");
+        assert_eq!(web.spec.persistent, None);
         assert_eq!(
             web.dests[1],
             ListedDest {
                 ip: v4("10.0.0.3"),
                 port: 80,
                 columns: DestColumns::Plain {
-                    forward: ListedForward::Route,
+                    forward: Forward::Gate,
+                    local: false,
                     weight: 0
                 },
                 active: 3,
@@ -676,16 +566,16 @@ FWM  2 IPv6 rr
             }
         );
         let https = &listing.services[1];
-        assert_eq!(https.persistent, Some(600));
+        assert_eq!(https.spec.persistent, Some(600));
         assert_eq!(
-            https.netmask,
-            Some(ListedMask::V4(Ipv4Addr::new(255, 255, 255, 0)))
+            https.spec.netmask,
+            Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)))
         );
         let dns = &listing.services[2];
         assert_eq!(
-            dns.id,
-            ListedVirtual::Inet {
-                proto: ListedProto::Udp,
+            dns.spec.key,
+            ServiceKey::Inet {
+                proto: IpProto::Udp,
                 ip: v4("2001:db8::10"),
                 port: 53
             }
@@ -694,25 +584,26 @@ FWM  2 IPv6 rr
         assert_eq!(
             dns.dests[0].columns,
             DestColumns::Plain {
-                forward: ListedForward::Tunnel,
+                forward: Forward::Ipip,
+                local: false,
                 weight: 1
             }
         );
         assert_eq!(
-            listing.services[3].id,
-            ListedVirtual::Fwmark {
+            listing.services[3].spec.key,
+            ServiceKey::Fwmark {
                 mark: 1,
-                ipv6: false
+                family: Family::Inet
             }
         );
         assert_eq!(
-            listing.services[4].id,
-            ListedVirtual::Fwmark {
+            listing.services[4].spec.key,
+            ServiceKey::Fwmark {
                 mark: 2,
-                ipv6: true
+                family: Family::Inet6
             }
         );
-        assert_eq!(listing.services[4].scheduler, "rr");
+        assert_eq!(listing.services[4].spec.scheduler, "rr");
     }
 
     #[test]
@@ -730,85 +621,91 @@ FWM  2 IPv6 rr
         let table = merge(&parse(PLAIN), &thresholds);
         let first = table.services[0].dests[0];
         assert_eq!(
-            (first.forward, first.weight, first.upper, first.lower),
-            (ListedForward::Route, 1, 100, 10)
+            (
+                first.spec.forward,
+                first.local,
+                first.spec.weight,
+                first.spec.upper,
+                first.spec.lower
+            ),
+            (Forward::Gate, false, 1, 100, 10)
         );
-        assert_eq!(table.services[0].dests[1].upper, 0);
+        assert_eq!(table.services[0].dests[1].spec.upper, 0);
         assert_eq!(table.services.len(), 5);
     }
 
     #[test]
     fn ipvsadm_render_reproduces_both_listings_byte_for_byte() {
         let table = merge(&parse(PLAIN), &parse(THRESHOLDS));
-        assert_eq!(render(&table, ListingKind::Plain), PLAIN);
-        assert_eq!(render(&table, ListingKind::Thresholds), THRESHOLDS);
+        let header = ListingHeader::default();
+        assert_eq!(render(&table, &header, ListingKind::Plain), PLAIN);
+        assert_eq!(render(&table, &header, ListingKind::Thresholds), THRESHOLDS);
     }
 
     #[test]
     fn ipvsadm_round_trip_of_every_service_option() {
-        let table = IpvsTable {
-            header: ListingHeader {
-                version: "1.2.1".into(),
-                conn_tab_size: 1048576,
-            },
+        let header = ListingHeader {
+            version: "1.2.1".into(),
+            conn_tab_size: 1048576,
+        };
+        let sctp = ServiceKey::Inet {
+            proto: IpProto::Sctp,
+            ip: v4("2001:db8::5"),
+            port: 80,
+        };
+        let fwm = ServiceKey::Fwmark {
+            mark: 12,
+            family: Family::Inet6,
+        };
+        let table = Table {
             services: vec![
-                TableService {
-                    id: ListedVirtual::Inet {
-                        proto: ListedProto::Sctp,
-                        ip: v4("2001:db8::5"),
-                        port: 80,
+                ServiceEntry {
+                    spec: ServiceSpec {
+                        sched_flags: [SchedFlag::ShFallback, SchedFlag::ShPort]
+                            .into_iter()
+                            .collect(),
+                        persistent: Some(60),
+                        netmask: Some(Netmask::V6(64)),
+                        ops: true,
+                        ..ServiceSpec::new(sctp, "sh")
                     },
-                    scheduler: "sh".into(),
-                    sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
-                    persistent: Some(60),
-                    netmask: Some(ListedMask::V6(64)),
                     pe: Some("sip".into()),
-                    ops: true,
-                    dests: vec![TableDest {
-                        ip: v4("2001:db8:0:1::4"),
-                        port: 80,
-                        forward: ListedForward::Local,
-                        weight: 2147483647,
-                        upper: 65535,
-                        lower: 1,
-                        active: 4294967295,
-                        inactive: 7,
+                    dests: vec![DestEntry {
+                        spec: DestSpec {
+                            upper: 65535,
+                            lower: 1,
+                            ..DestSpec::new(v4("2001:db8:0:1::4"), 80, Forward::Gate, 2147483647)
+                        },
+                        local: true,
+                        active_conns: 4294967295,
+                        inactive_conns: 7,
                     }],
                 },
-                TableService {
-                    id: ListedVirtual::Fwmark {
-                        mark: 12,
-                        ipv6: true,
+                ServiceEntry {
+                    spec: ServiceSpec {
+                        persistent: Some(300),
+                        ..ServiceSpec::new(fwm, "wrr")
                     },
-                    scheduler: "wrr".into(),
-                    sched_flags: vec![],
-                    persistent: Some(300),
-                    netmask: None,
                     pe: None,
-                    ops: false,
-                    dests: vec![TableDest {
-                        ip: v4("10.1.2.3"),
-                        port: 0,
-                        forward: ListedForward::Tunnel,
-                        weight: 0,
-                        upper: 0,
-                        lower: 0,
-                        active: 0,
-                        inactive: 0,
+                    dests: vec![DestEntry {
+                        spec: DestSpec::new(v4("10.1.2.3"), 0, Forward::Ipip, 0),
+                        local: false,
+                        active_conns: 0,
+                        inactive_conns: 0,
                     }],
                 },
             ],
         };
-        let plain = render(&table, ListingKind::Plain);
+        let plain = render(&table, &header, ListingKind::Plain);
         assert!(plain.contains(
             "SCTP [2001:db8::5]:80 sh (sh-fallback,sh-port) persistent 60 mask 64 pe sip ops\n"
         ));
         assert!(plain.contains("FWM  12 IPv6 wrr persistent 300\n"));
         let back = merge(
             &parse(&plain),
-            &parse(&render(&table, ListingKind::Thresholds)),
+            &parse(&render(&table, &header, ListingKind::Thresholds)),
         );
-        assert_eq!(back, table);
+        assert_eq!((parse(&plain).header, back), (Some(header), table));
     }
 
     #[test]
@@ -850,8 +747,11 @@ TCP  192.0.2.1:80 wlc synproxy
         for service in &mut table.services {
             service.dests.reverse();
         }
-        table.sort_like_ipvsadm();
-        assert_eq!(render(&table, ListingKind::Plain), PLAIN);
+        sort_like_ipvsadm(&mut table);
+        assert_eq!(
+            render(&table, &ListingHeader::default(), ListingKind::Plain),
+            PLAIN
+        );
     }
 
     #[test]
@@ -863,6 +763,9 @@ TCP  192.0.2.1:80 wlc synproxy
         );
         assert_eq!(parse_addr_port("1.2.3.4"), None);
         assert_eq!(parse_addr_port("[::1]"), None);
-        assert_eq!(format_addr_port(v4("2001:db8::1"), 80), "[2001:db8::1]:80");
+        assert_eq!(
+            SocketAddr::new(v4("2001:db8::1"), 80).to_string(),
+            "[2001:db8::1]:80"
+        );
     }
 }

@@ -72,8 +72,8 @@ pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, Strin
 /// stock's wording for a failed engine operation.
 fn engine_error_text(engine: &str, error: &EngineError) -> String {
     match error {
-        EngineError::Rejected { op, message, .. } if engine == "ipvsadm" => {
-            format!("system({op}) failed: {message}")
+        EngineError::Command { command, message } => {
+            format!("system({command}) failed: {message}")
         }
         EngineError::Rejected { op, message, .. } => format!("IPVS: {op} failed: {message}"),
         EngineError::Unavailable(m) => format!("IPVS is not available: {m}"),

@@ -9,7 +9,7 @@ use ldirectord_parsers::config::{
     Fallback, Family, Forward, Protocol, RealServer, VirtualAddress, VirtualService,
 };
 
-use crate::engine::{DestEntry, DestSpec, IpProto, Netmask, ServiceKey, ServiceSpec};
+use crate::engine::{DestEntry, DestSpec, IpProto, Netmask, SchedFlags, ServiceKey, ServiceSpec};
 
 /// The kernel identity of a virtual service.
 pub fn service_key(vs: &VirtualService) -> ServiceKey {
@@ -48,17 +48,7 @@ pub fn service_spec(vs: &VirtualService) -> ServiceSpec {
         (Some(_), Some(text)) => parse_netmask(text, family(vs)),
         _ => None,
     };
-    let mut sched_flags: Vec<String> = vs
-        .schedflags
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(str::to_owned)
-        .collect();
-    sched_flags.sort();
-    sched_flags.dedup();
+    let sched_flags = SchedFlags::parse(vs.schedflags.as_deref().unwrap_or(""));
     ServiceSpec {
         key: service_key(vs),
         scheduler: vs.scheduler.clone(),
@@ -116,14 +106,12 @@ pub fn service_matches(have: &ServiceSpec, want: &ServiceSpec) -> bool {
         (Some(_), Some(m)) => Some(m),
         (Some(_), None) => Some(full_mask(s.key)),
     };
-    let mut have_flags = have.sched_flags.clone();
-    have_flags.sort();
     have.key == want.key
         && have.scheduler == want.scheduler
         && have.persistent == want.persistent
         && mask(have) == mask(want)
         && have.ops == want.ops
-        && have_flags == want.sched_flags
+        && have.sched_flags == want.sched_flags
 }
 
 fn full_mask(key: ServiceKey) -> Netmask {
@@ -264,8 +252,8 @@ mod tests {
                 false,
             ),
             (
-                with(&|s| s.sched_flags = vec!["sh-port".into(), "sh-fallback".into()]),
-                with(&|s| s.sched_flags = vec!["sh-fallback".into(), "sh-port".into()]),
+                with(&|s| s.sched_flags = SchedFlags::parse("sh-port,sh-fallback")),
+                with(&|s| s.sched_flags = SchedFlags::parse("sh-fallback,sh-port")),
                 true,
             ),
             (with(&|s| s.ops = true), base.clone(), false),

@@ -787,10 +787,9 @@ fn apply_to(observed: &mut HashMap<ServiceKey, ServiceEntry>, op: &Op) {
     };
     match op {
         Op::AddService(spec) => {
-            observed.entry(spec.key).or_insert_with(|| ServiceEntry {
-                spec: spec.clone(),
-                dests: Vec::new(),
-            });
+            observed
+                .entry(spec.key)
+                .or_insert_with(|| ServiceEntry::new(spec.clone()));
         }
         Op::EditService(spec) => {
             if let Some(entry) = observed.get_mut(&spec.key) {

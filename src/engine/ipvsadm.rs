@@ -13,19 +13,13 @@
 //! string split on whitespace: the program sees the same arguments, and nothing in an
 //! address or scheduler name can be interpreted by a shell.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use ldirectord_parsers::config::{Family, Forward};
-use ldirectord_parsers::ipvsadm::{
-    self as listing, IpvsTable, ListedForward, ListedMask, ListedProto, ListedVirtual,
-};
+use ldirectord_parsers::ipvsadm as listing;
 
-use super::{
-    BoxFuture, DestEntry, DestSpec, Engine, EngineError, IpProto, Netmask, Op, ServiceEntry,
-    ServiceKey, ServiceSpec, Table,
-};
+use super::{BoxFuture, DestSpec, Engine, EngineError, Op, ServiceKey, ServiceSpec, Table};
 
 /// Arguments of the plain listing stock reads first.
 pub const LIST_ARGS: [&str; 2] = ["-L", "-n"];
@@ -91,10 +85,9 @@ impl IpvsadmEngine {
         } else {
             stderr
         };
-        Err(EngineError::Rejected {
-            op: command_line,
+        Err(EngineError::Command {
+            command: command_line,
             message,
-            errno: None,
         })
     }
 
@@ -118,7 +111,7 @@ impl Engine for IpvsadmEngine {
         Box::pin(async move {
             let plain = self.listing(&LIST_ARGS).await?;
             let thresholds = self.listing(&LIST_THRESHOLDS_ARGS).await?;
-            Ok(table_from_listing(&listing::merge(&plain, &thresholds)))
+            Ok(listing::merge(&plain, &thresholds))
         })
     }
 
@@ -140,21 +133,19 @@ pub fn stock_command(op: &Op) -> String {
         Op::AddDest(key, dest) => dest_command("-a", key, dest),
         Op::EditDest(key, dest) => dest_command("-e", key, dest),
         // Stock's quiesce and re-add omit -x/-y, so ipvsadm resets both thresholds to 0.
-        Op::QuiesceDest(key, dest) => {
-            format!(
-                "-e {key} -r {} {} -w 0",
-                rip(dest.ip, dest.port),
-                forward_flag(dest.forward)
-            )
+        Op::QuiesceDest(key, dest) => format!(
+            "-e {key} -r {} {} -w 0",
+            dest.addr(),
+            dest.forward.ipvsadm_flag()
+        ),
+        Op::ReaddQuiescedDest(key, dest) => format!(
+            "-a {key} -r {} {} -w 0",
+            dest.addr(),
+            dest.forward.ipvsadm_flag()
+        ),
+        Op::DelDest { service, ip, port } => {
+            format!("-d {service} -r {}", SocketAddr::new(*ip, *port))
         }
-        Op::ReaddQuiescedDest(key, dest) => {
-            format!(
-                "-a {key} -r {} {} -w 0",
-                rip(dest.ip, dest.port),
-                forward_flag(dest.forward)
-            )
-        }
-        Op::DelDest { service, ip, port } => format!("-d {service} -r {}", rip(*ip, *port)),
     }
 }
 
@@ -175,14 +166,12 @@ fn service_command(verb: &str, spec: &ServiceSpec) -> String {
     out.push_str(&format!("-s {} ", spec.scheduler));
     if let Some(timeout) = spec.persistent {
         out.push_str(&format!("-p {timeout} "));
-        match spec.netmask {
-            Some(Netmask::V4(mask)) => out.push_str(&format!("-M {mask} ")),
-            Some(Netmask::V6(prefix)) => out.push_str(&format!("-M {prefix} ")),
-            None => {}
+        if let Some(mask) = spec.netmask {
+            out.push_str(&format!("-M {mask} "));
         }
     }
     if !spec.sched_flags.is_empty() {
-        out.push_str(&format!("-b {} ", spec.sched_flags.join(",")));
+        out.push_str(&format!("-b {} ", spec.sched_flags));
     }
     out
 }
@@ -193,96 +182,16 @@ fn dest_command(verb: &str, key: &ServiceKey, dest: &DestSpec) -> String {
         "{verb} {key} -x {} -y {} -r {} {} -w {}",
         dest.upper,
         dest.lower,
-        rip(dest.ip, dest.port),
-        forward_flag(dest.forward),
+        dest.addr(),
+        dest.forward.ipvsadm_flag(),
         dest.weight
     )
-}
-
-fn rip(ip: IpAddr, port: u16) -> String {
-    listing::format_addr_port(ip, port)
-}
-
-fn forward_flag(forward: Forward) -> &'static str {
-    match forward {
-        Forward::Gate => "-g",
-        Forward::Masq => "-m",
-        Forward::Ipip => "-i",
-    }
-}
-
-/// Maps a merged listing onto the engine's [`Table`]. A listed `Local` real is reported
-/// as `gate` with `local` set (ipvsadm `-S` prints it as `-g`); a missing mask means the
-/// default one, reported as `None`; the persistence engine is not part of [`ServiceSpec`].
-pub fn table_from_listing(table: &IpvsTable) -> Table {
-    let services = table
-        .services
-        .iter()
-        .map(|service| {
-            let key = match service.id {
-                ListedVirtual::Inet { proto, ip, port } => {
-                    let proto = match proto {
-                        ListedProto::Tcp => IpProto::Tcp,
-                        ListedProto::Udp => IpProto::Udp,
-                        ListedProto::Sctp => IpProto::Sctp,
-                    };
-                    ServiceKey::Inet { proto, ip, port }
-                }
-                ListedVirtual::Fwmark { mark, ipv6 } => ServiceKey::Fwmark {
-                    mark,
-                    family: if ipv6 { Family::Inet6 } else { Family::Inet },
-                },
-            };
-            let mut sched_flags = service.sched_flags.clone();
-            sched_flags.sort();
-            let spec = ServiceSpec {
-                key,
-                scheduler: service.scheduler.clone(),
-                persistent: service.persistent,
-                netmask: service
-                    .persistent
-                    .and(service.netmask)
-                    .map(|mask| match mask {
-                        ListedMask::V4(m) => Netmask::V4(m),
-                        ListedMask::V6(p) => Netmask::V6(p),
-                    }),
-                ops: service.ops,
-                sched_flags,
-            };
-            let dests = service
-                .dests
-                .iter()
-                .map(|d| {
-                    let (forward, local) = match d.forward {
-                        ListedForward::Route => (Forward::Gate, false),
-                        ListedForward::Masq => (Forward::Masq, false),
-                        ListedForward::Tunnel => (Forward::Ipip, false),
-                        ListedForward::Local => (Forward::Gate, true),
-                    };
-                    DestEntry {
-                        spec: DestSpec {
-                            ip: d.ip,
-                            port: d.port,
-                            forward,
-                            weight: d.weight,
-                            upper: d.upper,
-                            lower: d.lower,
-                        },
-                        local,
-                        active_conns: d.active,
-                        inactive_conns: d.inactive,
-                    }
-                })
-                .collect();
-            ServiceEntry { spec, dests }
-        })
-        .collect();
-    Table { services }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Forward, IpProto, Netmask};
     use std::net::Ipv4Addr;
 
     fn key() -> ServiceKey {
@@ -314,7 +223,7 @@ mod tests {
     fn listed_local_forwarding_is_gate_and_local() {
         let text =
             "TCP  10.0.0.1:80 wrr\n  -> 127.0.0.1:80                 Local   1      0          0\n";
-        let table = table_from_listing(&listing::merge(&listing::parse(text), &listing::parse("")));
+        let table = listing::merge(&listing::parse(text), &listing::parse(""));
         let dest = table.services[0].dests[0];
         assert_eq!((dest.spec.forward, dest.local), (Forward::Gate, true));
     }

@@ -22,7 +22,7 @@ use netlink_packet_generic::GenlMessage;
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 
-use super::{BoxFuture, Engine, EngineError, Op, ServiceEntry, Table};
+use super::{BoxFuture, Engine, EngineError, Errno, Op, ServiceEntry, Table};
 
 pub mod fake;
 mod socket;
@@ -116,17 +116,12 @@ impl NetlinkEngine {
         })
     }
 
-    /// The dynamic id the kernel gave the IPVS family.
-    pub fn family_id(&self) -> u16 {
-        self.family_id
-    }
-
     /// Sends one IPVS request and returns the data replies, or the kernel's errno.
     async fn exchange(
         &mut self,
         flags: u16,
         message: IpvsMessage,
-    ) -> Result<Result<Vec<IpvsMessage>, i32>, EngineError> {
+    ) -> Result<Result<Vec<IpvsMessage>, Errno>, EngineError> {
         let request = wire::netlink_message(self.family_id, flags, message);
         let replies = self.transport.request(request).await?;
         let mut data = Vec::new();
@@ -134,10 +129,12 @@ impl NetlinkEngine {
             match reply.payload {
                 NetlinkPayload::InnerMessage(GenlPayload::Ipvs(genl)) => data.push(genl.payload),
                 NetlinkPayload::Error(e) => match e.code {
-                    Some(code) => return Ok(Err(-code.get())),
+                    Some(code) => return Ok(Err(Errno::from_raw(-code.get()))),
                     None => return Ok(Ok(data)),
                 },
-                NetlinkPayload::Done(done) if done.code < 0 => return Ok(Err(-done.code)),
+                NetlinkPayload::Done(done) if done.code < 0 => {
+                    return Ok(Err(Errno::from_raw(-done.code)));
+                }
                 NetlinkPayload::Done(_) => return Ok(Ok(data)),
                 _ => {}
             }
@@ -158,9 +155,11 @@ impl NetlinkEngine {
             let Some(nest) = message.attr(wire::cmd_attr::SERVICE) else {
                 continue;
             };
-            let spec = nest.children().and_then(|c| wire::decode_service(&c));
-            let spec = match spec {
-                Ok(spec) => spec,
+            let decoded = nest
+                .children()
+                .and_then(|c| Ok((wire::decode_service(&c)?, wire::decode_pe(&c))));
+            let (spec, pe) = match decoded {
+                Ok(decoded) => decoded,
                 // A service we cannot read (a protocol IPVS added later) is left alone.
                 Err(e) => {
                     tracing::warn!("skipping a virtual service the kernel listed: {e}");
@@ -175,7 +174,7 @@ impl NetlinkEngine {
                 )
                 .await?
                 .map_err(|errno| rejected(&what, errno, None))?;
-            let family = wire::service_family(&spec.key);
+            let family = spec.key.family();
             let mut dests = Vec::with_capacity(replies.len());
             for reply in replies {
                 let Some(nest) = reply.attr(wire::cmd_attr::DEST) else {
@@ -186,21 +185,21 @@ impl NetlinkEngine {
                     Err(e) => tracing::warn!("skipping a real server of {}: {e}", spec.key),
                 }
             }
-            table.services.push(ServiceEntry { spec, dests });
+            table.services.push(ServiceEntry { spec, pe, dests });
         }
         Ok(table)
     }
 
     async fn apply_op(&mut self, op: &Op) -> Result<(), EngineError> {
         let message = wire::op_message(op).map_err(|e| EngineError::Rejected {
-            op: describe(op),
+            op: op.to_string(),
             message: e.to_string(),
-            errno: Some(EINVAL),
+            errno: Some(Errno::EINVAL),
         })?;
         self.exchange(NLM_F_REQUEST | NLM_F_ACK, message)
             .await?
             .map(|_| ())
-            .map_err(|errno| rejected(&describe(op), errno, Some(op)))
+            .map_err(|errno| rejected(&op.to_string(), errno, Some(op)))
     }
 }
 
@@ -238,9 +237,9 @@ async fn resolve_family(transport: &mut dyn Transport) -> Result<Option<u16>, En
                     return Ok(Some(id));
                 }
             }
-            NetlinkPayload::Error(e) => match e.code.map(|c| -c.get()) {
-                Some(ENOENT) => return Ok(None),
-                Some(EPERM) | Some(EACCES) => {
+            NetlinkPayload::Error(e) => match e.code.map(|c| Errno::from_raw(-c.get())) {
+                Some(Errno::ENOENT) => return Ok(None),
+                Some(Errno::EPERM | Errno::EACCES) => {
                     return Err(EngineError::Unavailable(
                         "the kernel refused the IPVS family lookup: ldirectord needs CAP_NET_ADMIN"
                             .into(),
@@ -260,56 +259,28 @@ async fn resolve_family(transport: &mut dyn Transport) -> Result<Option<u16>, En
     )))
 }
 
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
-const EACCES: i32 = 13;
-const EEXIST: i32 = 17;
-const EINVAL: i32 = 22;
-const ERANGE: i32 = 34;
-
-/// What the op does, in the operator's words, with ipvsadm's notation for addresses.
-pub fn describe(op: &Op) -> String {
-    let rip = |ip, port| ldirectord_parsers::ipvsadm::format_addr_port(ip, port);
-    match op {
-        Op::AddService(s) => format!("add virtual service {}", s.key),
-        Op::EditService(s) => format!("edit virtual service {}", s.key),
-        Op::DelService(k) => format!("delete virtual service {k}"),
-        Op::AddDest(k, d) => format!("add real server {} to {k}", rip(d.ip, d.port)),
-        Op::EditDest(k, d) => format!("edit real server {} of {k}", rip(d.ip, d.port)),
-        Op::QuiesceDest(k, d) => format!("quiesce real server {} of {k}", rip(d.ip, d.port)),
-        Op::ReaddQuiescedDest(k, d) => {
-            format!("re-add quiesced real server {} to {k}", rip(d.ip, d.port))
-        }
-        Op::DelDest { service, ip, port } => {
-            format!("delete real server {} from {service}", rip(*ip, *port))
-        }
-    }
-}
-
 /// Maps a kernel errno to an error whose message says what it means for this op.
-fn rejected(what: &str, errno: i32, op: Option<&Op>) -> EngineError {
-    let is_service_op = matches!(
-        op,
-        Some(Op::AddService(_) | Op::EditService(_) | Op::DelService(_))
-    );
+fn rejected(what: &str, errno: Errno, op: Option<&Op>) -> EngineError {
+    let is_service_op = op.is_some_and(Op::is_service_op);
     let message = match errno {
-        EPERM | EACCES => {
+        Errno::EPERM | Errno::EACCES => {
             return EngineError::Unavailable(format!(
                 "{what}: permission denied, ldirectord needs CAP_NET_ADMIN"
             ));
         }
-        EEXIST if is_service_op => "the virtual service already exists".to_owned(),
-        EEXIST => "the real server already exists in this virtual service".to_owned(),
-        ESRCH => "no such virtual service".to_owned(),
-        ENOENT if is_service_op => {
+        Errno::EEXIST if is_service_op => "the virtual service already exists".to_owned(),
+        Errno::EEXIST => "the real server already exists in this virtual service".to_owned(),
+        Errno::ESRCH => "no such virtual service".to_owned(),
+        Errno::ENOENT if is_service_op => {
             "scheduler or persistence engine not found (is its ip_vs_* module available?)"
                 .to_owned()
         }
-        ENOENT => "no such real server in this virtual service".to_owned(),
-        EINVAL => "invalid argument (the kernel refused an attribute)".to_owned(),
-        ERANGE => "weight or connection thresholds out of range (lower above upper?)".to_owned(),
-        other => io::Error::from_raw_os_error(other).to_string(),
+        Errno::ENOENT => "no such real server in this virtual service".to_owned(),
+        Errno::EINVAL => "invalid argument (the kernel refused an attribute)".to_owned(),
+        Errno::ERANGE => {
+            "weight or connection thresholds out of range (lower above upper?)".to_owned()
+        }
+        other => io::Error::from_raw_os_error(other as i32).to_string(),
     };
     EngineError::Rejected {
         op: what.to_owned(),

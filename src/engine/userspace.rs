@@ -33,10 +33,9 @@ use std::sync::atomic::Ordering;
 use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 
-use super::netlink::describe;
 use super::{
-    BoxFuture, DestEntry, DestSpec, Engine, EngineError, IpProto, Op, ServiceEntry, ServiceKey,
-    ServiceSpec, Table,
+    BoxFuture, DestEntry, DestSpec, Engine, EngineError, Errno, IpProto, Op, ServiceEntry,
+    ServiceKey, ServiceSpec, Table,
 };
 
 mod forward;
@@ -86,15 +85,9 @@ impl Drop for Service {
     }
 }
 
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
-const EEXIST: i32 = 17;
-const EINVAL: i32 = 22;
-const ERANGE: i32 = 34;
-
-fn rejected(op: &Op, message: impl Into<String>, errno: Option<i32>) -> EngineError {
+fn rejected(op: &Op, message: impl Into<String>, errno: Option<Errno>) -> EngineError {
     EngineError::Rejected {
-        op: describe(op),
+        op: op.to_string(),
         message: message.into(),
         errno,
     }
@@ -103,23 +96,19 @@ fn rejected(op: &Op, message: impl Into<String>, errno: Option<i32>) -> EngineEr
 /// A system error's text without Rust's "(os error N)" suffix, as ipvsadm prints them.
 fn os_text(e: &io::Error) -> String {
     match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
+        Some(code) => Errno::from_raw(code).desc().to_owned(),
         None => e.to_string(),
     }
 }
 
 /// What a failed bind means for an operator.
 fn bind_message(addr: SocketAddr, e: &io::Error) -> String {
-    let hint = match e.raw_os_error() {
-        Some(code) if code == nix::errno::Errno::EADDRNOTAVAIL as i32 => {
+    let hint = match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::EADDRNOTAVAIL) => {
             " (the userspace engine needs the virtual address on this host)"
         }
-        Some(code) if code == nix::errno::Errno::EADDRINUSE as i32 => {
-            " (another program listens there)"
-        }
-        Some(code) if code == nix::errno::Errno::EACCES as i32 => {
-            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-        }
+        Some(Errno::EADDRINUSE) => " (another program listens there)",
+        Some(Errno::EACCES) => " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
         _ => "",
     };
     format!("cannot listen on {addr}: {}{hint}", os_text(e))
@@ -138,7 +127,7 @@ impl UserspaceEngine {
     fn service(&self, op: &Op, key: &ServiceKey) -> Result<&Service, EngineError> {
         self.find(key)
             .map(|i| &self.services[i])
-            .ok_or_else(|| rejected(op, "no such virtual service", Some(ESRCH)))
+            .ok_or_else(|| rejected(op, "no such virtual service", Some(Errno::ESRCH)))
     }
 
     /// The listening address of a service this engine can serve, or why it cannot.
@@ -150,7 +139,7 @@ impl UserspaceEngine {
                     "{what} not supported by the userspace engine (it relays TCP); use \
                      --engine netlink or --engine ipvsadm"
                 ),
-                Some(EINVAL),
+                Some(Errno::EINVAL),
             )
         };
         let addr = match spec.key {
@@ -175,7 +164,7 @@ impl UserspaceEngine {
             ServiceKey::Fwmark { .. } => return Err(unsupported("fwmark virtual services are")),
         };
         let scheduler = Scheduler::new(&spec.scheduler, &spec.sched_flags)
-            .map_err(|e| rejected(op, e.to_string(), Some(ENOENT)))?;
+            .map_err(|e| rejected(op, e.to_string(), Some(Errno::ENOENT)))?;
         Ok((addr, scheduler))
     }
 
@@ -184,12 +173,17 @@ impl UserspaceEngine {
             return Err(rejected(
                 op,
                 "the virtual service already exists",
-                Some(EEXIST),
+                Some(Errno::EEXIST),
             ));
         }
         let (addr, scheduler) = Self::validate(op, spec)?;
-        let listener =
-            listen(addr).map_err(|e| rejected(op, bind_message(addr, &e), e.raw_os_error()))?;
+        let listener = listen(addr).map_err(|e| {
+            rejected(
+                op,
+                bind_message(addr, &e),
+                e.raw_os_error().map(Errno::from_raw),
+            )
+        })?;
         let virt = Arc::new(Virtual::new(spec.clone(), scheduler, addr.port()));
         let task = tokio::spawn(forward::serve(listener, Arc::clone(&virt)));
         tracing::debug!("userspace engine: listening on {addr} for {}", spec.key);
@@ -204,7 +198,7 @@ impl UserspaceEngine {
     fn edit_service(&mut self, op: &Op, spec: &ServiceSpec) -> Result<(), EngineError> {
         let index = self
             .find(&spec.key)
-            .ok_or_else(|| rejected(op, "no such virtual service", Some(ESRCH)))?;
+            .ok_or_else(|| rejected(op, "no such virtual service", Some(Errno::ESRCH)))?;
         let (_, scheduler) = Self::validate(op, spec)?;
         let service = &mut self.services[index];
         service.virt.edit(spec.clone(), scheduler);
@@ -220,7 +214,7 @@ impl UserspaceEngine {
                 return Err(rejected(
                     op,
                     "the real server already exists in this virtual service",
-                    Some(EEXIST),
+                    Some(Errno::EEXIST),
                 ));
             }
             reals.push(Real::new(*dest));
@@ -268,7 +262,7 @@ impl UserspaceEngine {
             Op::DelService(key) => {
                 let index = self
                     .find(key)
-                    .ok_or_else(|| rejected(op, "no such virtual service", Some(ESRCH)))?;
+                    .ok_or_else(|| rejected(op, "no such virtual service", Some(Errno::ESRCH)))?;
                 self.services.remove(index).stop().await;
                 Ok(())
             }
@@ -286,6 +280,7 @@ impl UserspaceEngine {
             .iter()
             .map(|s| ServiceEntry {
                 spec: s.spec.clone(),
+                pe: None,
                 dests: s.virt.with_reals(|reals| {
                     reals
                         .iter()
@@ -312,7 +307,7 @@ fn no_such_real(op: &Op) -> EngineError {
     rejected(
         op,
         "no such real server in this virtual service",
-        Some(ENOENT),
+        Some(Errno::ENOENT),
     )
 }
 
@@ -325,7 +320,7 @@ fn check_thresholds(op: &Op, dest: &DestSpec) -> Result<(), EngineError> {
                 "lower connection threshold {} is above the upper one {}",
                 dest.lower, dest.upper
             ),
-            Some(ERANGE),
+            Some(Errno::ERANGE),
         ));
     }
     Ok(())

@@ -55,14 +55,8 @@ pub fn tcp(addr: &str, port: u16) -> ServiceKey {
 /// A kernel service with wrr and no persistence.
 pub fn service(key: ServiceKey, dests: &[(&str, u16, Forward, u32)]) -> ServiceEntry {
     ServiceEntry {
-        spec: ServiceSpec {
-            key,
-            scheduler: "wrr".into(),
-            persistent: None,
-            netmask: None,
-            ops: false,
-            sched_flags: vec![],
-        },
+        spec: ServiceSpec::new(key, "wrr"),
+        pe: None,
         dests: dests
             .iter()
             .map(|&(a, port, forward, weight)| DestEntry {
@@ -99,7 +93,7 @@ pub fn render_op(op: &Op) -> String {
             }
         }
         if !s.sched_flags.is_empty() {
-            t.push_str(&format!(" -b {}", s.sched_flags.join(",")));
+            t.push_str(&format!(" -b {}", s.sched_flags));
         }
         t
     };

@@ -30,12 +30,7 @@ pub struct Config {
     pub virtuals: Vec<VirtualService>,
 }
 
-/// Address family of a virtual service (`virtual=` vs `virtual6=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Family {
-    Inet,
-    Inet6,
-}
+pub use crate::ipvs::{Family, Forward};
 
 /// IPVS protocol of a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -62,36 +57,6 @@ impl Protocol {
 pub enum VirtualAddress {
     Inet { ip: IpAddr, port: u16 },
     Fwmark { mark: u32, family: Family },
-}
-
-/// Forwarding method of a real or fallback server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Forward {
-    /// Direct routing (`gate`, ipvsadm `-g`, listed as `Route`).
-    Gate,
-    /// NAT (`masq`, `-m`, listed as `Masq`).
-    Masq,
-    /// Tunnelling (`ipip`, `-i`, listed as `Tunnel`).
-    Ipip,
-}
-
-impl Forward {
-    /// ldirectord's word: `gate`, `masq`, `ipip`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Forward::Gate => "gate",
-            Forward::Masq => "masq",
-            Forward::Ipip => "ipip",
-        }
-    }
-    /// The ipvsadm flag: `-g`, `-m`, `-i`.
-    pub fn ipvsadm_flag(self) -> &'static str {
-        match self {
-            Forward::Gate => "-g",
-            Forward::Masq => "-m",
-            Forward::Ipip => "-i",
-        }
-    }
 }
 
 /// `checktype=`.

@@ -29,9 +29,12 @@ use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use super::Transport;
 use super::wire::{
     self, AF_INET, AF_INET6, Attr, GenlPayload, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
-    IpvsMessage, cmd, cmd_attr, dest_attr, fwd, svc_attr, svc_flag,
+    IpvsMessage, cmd, cmd_attr, dest_attr, svc_attr, svc_flag,
 };
-use crate::engine::{BoxFuture, ServiceKey};
+use crate::engine::{
+    BoxFuture, DestEntry, DestSpec, Errno, Family, Forward, IpProto, ServiceEntry, ServiceKey,
+    ServiceSpec,
+};
 
 /// The family id the fake kernel hands out for IPVS (real kernels pick one at load time).
 pub const FAKE_IPVS_FAMILY_ID: u16 = 0x24;
@@ -42,68 +45,30 @@ const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
 
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
-const EEXIST: i32 = 17;
-const EINVAL: i32 = 22;
-const ERANGE: i32 = 34;
-const EPROTONOSUPPORT: i32 = 93;
-const EOPNOTSUPP: i32 = 95;
-const EAFNOSUPPORT: i32 = 97;
+use Errno::{EAFNOSUPPORT, EEXIST, EINVAL, ENOENT, EOPNOTSUPP, EPROTONOSUPPORT, ERANGE, ESRCH};
 
-/// A service's identity as the kernel compares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum SvcId {
-    Inet {
-        af: u16,
-        proto: u16,
-        addr: [u8; 16],
-        port: u16,
-    },
-    Fwmark {
-        af: u16,
-        mark: u32,
-    },
-}
+/// The order the kernel's table keeps services in (and dumps them): address services
+/// before marks, then by family, protocol, address and port, or by mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct DumpOrder(bool, Family, u8, Option<IpAddr>, u16, u32);
 
-impl SvcId {
-    fn af(&self) -> u16 {
-        match self {
-            SvcId::Inet { af, .. } | SvcId::Fwmark { af, .. } => *af,
+impl DumpOrder {
+    fn of(key: &ServiceKey) -> DumpOrder {
+        match *key {
+            ServiceKey::Inet { proto, ip, port } => {
+                DumpOrder(false, Family::of(ip), proto.number(), Some(ip), port, 0)
+            }
+            ServiceKey::Fwmark { mark, family } => DumpOrder(true, family, 0, None, 0, mark),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-struct Service {
-    sched: String,
-    /// Without `HASHED`, which is added when dumping.
-    flags: u32,
-    timeout: u32,
-    netmask: u32,
-    pe: Option<String>,
-    dests: Vec<Dest>,
-}
-
-#[derive(Debug, Clone)]
-struct Dest {
-    af: u16,
-    addr: [u8; 16],
-    port: u16,
-    conn_flags: u32,
-    weight: u32,
-    upper: u32,
-    lower: u32,
-    active: u32,
-    inactive: u32,
 }
 
 #[derive(Debug)]
 struct State {
     has_ipvs: bool,
     legacy_replies: bool,
-    services: BTreeMap<SvcId, Service>,
-    local: HashSet<[u8; 16]>,
+    services: BTreeMap<DumpOrder, ServiceEntry>,
+    local: HashSet<IpAddr>,
     next_seq: u32,
     requests: u64,
 }
@@ -157,7 +122,7 @@ impl FakeKernel {
 
     /// Makes `ip` a local address: reals on it are listed with `LOCALNODE` forwarding.
     pub fn add_local_address(&self, ip: IpAddr) {
-        self.lock().local.insert(addr16(ip));
+        self.lock().local.insert(ip);
     }
 
     /// Sets a real's connection counters; false if there is no such real.
@@ -169,19 +134,18 @@ impl FakeKernel {
         active: u32,
         inactive: u32,
     ) -> bool {
-        let id = svc_id_of(service);
         let mut state = self.lock();
-        let Some(svc) = state.services.get_mut(&id) else {
+        let Some(svc) = state.services.get_mut(&DumpOrder::of(service)) else {
             return false;
         };
         match svc
             .dests
             .iter_mut()
-            .find(|d| d.addr == addr16(ip) && d.port == port)
+            .find(|d| d.spec.ip == ip && d.spec.port == port)
         {
             Some(dest) => {
-                dest.active = active;
-                dest.inactive = inactive;
+                dest.active_conns = active;
+                dest.inactive_conns = inactive;
                 true
             }
             None => false,
@@ -216,7 +180,7 @@ impl FakeKernel {
         let header = message.header;
         let dump = header.flags & NLM_F_DUMP == NLM_F_DUMP;
         let ack = header.flags & NLM_F_ACK != 0;
-        let replies: Result<IpvsReplyKind, i32> = match message.payload {
+        let replies: Result<IpvsReplyKind, Errno> = match message.payload {
             NetlinkPayload::InnerMessage(GenlPayload::Ctrl(genl)) => {
                 return state.ctrl(
                     request,
@@ -307,8 +271,8 @@ impl State {
         out
     }
 
-    fn ipvs(&mut self, message: &IpvsMessage, dump: bool) -> Result<IpvsReplyKind, i32> {
-        let nest = |kind| -> Result<Option<Vec<Attr>>, i32> {
+    fn ipvs(&mut self, message: &IpvsMessage, dump: bool) -> Result<IpvsReplyKind, Errno> {
+        let nest = |kind| -> Result<Option<Vec<Attr>>, Errno> {
             match message.attr(kind) {
                 Some(attr) => attr.children().map(Some).map_err(|_| EINVAL),
                 None => Ok(None),
@@ -320,25 +284,24 @@ impl State {
                 let legacy = self.legacy_replies;
                 Ok(IpvsReplyKind::Dump(
                     self.services
-                        .iter()
-                        .map(|(id, svc)| service_reply(id, svc, legacy))
+                        .values()
+                        .map(|svc| service_reply(svc, legacy))
                         .collect(),
                 ))
             }
             cmd::GET_SERVICE => {
-                let id = parse_service_id(&service_nest.ok_or(EINVAL)?)?;
-                let svc = self.services.get(&id).ok_or(ESRCH)?;
+                let key = parse_service_key(&service_nest.ok_or(EINVAL)?)?;
+                let svc = self.services.get(&DumpOrder::of(&key)).ok_or(ESRCH)?;
                 Ok(IpvsReplyKind::Single(service_reply(
-                    &id,
                     svc,
                     self.legacy_replies,
                 )))
             }
             cmd::GET_DEST if dump => {
-                let id = parse_service_id(&service_nest.ok_or(EINVAL)?)?;
+                let key = parse_service_key(&service_nest.ok_or(EINVAL)?)?;
                 // The kernel ends the dump quietly when the service does not exist.
                 let legacy = self.legacy_replies;
-                let replies = match self.services.get(&id) {
+                let replies = match self.services.get(&DumpOrder::of(&key)) {
                     Some(svc) => svc.dests.iter().map(|d| dest_reply(d, legacy)).collect(),
                     None => vec![],
                 };
@@ -351,7 +314,8 @@ impl State {
             | cmd::SET_DEST
             | cmd::DEL_DEST => {
                 let service_nest = service_nest.ok_or(EINVAL)?;
-                let id = parse_service_id(&service_nest)?;
+                let key = parse_service_key(&service_nest)?;
+                let id = DumpOrder::of(&key);
                 let exists = self.services.contains_key(&id);
                 if message.cmd != cmd::NEW_SERVICE && !exists {
                     return Err(ESRCH);
@@ -359,13 +323,13 @@ impl State {
                 match message.cmd {
                     cmd::NEW_SERVICE if exists => Err(EEXIST),
                     cmd::NEW_SERVICE => {
-                        let svc = parse_service_params(&service_nest, 0, id.af())?;
+                        let svc = parse_service_params(&service_nest, key, None)?;
                         self.services.insert(id, svc);
                         Ok(IpvsReplyKind::Ack)
                     }
                     cmd::SET_SERVICE => {
                         let old = &self.services[&id];
-                        let mut svc = parse_service_params(&service_nest, old.flags, id.af())?;
+                        let mut svc = parse_service_params(&service_nest, key, Some(&old.spec))?;
                         svc.dests = old.dests.clone();
                         self.services.insert(id, svc);
                         Ok(IpvsReplyKind::Ack)
@@ -376,7 +340,7 @@ impl State {
                     }
                     _ => {
                         let dest_nest = nest(cmd_attr::DEST)?.ok_or(EINVAL)?;
-                        self.dest_op(message.cmd, id, &dest_nest)
+                        self.dest_op(message.cmd, &key, &dest_nest)
                     }
                 }
             }
@@ -384,32 +348,34 @@ impl State {
         }
     }
 
-    fn dest_op(&mut self, command: u8, id: SvcId, nest: &[Attr]) -> Result<IpvsReplyKind, i32> {
+    fn dest_op(
+        &mut self,
+        command: u8,
+        key: &ServiceKey,
+        nest: &[Attr],
+    ) -> Result<IpvsReplyKind, Errno> {
         let full = command != cmd::DEL_DEST;
-        let mut dest = parse_dest(nest, id.af(), full)?;
-        if dest.af != id.af() && command != cmd::DEL_DEST && dest.conn_flags != fwd::TUNNEL {
+        let mut dest = parse_dest(nest, key.family(), full)?;
+        let spec = &mut dest.spec;
+        if Family::of(spec.ip) != key.family() && full && spec.forward != Forward::Ipip {
             return Err(EINVAL);
         }
         if full {
-            if dest.weight > i32::MAX as u32 || dest.lower > dest.upper {
+            if spec.weight > i32::MAX as u32 || spec.lower > spec.upper {
                 return Err(ERANGE);
             }
-            let unusable = match to_ip(dest.af, &dest.addr) {
-                Some(ip) => ip.is_unspecified() || ip.is_multicast(),
-                None => true,
-            };
-            if unusable {
+            if spec.ip.is_unspecified() || spec.ip.is_multicast() {
                 return Err(EINVAL);
             }
-            if self.local.contains(&dest.addr) {
-                dest.conn_flags = fwd::LOCALNODE;
+            if self.local.contains(&spec.ip) {
+                dest.local = true;
             }
         }
-        let svc = self.services.get_mut(&id).ok_or(ESRCH)?;
+        let svc = self.services.get_mut(&DumpOrder::of(key)).ok_or(ESRCH)?;
         let existing = svc
             .dests
             .iter()
-            .position(|d| d.af == dest.af && d.addr == dest.addr && d.port == dest.port);
+            .position(|d| d.spec.ip == dest.spec.ip && d.spec.port == dest.spec.port);
         match (command, existing) {
             (cmd::NEW_DEST, Some(_)) => Err(EEXIST),
             (cmd::NEW_DEST, None) => {
@@ -419,8 +385,8 @@ impl State {
             (_, None) => Err(ENOENT),
             (cmd::SET_DEST, Some(index)) => {
                 let old = &mut svc.dests[index];
-                dest.active = old.active;
-                dest.inactive = old.inactive;
+                dest.active_conns = old.active_conns;
+                dest.inactive_conns = old.inactive_conns;
                 *old = dest;
                 Ok(IpvsReplyKind::Ack)
             }
@@ -432,51 +398,21 @@ impl State {
     }
 }
 
-fn find(attrs: &[Attr], kind: u16) -> Option<&[u8]> {
-    attrs
-        .iter()
-        .find(|a| a.kind_id() == kind)
-        .and_then(|a| match a {
-            Attr::Bytes(_, bytes) => Some(bytes.as_slice()),
-            Attr::Nested(..) => None,
-        })
-}
+use wire::{find, read_be16, read_u16, read_u32};
 
-fn get_u16(attrs: &[Attr], kind: u16) -> Result<Option<u16>, i32> {
+/// An attribute read with `read` (one of wire's readers); a short value is EINVAL.
+fn get<T>(
+    attrs: &[Attr],
+    kind: u16,
+    read: fn(&[u8], &str) -> Result<T, netlink_packet_core::DecodeError>,
+) -> Result<Option<T>, Errno> {
     find(attrs, kind)
-        .map(|b| {
-            b.get(..2)
-                .and_then(|b| b.try_into().ok())
-                .map(u16::from_ne_bytes)
-                .ok_or(EINVAL)
-        })
-        .transpose()
-}
-
-fn get_be16(attrs: &[Attr], kind: u16) -> Result<Option<u16>, i32> {
-    find(attrs, kind)
-        .map(|b| {
-            b.get(..2)
-                .and_then(|b| b.try_into().ok())
-                .map(u16::from_be_bytes)
-                .ok_or(EINVAL)
-        })
-        .transpose()
-}
-
-fn get_u32(attrs: &[Attr], kind: u16) -> Result<Option<u32>, i32> {
-    find(attrs, kind)
-        .map(|b| {
-            b.get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_ne_bytes)
-                .ok_or(EINVAL)
-        })
+        .map(|bytes| read(bytes, "").map_err(|_| EINVAL))
         .transpose()
 }
 
 /// `nla_memcpy` into a zeroed `union nf_inet_addr`; only the family's bytes count.
-fn get_addr(attrs: &[Attr], kind: u16, af: u16) -> Result<Option<[u8; 16]>, i32> {
+fn get_addr(attrs: &[Attr], kind: u16, family: Family) -> Result<Option<IpAddr>, Errno> {
     let Some(bytes) = find(attrs, kind) else {
         return Ok(None);
     };
@@ -485,42 +421,40 @@ fn get_addr(attrs: &[Attr], kind: u16, af: u16) -> Result<Option<[u8; 16]>, i32>
     }
     let mut addr = [0u8; 16];
     addr[..bytes.len()].copy_from_slice(bytes);
-    if af == AF_INET {
-        addr[4..].fill(0);
-    }
-    Ok(Some(addr))
+    Ok(Some(match family {
+        Family::Inet => IpAddr::from([addr[0], addr[1], addr[2], addr[3]]),
+        Family::Inet6 => IpAddr::from(addr),
+    }))
 }
 
-fn check_af(af: u16) -> Result<u16, i32> {
-    if af == AF_INET || af == AF_INET6 {
-        Ok(af)
-    } else {
-        Err(EAFNOSUPPORT)
+fn family_of_af(af: u16) -> Result<Family, Errno> {
+    match af {
+        AF_INET => Ok(Family::Inet),
+        AF_INET6 => Ok(Family::Inet6),
+        _ => Err(EAFNOSUPPORT),
     }
 }
 
-fn parse_service_id(nest: &[Attr]) -> Result<SvcId, i32> {
-    let af = check_af(get_u16(nest, svc_attr::AF)?.ok_or(EINVAL)?)?;
-    match get_u32(nest, svc_attr::FWMARK)? {
-        Some(mark) if mark != 0 => Ok(SvcId::Fwmark { af, mark }),
+fn parse_service_key(nest: &[Attr]) -> Result<ServiceKey, Errno> {
+    let family = family_of_af(get(nest, svc_attr::AF, read_u16)?.ok_or(EINVAL)?)?;
+    match get(nest, svc_attr::FWMARK, read_u32)? {
+        Some(mark) if mark != 0 => Ok(ServiceKey::Fwmark { mark, family }),
         _ => {
-            let proto = get_u16(nest, svc_attr::PROTOCOL)?.ok_or(EINVAL)?;
-            let addr = get_addr(nest, svc_attr::ADDR, af)?.ok_or(EINVAL)?;
-            let port = get_be16(nest, svc_attr::PORT)?.ok_or(EINVAL)?;
-            if ![IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP].contains(&proto) {
-                return Err(EPROTONOSUPPORT);
-            }
-            Ok(SvcId::Inet {
-                af,
-                proto,
-                addr,
-                port,
-            })
+            let proto = get(nest, svc_attr::PROTOCOL, read_u16)?.ok_or(EINVAL)?;
+            let ip = get_addr(nest, svc_attr::ADDR, family)?.ok_or(EINVAL)?;
+            let port = get(nest, svc_attr::PORT, read_be16)?.ok_or(EINVAL)?;
+            let proto = match proto {
+                IPPROTO_TCP => IpProto::Tcp,
+                IPPROTO_UDP => IpProto::Udp,
+                IPPROTO_SCTP => IpProto::Sctp,
+                _ => return Err(EPROTONOSUPPORT),
+            };
+            Ok(ServiceKey::Inet { proto, ip, port })
         }
     }
 }
 
-fn nul_string(bytes: &[u8], max: usize) -> Result<String, i32> {
+fn nul_string(bytes: &[u8], max: usize) -> Result<String, Errno> {
     let end = bytes.iter().position(|b| *b == 0).ok_or(EINVAL)?;
     if end >= max {
         return Err(EINVAL);
@@ -530,7 +464,11 @@ fn nul_string(bytes: &[u8], max: usize) -> Result<String, i32> {
 
 /// The "full entry" part of NEW/SET_SERVICE, with the kernel's flag merge
 /// `(old & !mask) | (flags & mask)`.
-fn parse_service_params(nest: &[Attr], old_flags: u32, af: u16) -> Result<Service, i32> {
+fn parse_service_params(
+    nest: &[Attr],
+    key: ServiceKey,
+    old: Option<&ServiceSpec>,
+) -> Result<ServiceEntry, Errno> {
     let sched = nul_string(
         find(nest, svc_attr::SCHED_NAME).ok_or(EINVAL)?,
         wire::SCHED_NAME_MAX,
@@ -541,8 +479,8 @@ fn parse_service_params(nest: &[Attr], old_flags: u32, af: u16) -> Result<Servic
     }
     let flags = u32::from_ne_bytes(flag_bytes[..4].try_into().map_err(|_| EINVAL)?);
     let mask = u32::from_ne_bytes(flag_bytes[4..].try_into().map_err(|_| EINVAL)?);
-    let timeout = get_u32(nest, svc_attr::TIMEOUT)?.ok_or(EINVAL)?;
-    let netmask = get_u32(nest, svc_attr::NETMASK)?.ok_or(EINVAL)?;
+    let timeout = get(nest, svc_attr::TIMEOUT, read_u32)?.ok_or(EINVAL)?;
+    let netmask = get(nest, svc_attr::NETMASK, read_u32)?.ok_or(EINVAL)?;
     let pe = find(nest, svc_attr::PE_NAME)
         .map(|b| nul_string(b, 16))
         .transpose()?
@@ -550,67 +488,50 @@ fn parse_service_params(nest: &[Attr], old_flags: u32, af: u16) -> Result<Servic
     if !SCHEDULERS.contains(&sched.as_str()) || pe.as_deref().is_some_and(|p| p != "sip") {
         return Err(ENOENT);
     }
-    if af == AF_INET6 && !(1..=128).contains(&netmask) {
+    if key.family() == Family::Inet6 && !(1..=128).contains(&netmask) {
         return Err(EINVAL);
     }
-    Ok(Service {
-        sched,
-        flags: ((old_flags & !mask) | (flags & mask)) & !svc_flag::HASHED,
-        timeout,
-        netmask,
+    // A stored service holds only flags it can name, so its bits always encode.
+    let old_flags = old.map_or(0, |spec| wire::service_flags(spec).unwrap_or(0));
+    let flags = (old_flags & !mask) | (flags & mask);
+    let persistent = flags & svc_flag::PERSISTENT != 0;
+    Ok(ServiceEntry {
+        spec: ServiceSpec {
+            key,
+            sched_flags: wire::sched_flag_names(&sched, flags),
+            scheduler: sched,
+            persistent: persistent.then_some(timeout),
+            netmask: wire::netmask_of(persistent, key.family(), netmask),
+            ops: flags & svc_flag::ONEPACKET != 0,
+        },
         pe,
         dests: Vec::new(),
     })
 }
 
-fn parse_dest(nest: &[Attr], svc_af: u16, full: bool) -> Result<Dest, i32> {
-    let af = match get_u16(nest, dest_attr::ADDR_FAMILY)? {
-        Some(0) | None => svc_af,
-        Some(af) => check_af(af)?,
+/// A destination from a NEW/SET/DEL_DEST nest; without `full` (DEL) only its address.
+/// A forwarding method outside the four the kernel knows is refused.
+fn parse_dest(nest: &[Attr], service_family: Family, full: bool) -> Result<DestEntry, Errno> {
+    let family = match get(nest, dest_attr::ADDR_FAMILY, read_u16)? {
+        Some(0) | None => service_family,
+        Some(af) => family_of_af(af)?,
     };
-    let addr = get_addr(nest, dest_attr::ADDR, af)?.ok_or(EINVAL)?;
-    let port = get_be16(nest, dest_attr::PORT)?.ok_or(EINVAL)?;
-    let mut dest = Dest {
-        af,
-        addr,
-        port,
-        conn_flags: 0,
-        weight: 0,
-        upper: 0,
-        lower: 0,
-        active: 0,
-        inactive: 0,
+    let ip = get_addr(nest, dest_attr::ADDR, family)?.ok_or(EINVAL)?;
+    let port = get(nest, dest_attr::PORT, read_be16)?.ok_or(EINVAL)?;
+    let mut dest = DestEntry {
+        spec: DestSpec::new(ip, port, Forward::Masq, 0),
+        local: false,
+        active_conns: 0,
+        inactive_conns: 0,
     };
     if full {
-        dest.conn_flags = get_u32(nest, dest_attr::FWD_METHOD)?.ok_or(EINVAL)? & fwd::MASK;
-        dest.weight = get_u32(nest, dest_attr::WEIGHT)?.ok_or(EINVAL)?;
-        dest.upper = get_u32(nest, dest_attr::U_THRESH)?.ok_or(EINVAL)?;
-        dest.lower = get_u32(nest, dest_attr::L_THRESH)?.ok_or(EINVAL)?;
+        let method = get(nest, dest_attr::FWD_METHOD, read_u32)?.ok_or(EINVAL)?;
+        (dest.spec.forward, dest.local) = wire::forward_of(method).ok_or(EINVAL)?;
+        dest.spec.weight = get(nest, dest_attr::WEIGHT, read_u32)?.ok_or(EINVAL)?;
+        dest.spec.upper = get(nest, dest_attr::U_THRESH, read_u32)?.ok_or(EINVAL)?;
+        dest.spec.lower = get(nest, dest_attr::L_THRESH, read_u32)?.ok_or(EINVAL)?;
     }
     Ok(dest)
-}
-
-fn addr16(ip: IpAddr) -> [u8; 16] {
-    let mut addr = [0u8; 16];
-    match ip {
-        IpAddr::V4(v4) => addr[..4].copy_from_slice(&v4.octets()),
-        IpAddr::V6(v6) => addr = v6.octets(),
-    }
-    addr
-}
-
-fn to_ip(af: u16, addr: &[u8; 16]) -> Option<IpAddr> {
-    match af {
-        AF_INET => Some(IpAddr::from([addr[0], addr[1], addr[2], addr[3]])),
-        AF_INET6 => Some(IpAddr::from(*addr)),
-        _ => None,
-    }
-}
-
-fn svc_id_of(key: &ServiceKey) -> SvcId {
-    let nest = wire::service_identity(key);
-    // Our own encoding always parses.
-    parse_service_id(&nest).unwrap_or(SvcId::Fwmark { af: 0, mark: 0 })
 }
 
 /// A nest as the kernel writes it (`nla_nest_start_noflag`): no `NLA_F_NESTED`.
@@ -635,43 +556,36 @@ fn stats(all_u64: bool) -> Vec<Attr> {
         .collect()
 }
 
-fn service_reply(id: &SvcId, svc: &Service, legacy: bool) -> IpvsMessage {
-    let mut attrs = vec![Attr::u16(svc_attr::AF, id.af())];
-    match *id {
-        SvcId::Fwmark { mark, .. } => attrs.push(Attr::u32(svc_attr::FWMARK, mark)),
-        SvcId::Inet {
-            proto, addr, port, ..
-        } => {
-            attrs.push(Attr::u16(svc_attr::PROTOCOL, proto));
-            attrs.push(Attr::Bytes(svc_attr::ADDR, addr.to_vec()));
-            attrs.push(Attr::be16(svc_attr::PORT, port));
-        }
-    }
-    attrs.push(Attr::string(svc_attr::SCHED_NAME, &svc.sched));
+fn service_reply(svc: &ServiceEntry, legacy: bool) -> IpvsMessage {
+    let spec = &svc.spec;
+    let mut attrs = wire::service_identity(&spec.key);
+    attrs.push(Attr::string(svc_attr::SCHED_NAME, &spec.scheduler));
     if let Some(pe) = &svc.pe {
         attrs.push(Attr::string(svc_attr::PE_NAME, pe));
     }
-    let mut flags = (svc.flags | svc_flag::HASHED).to_ne_bytes().to_vec();
-    flags.extend_from_slice(&u32::MAX.to_ne_bytes());
-    attrs.push(Attr::Bytes(svc_attr::FLAGS, flags));
-    attrs.push(Attr::u32(svc_attr::TIMEOUT, svc.timeout));
-    attrs.push(Attr::u32(svc_attr::NETMASK, svc.netmask));
-    attrs.push(kernel_nest(svc_attr::STATS, stats(false)));
-    if !legacy {
-        attrs.push(kernel_nest(svc_attr::STATS64, stats(true)));
-    }
-    IpvsMessage {
-        cmd: cmd::NEW_SERVICE,
-        attrs: vec![kernel_nest(cmd_attr::SERVICE, attrs)],
-    }
+    // What was stored was encodable: it came from a request.
+    let flags = wire::service_flags(spec).unwrap_or(0) | svc_flag::HASHED;
+    let mut flag_bytes = flags.to_ne_bytes().to_vec();
+    flag_bytes.extend_from_slice(&u32::MAX.to_ne_bytes());
+    attrs.push(Attr::Bytes(svc_attr::FLAGS, flag_bytes));
+    attrs.push(Attr::u32(svc_attr::TIMEOUT, spec.persistent.unwrap_or(0)));
+    attrs.push(Attr::u32(
+        svc_attr::NETMASK,
+        wire::netmask_value(spec).unwrap_or(0),
+    ));
+    kernel_reply(cmd::NEW_SERVICE, cmd_attr::SERVICE, attrs, legacy)
 }
 
-fn dest_reply(dest: &Dest, legacy: bool) -> IpvsMessage {
+fn dest_reply(dest: &DestEntry, legacy: bool) -> IpvsMessage {
+    let spec = &dest.spec;
     let mut attrs = vec![
-        Attr::Bytes(dest_attr::ADDR, dest.addr.to_vec()),
-        Attr::be16(dest_attr::PORT, dest.port),
-        Attr::u32(dest_attr::FWD_METHOD, dest.conn_flags),
-        Attr::u32(dest_attr::WEIGHT, dest.weight),
+        Attr::addr(dest_attr::ADDR, spec.ip),
+        Attr::be16(dest_attr::PORT, spec.port),
+        Attr::u32(
+            dest_attr::FWD_METHOD,
+            wire::fwd_method(spec.forward, dest.local),
+        ),
+        Attr::u32(dest_attr::WEIGHT, spec.weight),
     ];
     if !legacy {
         attrs.push(Attr::u8(dest_attr::TUN_TYPE, 0));
@@ -679,22 +593,32 @@ fn dest_reply(dest: &Dest, legacy: bool) -> IpvsMessage {
         attrs.push(Attr::u16(dest_attr::TUN_FLAGS, 0));
     }
     attrs.extend([
-        Attr::u32(dest_attr::U_THRESH, dest.upper),
-        Attr::u32(dest_attr::L_THRESH, dest.lower),
-        Attr::u32(dest_attr::ACTIVE_CONNS, dest.active),
-        Attr::u32(dest_attr::INACT_CONNS, dest.inactive),
+        Attr::u32(dest_attr::U_THRESH, spec.upper),
+        Attr::u32(dest_attr::L_THRESH, spec.lower),
+        Attr::u32(dest_attr::ACTIVE_CONNS, dest.active_conns),
+        Attr::u32(dest_attr::INACT_CONNS, dest.inactive_conns),
         Attr::u32(dest_attr::PERSIST_CONNS, 0),
     ]);
     if !legacy {
-        attrs.push(Attr::u16(dest_attr::ADDR_FAMILY, dest.af));
+        attrs.push(Attr::u16(
+            dest_attr::ADDR_FAMILY,
+            wire::af(Family::of(spec.ip)),
+        ));
     }
-    attrs.push(kernel_nest(dest_attr::STATS, stats(false)));
+    kernel_reply(cmd::NEW_DEST, cmd_attr::DEST, attrs, legacy)
+}
+
+/// A `cmd` reply with `attrs` and their statistics (`STATS`, and `STATS64` unless
+/// `legacy`; both have the same attribute number in a service and a destination) in a
+/// `nest_kind` nest.
+fn kernel_reply(cmd: u8, nest_kind: u16, mut attrs: Vec<Attr>, legacy: bool) -> IpvsMessage {
+    attrs.push(kernel_nest(svc_attr::STATS, stats(false)));
     if !legacy {
-        attrs.push(kernel_nest(dest_attr::STATS64, stats(true)));
+        attrs.push(kernel_nest(svc_attr::STATS64, stats(true)));
     }
     IpvsMessage {
-        cmd: cmd::NEW_DEST,
-        attrs: vec![kernel_nest(cmd_attr::DEST, attrs)],
+        cmd,
+        attrs: vec![kernel_nest(nest_kind, attrs)],
     }
 }
 
@@ -729,9 +653,9 @@ fn seq_pid(request: &[u8]) -> (u32, u32) {
 }
 
 /// `NLMSG_ERROR` with a negative errno and the whole request echoed, as the kernel does.
-fn error_reply(request: &[u8], errno: i32) -> Vec<u8> {
+fn error_reply(request: &[u8], errno: Errno) -> Vec<u8> {
     let (seq, pid) = seq_pid(request);
-    let mut payload = (-errno).to_ne_bytes().to_vec();
+    let mut payload = (-(errno as i32)).to_ne_bytes().to_vec();
     payload.extend_from_slice(request);
     control_message(NLMSG_ERROR, 0, seq, pid, &payload)
 }

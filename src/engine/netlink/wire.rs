@@ -22,9 +22,10 @@ use netlink_packet_core::{
 use netlink_packet_generic::ctrl::GenlCtrl;
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 
-use ldirectord_parsers::config::{Family, Forward};
-
-use crate::engine::{DestEntry, DestSpec, IpProto, Netmask, Op, ServiceKey, ServiceSpec};
+use crate::engine::{
+    DestEntry, DestSpec, Family, Forward, IpProto, Netmask, Op, SchedFlag, SchedFlags, ServiceKey,
+    ServiceSpec,
+};
 
 /// Generic-netlink family name of IPVS.
 pub const IPVS_GENL_NAME: &str = "IPVS";
@@ -341,19 +342,8 @@ pub enum EncodeError {
     Netmask(u8),
 }
 
-fn family_of(key: &ServiceKey) -> Family {
-    match key {
-        ServiceKey::Inet {
-            ip: IpAddr::V4(_), ..
-        } => Family::Inet,
-        ServiceKey::Inet {
-            ip: IpAddr::V6(_), ..
-        } => Family::Inet6,
-        ServiceKey::Fwmark { family, .. } => *family,
-    }
-}
-
-fn af(family: Family) -> u16 {
+/// `AF_INET` or `AF_INET6`.
+pub fn af(family: Family) -> u16 {
     match family {
         Family::Inet => AF_INET,
         Family::Inet6 => AF_INET6,
@@ -362,15 +352,10 @@ fn af(family: Family) -> u16 {
 
 /// The identity part of a `SERVICE` nest: AF, then FWMARK or PROTOCOL + ADDR + PORT.
 pub fn service_identity(key: &ServiceKey) -> Vec<Attr> {
-    let mut attrs = vec![Attr::u16(svc_attr::AF, af(family_of(key)))];
+    let mut attrs = vec![Attr::u16(svc_attr::AF, af(key.family()))];
     match *key {
         ServiceKey::Inet { proto, ip, port } => {
-            let proto = match proto {
-                IpProto::Tcp => IPPROTO_TCP,
-                IpProto::Udp => IPPROTO_UDP,
-                IpProto::Sctp => IPPROTO_SCTP,
-            };
-            attrs.push(Attr::u16(svc_attr::PROTOCOL, proto));
+            attrs.push(Attr::u16(svc_attr::PROTOCOL, u16::from(proto.number())));
             attrs.push(Attr::addr(svc_attr::ADDR, ip));
             attrs.push(Attr::be16(svc_attr::PORT, port));
         }
@@ -379,35 +364,29 @@ pub fn service_identity(key: &ServiceKey) -> Vec<Attr> {
     attrs
 }
 
-/// Scheduler flag names (ipvsadm's `-b` words) to `IP_VS_SVC_F_SCHED*` bits.
-pub fn sched_flag_bits(names: &[String]) -> Result<u32, EncodeError> {
+/// The `IP_VS_SVC_F_SCHED*` bit of flag bit 1, 2 or 3.
+fn sched_bit(bit: u8) -> u32 {
+    svc_flag::SCHED1 << (bit - 1)
+}
+
+/// Scheduler flags (ipvsadm's `-b` words) to `IP_VS_SVC_F_SCHED*` bits.
+pub fn sched_flag_bits(flags: &SchedFlags) -> Result<u32, EncodeError> {
     let mut bits = 0;
-    for name in names {
-        bits |= match name.as_str() {
-            "sh-fallback" | "mh-fallback" | "flag-1" => svc_flag::SCHED1,
-            "sh-port" | "mh-port" | "flag-2" => svc_flag::SCHED2,
-            "flag-3" => svc_flag::SCHED3,
-            _ => return Err(EncodeError::SchedFlag(name.clone())),
-        };
+    for flag in flags.iter() {
+        let bit = flag
+            .bit()
+            .ok_or_else(|| EncodeError::SchedFlag(flag.to_string()))?;
+        bits |= sched_bit(bit);
     }
     Ok(bits)
 }
 
 /// `IP_VS_SVC_F_SCHED*` bits back to names, as ipvsadm lists them for this scheduler.
-pub fn sched_flag_names(scheduler: &str, flags: u32) -> Vec<String> {
-    let names: [&str; 3] = match scheduler {
-        "sh" => ["sh-fallback", "sh-port", "flag-3"],
-        "mh" => ["mh-fallback", "mh-port", "flag-3"],
-        _ => ["flag-1", "flag-2", "flag-3"],
-    };
-    let mut out: Vec<String> = [svc_flag::SCHED1, svc_flag::SCHED2, svc_flag::SCHED3]
-        .iter()
-        .zip(names)
-        .filter(|(bit, _)| flags & **bit != 0)
-        .map(|(_, name)| name.to_owned())
-        .collect();
-    out.sort();
-    out
+pub fn sched_flag_names(scheduler: &str, flags: u32) -> SchedFlags {
+    (1..=3)
+        .filter(|bit| flags & sched_bit(*bit) != 0)
+        .filter_map(|bit| SchedFlag::for_bit(scheduler, bit))
+        .collect()
 }
 
 /// A full `SERVICE` nest (NEW/SET_SERVICE): identity, scheduler, flags with a full mask
@@ -417,6 +396,18 @@ pub fn service_full(spec: &ServiceSpec) -> Result<Vec<Attr>, EncodeError> {
     if spec.scheduler.len() >= SCHED_NAME_MAX {
         return Err(EncodeError::SchedName(spec.scheduler.clone()));
     }
+    let mut flag_bytes = service_flags(spec)?.to_ne_bytes().to_vec();
+    flag_bytes.extend_from_slice(&u32::MAX.to_ne_bytes());
+    let mut attrs = service_identity(&spec.key);
+    attrs.push(Attr::string(svc_attr::SCHED_NAME, &spec.scheduler));
+    attrs.push(Attr::Bytes(svc_attr::FLAGS, flag_bytes));
+    attrs.push(Attr::u32(svc_attr::TIMEOUT, spec.persistent.unwrap_or(0)));
+    attrs.push(Attr::u32(svc_attr::NETMASK, netmask_value(spec)?));
+    Ok(attrs)
+}
+
+/// The `IP_VS_SVC_F_*` flags of a service: scheduler flags, `PERSISTENT`, `ONEPACKET`.
+pub fn service_flags(spec: &ServiceSpec) -> Result<u32, EncodeError> {
     let mut flags = sched_flag_bits(&spec.sched_flags)?;
     if spec.persistent.is_some() {
         flags |= svc_flag::PERSISTENT;
@@ -424,7 +415,12 @@ pub fn service_full(spec: &ServiceSpec) -> Result<Vec<Attr>, EncodeError> {
     if spec.ops {
         flags |= svc_flag::ONEPACKET;
     }
-    let netmask = match (family_of(&spec.key), spec.netmask) {
+    Ok(flags)
+}
+
+/// The `NETMASK` attribute of a service: the default /32 or /128 when none is given.
+pub fn netmask_value(spec: &ServiceSpec) -> Result<u32, EncodeError> {
+    Ok(match (spec.key.family(), spec.netmask) {
         // The mask's bytes in network order, read as a host-order u32 by the kernel.
         (_, Some(Netmask::V4(mask))) => u32::from_ne_bytes(mask.octets()),
         (_, Some(Netmask::V6(prefix))) if !(1..=128).contains(&prefix) => {
@@ -433,22 +429,44 @@ pub fn service_full(spec: &ServiceSpec) -> Result<Vec<Attr>, EncodeError> {
         (_, Some(Netmask::V6(prefix))) => u32::from(prefix),
         (Family::Inet, None) => 0xffff_ffff,
         (Family::Inet6, None) => 128,
-    };
-    let mut flag_bytes = flags.to_ne_bytes().to_vec();
-    flag_bytes.extend_from_slice(&u32::MAX.to_ne_bytes());
-    let mut attrs = service_identity(&spec.key);
-    attrs.push(Attr::string(svc_attr::SCHED_NAME, &spec.scheduler));
-    attrs.push(Attr::Bytes(svc_attr::FLAGS, flag_bytes));
-    attrs.push(Attr::u32(svc_attr::TIMEOUT, spec.persistent.unwrap_or(0)));
-    attrs.push(Attr::u32(svc_attr::NETMASK, netmask));
-    Ok(attrs)
+    })
+}
+
+/// A `NETMASK` attribute read back: `None` for a service that is not persistent and for
+/// the default /32 or /128, as ipvsadm lists them.
+pub fn netmask_of(persistent: bool, family: Family, raw: u32) -> Option<Netmask> {
+    match (persistent, family, raw) {
+        (false, _, _) | (true, Family::Inet, 0xffff_ffff) | (true, Family::Inet6, 128) => None,
+        (true, Family::Inet, mask) => Some(Netmask::V4(Ipv4Addr::from(mask.to_ne_bytes()))),
+        (true, Family::Inet6, prefix) => Some(Netmask::V6(prefix.min(128) as u8)),
+    }
+}
+
+/// `FWD_METHOD` of a destination; `local` reals are `LOCALNODE`.
+pub fn fwd_method(forward: Forward, local: bool) -> u32 {
+    match (local, forward) {
+        (true, _) => fwd::LOCALNODE,
+        (false, Forward::Masq) => fwd::MASQ,
+        (false, Forward::Ipip) => fwd::TUNNEL,
+        (false, Forward::Gate) => fwd::DROUTE,
+    }
+}
+
+/// A `FWD_METHOD` read back (masked): `LOCALNODE` is gate with `local` set.
+pub fn forward_of(method: u32) -> Option<(Forward, bool)> {
+    Some(match method & fwd::MASK {
+        fwd::MASQ => (Forward::Masq, false),
+        fwd::LOCALNODE => (Forward::Gate, true),
+        fwd::TUNNEL => (Forward::Ipip, false),
+        fwd::DROUTE => (Forward::Gate, false),
+        _ => return None,
+    })
 }
 
 /// The `DEST` identity: family, address, port.
 pub fn dest_identity(ip: IpAddr, port: u16) -> Vec<Attr> {
-    let family = if ip.is_ipv6() { AF_INET6 } else { AF_INET };
     vec![
-        Attr::u16(dest_attr::ADDR_FAMILY, family),
+        Attr::u16(dest_attr::ADDR_FAMILY, af(Family::of(ip))),
         Attr::addr(dest_attr::ADDR, ip),
         Attr::be16(dest_attr::PORT, port),
     ]
@@ -456,13 +474,11 @@ pub fn dest_identity(ip: IpAddr, port: u16) -> Vec<Attr> {
 
 /// A full `DEST` nest (NEW/SET_DEST).
 pub fn dest_full(dest: &DestSpec) -> Vec<Attr> {
-    let method = match dest.forward {
-        Forward::Masq => fwd::MASQ,
-        Forward::Ipip => fwd::TUNNEL,
-        Forward::Gate => fwd::DROUTE,
-    };
     let mut attrs = dest_identity(dest.ip, dest.port);
-    attrs.push(Attr::u32(dest_attr::FWD_METHOD, method));
+    attrs.push(Attr::u32(
+        dest_attr::FWD_METHOD,
+        fwd_method(dest.forward, false),
+    ));
     attrs.push(Attr::u32(dest_attr::WEIGHT, dest.weight));
     attrs.push(Attr::u32(dest_attr::U_THRESH, dest.upper));
     attrs.push(Attr::u32(dest_attr::L_THRESH, dest.lower));
@@ -553,7 +569,8 @@ pub fn dump_dests_message(key: &ServiceKey) -> IpvsMessage {
     }
 }
 
-fn find(attrs: &[Attr], kind: u16) -> Option<&[u8]> {
+/// The value of the first non-nested attribute of this kind.
+pub fn find(attrs: &[Attr], kind: u16) -> Option<&[u8]> {
     attrs
         .iter()
         .find(|a| a.kind_id() == kind)
@@ -567,51 +584,34 @@ fn need<'a>(attrs: &'a [Attr], kind: u16, what: &str) -> Result<&'a [u8], Decode
     find(attrs, kind).ok_or_else(|| DecodeError::from(format!("reply without {what}")))
 }
 
-fn read_u16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
-    let raw: [u8; 2] = bytes
-        .get(..2)
+/// The first `N` bytes of an attribute's value (the kernel may send more, never less).
+fn read_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], DecodeError> {
+    bytes
+        .get(..N)
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| short(what))?;
-    Ok(u16::from_ne_bytes(raw))
+        .ok_or_else(|| DecodeError::from(format!("{what} attribute too short")))
 }
 
-fn read_be16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
-    let raw: [u8; 2] = bytes
-        .get(..2)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| short(what))?;
-    Ok(u16::from_be_bytes(raw))
+/// A host-order u16 (`nla_get_u16`).
+pub fn read_u16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
+    read_array(bytes, what).map(u16::from_ne_bytes)
 }
 
-fn read_u32(bytes: &[u8], what: &str) -> Result<u32, DecodeError> {
-    let raw: [u8; 4] = bytes
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| short(what))?;
-    Ok(u32::from_ne_bytes(raw))
+/// A network-order u16 (`nla_get_be16`): ports.
+pub fn read_be16(bytes: &[u8], what: &str) -> Result<u16, DecodeError> {
+    read_array(bytes, what).map(u16::from_be_bytes)
 }
 
-fn short(what: &str) -> DecodeError {
-    DecodeError::from(format!("{what} attribute too short"))
+/// A host-order u32 (`nla_get_u32`).
+pub fn read_u32(bytes: &[u8], what: &str) -> Result<u32, DecodeError> {
+    read_array(bytes, what).map(u32::from_ne_bytes)
 }
 
 /// An address of the given family from `union nf_inet_addr` (4 or 16 bytes).
 fn read_addr(bytes: &[u8], family: u16, what: &str) -> Result<IpAddr, DecodeError> {
     match family {
-        AF_INET => {
-            let raw: [u8; 4] = bytes
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| short(what))?;
-            Ok(IpAddr::V4(Ipv4Addr::from(raw)))
-        }
-        AF_INET6 => {
-            let raw: [u8; 16] = bytes
-                .get(..16)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| short(what))?;
-            Ok(IpAddr::V6(Ipv6Addr::from(raw)))
-        }
+        AF_INET => Ok(IpAddr::V4(Ipv4Addr::from(read_array::<4>(bytes, what)?))),
+        AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(read_array::<16>(bytes, what)?))),
         other => Err(DecodeError::from(format!(
             "{what}: unknown address family {other}"
         ))),
@@ -665,17 +665,9 @@ pub fn decode_service(nest: &[Attr]) -> Result<ServiceSpec, DecodeError> {
         None => 0,
     };
     let persistent = (flags & svc_flag::PERSISTENT != 0).then_some(timeout);
-    let raw_mask = match find(nest, svc_attr::NETMASK) {
-        Some(bytes) => Some(read_u32(bytes, "NETMASK")?),
+    let netmask = match find(nest, svc_attr::NETMASK) {
+        Some(bytes) => netmask_of(persistent.is_some(), family, read_u32(bytes, "NETMASK")?),
         None => None,
-    };
-    let netmask = match (persistent, family, raw_mask) {
-        (None, _, _) | (_, _, None) => None,
-        (Some(_), Family::Inet, Some(0xffff_ffff)) | (Some(_), Family::Inet6, Some(128)) => None,
-        (Some(_), Family::Inet, Some(mask)) => {
-            Some(Netmask::V4(Ipv4Addr::from(mask.to_ne_bytes())))
-        }
-        (Some(_), Family::Inet6, Some(prefix)) => Some(Netmask::V6(prefix.min(128) as u8)),
     };
     Ok(ServiceSpec {
         key,
@@ -685,6 +677,13 @@ pub fn decode_service(nest: &[Attr]) -> Result<ServiceSpec, DecodeError> {
         netmask,
         ops: flags & svc_flag::ONEPACKET != 0,
     })
+}
+
+/// The persistence engine (`PE_NAME`) of a `GET_SERVICE` reply's `SERVICE` nest, if any.
+pub fn decode_pe(nest: &[Attr]) -> Option<String> {
+    let name = find(nest, svc_attr::PE_NAME)?;
+    let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+    (end > 0).then(|| String::from_utf8_lossy(&name[..end]).into_owned())
 }
 
 /// Decodes the `DEST` nest of a `GET_DEST` reply. Without `ADDR_FAMILY` (kernels before
@@ -699,18 +698,10 @@ pub fn decode_dest(nest: &[Attr], service_family: Family) -> Result<DestEntry, D
     let method = read_u32(
         need(nest, dest_attr::FWD_METHOD, "FWD_METHOD")?,
         "FWD_METHOD",
-    )? & fwd::MASK;
-    let (forward, local) = match method {
-        fwd::MASQ => (Forward::Masq, false),
-        fwd::LOCALNODE => (Forward::Gate, true),
-        fwd::TUNNEL => (Forward::Ipip, false),
-        fwd::DROUTE => (Forward::Gate, false),
-        other => {
-            return Err(DecodeError::from(format!(
-                "unknown forwarding method {other}"
-            )));
-        }
-    };
+    )?;
+    let (forward, local) = forward_of(method).ok_or_else(|| {
+        DecodeError::from(format!("unknown forwarding method {}", method & fwd::MASK))
+    })?;
     let number = |kind, what| -> Result<u32, DecodeError> {
         match find(nest, kind) {
             Some(bytes) => read_u32(bytes, what),
@@ -730,11 +721,6 @@ pub fn decode_dest(nest: &[Attr], service_family: Family) -> Result<DestEntry, D
         active_conns: number(dest_attr::ACTIVE_CONNS, "ACTIVE_CONNS")?,
         inactive_conns: number(dest_attr::INACT_CONNS, "INACT_CONNS")?,
     })
-}
-
-/// The family of a service key (for decoding its destinations).
-pub fn service_family(key: &ServiceKey) -> Family {
-    family_of(key)
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 
 use std::net::IpAddr;
 
+use crate::engine::{SchedFlag, SchedFlags};
+
 /// The schedulers this engine implements, in the words `ipvsadm -s` uses.
 pub const SUPPORTED: &[&str] = &["rr", "wrr", "lc", "wlc", "sh", "sed", "nq"];
 
@@ -78,7 +80,7 @@ pub struct UnsupportedScheduler {
 impl Scheduler {
     /// The scheduler for `ipvsadm -s NAME -b FLAGS`. Flags of other schedulers are
     /// ignored, as the kernel ignores them.
-    pub fn new(name: &str, flags: &[String]) -> Result<Scheduler, UnsupportedScheduler> {
+    pub fn new(name: &str, flags: &SchedFlags) -> Result<Scheduler, UnsupportedScheduler> {
         Ok(match name {
             "rr" => Scheduler::Rr { last: None },
             "wrr" => Scheduler::Wrr {
@@ -88,8 +90,8 @@ impl Scheduler {
             "lc" => Scheduler::Lc,
             "wlc" => Scheduler::Wlc,
             "sh" => Scheduler::Sh(ShFlags {
-                fallback: flags.iter().any(|f| f == "sh-fallback"),
-                port: flags.iter().any(|f| f == "sh-port"),
+                fallback: flags.contains(&SchedFlag::ShFallback),
+                port: flags.contains(&SchedFlag::ShPort),
             }),
             "sed" => Scheduler::Sed,
             "nq" => Scheduler::Nq,
@@ -271,7 +273,7 @@ mod tests {
 
     #[test]
     fn rr_cycles_and_skips_quiesced() {
-        let mut s = Scheduler::new("rr", &[]).unwrap();
+        let mut s = Scheduler::new("rr", &SchedFlags::default()).unwrap();
         let reals = w(&[1, 0, 5]);
         assert_eq!(
             picks(&mut s, &reals, 4),
@@ -282,11 +284,11 @@ mod tests {
 
     #[test]
     fn wrr_interleaves_like_the_kernel() {
-        let mut s = Scheduler::new("wrr", &[]).unwrap();
+        let mut s = Scheduler::new("wrr", &SchedFlags::default()).unwrap();
         let got = picks(&mut s, &w(&[3, 1]), 8);
         let want = [0, 0, 0, 1, 0, 0, 0, 1].map(Some);
         assert_eq!(got, want);
-        let mut s = Scheduler::new("wrr", &[]).unwrap();
+        let mut s = Scheduler::new("wrr", &SchedFlags::default()).unwrap();
         // 4:2 has gcd 2: A A B A A B … just like 2:1.
         let got = picks(&mut s, &w(&[4, 2]), 6);
         assert_eq!(got, [0, 0, 1, 0, 0, 1].map(Some));
@@ -323,7 +325,7 @@ mod tests {
         let mut reals = w(&[1, 1, 0]);
         reals[0].overloaded = true;
         for name in SUPPORTED.iter().filter(|n| **n != "sh") {
-            let mut s = Scheduler::new(name, &[]).unwrap();
+            let mut s = Scheduler::new(name, &SchedFlags::default()).unwrap();
             assert_eq!(s.pick(&reals, CLIENT, 1), Some(1), "{name}");
         }
     }
@@ -331,7 +333,7 @@ mod tests {
     #[test]
     fn sh_is_stable_per_source_and_spreads_sources() {
         let reals = w(&[1, 1]);
-        let mut s = Scheduler::new("sh", &[]).unwrap();
+        let mut s = Scheduler::new("sh", &SchedFlags::default()).unwrap();
         let mut seen = [0; 2];
         for last in 1..=64u8 {
             let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, last));
@@ -346,24 +348,26 @@ mod tests {
     fn sh_refuses_a_quiesced_bucket_unless_fallback() {
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
         let both = w(&[1, 1]);
-        let hashed = Scheduler::new("sh", &[])
+        let hashed = Scheduler::new("sh", &SchedFlags::default())
             .unwrap()
             .pick(&both, ip, 1)
             .unwrap();
         let mut one_down = both.clone();
         one_down[hashed].weight = 0;
         assert_eq!(
-            Scheduler::new("sh", &[]).unwrap().pick(&one_down, ip, 1),
+            Scheduler::new("sh", &SchedFlags::default())
+                .unwrap()
+                .pick(&one_down, ip, 1),
             None
         );
-        let flags = ["sh-fallback".to_owned()];
+        let flags = SchedFlags::parse("sh-fallback");
         let mut s = Scheduler::new("sh", &flags).unwrap();
         assert_eq!(s.pick(&one_down, ip, 1), Some(1 - hashed));
     }
 
     #[test]
     fn unknown_schedulers_name_the_supported_ones() {
-        let e = Scheduler::new("lblc", &[]).unwrap_err();
+        let e = Scheduler::new("lblc", &SchedFlags::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "scheduler lblc is not supported by the userspace engine; supported: \

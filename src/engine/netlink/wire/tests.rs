@@ -31,6 +31,13 @@ fn op_bytes(op: &Op) -> Vec<u8> {
     encode(op_message(op).unwrap(), NLM_F_REQUEST | NLM_F_ACK)
 }
 
+/// `op` encodes to exactly the hex bytes `expected`; returns them.
+fn assert_golden(op: &Op, expected: &str) -> Vec<u8> {
+    let expected = hex(expected);
+    assert_eq!(op_bytes(op), expected, "{op:?}");
+    expected
+}
+
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
@@ -57,7 +64,9 @@ fn golden_add_ipv4_tcp_service_wrr_persistent_netmask() {
         netmask: Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
         ..ServiceSpec::new(web(), "wrr")
     };
-    let expected = hex("
+    let added = assert_golden(
+        &Op::AddService(spec.clone()),
+        "
         68 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         01 01 00 00
         54 00 01 80
@@ -68,10 +77,10 @@ fn golden_add_ipv4_tcp_service_wrr_persistent_netmask() {
           08 00 06 00 77 72 72 00
           0c 00 07 00 01 00 00 00 ff ff ff ff
           08 00 08 00 2c 01 00 00
-          08 00 09 00 ff ff ff 00");
-    assert_eq!(op_bytes(&Op::AddService(spec.clone())), expected);
+          08 00 09 00 ff ff ff 00",
+    );
     // An edit is the same nest under SET_SERVICE (cmd 2).
-    let mut edit = expected;
+    let mut edit = added;
     edit[16] = 2;
     assert_eq!(op_bytes(&Op::EditService(spec)), edit);
 }
@@ -87,7 +96,9 @@ fn golden_add_ipv6_udp_service_with_ops() {
         ops: true,
         ..ServiceSpec::new(key, "rr")
     };
-    let expected = hex("
+    assert_golden(
+        &Op::AddService(spec),
+        "
         68 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         01 01 00 00
         54 00 01 80
@@ -98,8 +109,8 @@ fn golden_add_ipv6_udp_service_with_ops() {
           07 00 06 00 72 72 00 00
           0c 00 07 00 04 00 00 00 ff ff ff ff
           08 00 08 00 00 00 00 00
-          08 00 09 00 80 00 00 00");
-    assert_eq!(op_bytes(&Op::AddService(spec)), expected);
+          08 00 09 00 80 00 00 00",
+    );
 }
 
 #[test]
@@ -109,7 +120,9 @@ fn golden_add_fwmark_ipv6_service() {
         family: Family::Inet6,
     };
     let spec = ServiceSpec::new(key, "wrr");
-    let expected = hex("
+    assert_golden(
+        &Op::AddService(spec),
+        "
         4c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         01 01 00 00
         38 00 01 80
@@ -118,8 +131,8 @@ fn golden_add_fwmark_ipv6_service() {
           08 00 06 00 77 72 72 00
           0c 00 07 00 00 00 00 00 ff ff ff ff
           08 00 08 00 00 00 00 00
-          08 00 09 00 80 00 00 00");
-    assert_eq!(op_bytes(&Op::AddService(spec)), expected);
+          08 00 09 00 80 00 00 00",
+    );
 }
 
 #[test]
@@ -129,7 +142,7 @@ fn golden_sched_flags_and_del_service() {
         family: Family::Inet,
     };
     let spec = ServiceSpec {
-        sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+        sched_flags: SchedFlags::parse("sh-fallback,sh-port"),
         ..ServiceSpec::new(key, "sh")
     };
     let bytes = op_bytes(&Op::AddService(spec));
@@ -140,10 +153,10 @@ fn golden_sched_flags_and_del_service() {
         "{bytes:02x?}"
     );
 
-    let expected = hex(&format!(
-        "44 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00  03 01 00 00 {WEB_IDENTITY}"
-    ));
-    assert_eq!(op_bytes(&Op::DelService(web())), expected);
+    assert_golden(
+        &Op::DelService(web()),
+        &format!("44 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00  03 01 00 00 {WEB_IDENTITY}"),
+    );
 }
 
 #[test]
@@ -153,8 +166,10 @@ fn golden_add_masq_dest_with_thresholds() {
         lower: 10,
         ..DestSpec::new(ip("10.0.0.2"), 8080, Forward::Masq, 5)
     };
-    let expected = hex(&format!(
-        "8c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
+    assert_golden(
+        &Op::AddDest(web(), dest),
+        &format!(
+            "8c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         05 01 00 00
         {WEB_IDENTITY}
         48 00 02 80
@@ -165,16 +180,18 @@ fn golden_add_masq_dest_with_thresholds() {
           08 00 04 00 05 00 00 00
           08 00 05 00 64 00 00 00
           08 00 06 00 0a 00 00 00"
-    ));
-    assert_eq!(op_bytes(&Op::AddDest(web(), dest)), expected);
+        ),
+    );
 }
 
 #[test]
 fn golden_edit_gate_dest_takes_the_service_port() {
     // Gate to another port: ipvsadm (and so this engine) sends the service's port 80.
     let dest = DestSpec::new(ip("10.0.0.3"), 8080, Forward::Gate, 1);
-    let expected = hex(&format!(
-        "8c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
+    assert_golden(
+        &Op::EditDest(web(), dest),
+        &format!(
+            "8c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         06 01 00 00
         {WEB_IDENTITY}
         48 00 02 80
@@ -185,8 +202,8 @@ fn golden_edit_gate_dest_takes_the_service_port() {
           08 00 04 00 01 00 00 00
           08 00 05 00 00 00 00 00
           08 00 06 00 00 00 00 00"
-    ));
-    assert_eq!(op_bytes(&Op::EditDest(web(), dest)), expected);
+        ),
+    );
 }
 
 #[test]
@@ -200,7 +217,9 @@ fn golden_add_ipip_dest_to_fwmark_service_keeps_its_port() {
         lower: 5,
         ..DestSpec::new(ip("10.0.0.4"), 0, Forward::Ipip, 2)
     };
-    let expected = hex("70 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
+    assert_golden(
+        &Op::AddDest(key, dest),
+        "70 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         05 01 00 00
         14 00 01 80
           06 00 01 00 02 00 00 00
@@ -212,8 +231,8 @@ fn golden_add_ipip_dest_to_fwmark_service_keeps_its_port() {
           08 00 03 00 02 00 00 00
           08 00 04 00 02 00 00 00
           08 00 05 00 32 00 00 00
-          08 00 06 00 05 00 00 00");
-    assert_eq!(op_bytes(&Op::AddDest(key, dest)), expected);
+          08 00 06 00 05 00 00 00",
+    );
 }
 
 #[test]
@@ -223,16 +242,18 @@ fn golden_del_dest() {
         ip: ip("10.0.0.2"),
         port: 8080,
     };
-    let expected = hex(&format!(
-        "6c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
+    assert_golden(
+        &op,
+        &format!(
+            "6c 00 00 00  24 00  05 00  01 00 00 00  00 00 00 00
         07 01 00 00
         {WEB_IDENTITY}
         28 00 02 80
           06 00 0b 00 02 00 00 00
           14 00 01 00 0a 00 00 02 00 00 00 00 00 00 00 00 00 00 00 00
           06 00 02 00 1f 90 00 00"
-    ));
-    assert_eq!(op_bytes(&op), expected);
+        ),
+    );
 }
 
 #[test]
@@ -290,12 +311,12 @@ fn encoding_refuses_what_the_kernel_would() {
         Err(EncodeError::Netmask(0))
     );
     spec.netmask = None;
-    spec.sched_flags = vec!["sh-bogus".into()];
+    spec.sched_flags = SchedFlags::parse("sh-bogus");
     assert_eq!(
         op_message(&Op::AddService(spec.clone())),
         Err(EncodeError::SchedFlag("sh-bogus".into()))
     );
-    spec.sched_flags = vec![];
+    spec.sched_flags = SchedFlags::default();
     spec.scheduler = "a-very-long-scheduler".into();
     assert!(matches!(
         op_message(&Op::AddService(spec)),
@@ -330,6 +351,20 @@ fn reply(cmd: u8, nest_kind: u16, nest: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Builds a nest's bytes from `(kind, value)` attributes.
+fn nest_of(attrs: &[(u16, &[u8])]) -> Vec<u8> {
+    attrs
+        .iter()
+        .flat_map(|(kind, value)| nla(*kind, value))
+        .collect()
+}
+
+/// The children of the `kind` nest of a kernel reply built around `nest`.
+fn reply_nest(cmd: u8, kind: u16, nest: &[u8]) -> Vec<Attr> {
+    let message = parse_reply(&reply(cmd, kind, nest));
+    message.attr(kind).unwrap().children().unwrap()
+}
+
 fn parse_reply(bytes: &[u8]) -> IpvsMessage {
     let msg = NetlinkMessage::<GenlPayload>::deserialize(bytes).unwrap();
     match msg.payload {
@@ -340,38 +375,34 @@ fn parse_reply(bytes: &[u8]) -> IpvsMessage {
 
 /// A statistics nest (its values are ignored by the decoder, only tolerated).
 fn stats() -> Vec<u8> {
-    let mut nest = Vec::new();
-    nest.extend(nla(1, &3u32.to_le_bytes())); // CONNS
-    nest.extend(nla(11, &[])); // PAD, as nla_put_u64_64bit emits before u64 values
-    nest.extend(nla(4, &123456789u64.to_le_bytes())); // INBYTES
-    nest
+    nest_of(&[
+        (1, &3u32.to_le_bytes()),         // CONNS
+        (11, &[]),                        // PAD, as nla_put_u64_64bit emits before u64 values
+        (4, &123456789u64.to_le_bytes()), // INBYTES
+    ])
 }
 
 #[test]
 fn decode_ipv6_service_reply_with_stats64_and_hashed_flag() {
-    let mut nest = Vec::new();
-    nest.extend(nla(svc_attr::AF, &10u16.to_le_bytes()));
-    nest.extend(nla(svc_attr::PROTOCOL, &6u16.to_le_bytes()));
-    nest.extend(nla(
-        svc_attr::ADDR,
-        &"2001:db8::5".parse::<Ipv6Addr>().unwrap().octets(),
-    ));
-    nest.extend(nla(svc_attr::PORT, &443u16.to_be_bytes()));
-    nest.extend(nla(svc_attr::SCHED_NAME, b"sh\0"));
-    // PERSISTENT | HASHED | SCHED1 | SCHED2, mask all ones.
-    nest.extend(nla(
-        svc_attr::FLAGS,
-        &[0x1b, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
-    ));
-    nest.extend(nla(svc_attr::TIMEOUT, &60u32.to_le_bytes()));
-    nest.extend(nla(svc_attr::NETMASK, &64u32.to_le_bytes()));
-    nest.extend(nla(svc_attr::STATS, &stats()));
-    nest.extend(nla(svc_attr::PE_NAME, b"sip\0"));
-    nest.extend(nla(svc_attr::STATS64, &stats()));
-    nest.extend(nla(200, b"future attribute")); // unknown: ignored
-    let message = parse_reply(&reply(cmd::NEW_SERVICE, cmd_attr::SERVICE, &nest));
-    let service =
-        decode_service(&message.attr(cmd_attr::SERVICE).unwrap().children().unwrap()).unwrap();
+    let nest = nest_of(&[
+        (svc_attr::AF, &10u16.to_le_bytes()),
+        (svc_attr::PROTOCOL, &6u16.to_le_bytes()),
+        (
+            svc_attr::ADDR,
+            &"2001:db8::5".parse::<Ipv6Addr>().unwrap().octets(),
+        ),
+        (svc_attr::PORT, &443u16.to_be_bytes()),
+        (svc_attr::SCHED_NAME, b"sh\0"),
+        // PERSISTENT | HASHED | SCHED1 | SCHED2, mask all ones.
+        (svc_attr::FLAGS, &[0x1b, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+        (svc_attr::TIMEOUT, &60u32.to_le_bytes()),
+        (svc_attr::NETMASK, &64u32.to_le_bytes()),
+        (svc_attr::STATS, &stats()),
+        (svc_attr::PE_NAME, b"sip\0"),
+        (svc_attr::STATS64, &stats()),
+        (200, b"future attribute"), // unknown: ignored
+    ]);
+    let service = decode_service(&reply_nest(cmd::NEW_SERVICE, cmd_attr::SERVICE, &nest)).unwrap();
     assert_eq!(
         service,
         ServiceSpec {
@@ -384,26 +415,22 @@ fn decode_ipv6_service_reply_with_stats64_and_hashed_flag() {
             persistent: Some(60),
             netmask: Some(Netmask::V6(64)),
             ops: false,
-            sched_flags: vec!["sh-fallback".into(), "sh-port".into()],
+            sched_flags: SchedFlags::parse("sh-fallback,sh-port"),
         }
     );
 }
 
 #[test]
 fn decode_ipv4_fwmark_service_reply_with_default_mask() {
-    let mut nest = Vec::new();
-    nest.extend(nla(svc_attr::AF, &2u16.to_le_bytes()));
-    nest.extend(nla(svc_attr::FWMARK, &7u32.to_le_bytes()));
-    nest.extend(nla(svc_attr::SCHED_NAME, b"wlc\0"));
-    nest.extend(nla(
-        svc_attr::FLAGS,
-        &[0x07, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
-    ));
-    nest.extend(nla(svc_attr::TIMEOUT, &300u32.to_le_bytes()));
-    nest.extend(nla(svc_attr::NETMASK, &[0xff, 0xff, 0xff, 0xff]));
-    let message = parse_reply(&reply(cmd::NEW_SERVICE, cmd_attr::SERVICE, &nest));
-    let service =
-        decode_service(&message.attr(cmd_attr::SERVICE).unwrap().children().unwrap()).unwrap();
+    let nest = nest_of(&[
+        (svc_attr::AF, &2u16.to_le_bytes()),
+        (svc_attr::FWMARK, &7u32.to_le_bytes()),
+        (svc_attr::SCHED_NAME, b"wlc\0"),
+        (svc_attr::FLAGS, &[0x07, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+        (svc_attr::TIMEOUT, &300u32.to_le_bytes()),
+        (svc_attr::NETMASK, &[0xff, 0xff, 0xff, 0xff]),
+    ]);
+    let service = decode_service(&reply_nest(cmd::NEW_SERVICE, cmd_attr::SERVICE, &nest)).unwrap();
     assert_eq!(
         service.key,
         ServiceKey::Fwmark {
@@ -423,20 +450,20 @@ fn decode_ipv4_dest_with_16_byte_address_and_no_addr_family() {
     // An older kernel: no ADDR_FAMILY, no STATS64; address padded to 16 bytes.
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&[10, 0, 0, 9]);
-    let mut nest = Vec::new();
-    nest.extend(nla(dest_attr::ADDR, &addr));
-    nest.extend(nla(dest_attr::PORT, &80u16.to_be_bytes()));
-    nest.extend(nla(dest_attr::FWD_METHOD, &1u32.to_le_bytes())); // LOCALNODE
-    nest.extend(nla(dest_attr::WEIGHT, &2147483647u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::U_THRESH, &65535u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::L_THRESH, &1u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::ACTIVE_CONNS, &12u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::INACT_CONNS, &34u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::PERSIST_CONNS, &5u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::STATS, &stats()));
-    let message = parse_reply(&reply(cmd::NEW_DEST, cmd_attr::DEST, &nest));
+    let nest = nest_of(&[
+        (dest_attr::ADDR, &addr),
+        (dest_attr::PORT, &80u16.to_be_bytes()),
+        (dest_attr::FWD_METHOD, &1u32.to_le_bytes()), // LOCALNODE
+        (dest_attr::WEIGHT, &2147483647u32.to_le_bytes()),
+        (dest_attr::U_THRESH, &65535u32.to_le_bytes()),
+        (dest_attr::L_THRESH, &1u32.to_le_bytes()),
+        (dest_attr::ACTIVE_CONNS, &12u32.to_le_bytes()),
+        (dest_attr::INACT_CONNS, &34u32.to_le_bytes()),
+        (dest_attr::PERSIST_CONNS, &5u32.to_le_bytes()),
+        (dest_attr::STATS, &stats()),
+    ]);
     let dest = decode_dest(
-        &message.attr(cmd_attr::DEST).unwrap().children().unwrap(),
+        &reply_nest(cmd::NEW_DEST, cmd_attr::DEST, &nest),
         Family::Inet,
     )
     .unwrap();
@@ -460,21 +487,21 @@ fn decode_ipv4_dest_with_16_byte_address_and_no_addr_family() {
 
 #[test]
 fn decode_ipv4_tunnel_dest_under_ipv6_service_by_addr_family() {
-    let mut nest = Vec::new();
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&[192, 0, 2, 77]);
-    nest.extend(nla(dest_attr::ADDR, &addr));
-    nest.extend(nla(dest_attr::PORT, &53u16.to_be_bytes()));
-    nest.extend(nla(dest_attr::FWD_METHOD, &2u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::WEIGHT, &0u32.to_le_bytes()));
-    nest.extend(nla(dest_attr::TUN_TYPE, &[0]));
-    nest.extend(nla(dest_attr::TUN_PORT, &0u16.to_be_bytes()));
-    nest.extend(nla(dest_attr::TUN_FLAGS, &0u16.to_le_bytes()));
-    nest.extend(nla(dest_attr::ADDR_FAMILY, &2u16.to_le_bytes()));
-    nest.extend(nla(dest_attr::STATS64, &stats()));
-    let message = parse_reply(&reply(cmd::NEW_DEST, cmd_attr::DEST, &nest));
+    let nest = nest_of(&[
+        (dest_attr::ADDR, &addr),
+        (dest_attr::PORT, &53u16.to_be_bytes()),
+        (dest_attr::FWD_METHOD, &2u32.to_le_bytes()),
+        (dest_attr::WEIGHT, &0u32.to_le_bytes()),
+        (dest_attr::TUN_TYPE, &[0]),
+        (dest_attr::TUN_PORT, &0u16.to_be_bytes()),
+        (dest_attr::TUN_FLAGS, &0u16.to_le_bytes()),
+        (dest_attr::ADDR_FAMILY, &2u16.to_le_bytes()),
+        (dest_attr::STATS64, &stats()),
+    ]);
     let dest = decode_dest(
-        &message.attr(cmd_attr::DEST).unwrap().children().unwrap(),
+        &reply_nest(cmd::NEW_DEST, cmd_attr::DEST, &nest),
         Family::Inet6,
     )
     .unwrap();
@@ -487,11 +514,11 @@ fn decode_ipv4_tunnel_dest_under_ipv6_service_by_addr_family() {
 
 #[test]
 fn decode_rejects_truncated_or_missing_attributes() {
-    let mut nest = Vec::new();
-    nest.extend(nla(dest_attr::ADDR, &[10, 0, 0]));
-    nest.extend(nla(dest_attr::PORT, &80u16.to_be_bytes()));
-    let message = parse_reply(&reply(cmd::NEW_DEST, cmd_attr::DEST, &nest));
-    let children = message.attr(cmd_attr::DEST).unwrap().children().unwrap();
+    let nest = nest_of(&[
+        (dest_attr::ADDR, &[10, 0, 0]),
+        (dest_attr::PORT, &80u16.to_be_bytes()),
+    ]);
+    let children = reply_nest(cmd::NEW_DEST, cmd_attr::DEST, &nest);
     assert!(decode_dest(&children, Family::Inet).is_err());
     let no_af = nla(svc_attr::SCHED_NAME, b"rr\0");
     assert!(decode_service(&parse_attrs(&no_af, &[]).unwrap()).is_err());
@@ -506,10 +533,10 @@ fn encoded_services_decode_back_to_the_same_spec() {
             persistent: Some(30),
             netmask: Some(Netmask::V4(Ipv4Addr::new(255, 255, 0, 0))),
             ops: true,
-            sched_flags: vec!["mh-fallback".into(), "mh-port".into()],
+            sched_flags: SchedFlags::parse("mh-fallback,mh-port"),
         },
         ServiceSpec {
-            sched_flags: vec!["flag-3".into()],
+            sched_flags: SchedFlags::parse("flag-3"),
             ..ServiceSpec::new(
                 ServiceKey::Inet {
                     proto: IpProto::Sctp,
