@@ -32,7 +32,6 @@ use tokio::time::Instant;
 use super::dynamic::{Dynamic, Refreshed};
 use super::effects::{CommandQueue, Mailer, append_monitor};
 use super::logging::{Destination, LogHandle};
-use super::pidfile::PidLock;
 use super::watch::FileWatch;
 use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, maintenance_names};
@@ -40,6 +39,7 @@ use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
 use crate::engine::userspace::UserspaceEngine;
 use crate::engine::{Engine, EngineError};
+use crate::instance::pidfile::PidLock;
 
 /// The outcome reason the maintenance wrapper reports; a NUL cannot come from a check.
 const MAINTENANCE: &str = "\0maintenance";
