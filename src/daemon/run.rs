@@ -134,7 +134,6 @@ pub async fn run(
         dynamic,
         started,
         scheduler: Scheduler::new(results_tx),
-        scheduled: HashMap::new(),
         maintenancedir: None,
         pending_round: HashSet::new(),
         resync_at: None,
@@ -163,9 +162,8 @@ struct Daemon {
     base: Config,
     dynamic: Dynamic,
     started: Instant,
+    /// Owns the scheduled checks and their timings.
     scheduler: Scheduler<CheckSpec>,
-    /// Scheduled checks and their intervals.
-    scheduled: HashMap<CheckSpec, Duration>,
     /// `maintenancedir=` the scheduled checks were built with.
     maintenancedir: Option<PathBuf>,
     /// Checks that have not reported since the last start or reload.
@@ -255,7 +253,7 @@ impl Daemon {
         self.resync_at = None;
         match self.engine.dump().await {
             Ok(table) => {
-                let actions = self.director.on_table(&table, self.now());
+                let actions = self.director.on_table(&table);
                 self.perform(actions).await;
             }
             Err(e) => {
@@ -273,7 +271,7 @@ impl Daemon {
     }
 
     async fn on_result(&mut self, result: scheduler::CheckResult<CheckSpec>) {
-        if !self.scheduled.contains_key(&*result.key) {
+        if !self.scheduler.contains(&result.key) {
             return; // in flight across a reload that removed it
         }
         let outcome = &result.outcome;
@@ -297,7 +295,6 @@ impl Daemon {
         let jitter_percent = globals.checkjitter.min(100);
         if maintenancedir != self.maintenancedir {
             self.scheduler.retain(|_| false);
-            self.scheduled.clear();
             self.maintenancedir = maintenancedir;
         }
         let want: HashMap<CheckSpec, Duration> = self
@@ -307,15 +304,14 @@ impl Daemon {
             .map(|p| (p.spec, p.interval))
             .collect();
         let keep: HashSet<CheckSpec> = self
-            .scheduled
-            .iter()
-            .filter(|(k, interval)| want.get(*k) == Some(interval))
-            .map(|(k, _)| k.clone())
+            .scheduler
+            .keys()
+            .filter(|k| want.get(*k) == self.scheduler.timing(k).map(|t| t.interval).as_ref())
+            .cloned()
             .collect();
         self.scheduler.retain(|k| keep.contains(k));
-        self.scheduled.retain(|k, _| keep.contains(k));
         for (spec, interval) in &want {
-            if self.scheduled.contains_key(spec) {
+            if self.scheduler.contains(spec) {
                 continue;
             }
             let checker = match ldirectord_checks::build(spec) {
@@ -346,7 +342,6 @@ impl Daemon {
                     jitter,
                 },
             );
-            self.scheduled.insert(spec.clone(), *interval);
         }
         self.pending_round = want.into_keys().collect();
         if self.pending_round.is_empty() {

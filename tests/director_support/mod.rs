@@ -246,7 +246,7 @@ impl Harness {
 
     /// Give the director a fresh dump of the (simulated) kernel.
     pub fn dump(&mut self) -> Vec<String> {
-        let actions = self.director.on_table(&self.kernel.clone(), self.now);
+        let actions = self.director.on_table(&self.kernel.clone());
         self.apply(&actions);
         render(&actions)
     }
