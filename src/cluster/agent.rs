@@ -34,20 +34,17 @@ Parameters come from OCF_RESKEY_* (see meta-data).\n";
 
 /// Run one OCF action; returns the exit code.
 pub fn run(action: &str, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match action {
-        "meta-data" => {
-            let _ = out.write_all(metadata::director().as_bytes());
-            return ocf::SUCCESS;
-        }
-        "usage" | "help" => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::SUCCESS;
-        }
-        "start" | "stop" | "monitor" | "status" | "reload" | "reload-agent" | "validate-all" => {}
-        _ => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::ERR_UNIMPLEMENTED;
-        }
+    const ACTIONS: [&str; 7] = [
+        "start",
+        "stop",
+        "monitor",
+        "status",
+        "reload",
+        "reload-agent",
+        "validate-all",
+    ];
+    if let Some(code) = ocf::answer_fixed(action, &ACTIONS, metadata::director, USAGE, out) {
+        return code;
     }
     let result = Agent::new(env).and_then(|agent| {
         let q = SystemQuery::default();
@@ -88,6 +85,21 @@ struct Generated {
     /// Why the operator's file does not parse (`PATH:LINE:COLUMN: message`), if it does
     /// not: every action but `stop` fails with it.
     broken: Option<String>,
+}
+
+impl Generated {
+    /// The definition without the cluster's real servers, parsed; fails when the
+    /// operator's file does not parse.
+    fn parse(&self) -> Result<config::Parsed, Fail> {
+        if let Some(reason) = &self.broken {
+            return Err(Fail::configured(reason.clone()));
+        }
+        let path = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(parameters)"));
+        config::parse_str(&self.sanitized, &path).map_err(|e| Fail::configured(config_reason(&e)))
+    }
 }
 
 struct Agent<'e> {
@@ -247,15 +259,7 @@ impl<'e> Agent<'e> {
                 config::load(path).map_err(|e| Fail::configured(config_reason(&e)))?;
             }
             Target::Generated(g) => {
-                if let Some(reason) = &g.broken {
-                    return Err(Fail::configured(reason.clone()));
-                }
-                let path = g
-                    .source
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("(parameters)"));
-                let parsed = config::parse_str(&g.sanitized, &path)
-                    .map_err(|e| Fail::configured(config_reason(&e)))?;
+                let parsed = g.parse()?;
                 for b in &g.blocks {
                     if !parsed
                         .config
@@ -286,15 +290,7 @@ impl<'e> Agent<'e> {
         let Target::Generated(g) = &self.target else {
             return Ok(false);
         };
-        if let Some(reason) = &g.broken {
-            return Err(Fail::configured(reason.clone()));
-        }
-        let path = g
-            .source
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("(parameters)"));
-        let parsed = config::parse_str(&g.sanitized, &path)
-            .map_err(|e| Fail::configured(config_reason(&e)))?;
+        let parsed = g.parse()?;
         let mut last_good: BTreeMap<String, Vec<(IpAddr, u32)>> =
             std::fs::read_to_string(self.last_good_path())
                 .ok()
@@ -485,13 +481,7 @@ impl<'e> Agent<'e> {
 
 /// The virtual service of the `vip`/`port` parameters, with lvsdr's real-server sources.
 fn inline(env: &Env) -> Result<Generated, Fail> {
-    let vip_text = env.param("vip").unwrap_or_default();
-    let vip: IpAddr = vip_text
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .map_err(|_| Fail::configured(format!("vip={vip_text}: not an IP address")))?;
+    let vip = ocf::vip(env.param("vip").unwrap_or_default())?;
     let port = env
         .param("port")
         .ok_or_else(|| Fail::configured("port is required with vip"))?;

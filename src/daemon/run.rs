@@ -38,7 +38,7 @@ use crate::director::{Action, CheckResult, Director, maintenance_names};
 use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
 use crate::engine::userspace::UserspaceEngine;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Table};
 use crate::instance::pidfile::PidLock;
 
 /// The outcome reason the maintenance wrapper reports; a NUL cannot come from a check.
@@ -376,7 +376,16 @@ impl Daemon {
         if &config == self.director.config() {
             return;
         }
-        let table = match self.engine.dump().await {
+        let table = self.dump_or_believed().await;
+        let actions = self.director.reload(config, &table, self.now());
+        self.perform(actions).await;
+        self.sync_schedule();
+    }
+
+    /// The kernel table for a reload; when the dump fails, what the director believes it
+    /// holds (and a resync is scheduled).
+    async fn dump_or_believed(&mut self) -> Table {
+        match self.engine.dump().await {
             Ok(t) => t,
             Err(e) => {
                 tracing::info!("{}", engine_error_text(self.engine.name(), &e));
@@ -384,10 +393,7 @@ impl Daemon {
                     .get_or_insert(Instant::now() + self.resync_backoff);
                 self.director.believed_table()
             }
-        };
-        let actions = self.director.reload(config, &table, self.now());
-        self.perform(actions).await;
-        self.sync_schedule();
+        }
     }
 
     /// Reload: parse fully first; on an error keep everything as it is.
@@ -411,15 +417,7 @@ impl Daemon {
         };
         log_diagnostics(&parsed.warnings, pid, &path);
         let old_execute = self.director.config().globals.execute.clone();
-        let table = match self.engine.dump().await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
-                self.resync_at
-                    .get_or_insert(Instant::now() + self.resync_backoff);
-                self.director.believed_table()
-            }
-        };
+        let table = self.dump_or_believed().await;
         self.dynamic.configure(&parsed.config).await;
         let config = self.dynamic.derive(&parsed.config);
         self.base = parsed.config;
