@@ -58,12 +58,11 @@ enum Event {
 }
 
 /// Build the engine the command line asked for.
-pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, String> {
+pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, EngineError> {
     match choice {
         EngineChoice::Netlink => NetlinkEngine::connect(NetlinkOptions::default())
             .await
-            .map(|e| Box::new(e) as Box<dyn Engine>)
-            .map_err(|e| e.to_string()),
+            .map(|e| Box::new(e) as Box<dyn Engine>),
         EngineChoice::Ipvsadm(path) => Ok(Box::new(IpvsadmEngine::new(path.clone()))),
         EngineChoice::Userspace => Ok(Box::new(UserspaceEngine::new())),
     }
@@ -102,7 +101,8 @@ pub async fn run(
     };
     let mut engine = match make_engine(&opts.engine).await {
         Ok(e) => e,
-        Err(msg) => {
+        Err(e) => {
+            let msg = e.to_string();
             tracing::info!("{msg}");
             ready.fail(&msg);
             return 1;
