@@ -77,12 +77,18 @@ mod tests {
             .unwrap();
     }
 
-    #[test]
-    fn touch_is_nothing_content_change_is_once() {
+    /// A file `l.cf` in a fresh directory with `content` and mtime 100, and its watch.
+    fn watched(content: &str) -> (tempfile::TempDir, PathBuf, FileWatch) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.cf");
-        write(&path, Some("checktimeout=3\n"), 100);
-        let mut w = FileWatch::new(&path);
+        write(&path, Some(content), 100);
+        let watch = FileWatch::new(&path);
+        (dir, path, watch)
+    }
+
+    #[test]
+    fn touch_is_nothing_content_change_is_once() {
+        let (_dir, path, mut w) = watched("checktimeout=3\n");
         assert!(!w.changed());
         write(&path, None, 50); // touch
         assert!(!w.changed());
@@ -96,10 +102,7 @@ mod tests {
 
     #[test]
     fn accepted_content_is_not_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.cf");
-        write(&path, Some("a\n"), 100);
-        let mut w = FileWatch::new(&path);
+        let (_dir, path, mut w) = watched("a\n");
         write(&path, Some("b\n"), 5);
         w.accept(b"b\n");
         assert!(!w.changed());
