@@ -1,6 +1,6 @@
 //! The drop-in command line: `ldirectord [-d] [CONFIG] start|stop|...|status` with stock
-//! ldirectord's config lookup, instance names, pid-file rules, outputs and exit codes
-//! (reference §1), plus what operators get on top: `--test` (validate a file before a
+//! ldirectord's outputs and exit codes (reference §1; the config lookup, instance names
+//! and pid-file rules are [`crate::instance`]'s), plus what operators get on top: `--test` (validate a file before a
 //! reload) and `--probe` (run every check once and say why a real is down).
 //!
 //! Output goes through the writers given to [`run`], so tests see exactly what an operator
@@ -14,6 +14,7 @@ use ldirectord_parsers::config::{self, ConfigError, Diagnostic, Origin, Parsed};
 use crate::daemon::logging::{self, Destination};
 use crate::daemon::{self, EngineChoice, Options, Spawned, SubInstances};
 use crate::engine::ipvsadm::IpvsadmEngine;
+use crate::instance::{self, PidState, STOP_TIMEOUT, instance_name, pid_file, pid_state};
 
 /// The stock actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +124,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     let mut help = false;
     let mut version = false;
     let mut error_format = ErrorFormat::Human;
-    let mut run_dir = PathBuf::from("/var/run");
+    let mut run_dir = PathBuf::from(instance::DEFAULT_RUN_DIR);
     let mut engine_name: Option<String> = None;
     let mut ipvsadm: Option<PathBuf> = None;
     let mut i = 0;
@@ -257,75 +258,8 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     })
 }
 
-/// Stock's config lookup: `/etc/ha.d/CONFIG`, `/etc/ha.d/conf/CONFIG`, then CONFIG.
-/// `ha_dir` is `/etc/ha.d` (tests point it elsewhere).
-pub fn resolve_config(config: &str, ha_dir: &Path) -> Option<PathBuf> {
-    // Stock appends CONFIG to the prefix as a string: an absolute CONFIG never matches.
-    let candidates = [
-        PathBuf::from(format!("{}/{config}", ha_dir.display())),
-        PathBuf::from(format!("{}/conf/{config}", ha_dir.display())),
-        PathBuf::from(config),
-    ];
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-/// The instance name: the basename of CONFIG as typed, or `ldirectord` when defaulted.
-pub fn instance_name(config: Option<&str>) -> String {
-    match config {
-        None => "ldirectord".to_owned(),
-        Some(c) => Path::new(c)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| c.to_owned()),
-    }
-}
-
-/// `/var/run/ldirectord.NAME.pid`.
-pub fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
-    run_dir.join(format!("ldirectord.{name}.pid"))
-}
-
-/// What a pid file says about an instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PidState {
-    /// No pid file.
-    Absent,
-    /// A pid file whose process is gone or is not an ldirectord.
-    Stale(i32),
-    /// A live daemon.
-    Running(i32),
-}
-
-/// Stock's liveness rule: the pid file names a process whose `/proc/PID/cmdline`
-/// contains `ldirectord`.
-pub fn pid_state(path: &Path) -> PidState {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return PidState::Absent;
-    };
-    let Ok(pid) = text.trim().parse::<i32>() else {
-        return PidState::Stale(0);
-    };
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) if pid > 0 && String::from_utf8_lossy(&cmdline).contains("ldirectord") => {
-            PidState::Running(pid)
-        }
-        _ => PidState::Stale(pid),
-    }
-}
-
-/// Where `/etc/ha.d` is: `LDIRECTORD_HA_DIR` overrides it for tests.
-fn ha_dir() -> PathBuf {
-    std::env::var_os("LDIRECTORD_HA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/ha.d"))
-}
-
 /// Run the command line; returns the exit code.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    // Cluster entry points: `--ocf ACTION` / `ocf ACTION` and `realserver ...`.
-    if let Some(code) = crate::cluster::dispatch(args, out, err) {
-        return code;
-    }
     let inv = match parse_args(args) {
         Ok(inv) => inv,
         Err(UsageError(why)) => {
@@ -361,7 +295,7 @@ fn load(inv: &Invocation, err: &mut dyn Write) -> Result<(PathBuf, Parsed), i32>
         .config
         .clone()
         .unwrap_or_else(|| "ldirectord.cf".to_owned());
-    let Some(path) = resolve_config(&typed, &ha_dir()) else {
+    let Some(path) = instance::resolve_config(&typed, &instance::ha_dir()) else {
         let _ = writeln!(err, "Config file {typed} not found");
         return Err(1);
     };
@@ -461,7 +395,6 @@ fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Writ
         Ok(p) => p,
         Err(code) => return code,
     };
-    let config_text = path.display().to_string();
     let name = instance_name(inv.config.as_deref());
     let pidfile = pid_file(&inv.run_dir, &name);
     let daemon_child = std::env::var_os(daemon::DAEMON_CHILD_ENV).is_some();
@@ -479,17 +412,7 @@ fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Writ
     }
     let argv: Vec<String> = std::env::args().collect();
     tracing::info!("Invoking ldirectord invoked as: {} ", argv.join(" "));
-    let (code, reason) = act_on(
-        inv,
-        action,
-        &path,
-        parsed,
-        log,
-        &config_text,
-        &pidfile,
-        out,
-        err,
-    );
+    let (code, reason) = act_on(inv, action, &path, &name, &pidfile, parsed, log, out, err);
     if code != 0 || inv.debug {
         tracing::info!("Exiting with exit_status {code}: {reason}");
     }
@@ -502,15 +425,15 @@ fn act_on(
     inv: &Invocation,
     action: Action,
     path: &Path,
+    name: &str,
+    pidfile: &Path,
     parsed: Parsed,
     log: logging::LogHandle,
-    config_text: &str,
-    pidfile: &Path,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> (i32, String) {
+    let config_text = path.display().to_string();
     let state = pid_state(pidfile);
-    let name = instance_name(inv.config.as_deref());
     let subs = sub_instances(inv);
     let done = |code: i32, what: &str| (code, format!("Exiting from ldirectord {what}"));
     match (action, state) {
@@ -543,7 +466,7 @@ fn act_on(
             done(3, "status")
         }
         (Action::Reload | Action::ForceReload, PidState::Running(pid)) => {
-            signal(pid, nix::sys::signal::Signal::SIGHUP);
+            instance::signal(pid, nix::sys::signal::Signal::SIGHUP);
             done(0, "reload")
         }
         (Action::Reload | Action::ForceReload, _) => {
@@ -552,7 +475,7 @@ fn act_on(
             done(1, "reload")
         }
         (Action::Stop, PidState::Running(pid)) => (
-            stop_and_wait(pid, config_text, err),
+            stop_and_wait(pid, &config_text, err),
             "Exiting from ldirectord stop".into(),
         ),
         (Action::Stop, _) | (Action::TryRestart, PidState::Absent | PidState::Stale(_)) => {
@@ -560,28 +483,27 @@ fn act_on(
         }
         (Action::Start, PidState::Running(_)) => done(0, "start"),
         (Action::Restart | Action::TryRestart, PidState::Running(pid)) => {
-            let code = stop_and_wait(pid, config_text, err);
+            let code = stop_and_wait(pid, &config_text, err);
             if code != 0 {
                 return (code, "Exiting from ldirectord restart".into());
             }
-            start(inv, path, &name, parsed, log, err)
+            start(inv, path, name, parsed, log, err)
         }
-        (Action::Start | Action::Restart, _) => start(inv, path, &name, parsed, log, err),
+        (Action::Start | Action::Restart, _) => start(inv, path, name, parsed, log, err),
     }
 }
 
 /// SIGTERM, then wait until the daemon finished its cleanup and exited (stock returns at
 /// once, defect 14).
 fn stop_and_wait(pid: i32, config_text: &str, err: &mut dyn Write) -> i32 {
-    signal(pid, nix::sys::signal::Signal::SIGTERM);
-    if daemon::wait_gone(pid, daemon::STOP_TIMEOUT) {
+    if instance::stop(pid, STOP_TIMEOUT) {
         return 0;
     }
     let _ = writeln!(
         err,
         "ldirectord for {config_text} (pid {pid}) did not stop within {} s; it may still be \
          cleaning up",
-        daemon::STOP_TIMEOUT.as_secs()
+        STOP_TIMEOUT.as_secs()
     );
     1
 }
@@ -682,10 +604,6 @@ fn daemon_options(inv: &Invocation, path: &Path, name: &str) -> std::io::Result<
     })
 }
 
-fn signal(pid: i32, sig: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,37 +643,5 @@ mod tests {
         assert_eq!(i.mode, Mode::Probe { json: true });
         let i = parse_args(&args("--error-format=stock -t")).unwrap();
         assert_eq!(i.error_format, ErrorFormat::Stock);
-    }
-
-    #[test]
-    fn instance_names_and_pid_files() {
-        assert_eq!(instance_name(None), "ldirectord");
-        assert_eq!(instance_name(Some("/etc/ldirectord.cf")), "ldirectord.cf");
-        assert_eq!(instance_name(Some("www")), "www");
-        assert_eq!(
-            pid_file(Path::new("/var/run"), "www"),
-            PathBuf::from("/var/run/ldirectord.www.pid")
-        );
-    }
-
-    #[test]
-    fn lookup_prefers_ha_d_then_conf_then_as_given() {
-        let dir = tempfile::tempdir().unwrap();
-        let ha = dir.path().join("ha.d");
-        std::fs::create_dir_all(ha.join("conf")).unwrap();
-        std::fs::write(ha.join("conf/www"), "").unwrap();
-        assert_eq!(resolve_config("www", &ha), Some(ha.join("conf/www")));
-        std::fs::write(ha.join("www"), "").unwrap();
-        assert_eq!(
-            resolve_config("www", &ha),
-            Some(PathBuf::from(format!("{}/www", ha.display())))
-        );
-        let abs = dir.path().join("abs.cf");
-        std::fs::write(&abs, "").unwrap();
-        assert_eq!(
-            resolve_config(abs.to_str().unwrap(), &ha),
-            Some(abs.clone())
-        );
-        assert_eq!(resolve_config("missing.cf", &ha), None);
     }
 }

@@ -89,7 +89,7 @@ fn running_status_reload_and_stop() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), "");
     // stop returns once the daemon is gone and its pid file removed.
-    assert!(!ldirectord::daemon::alive(pid));
+    assert!(!ldirectord::instance::alive(pid));
     assert!(!w.pid_file("l.cf").exists());
     assert!(
         w.log()
@@ -151,7 +151,7 @@ fn config_error_exits_2_for_every_action_and_keeps_the_pid_file() {
         );
         assert_eq!(w.pid("l.cf"), Some(pid), "{action} kept the pid file");
         assert!(
-            ldirectord::daemon::alive(pid),
+            ldirectord::instance::alive(pid),
             "{action} left the daemon running"
         );
     }
@@ -263,7 +263,7 @@ fn netlink_without_ipvs_fails_start_with_the_reason() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("IPVS"), "{}", text(&out.stderr));
     wait_until(30, "pid file released", || {
-        !ldirectord::daemon::pidfile::PidLock::is_held(&w.pid_file("l.cf"))
+        !ldirectord::instance::pidfile::PidLock::is_held(&w.pid_file("l.cf"))
     });
 }
 

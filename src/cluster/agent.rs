@@ -7,7 +7,7 @@
 //!
 //! CONFIG is the operator's `configfile`, unless the real servers come from the cluster
 //! (the `vip`/`port` parameters, or `realsource=` directives in the file): then the agent
-//! generates the file the daemon runs on (see [`super::generate`]), refreshes the real
+//! generates the file the daemon runs on (see [`crate::realsource::generate`]), refreshes the real
 //! servers on every recurring monitor, and when the result differs rewrites it and
 //! reloads the daemon, whose reload applies only the difference to IPVS.
 
@@ -23,31 +23,28 @@ use ldirectord_parsers::config::{
 };
 use nix::sys::signal::Signal;
 
-use super::generate::{self, BlockSources, Extensions};
 use super::metadata;
 use super::ocf::{self, Env, Fail};
-use super::sources::{self, ClusterQuery, SystemQuery};
-use crate::cli::{self, PidState};
+use crate::instance::{self, PidState, STOP_TIMEOUT};
+use crate::realsource::generate::{self, BlockSources, Extensions};
+use crate::realsource::{self, ClusterQuery, SystemQuery};
 
 const USAGE: &str = "usage: ldirectord --ocf {start|stop|monitor|reload|validate-all|meta-data|usage}\n\
 Parameters come from OCF_RESKEY_* (see meta-data).\n";
 
 /// Run one OCF action; returns the exit code.
 pub fn run(action: &str, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match action {
-        "meta-data" => {
-            let _ = out.write_all(metadata::director().as_bytes());
-            return ocf::SUCCESS;
-        }
-        "usage" | "help" => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::SUCCESS;
-        }
-        "start" | "stop" | "monitor" | "status" | "reload" | "reload-agent" | "validate-all" => {}
-        _ => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::ERR_UNIMPLEMENTED;
-        }
+    const ACTIONS: [&str; 7] = [
+        "start",
+        "stop",
+        "monitor",
+        "status",
+        "reload",
+        "reload-agent",
+        "validate-all",
+    ];
+    if let Some(code) = ocf::answer_fixed(action, &ACTIONS, metadata::director, USAGE, out) {
+        return code;
     }
     let result = Agent::new(env).and_then(|agent| {
         let q = SystemQuery::default();
@@ -90,6 +87,21 @@ struct Generated {
     broken: Option<String>,
 }
 
+impl Generated {
+    /// The definition without the cluster's real servers, parsed; fails when the
+    /// operator's file does not parse.
+    fn parse(&self) -> Result<config::Parsed, Fail> {
+        if let Some(reason) = &self.broken {
+            return Err(Fail::configured(reason.clone()));
+        }
+        let path = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(parameters)"));
+        config::parse_str(&self.sanitized, &path).map_err(|e| Fail::configured(config_reason(&e)))
+    }
+}
+
 struct Agent<'e> {
     env: &'e Env,
     program: PathBuf,
@@ -112,12 +124,6 @@ const INLINE_ONLY: [&str; 10] = [
     "node_address_map",
     "forwarding",
 ];
-
-fn ha_dir() -> PathBuf {
-    std::env::var_os("LDIRECTORD_HA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/ha.d"))
-}
 
 /// `PATH:LINE:COLUMN: message` for the exit reason (crm_mon shows it).
 fn config_reason(e: &ConfigError) -> String {
@@ -142,7 +148,7 @@ impl<'e> Agent<'e> {
             None => std::env::current_exe()
                 .map_err(|e| Fail::new(ocf::ERR_INSTALLED, format!("cannot find myself: {e}")))?,
         };
-        let run_dir = PathBuf::from(env.param("run_dir").unwrap_or("/var/run"));
+        let run_dir = PathBuf::from(env.param("run_dir").unwrap_or(instance::DEFAULT_RUN_DIR));
         let mut flags = vec!["--run-dir".to_owned(), run_dir.display().to_string()];
         match (env.param("engine"), env.param("ipvsadm")) {
             (None | Some("netlink"), None) => {}
@@ -183,7 +189,7 @@ impl<'e> Agent<'e> {
                 .param("configfile")
                 .unwrap_or("/etc/ha.d/ldirectord.cf")
                 .to_owned();
-            let resolved = cli::resolve_config(&typed, &ha_dir());
+            let resolved = instance::resolve_config(&typed, &instance::ha_dir());
             match resolved
                 .as_ref()
                 .and_then(|p| std::fs::read_to_string(p).ok())
@@ -236,8 +242,8 @@ impl<'e> Agent<'e> {
     }
 
     fn pid_state(&self) -> PidState {
-        let name = cli::instance_name(Some(&self.daemon_config()));
-        cli::pid_state(&cli::pid_file(&self.run_dir, &name))
+        let name = instance::instance_name(Some(&self.daemon_config()));
+        instance::pid_state(&instance::pid_file(&self.run_dir, &name))
     }
 
     /// Parse what the daemon would run on (without the cluster's real servers).
@@ -253,15 +259,7 @@ impl<'e> Agent<'e> {
                 config::load(path).map_err(|e| Fail::configured(config_reason(&e)))?;
             }
             Target::Generated(g) => {
-                if let Some(reason) = &g.broken {
-                    return Err(Fail::configured(reason.clone()));
-                }
-                let path = g
-                    .source
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("(parameters)"));
-                let parsed = config::parse_str(&g.sanitized, &path)
-                    .map_err(|e| Fail::configured(config_reason(&e)))?;
+                let parsed = g.parse()?;
                 for b in &g.blocks {
                     if !parsed
                         .config
@@ -292,15 +290,7 @@ impl<'e> Agent<'e> {
         let Target::Generated(g) = &self.target else {
             return Ok(false);
         };
-        if let Some(reason) = &g.broken {
-            return Err(Fail::configured(reason.clone()));
-        }
-        let path = g
-            .source
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("(parameters)"));
-        let parsed = config::parse_str(&g.sanitized, &path)
-            .map_err(|e| Fail::configured(config_reason(&e)))?;
+        let parsed = g.parse()?;
         let mut last_good: BTreeMap<String, Vec<(IpAddr, u32)>> =
             std::fs::read_to_string(self.last_good_path())
                 .ok()
@@ -316,7 +306,7 @@ impl<'e> Agent<'e> {
             else {
                 continue;
             };
-            let members = match sources::select(&b.spec, &g.nodes, v.family, q) {
+            let members = match realsource::select(&b.spec, &g.nodes, v.family, q) {
                 Ok(m) => {
                     let set = m.iter().map(|m| (m.address, m.weight)).collect();
                     last_good.insert(b.virtual_text.clone(), set);
@@ -333,7 +323,7 @@ impl<'e> Agent<'e> {
                         if kept.len() == 1 { "" } else { "s" }
                     );
                     kept.into_iter()
-                        .map(|(address, weight)| sources::Member {
+                        .map(|(address, weight)| realsource::Member {
                             address,
                             weight,
                             host: address.to_string(),
@@ -446,14 +436,13 @@ impl<'e> Agent<'e> {
             .env
             .timeout()
             .map(|t| t.mul_f64(0.8))
-            .unwrap_or(crate::daemon::STOP_TIMEOUT)
-            .min(crate::daemon::STOP_TIMEOUT);
-        signal(pid, Signal::SIGTERM);
-        if crate::daemon::wait_gone(pid, bound) {
+            .unwrap_or(STOP_TIMEOUT)
+            .min(STOP_TIMEOUT);
+        if instance::stop(pid, bound) {
             return Ok(ocf::SUCCESS);
         }
-        signal(pid, Signal::SIGKILL);
-        if crate::daemon::wait_gone(pid, Duration::from_secs(5)) {
+        instance::signal(pid, Signal::SIGKILL);
+        if instance::wait_gone(pid, Duration::from_secs(5)) {
             return Ok(ocf::SUCCESS);
         }
         Err(Fail::generic(format!(
@@ -492,13 +481,7 @@ impl<'e> Agent<'e> {
 
 /// The virtual service of the `vip`/`port` parameters, with lvsdr's real-server sources.
 fn inline(env: &Env) -> Result<Generated, Fail> {
-    let vip_text = env.param("vip").unwrap_or_default();
-    let vip: IpAddr = vip_text
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .map_err(|_| Fail::configured(format!("vip={vip_text}: not an IP address")))?;
+    let vip = ocf::vip(env.param("vip").unwrap_or_default())?;
     let port = env
         .param("port")
         .ok_or_else(|| Fail::configured("port is required with vip"))?;
@@ -514,7 +497,7 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
     };
     let options =
         generate::service_options(env.param("virtual_service_options").unwrap_or("-s rr"))
-            .map_err(Fail::configured)?;
+            .map_err(|e| Fail::configured(e.to_string()))?;
     let default_weight = match env.param("default_weight") {
         None => 1,
         Some(w) => w
@@ -522,12 +505,12 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
             .parse()
             .map_err(|_| Fail::configured(format!("default_weight={w}: not a number")))?,
     };
-    let weights = sources::parse_weights(
+    let weights = realsource::parse_weights(
         env.param("weight_of_realservers").unwrap_or(""),
         default_weight,
     )
     .map_err(|e| Fail::configured(format!("weight_of_realservers: {e}")))?;
-    let nodes = sources::parse_node_map(env.param("node_address_map").unwrap_or(""))
+    let nodes = realsource::parse_node_map(env.param("node_address_map").unwrap_or(""))
         .map_err(|e| Fail::configured(format!("node_address_map: {e}")))?;
     let forward = match env.param("forwarding").unwrap_or("gate") {
         "gate" => Forward::Gate,
@@ -610,10 +593,6 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), Fail> {
         .map_err(|e| Fail::generic(format!("cannot write {}: {e}", path.display())))
 }
 
-fn signal(pid: i32, sig: Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-}
-
 fn hup(pid: i32) {
-    signal(pid, Signal::SIGHUP);
+    instance::signal(pid, Signal::SIGHUP);
 }

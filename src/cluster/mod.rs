@@ -1,26 +1,22 @@
 //! Cluster stacks: ldirectord-rs as a Pacemaker OCF resource agent and under heartbeat v1.
 //!
-//! - [`agent`]: `ldirectord --ocf ACTION`, the director as an OCF agent driving the daemon.
-//! - [`sources`]: real servers from the cluster (nodes running a resource, node
-//!   attributes, commands), lvsdr style.
-//! - [`generate`]: the `realsource=` directives and the configuration generated for the
-//!   daemon from them or from the agent's `vip`/`port` parameters.
+//! - [`agent`]: `ldirectord --ocf ACTION`, the director as an OCF agent driving the daemon
+//!   (real servers from the cluster come from [`crate::realsource`]).
 //! - [`realserver`]: `ldirectord realserver ...`, the VIP on `lo`/`tunl0` of a DR/TUN real
 //!   server.
 //! - [`metadata`]: both agents' meta-data XML.
 //! - [`ocf`]: exit codes, parameters, probes and exit reasons.
 //!
-//! heartbeat v1 needs nothing here: it calls `ldirectord CONFIG start|stop|status`, the
-//! drop-in command line of [`crate::cli`] (see `compat/heartbeat/README.md`).
+//! The binary asks [`dispatch`] first, then hands anything else to the drop-in command
+//! line. heartbeat v1 needs nothing here: it calls `ldirectord CONFIG start|stop|status`,
+//! the drop-in command line of `cli` (see `compat/heartbeat/README.md`).
 
 use std::io::Write;
 
 pub mod agent;
-pub mod generate;
 pub mod metadata;
 pub mod ocf;
 pub mod realserver;
-pub mod sources;
 
 /// If the arguments ask for a cluster entry point, run it and return its exit code:
 /// `--ocf ACTION` or `ocf ACTION` (the director agent), `realserver ...`.
