@@ -4,13 +4,21 @@
 //! self-signed certificates are the norm on real servers behind a director. The handshake
 //! signatures are still verified against the presented certificate, so a broken TLS peer
 //! is still caught. `tlsverify=yes` (https) opts in to full verification elsewhere.
+//!
+//! Users: http (its own verifier choice on [`client_config`]), pgsql and ldap
+//! ([`accept_any`]), pops/imaps ([`connect`]: TLS from the first byte, no SNI since the
+//! target is an IP address).
 
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// The crypto provider of every check (aws-lc-rs), passed explicitly so nothing depends on
 /// a process-wide default being installed.
@@ -86,4 +94,11 @@ pub(crate) fn accept_any() -> Arc<ClientConfig> {
     CONFIG
         .get_or_init(|| Arc::new(client_config(Arc::new(AcceptAnyCertificate::new()))))
         .clone()
+}
+
+/// TLS handshake on `tcp` with the server at `ip`, verifying nothing but signatures.
+pub(crate) async fn connect(tcp: TcpStream, ip: IpAddr) -> std::io::Result<TlsStream<TcpStream>> {
+    TlsConnector::from(accept_any())
+        .connect(ServerName::IpAddress(ip.into()), tcp)
+        .await
 }

@@ -52,8 +52,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::{Host, Position};
 
-use crate::connect::{NO_PORT, io_reason};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::connect::NO_PORT;
+use crate::proto::io_reason;
+use crate::spec::CheckSpec;
 
 mod h1;
 
