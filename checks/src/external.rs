@@ -247,7 +247,12 @@ mod tests {
             virtual_address: va,
             port: None,
             negotiatetimeout: Duration::from_secs(30),
-            ..CheckSpec::new(CheckType::External, Service::None, ip.parse().unwrap(), real_port)
+            ..CheckSpec::new(
+                CheckType::External,
+                Service::None,
+                ip.parse().unwrap(),
+                real_port,
+            )
         }
     }
 
