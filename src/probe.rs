@@ -99,7 +99,7 @@ pub async fn run(config: &Config) -> Vec<ProbeRow> {
                 r#virtual: virtual_id,
                 real,
                 check,
-                up: out.up,
+                up: out.is_up(),
                 reason: out.reason,
                 latency_ms: out.latency.as_secs_f64() * 1000.0,
             }

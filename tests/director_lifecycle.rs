@@ -7,7 +7,7 @@ mod director_support;
 use std::time::Duration;
 
 use director_support::{Harness, config, lines, ops, service, tcp};
-use ldirectord::director::{CheckResult, Director, apply_op};
+use ldirectord::director::{CheckResult, Director, Health, apply_op};
 use ldirectord::engine::{DestSpec, Op, Table};
 use ldirectord_parsers::config::Forward;
 
@@ -254,7 +254,7 @@ fn reload_carries_soft_failures_and_resets_on_a_changed_check() {
         "failurecount=3\nvirtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\trequest=\"/alive\"\n";
     assert!(h.reload(changed).is_empty());
     let status = h.director.status();
-    assert!(status[0].up);
+    assert_eq!(status[0].health, Health::Up);
     assert_eq!(status[0].failures, 0);
 }
 

@@ -38,9 +38,7 @@ use std::time::{Duration, Instant};
 
 use ldirectord_checks::scheduler::{Scheduler, Timing};
 use ldirectord_checks::{CheckSpec, Checker};
-use ldirectord_parsers::config::{
-    CheckType, HttpMethod, Protocol, Receive, Service, VirtualAddress,
-};
+use ldirectord_parsers::config::{CheckType, Receive, Service};
 
 #[path = "../examples/bench_backend.rs"]
 mod backend;
@@ -366,7 +364,7 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
         let ms = late.as_millis() as u64;
         s.late_ms[ms.min(1000) as usize] += 1;
         s.max_late_ms = s.max_late_ms.max(ms);
-        if result.outcome.up {
+        if result.outcome.is_up() {
             s.up += 1;
         } else if group_of[*result.key] == 0 {
             *reasons.entry(result.outcome.reason).or_insert(0u64) += 1;
@@ -399,49 +397,16 @@ fn address(block: u8, i: usize) -> IpAddr {
 }
 
 fn base_spec(ip: IpAddr, port: u16) -> CheckSpec {
-    CheckSpec {
-        checktype: CheckType::Connect,
-        service: Service::None,
-        protocol: Protocol::Tcp,
-        virtual_address: VirtualAddress::Inet {
-            ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
-            port: 80,
-        },
-        ip,
-        real_port: port,
-        port: Some(port),
-        request: "/".into(),
-        receive: None,
-        url: None,
-        httpmethod: HttpMethod::Get,
-        virtualhost: None,
-        login: String::new(),
-        passwd: String::new(),
-        database: String::new(),
-        secret: String::new(),
-        checkcommand: String::new(),
-        checktimeout: Duration::from_secs(2),
-        negotiatetimeout: Duration::from_secs(2),
-        checkcount: 1,
-        tls_verify: false,
-        tls_sni: false,
-        pgsql_role: None,
-    }
+    CheckSpec::new(CheckType::Connect, Service::None, ip, port).with_timeout(Duration::from_secs(2))
 }
 
 fn http_specs(block: u8, n: usize, port: u16) -> Vec<CheckSpec> {
     let receive = Receive::new("OK").unwrap();
     (0..n)
         .map(|i| {
-            let ip = address(block, i);
-            CheckSpec {
-                checktype: CheckType::Negotiate,
-                service: Service::Http,
-                receive: Some(receive.clone()),
-                // As CheckSpec::for_real builds it (§3.6).
-                url: Some(format!("http://{ip}:{port}/")),
-                ..base_spec(ip, port)
-            }
+            CheckSpec::new(CheckType::Negotiate, Service::Http, address(block, i), port)
+                .with_timeout(Duration::from_secs(2))
+                .with_receive(receive.clone())
         })
         .collect()
 }

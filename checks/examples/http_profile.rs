@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ldirectord_checks::{CheckSpec, build};
-use ldirectord_parsers::config::{CheckType, HttpMethod, Protocol, Receive, Service};
+use ldirectord_parsers::config::{CheckType, Receive, Service};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -13,31 +13,9 @@ fn main() {
         .next()
         .map(|s| s.parse().expect("a count"))
         .unwrap_or(2000);
-    let spec = CheckSpec {
-        checktype: CheckType::Negotiate,
-        service: Service::Http,
-        protocol: Protocol::Tcp,
-        virtual_address: CheckSpec::ANY_VIRTUAL,
-        ip: addr.ip(),
-        real_port: addr.port(),
-        port: Some(addr.port()),
-        request: "/".into(),
-        receive: Some(Receive::new("OK").unwrap()),
-        url: Some(format!("http://{addr}/")),
-        httpmethod: HttpMethod::Get,
-        virtualhost: None,
-        login: String::new(),
-        passwd: String::new(),
-        database: String::new(),
-        secret: String::new(),
-        checkcommand: String::new(),
-        checktimeout: Duration::from_secs(2),
-        negotiatetimeout: Duration::from_secs(2),
-        checkcount: 1,
-        tls_verify: false,
-        tls_sni: false,
-        pgsql_role: None,
-    };
+    let spec = CheckSpec::new(CheckType::Negotiate, Service::Http, addr.ip(), addr.port())
+        .with_receive(Receive::new("OK").unwrap())
+        .with_timeout(Duration::from_secs(2));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -48,7 +26,7 @@ fn main() {
         let mut up = 0;
         for _ in 0..n {
             let c = Arc::clone(&checker);
-            if c.check().await.up {
+            if c.check().await.is_up() {
                 up += 1;
             }
         }

@@ -14,7 +14,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, connect};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome};
+use crate::connect;
+use crate::spec::CheckSpec;
 
 /// The combined checker for `spec` with `n` connects between negotiates.
 pub fn build(
@@ -60,12 +62,12 @@ impl Checker for Combined {
             if left == 0 {
                 let out = self.negotiate.check().await;
                 self.connects_left
-                    .store(if out.up { self.n } else { 0 }, Ordering::Release);
+                    .store(if out.is_up() { self.n } else { 0 }, Ordering::Release);
                 out
             } else {
                 let out = self.connect.check().await;
                 self.connects_left
-                    .store(if out.up { left - 1 } else { 0 }, Ordering::Release);
+                    .store(if out.is_up() { left - 1 } else { 0 }, Ordering::Release);
                 out
             }
         })
@@ -93,10 +95,10 @@ mod tests {
             Box::pin(async move {
                 self.log.lock().unwrap().push(self.name);
                 let up = self.answers.lock().unwrap().pop_front().unwrap_or(true);
-                Outcome {
-                    up,
-                    reason: self.name.to_owned(),
-                    latency: Duration::ZERO,
+                if up {
+                    Outcome::up(self.name, Duration::ZERO)
+                } else {
+                    Outcome::down(self.name, Duration::ZERO)
                 }
             })
         }
@@ -126,7 +128,7 @@ mod tests {
         let mut ups = Vec::new();
         for _ in 0..rounds {
             let out = c.check().await;
-            ups.push(out.up);
+            ups.push(out.is_up());
         }
         let kinds = log.lock().unwrap().clone();
         (kinds, ups)
@@ -175,7 +177,7 @@ mod tests {
         });
         let c = Combined::new(1, neg, con);
         let out = c.check().await;
-        assert!(!out.up);
+        assert!(!out.is_up());
         assert_eq!(out.reason, "N");
     }
 }

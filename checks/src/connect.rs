@@ -11,14 +11,15 @@
 //! Reasons: `-` when up; the socket error (`Connection refused`, `No route to host`) or
 //! `timed out after 5s` when down; `no check port …` when nothing gives a port (§3.2).
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto::io_reason;
+use crate::spec::CheckSpec;
 
 /// Reason given when neither `checkport`, the real's port nor the service gives a port.
 pub const NO_PORT: &str = "no check port: set checkport= or give the real server a port";
@@ -81,32 +82,15 @@ pub fn close_with_reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// An I/O error as a short reason: `Connection refused`, without `(os error 111)`.
-pub fn io_reason(e: &io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn io_reason_drops_the_errno() {
-        let e = io::Error::from_raw_os_error(111);
-        assert_eq!(io_reason(&e), "Connection refused");
-        let e = io::Error::other("custom");
-        assert_eq!(io_reason(&e), "custom");
-    }
 
     #[tokio::test]
     async fn no_port_is_down_with_a_clear_reason() {
         let c = Connect::new(None, Duration::from_secs(1));
         let out = c.check().await;
-        assert!(!out.up);
+        assert!(!out.is_up());
         assert_eq!(out.reason, NO_PORT);
     }
 }

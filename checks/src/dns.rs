@@ -16,17 +16,17 @@
 //! connected, so only the real's port can answer). The whole exchange is bounded by
 //! `negotiatetimeout`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use ldirectord_parsers::config::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 
-use crate::smtp::proto;
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto;
+use crate::spec::CheckSpec;
 
 /// Build the check for `spec`. The query is built once; each run gets a fresh ID.
 pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
@@ -117,17 +117,7 @@ impl DnsCheck {
 
 /// Send over a connected UDP socket and wait for the matching response.
 async fn ask_udp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, String> {
-    let local: SocketAddr = match addr {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(local)
-        .await
-        .map_err(|e| proto::io_reason(&e))?;
-    socket
-        .connect(addr)
-        .await
-        .map_err(|e| proto::io_reason(&e))?;
+    let socket = proto::connect_udp(addr).await?;
     socket
         .send(request)
         .await

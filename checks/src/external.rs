@@ -36,8 +36,9 @@ use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use crate::connect::io_reason;
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto::io_reason;
+use crate::spec::CheckSpec;
 
 /// Time a timed-out check's process group gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(1);
@@ -237,35 +238,21 @@ mod tests {
     use std::net::IpAddr;
     use std::time::Duration;
 
-    use ldirectord_parsers::config::{Family, HttpMethod, Protocol, Service};
+    use ldirectord_parsers::config::{Family, Service};
 
     use super::*;
 
     fn spec(va: VirtualAddress, ip: &str, real_port: u16) -> CheckSpec {
         CheckSpec {
-            checktype: CheckType::External,
-            service: Service::None,
-            protocol: Protocol::Tcp,
             virtual_address: va,
-            ip: ip.parse().unwrap(),
-            real_port,
             port: None,
-            request: "/".into(),
-            receive: None,
-            url: None,
-            httpmethod: HttpMethod::Get,
-            virtualhost: None,
-            login: String::new(),
-            passwd: String::new(),
-            database: String::new(),
-            secret: String::new(),
-            checkcommand: "/bin/true".into(),
-            checktimeout: Duration::from_secs(5),
             negotiatetimeout: Duration::from_secs(30),
-            checkcount: 1,
-            tls_verify: false,
-            tls_sni: false,
-            pgsql_role: None,
+            ..CheckSpec::new(
+                CheckType::External,
+                Service::None,
+                ip.parse().unwrap(),
+                real_port,
+            )
         }
     }
 

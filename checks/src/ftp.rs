@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
-use crate::smtp::proto::{self, LineConn};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto::{self, LineConn};
+use crate::spec::CheckSpec;
 
 /// How much of the file is kept and matched. Health pages are small; a larger file is
 /// matched on its first MAX_FILE bytes and its transfer is abandoned there.
@@ -51,11 +52,7 @@ impl Checker for FtpCheck {
 impl FtpCheck {
     async fn run(&self) -> Result<String, String> {
         let addr = proto::target(&self.spec)?;
-        let mut conn = LineConn::new(proto::connect_tcp(addr).await?);
-        let greeting = conn.read_reply().await?;
-        if !greeting.is_ok() {
-            return Err(format!("greeting: {}", greeting.line));
-        }
+        let mut conn = LineConn::greeted(addr).await?;
 
         conn.send(&format!("USER {}", self.spec.login)).await?;
         let mut reply = conn.read_reply().await?;

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use ldirectord_parsers::config::Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::smtp::proto::{self, LineConn, quote};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BuildError, Checker};
+use crate::proto::{Dialogue, LineCheck, LineConn, quote};
+use crate::spec::CheckSpec;
 
 /// Tags of our two commands; any other line before the tagged answer is untagged data.
 const LOGIN_TAG: &str = "ld1";
@@ -24,40 +25,15 @@ const MAX_UNTAGGED: usize = 256;
 
 /// Build the check for `spec` (imap or imaps).
 pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
-    proto::reject_line_breaks("login", &spec.login)?;
-    proto::reject_line_breaks("passwd", &spec.passwd)?;
-    Ok(Arc::new(ImapCheck {
-        spec: spec.clone(),
-        tls: spec.service == Service::Imaps,
-    }))
+    LineCheck::<Imap>::build(spec, spec.service == Service::Imaps)
 }
 
 #[derive(Debug)]
-struct ImapCheck {
-    spec: CheckSpec,
-    tls: bool,
-}
+struct Imap;
 
-impl Checker for ImapCheck {
-    fn check(&self) -> BoxFuture<'_, Outcome> {
-        Box::pin(bounded(self.spec.negotiatetimeout, self.run()))
-    }
-}
-
-impl ImapCheck {
-    async fn run(&self) -> Result<String, String> {
-        let addr = proto::target(&self.spec)?;
-        let tcp = proto::connect_tcp(addr).await?;
-        if self.tls {
-            self.session(LineConn::new(proto::tls::connect(tcp, addr.ip()).await?))
-                .await
-        } else {
-            self.session(LineConn::new(tcp)).await
-        }
-    }
-
-    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
+impl Dialogue for Imap {
+    async fn talk<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        spec: &CheckSpec,
         mut conn: LineConn<S>,
     ) -> Result<String, String> {
         let greeting = conn.read_line().await?;
@@ -66,11 +42,11 @@ impl ImapCheck {
             Some(Greeting::Preauth) => true,
             None => return Err(format!("greeting: {}", quote(&greeting))),
         };
-        if !self.spec.login.is_empty() && !preauth {
+        if !spec.login.is_empty() && !preauth {
             let command = format!(
                 "{LOGIN_TAG} LOGIN {} {}",
-                quoted(&self.spec.login),
-                quoted(&self.spec.passwd)
+                quoted(&spec.login),
+                quoted(&spec.passwd)
             );
             conn.send(&command).await?;
             let answer = tagged_answer(&mut conn, LOGIN_TAG).await?;

@@ -21,8 +21,9 @@ use std::time::Duration;
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use ldirectord_parsers::config::{Service, ip_text};
 
-use crate::smtp::proto::{self, quote};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto::{self, quote};
+use crate::spec::CheckSpec;
 
 /// Build the check for `spec` (ldap or ldaps).
 pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
@@ -54,7 +55,7 @@ impl LdapCheck {
         };
         let url = format!("{scheme}://{}:{}", ip_text(addr.ip()), addr.port());
         // No separate connect timeout: the bound of the whole check covers the connect.
-        let settings = LdapConnSettings::new().set_config(proto::tls::config());
+        let settings = LdapConnSettings::new().set_config(crate::tls::accept_any());
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
             .await
             .map_err(|e| format!("Connection failed: {}", ldap_reason(&e)))?;

@@ -18,8 +18,9 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
 
-use crate::smtp::proto::{self, quote};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto::{self, quote};
+use crate::spec::CheckSpec;
 
 /// Stock's message for a SQL check without login or request.
 pub const MISSING_LOGIN_OR_REQUEST: &str = "Error: Must specify a login and request string for MySQL, Oracle and PostgreSQL checks. Not adding RIP.";

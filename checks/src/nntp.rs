@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::connect::{NO_PORT, close_with_reset, io_reason, tcp};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::connect::{NO_PORT, close_with_reset, tcp};
+use crate::proto::io_reason;
+use crate::spec::CheckSpec;
 
 /// Bytes read from the greeting, as stock.
 const GREETING_BYTES: usize = 64;

@@ -46,7 +46,8 @@ use tokio_postgres::types::PgLsn;
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::spec::CheckSpec;
 
 /// Stock ldirectord's message for a SQL check without login or request.
 pub const MISSING_LOGIN_OR_REQUEST: &str = "Error: Must specify a login and request string for MySQL, Oracle and PostgreSQL checks. Not adding RIP.";

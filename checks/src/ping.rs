@@ -26,8 +26,9 @@ use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence,
 use tokio::runtime::{Handle, Id};
 use tokio::sync::oneshot;
 
-use crate::connect::io_reason;
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome};
+use crate::proto::io_reason;
+use crate::spec::CheckSpec;
 
 /// 56 bytes of payload, as ping(8) sends by default.
 const PAYLOAD: [u8; 56] = [0; 56];

@@ -14,58 +14,34 @@ use std::sync::Arc;
 use ldirectord_parsers::config::Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::smtp::proto::{self, LineConn, quote};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BuildError, Checker};
+use crate::proto::{Dialogue, LineCheck, LineConn, quote};
+use crate::spec::CheckSpec;
 
 /// Build the check for `spec` (pop or pops).
 pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
-    proto::reject_line_breaks("login", &spec.login)?;
-    proto::reject_line_breaks("passwd", &spec.passwd)?;
-    Ok(Arc::new(PopCheck {
-        spec: spec.clone(),
-        tls: spec.service == Service::Pops,
-    }))
+    LineCheck::<Pop>::build(spec, spec.service == Service::Pops)
 }
 
 #[derive(Debug)]
-struct PopCheck {
-    spec: CheckSpec,
-    tls: bool,
-}
+struct Pop;
 
-impl Checker for PopCheck {
-    fn check(&self) -> BoxFuture<'_, Outcome> {
-        Box::pin(bounded(self.spec.negotiatetimeout, self.run()))
-    }
-}
-
-impl PopCheck {
-    async fn run(&self) -> Result<String, String> {
-        let addr = proto::target(&self.spec)?;
-        let tcp = proto::connect_tcp(addr).await?;
-        if self.tls {
-            self.session(LineConn::new(proto::tls::connect(tcp, addr.ip()).await?))
-                .await
-        } else {
-            self.session(LineConn::new(tcp)).await
-        }
-    }
-
-    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
+impl Dialogue for Pop {
+    async fn talk<S: AsyncRead + AsyncWrite + Unpin + Send>(
+        spec: &CheckSpec,
         mut conn: LineConn<S>,
     ) -> Result<String, String> {
         let greeting = conn.read_line().await?;
         if !is_ok(&greeting) {
             return Err(format!("greeting: {}", quote(&greeting)));
         }
-        if !self.spec.login.is_empty() {
-            conn.send(&format!("USER {}", self.spec.login)).await?;
+        if !spec.login.is_empty() {
+            conn.send(&format!("USER {}", spec.login)).await?;
             let user = conn.read_line().await?;
             if !is_ok(&user) {
                 return Err(format!("login failed: USER: {}", quote(&user)));
             }
-            conn.send(&format!("PASS {}", self.spec.passwd)).await?;
+            conn.send(&format!("PASS {}", spec.passwd)).await?;
             let pass = conn.read_line().await?;
             if !is_ok(&pass) {
                 return Err(format!("login failed: PASS: {}", quote(&pass)));

@@ -19,15 +19,15 @@
 //! once) after a third of the bound, at least [`MIN_RETRANSMIT`] apart: one lost datagram
 //! does not fail the check.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use tokio::net::UdpSocket;
 
-use crate::smtp::proto;
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto;
+use crate::spec::CheckSpec;
 
 const ACCESS_REQUEST: u8 = 1;
 const ACCESS_ACCEPT: u8 = 2;
@@ -81,17 +81,7 @@ impl RadiusCheck {
 
     async fn run(&self) -> Result<String, String> {
         let addr = proto::target(&self.spec)?;
-        let local: SocketAddr = match addr {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| proto::io_reason(&e))?;
-        socket
-            .connect(addr)
-            .await
-            .map_err(|e| proto::io_reason(&e))?;
+        let socket = proto::connect_udp(addr).await?;
         let nas = socket.local_addr().map_err(|e| proto::io_reason(&e))?.ip();
 
         let identifier: u8 = rand::random();
@@ -358,7 +348,14 @@ mod tests {
     #[test]
     fn request_layout() {
         let auth = [3u8; 16];
-        let p = access_request(5, &auth, "bob", "pw", IpAddr::V4(Ipv4Addr::LOCALHOST), b"k");
+        let p = access_request(
+            5,
+            &auth,
+            "bob",
+            "pw",
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            b"k",
+        );
         assert_eq!(&p[..2], &[ACCESS_REQUEST, 5]);
         assert_eq!(usize::from(u16::from_be_bytes([p[2], p[3]])), p.len());
         assert_eq!(&p[4..20], &auth);

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::{Checker, Outcome};
+use crate::check::{Checker, Outcome};
 
 /// The result of one scheduled run.
 #[derive(Debug, Clone)]

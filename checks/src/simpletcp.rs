@@ -17,16 +17,17 @@
 //! unreachable over UDP), `reply larger than 1048576 bytes without a match`, or
 //! `timed out after 30s` when down.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ldirectord_parsers::config::{Protocol, Receive};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UdpSocket;
 
-use crate::connect::{NO_PORT, close_with_reset, io_reason, tcp};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::connect::{NO_PORT, close_with_reset, tcp};
+use crate::proto::{self, io_reason};
+use crate::spec::CheckSpec;
 
 /// Longest line looked at; longer lines are split (and matched in pieces).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -103,16 +104,8 @@ impl SimpleTcp {
     }
 
     async fn over_udp(&self, addr: SocketAddr) -> Result<String, String> {
-        let local: IpAddr = if addr.is_ipv6() {
-            Ipv6Addr::UNSPECIFIED.into()
-        } else {
-            Ipv4Addr::UNSPECIFIED.into()
-        };
-        let socket = UdpSocket::bind((local, 0))
-            .await
-            .map_err(|e| io_reason(&e))?;
         // Connected, so ICMP port unreachable comes back as `Connection refused`.
-        socket.connect(addr).await.map_err(|e| io_reason(&e))?;
+        let socket = proto::connect_udp(addr).await?;
         socket
             .send(&self.request)
             .await

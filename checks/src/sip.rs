@@ -22,15 +22,15 @@
 //! Up when the first line of the first reply starts with `SIP/2.0 200 OK`. The whole
 //! exchange is bounded by `negotiatetimeout`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use ldirectord_parsers::config::{Protocol, ip_text};
 use tokio::io::AsyncWriteExt;
-use tokio::net::UdpSocket;
 
-use crate::smtp::proto::{self, LineConn, quote};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::proto::{self, LineConn, quote};
+use crate::spec::CheckSpec;
 
 /// The largest UDP reply we read (the rest of a larger datagram is discarded).
 const MAX_DATAGRAM: usize = 65_535;
@@ -68,17 +68,7 @@ impl SipCheck {
     }
 
     async fn over_udp(&self, addr: SocketAddr) -> Result<Vec<u8>, String> {
-        let local: SocketAddr = match addr {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| proto::io_reason(&e))?;
-        socket
-            .connect(addr)
-            .await
-            .map_err(|e| proto::io_reason(&e))?;
+        let socket = proto::connect_udp(addr).await?;
         let me = socket.local_addr().map_err(|e| proto::io_reason(&e))?;
         socket
             .send(options_request(&self.spec.login, me).as_bytes())

@@ -3,21 +3,16 @@
 //! Exchange: TCP connect to the real's check port, read the greeting, `EHLO`, and when the
 //! server refuses EHLO (any non-2xx, e.g. `502` from an RFC 821 server) `HELO`, then
 //! `QUIT`. Up when the greeting is 2xx and EHLO or HELO is accepted with 2xx; the QUIT
-//! answer does not matter (it is awaited only briefly). Like Net::SMTP, the client greets as `localhost.localdomain`.
-//! The whole exchange is bounded by `negotiatetimeout`.
-//!
-//! This file also declares [`proto`], the line reader and TLS connector the other
-//! hand-written protocol checks share.
+//! answer does not matter (it is awaited only briefly). Like Net::SMTP, the client greets
+//! as `localhost.localdomain`. The whole exchange is bounded by `negotiatetimeout`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::spec::CheckSpec;
 
-#[path = "proto/mod.rs"]
-pub(crate) mod proto;
-
-use proto::LineConn;
+use crate::proto::{self, LineConn};
 
 /// The name sent with EHLO/HELO (Net::SMTP's default `Hello`).
 const CLIENT_NAME: &str = "localhost.localdomain";
@@ -45,11 +40,7 @@ impl Checker for SmtpCheck {
 impl SmtpCheck {
     async fn run(&self) -> Result<String, String> {
         let addr = proto::target(&self.spec)?;
-        let mut conn = LineConn::new(proto::connect_tcp(addr).await?);
-        let greeting = conn.read_reply().await?;
-        if !greeting.is_ok() {
-            return Err(format!("greeting: {}", greeting.line));
-        }
+        let mut conn = LineConn::greeted(addr).await?;
         conn.send(&format!("EHLO {CLIENT_NAME}")).await?;
         let ehlo = conn.read_reply().await?;
         if !ehlo.is_ok() {

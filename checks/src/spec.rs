@@ -54,6 +54,71 @@ impl CheckSpec {
         family: Family::Inet,
     };
 
+    /// A check of `checktype` (`service` for negotiate and combined checks) against
+    /// `ip:port`, with the parser's defaults for everything else: TCP, port `port` for both
+    /// the real and the check, request `/` and no receive, `GET`, no virtualhost, empty
+    /// login, passwd, database and secret, checkcommand `/bin/true`, 5 s check and
+    /// negotiate timeouts, checkcount 1, no certificate verification or SNI, no pgsql role,
+    /// and [`CheckSpec::ANY_VIRTUAL`]. An HTTP-family check gets its URL as
+    /// [`CheckSpec::for_real`] builds it (`http://IP:PORT/`). For tests and tools; the
+    /// daemon uses [`CheckSpec::for_real`].
+    pub fn new(checktype: CheckType, service: Service, ip: IpAddr, port: u16) -> CheckSpec {
+        let request = "/".to_owned();
+        CheckSpec {
+            checktype,
+            service,
+            protocol: Protocol::Tcp,
+            virtual_address: CheckSpec::ANY_VIRTUAL,
+            ip,
+            real_port: port,
+            port: Some(port),
+            url: default_url(service, ip, Some(port), &request),
+            request,
+            receive: None,
+            httpmethod: HttpMethod::Get,
+            virtualhost: None,
+            login: String::new(),
+            passwd: String::new(),
+            database: String::new(),
+            secret: String::new(),
+            checkcommand: "/bin/true".to_owned(),
+            checktimeout: DEFAULT_TIMEOUT,
+            negotiatetimeout: DEFAULT_TIMEOUT,
+            checkcount: 1,
+            tls_verify: false,
+            tls_sni: false,
+            pgsql_role: None,
+        }
+    }
+
+    /// With `request` (starting with `/`, as the parser gives it); an HTTP-family check's
+    /// URL follows.
+    pub fn with_request(mut self, request: impl Into<String>) -> CheckSpec {
+        self.request = request.into();
+        self.url = default_url(self.service, self.ip, self.port, &self.request);
+        self
+    }
+
+    /// With `receive=`.
+    pub fn with_receive(mut self, receive: Receive) -> CheckSpec {
+        self.receive = Some(receive);
+        self
+    }
+
+    /// With `login=` and `passwd=`.
+    pub fn with_login(mut self, login: impl Into<String>, passwd: impl Into<String>) -> CheckSpec {
+        self.login = login.into();
+        self.passwd = passwd.into();
+        self
+    }
+
+    /// With `timeout` as both `checktimeout` and `negotiatetimeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> CheckSpec {
+        self.checktimeout = timeout;
+        self.negotiatetimeout = timeout;
+        self
+    }
+
     /// The check ldirectord would run for `real` in `vs`.
     pub fn for_real(vs: &VirtualService, real: &RealServer) -> CheckSpec {
         let c = &vs.check;
@@ -63,10 +128,7 @@ impl CheckSpec {
             (Some(req), None) => (req.clone(), c.receive.clone()),
             _ => (c.request.clone(), c.receive.clone()),
         };
-        let url = match c.service {
-            Service::Http | Service::Https | Service::HttpProxy => Some(http_url(vs, real, port)),
-            _ => None,
-        };
+        let url = http_url(vs, real, port);
         CheckSpec {
             checktype: c.checktype,
             service: c.service,
@@ -116,36 +178,51 @@ impl CheckSpec {
     }
 }
 
-/// §3.6: the URL of an HTTP-family check.
-fn http_url(vs: &VirtualService, real: &RealServer, port: Option<u16>) -> String {
-    let scheme = if vs.check.service == Service::Https {
+/// The parser's default for both timeouts when nothing sets them (§2.8).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// §3.6: the URL of an HTTP-family check, `None` for any other service.
+fn http_url(vs: &VirtualService, real: &RealServer, port: Option<u16>) -> Option<String> {
+    let service = vs.check.service;
+    match (&real.request, &real.receive) {
+        // A per-real pair: an absolute URL of the same scheme is used as it is.
+        (Some(req), Some(_)) if is_http(service) => {
+            let uri = req.strip_prefix('/').unwrap_or(req);
+            Some(if req.contains(&format!("{}://", scheme(service))) {
+                uri.to_owned()
+            } else {
+                direct_url(service, real.ip, port, uri)
+            })
+        }
+        _ => default_url(service, real.ip, port, &vs.check.request),
+    }
+}
+
+fn is_http(service: Service) -> bool {
+    matches!(service, Service::Http | Service::Https | Service::HttpProxy)
+}
+
+/// The URL of an HTTP-family check for the virtual's `request` (`None` for any other
+/// service): the proxy asks for the request as it is, the others for it on the real.
+fn default_url(service: Service, ip: IpAddr, port: Option<u16>, request: &str) -> Option<String> {
+    let uri = request.strip_prefix('/').unwrap_or(request);
+    match service {
+        Service::HttpProxy => Some(uri.to_owned()),
+        Service::Http | Service::Https => Some(direct_url(service, ip, port, uri)),
+        _ => None,
+    }
+}
+
+/// `SCHEME://IP:PORT/URI` (an empty port when none is known).
+fn direct_url(service: Service, ip: IpAddr, port: Option<u16>, uri: &str) -> String {
+    let port = port.map(|p| p.to_string()).unwrap_or_default();
+    format!("{}://{}:{port}/{uri}", scheme(service), ip_text(ip))
+}
+
+fn scheme(service: Service) -> &'static str {
+    if service == Service::Https {
         "https"
     } else {
         "http"
-    };
-    let port = port.map(|p| p.to_string()).unwrap_or_default();
-    let host = ip_text(real.ip);
-    match (&real.request, &real.receive) {
-        // A per-real pair: an absolute URL of the same scheme is used as it is.
-        (Some(req), Some(_)) => {
-            let uri = req.strip_prefix('/').unwrap_or(req);
-            if req.contains(&format!("{scheme}://")) {
-                uri.to_owned()
-            } else {
-                format!("{scheme}://{host}:{port}/{uri}")
-            }
-        }
-        _ => {
-            let uri = vs
-                .check
-                .request
-                .strip_prefix('/')
-                .unwrap_or(&vs.check.request);
-            if vs.check.service == Service::HttpProxy {
-                uri.to_owned()
-            } else {
-                format!("{scheme}://{host}:{port}/{uri}")
-            }
-        }
     }
 }

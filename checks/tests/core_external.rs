@@ -43,7 +43,7 @@ async fn exit_zero_is_up_with_stock_arguments() {
         &format!("#!/bin/sh\necho \"$@\" > {}\nexit 0\n", out_file.display()),
     );
     let out = run(&external(&cmd, CheckType::External)).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     assert_eq!(out.reason, "-");
     assert_eq!(
         std::fs::read_to_string(&out_file).unwrap(),
@@ -54,7 +54,7 @@ async fn exit_zero_is_up_with_stock_arguments() {
     let mut s = external(&cmd, CheckType::External);
     s.virtual_address = fwmark(33);
     s.real_port = 0;
-    assert!(run(&s).await.up);
+    assert!(run(&s).await.is_up());
     assert_eq!(
         std::fs::read_to_string(&out_file).unwrap(),
         "33 0 127.0.0.2 0\n"
@@ -65,7 +65,7 @@ async fn exit_zero_is_up_with_stock_arguments() {
         port: 9000,
     };
     s.ip = "::1".parse().unwrap();
-    assert!(run(&s).await.up);
+    assert!(run(&s).await.is_up());
     assert_eq!(
         std::fs::read_to_string(&out_file).unwrap(),
         "[::1] 9000 [::1] 9001\n"
@@ -81,7 +81,7 @@ async fn non_zero_exit_is_down_with_the_status_and_stderr() {
         "#!/bin/sh\necho 'backend says no' >&2\nexit 3\n",
     );
     let out = run(&external(&cmd, CheckType::External)).await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "exit status 3: backend says no");
     let cmd = script(dir.path(), "quiet.sh", "#!/bin/sh\nexit 1\n");
     assert_eq!(
@@ -95,7 +95,7 @@ async fn exec_failures_are_down() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
     let out = run(&external(&missing, CheckType::External)).await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(
         out.reason,
         format!(
@@ -106,7 +106,7 @@ async fn exec_failures_are_down() {
     let noexec = dir.path().join("noexec.sh");
     std::fs::write(&noexec, "#!/bin/sh\nexit 0\n").unwrap();
     let out = run(&external(&noexec, CheckType::External)).await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert!(out.reason.ends_with("Permission denied"), "{}", out.reason);
 }
 
@@ -148,7 +148,7 @@ async fn a_hung_script_and_its_children_are_killed_and_reaped() {
     let out = tokio::time::timeout(Duration::from_secs(30), run(&s))
         .await
         .expect("the check must end");
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "timed out after 1s");
 
     let text = std::fs::read_to_string(&pids).expect("the script ran");
@@ -184,7 +184,7 @@ async fn a_background_process_holding_stderr_does_not_hold_the_check() {
     let mut s = external(&cmd, CheckType::External);
     s.checktimeout = Duration::from_secs(3);
     let out = run(&s).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     if let Ok(pid) = std::fs::read_to_string(&pidfile) {
         let _ = std::process::Command::new("kill").arg(pid.trim()).status();
     }
@@ -202,7 +202,7 @@ async fn external_perl_runs_the_file_with_the_same_contract() {
     )
     .unwrap();
     let out = run(&external(&ok, CheckType::ExternalPerl)).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     assert_eq!(
         std::fs::read_to_string(&out_file).unwrap(),
         "127.0.0.1 9000 127.0.0.2 9001\n"
@@ -211,13 +211,13 @@ async fn external_perl_runs_the_file_with_the_same_contract() {
     let two = dir.path().join("two.pl");
     std::fs::write(&two, "exit(2);\n").unwrap();
     let out = run(&external(&two, CheckType::ExternalPerl)).await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "exit status 2");
 
     let dies = dir.path().join("dies.pl");
     std::fs::write(&dies, "die \"backend gone\\n\";\n").unwrap();
     let out = run(&external(&dies, CheckType::ExternalPerl)).await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "exit status 255: backend gone");
 
     let hangs = dir.path().join("hangs.pl");
@@ -228,6 +228,6 @@ async fn external_perl_runs_the_file_with_the_same_contract() {
     )
     .await
     .expect("the check must end");
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "timed out after 1s");
 }

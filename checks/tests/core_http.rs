@@ -33,27 +33,27 @@ async fn status_and_receive_decide() {
         let check = |path, recv| check(service, port, path, recv);
         // 200 and receive matches.
         let out = check("ok", Some("OK")).await;
-        assert!(out.up, "{service:?}: {out:?}");
+        assert!(out.is_up(), "{service:?}: {out:?}");
         assert_eq!(out.reason, "200 OK");
         // Perl `$` matches before the final newline of "OK\n".
-        assert!(check("ok", Some("^OK$")).await.up, "{service:?}");
+        assert!(check("ok", Some("^OK$")).await.is_up(), "{service:?}");
         // No receive: any 2xx is up.
-        assert!(check("ok", None).await.up, "{service:?}");
+        assert!(check("ok", None).await.is_up(), "{service:?}");
         // 200 but the body does not match: down, the body is the reason.
         let out = check("error", Some("OK")).await;
-        assert!(!out.up);
+        assert!(!out.is_up());
         assert_eq!(out.reason, "ERROR", "{service:?}");
         // 500 with a body that matches: still down, the status line is the reason.
         let out = check("500", Some("OK")).await;
-        assert!(!out.up);
+        assert!(!out.is_up());
         assert_eq!(out.reason, "500 Internal Server Error", "{service:?}");
         // 404 without receive: down.
         let out = check("missing", None).await;
-        assert!(!out.up);
+        assert!(!out.is_up());
         assert_eq!(out.reason, "404 Not Found", "{service:?}");
         // A chunked body is decoded before receive sees it.
         let out = check("chunked", Some("^CHUNKED OK$")).await;
-        assert!(out.up, "{service:?}: {out:?}");
+        assert!(out.is_up(), "{service:?}: {out:?}");
     }
     // nginx really sends /chunked chunked.
     let raw = raw_get(nginx.http, "/chunked");
@@ -85,11 +85,11 @@ async fn redirects_are_followed_up_to_seven() {
         // Relative (same scheme), then absolute to the plain http port.
         for path in ["redirect", "redirect-abs"] {
             let out = check(service, port, path, Some("OK")).await;
-            assert!(out.up, "{service:?} {path}: {out:?}");
+            assert!(out.is_up(), "{service:?} {path}: {out:?}");
         }
         // A redirect loop ends on a 3xx after 7 hops: down.
         let out = check(service, port, "loop", None).await;
-        assert!(!out.up);
+        assert!(!out.is_up());
         assert_eq!(out.reason, "302 Found");
     }
     let log = nginx.access_log_when(|l| l.matches("GET /loop ").count() >= 16);
@@ -102,10 +102,10 @@ async fn head_sends_head_and_judges_the_status() {
     let mut s = http_spec(Service::Http, "127.0.0.1", nginx.http, "ok");
     s.httpmethod = HttpMethod::Head;
     let out = checker(&s).check().await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     let mut s = http_spec(Service::Http, "127.0.0.1", nginx.http, "missing");
     s.httpmethod = HttpMethod::Head;
-    assert!(!checker(&s).check().await.up);
+    assert!(!checker(&s).check().await.is_up());
     let log = nginx.access_log_when(|l| l.contains("HEAD /ok") && l.contains("HEAD /missing"));
     assert!(log.contains("\"HEAD /ok HTTP/1.1\" 200"), "{log}");
     assert!(log.contains("\"HEAD /missing HTTP/1.1\" 404"), "{log}");
@@ -117,16 +117,16 @@ async fn host_header_is_the_virtualhost_or_the_real_without_port() {
     let mut s = http_spec(Service::Http, "127.0.0.1", nginx.http, "host");
     s.receive = receive(r"^host=127\.0\.0\.1$");
     assert!(
-        checker(&s).check().await.up,
+        checker(&s).check().await.is_up(),
         "Host must be the real's address without port"
     );
     s.virtualhost = Some("www.example.com".into());
     s.receive = receive(r"^host=www\.example\.com$");
     let out = checker(&s).check().await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     s.receive = receive(r"^host=other\.example$");
     let out = checker(&s).check().await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "host=www.example.com");
     let ua = nginx.access_log_when(|l| l.lines().count() >= 3);
     assert!(
@@ -141,7 +141,7 @@ async fn ipv6_real() {
     let mut s = http_spec(Service::Http, "::1", nginx.http, "host");
     s.receive = receive(r"^host=\[::1\]$");
     let out = checker(&s).check().await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
 }
 
 #[tokio::test]
@@ -150,10 +150,10 @@ async fn https_accepts_self_signed_by_default_and_rejects_with_tls_verify() {
     let mut s = http_spec(Service::Https, "127.0.0.1", nginx.https, "ok");
     s.receive = receive("OK");
     let out = checker(&s).check().await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     s.tls_verify = true;
     let out = checker(&s).check().await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert!(
         out.reason.starts_with(&format!(
             "Can't connect to 127.0.0.1:{} (certificate verify failed",
@@ -165,7 +165,7 @@ async fn https_accepts_self_signed_by_default_and_rejects_with_tls_verify() {
     // Full verification (with SNI) rejects it as well.
     s.tls_sni = true;
     s.virtualhost = Some("www.example.com".into());
-    assert!(!checker(&s).check().await.up);
+    assert!(!checker(&s).check().await.is_up());
 }
 
 #[tokio::test]
@@ -175,11 +175,11 @@ async fn sni_only_when_asked() {
     s.virtualhost = Some("www.example.com".into());
     s.receive = receive(r"^sni=\[\]$");
     let out = checker(&s).check().await;
-    assert!(out.up, "no SNI by default: {out:?}");
+    assert!(out.is_up(), "no SNI by default: {out:?}");
     s.tls_sni = true;
     s.receive = receive(r"^sni=\[www\.example\.com\]$");
     let out = checker(&s).check().await;
-    assert!(out.up, "SNI = virtualhost with tls_sni: {out:?}");
+    assert!(out.is_up(), "SNI = virtualhost with tls_sni: {out:?}");
 }
 
 #[tokio::test]
@@ -191,16 +191,16 @@ async fn http_proxy_sends_the_absolute_url_to_the_real() {
     s.receive =
         receive(r"host=www\.example\.com request=GET http://www\.example\.com/proxied HTTP/1\.1");
     let out = checker(&s).check().await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     s.url = Some("http://www.example.com/missing".into());
     s.receive = None;
     let out = checker(&s).check().await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "404 Not Found");
     // Not an absolute URL: down every time, with the reason.
     s.url = Some(String::new());
     let out = checker(&s).check().await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert!(
         out.reason.contains("absolute http:// URL"),
         "{}",
@@ -210,7 +210,7 @@ async fn http_proxy_sends_the_absolute_url_to_the_real() {
     let mut s = http_spec(Service::HttpProxy, "127.0.0.1", closed_port(), "");
     s.url = Some("http://www.example.com/proxied".into());
     let out = checker(&s).check().await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert!(
         out.reason.ends_with("(Connection refused)"),
         "{}",
@@ -226,7 +226,7 @@ fn environment_proxies_never_apply() {
     if std::env::var_os("LDRS_PROXY_CHILD").is_some() {
         let nginx = Nginx::start();
         let out = block_on(check_http(nginx.http, "ok", Some("OK")));
-        assert!(out.up, "went through the environment's proxy: {out:?}");
+        assert!(out.is_up(), "went through the environment's proxy: {out:?}");
         return;
     }
     let dead = format!("http://127.0.0.1:{}", closed_port());
@@ -252,7 +252,7 @@ fn environment_proxies_never_apply() {
 async fn closed_port_is_down_with_a_connect_reason() {
     let port = closed_port();
     let out = check_http(port, "ok", None).await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(
         out.reason,
         format!("Can't connect to 127.0.0.1:{port} (Connection refused)")
@@ -269,7 +269,7 @@ async fn hung_nginx_fails_within_the_timeout() {
         .await
         .expect("check must end");
     nginx.thaw();
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "timed out after 1s");
 }
 
@@ -280,7 +280,7 @@ async fn hung_https_handshake_fails_within_the_timeout() {
     let out = tokio::time::timeout(Duration::from_secs(30), checker(&s).check())
         .await
         .expect("check must end");
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "timed out after 1s");
 }
 
@@ -291,7 +291,7 @@ async fn resetting_and_garbage_servers_are_down_not_a_panic() {
             let mut s = http_spec(service, "127.0.0.1", port, "ok");
             s.negotiatetimeout = Duration::from_secs(2);
             let out = checker(&s).check().await;
-            assert!(!out.up, "{service:?} on {port}: {out:?}");
+            assert!(!out.is_up(), "{service:?} on {port}: {out:?}");
             assert!(!out.reason.is_empty());
         }
     }
@@ -306,7 +306,7 @@ async fn combined_runs_http_once_per_n_plus_one_rounds() {
     s.receive = receive("OK");
     let c = checker(&s);
     for _ in 0..8 {
-        assert!(c.check().await.up);
+        assert!(c.check().await.is_up());
     }
     // Rounds: N C C C N C C C: two HTTP requests, six bare connects.
     let log = nginx.access_log_when(|l| l.matches("GET /ok ").count() >= 2);

@@ -29,29 +29,38 @@ async fn posting_and_no_posting_greetings_are_up() {
         b"200 news.example.com InterNetNews server ready\r\n",
     ))
     .await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     assert_eq!(out.reason, "200 news.example.com InterNetNews server ready");
-    assert!(run(banner_server(b"201 no posting\r\n")).await.up);
+    assert!(run(banner_server(b"201 no posting\r\n")).await.is_up());
 }
 
 #[tokio::test]
 async fn error_greeting_is_down() {
     let out = run(banner_server(b"502 access denied\r\n")).await;
-    assert_eq!((out.up, out.reason.as_str()), (false, "502 access denied"));
+    assert_eq!(
+        (out.is_up(), out.reason.as_str()),
+        (false, "502 access denied")
+    );
 }
 
 #[tokio::test]
 async fn closed_hung_reset_and_garbage_are_down() {
     let out = run(closed_port()).await;
-    assert_eq!((out.up, out.reason.as_str()), (false, "Connection refused"));
+    assert_eq!(
+        (out.is_up(), out.reason.as_str()),
+        (false, "Connection refused")
+    );
     let out = run(hung_server()).await;
-    assert_eq!((out.up, out.reason.as_str()), (false, "timed out after 1s"));
+    assert_eq!(
+        (out.is_up(), out.reason.as_str()),
+        (false, "timed out after 1s")
+    );
     let out = run(tcp_server(drop)).await;
     assert_eq!(
-        (out.up, out.reason.as_str()),
+        (out.is_up(), out.reason.as_str()),
         (false, "connection closed without a greeting")
     );
     // Garbage: down unless its first byte happens to be '2' (it is not for this seed).
     let out = run(garbage_server()).await;
-    assert!(!out.up, "{out:?}");
+    assert!(!out.is_up(), "{out:?}");
 }

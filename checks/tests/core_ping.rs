@@ -22,10 +22,10 @@ async fn run(s: &CheckSpec) -> ldirectord_checks::Outcome {
 #[tokio::test]
 async fn loopback_v4_and_v6_answer() {
     let out = run(&ping("127.0.0.1")).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     assert_eq!(out.reason, "-");
     let out = run(&ping("::1")).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
 }
 
 #[tokio::test]
@@ -39,7 +39,7 @@ async fn connect_on_a_udp_virtual_is_a_ping() {
     );
     s.protocol = Protocol::Udp;
     let out = run(&s).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
 }
 
 #[tokio::test]
@@ -48,7 +48,7 @@ async fn concurrent_pings_of_one_address_do_not_collide() {
         .map(|_| build(&ping("127.0.0.1")).unwrap().unwrap())
         .collect();
     let outs = futures::future::join_all(checks.iter().map(|c| c.check())).await;
-    assert!(outs.iter().all(|o| o.up), "{outs:?}");
+    assert!(outs.iter().all(|o| o.is_up()), "{outs:?}");
 }
 
 #[test]
@@ -56,11 +56,11 @@ fn silent_address_times_out_after_every_attempt() {
     let mut s = ping("10.255.0.2");
     s.checkcount = 2;
     let out = in_netns(BLACKHOLE_NS, move || block_on(run(&s)));
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "timed out after 1s (2 attempts)");
     let s6 = ping("2001:db8:ff::2");
     let out = in_netns(BLACKHOLE_NS, move || block_on(run(&s6)));
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "timed out after 1s");
 }
 
@@ -68,18 +68,18 @@ fn silent_address_times_out_after_every_attempt() {
 fn own_address_in_the_namespace_answers() {
     let s = ping("10.255.0.1");
     let out = in_netns(BLACKHOLE_NS, move || block_on(run(&s)));
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
 }
 
 #[test]
 fn unreachable_route_and_no_network_are_down() {
     let s = ping("10.254.0.9");
     let out = in_netns(BLACKHOLE_NS, move || block_on(run(&s)));
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "No route to host");
     // A namespace with nothing configured, not even lo.
     let s = ping("127.0.0.1");
     let out = in_netns(&[], move || block_on(run(&s)));
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "Network is unreachable");
 }

@@ -30,7 +30,7 @@ async fn tcp_request_with_escaped_newlines_and_a_matching_line() {
     // `\n` in the config is the two characters backslash and n.
     let s = simpletcp(nginx.http, r"GET /ok HTTP/1.0\nHost: x\n\n", Some(r"^OK$"));
     let out = run(&s).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     assert_eq!(out.reason, "OK");
     let s = simpletcp(nginx.http, r"GET /ok HTTP/1.0\n\n", Some(r"HTTP/1\.1 200"));
     assert_eq!(run(&s).await.reason, "HTTP/1.1 200 OK");
@@ -38,7 +38,7 @@ async fn tcp_request_with_escaped_newlines_and_a_matching_line() {
     assert!(
         run(&simpletcp(nginx.http, r"GET /ok HTTP/1.0\n\n", None))
             .await
-            .up
+            .is_up()
     );
 }
 
@@ -51,20 +51,26 @@ async fn tcp_wrong_answer_is_down() {
         Some(r"^OK$"),
     ))
     .await;
-    assert!(!out.up);
+    assert!(!out.is_up());
     assert_eq!(out.reason, "no line matched receive");
 }
 
 #[tokio::test]
 async fn tcp_closed_hung_reset_and_garbage_are_down() {
     let out = run(&simpletcp(closed_port(), "PING", Some("PONG"))).await;
-    assert_eq!((out.up, out.reason.as_str()), (false, "Connection refused"));
+    assert_eq!(
+        (out.is_up(), out.reason.as_str()),
+        (false, "Connection refused")
+    );
     let out = run(&simpletcp(hung_server(), "PING", Some("PONG"))).await;
-    assert_eq!((out.up, out.reason.as_str()), (false, "timed out after 1s"));
+    assert_eq!(
+        (out.is_up(), out.reason.as_str()),
+        (false, "timed out after 1s")
+    );
     let out = run(&simpletcp(resetting_server(), "PING", Some("PONG"))).await;
-    assert!(!out.up, "{out:?}");
+    assert!(!out.is_up(), "{out:?}");
     let out = run(&simpletcp(garbage_server(), "PING", Some("^PONG$"))).await;
-    assert!(!out.up, "{out:?}");
+    assert!(!out.is_up(), "{out:?}");
 }
 
 /// A UDP responder answering each datagram with `reply`.
@@ -87,17 +93,23 @@ async fn udp_lines() {
     let mut s = simpletcp(udp_responder(b"hello\nPONG ok\n"), r"PING\n", Some("^PONG"));
     s.protocol = Protocol::Udp;
     let out = run(&s).await;
-    assert!(out.up, "{out:?}");
+    assert!(out.is_up(), "{out:?}");
     assert_eq!(out.reason, "PONG ok");
 
     let mut s = simpletcp(udp_responder(b"NOPE\n"), r"PING\n", Some("^PONG"));
     s.protocol = Protocol::Udp;
     let out = run(&s).await;
-    assert_eq!((out.up, out.reason.as_str()), (false, "timed out after 1s"));
+    assert_eq!(
+        (out.is_up(), out.reason.as_str()),
+        (false, "timed out after 1s")
+    );
 
     // Nothing listening: the ICMP port unreachable comes back as a refusal.
     let mut s = simpletcp(closed_port(), r"PING\n", Some("^PONG"));
     s.protocol = Protocol::Udp;
     let out = run(&s).await;
-    assert_eq!((out.up, out.reason.as_str()), (false, "Connection refused"));
+    assert_eq!(
+        (out.is_up(), out.reason.as_str()),
+        (false, "Connection refused")
+    );
 }

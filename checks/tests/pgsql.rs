@@ -11,9 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use ldirectord_checks::{CheckSpec, Outcome, pgsql};
-use ldirectord_parsers::config::{
-    CheckType, HttpMethod, PgRole, PgRoleCheck, Protocol, Service, SyncState, VirtualAddress,
-};
+use ldirectord_parsers::config::{CheckType, PgRole, PgRoleCheck, Service, SyncState};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -347,32 +345,10 @@ async fn set_sync_standbys(primary: &Server, names: &str) {
 
 fn spec(port: u16, login: &str, passwd: &str, request: &str) -> CheckSpec {
     CheckSpec {
-        checktype: CheckType::Negotiate,
-        service: Service::Pgsql,
-        protocol: Protocol::Tcp,
-        virtual_address: VirtualAddress::Inet {
-            ip: LOCALHOST,
-            port: 5432,
-        },
-        ip: LOCALHOST,
-        real_port: port,
-        port: Some(port),
-        request: request.to_owned(),
-        receive: None,
-        url: None,
-        httpmethod: HttpMethod::Get,
-        virtualhost: None,
-        login: login.to_owned(),
-        passwd: passwd.to_owned(),
         database: "app".to_owned(),
-        secret: String::new(),
-        checkcommand: String::new(),
-        checktimeout: Duration::from_secs(5),
-        negotiatetimeout: Duration::from_secs(5),
-        checkcount: 1,
-        tls_verify: false,
-        tls_sni: false,
-        pgsql_role: None,
+        ..CheckSpec::new(CheckType::Negotiate, Service::Pgsql, LOCALHOST, port)
+            .with_login(login, passwd)
+            .with_request(request)
     }
 }
 
@@ -403,13 +379,13 @@ async fn run(spec: &CheckSpec) -> Outcome {
 
 #[track_caller]
 fn assert_up(o: &Outcome) {
-    assert!(o.up, "expected up, got down: {}", o.reason);
+    assert!(o.is_up(), "expected up, got down: {}", o.reason);
 }
 
 #[track_caller]
 fn assert_down(o: &Outcome, reason_contains: &str) {
     assert!(
-        !o.up,
+        !o.is_up(),
         "expected down ({reason_contains}), got up: {}",
         o.reason
     );
@@ -485,7 +461,7 @@ async fn stock_sql_check_counts_rows_over_tls_with_scram() {
         spec(p, CHECKER, CHECKER_PW, "/"),
     ] {
         let o = run(&s).await;
-        assert!(!o.up);
+        assert!(!o.is_up());
         assert_eq!(o.reason, pgsql::MISSING_LOGIN_OR_REQUEST);
     }
 
@@ -717,7 +693,7 @@ async fn roles_sync_states_and_lag_of_a_streaming_standby() {
     let orphan = run(&role(s, PgRole::Standby, max, &[])).await;
     eprintln!("orphaned standby: {}", orphan.reason);
     assert!(
-        !orphan.up,
+        !orphan.is_up(),
         "a standby without its primary passed a lag check: {}",
         orphan.reason
     );

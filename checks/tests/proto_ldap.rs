@@ -43,7 +43,7 @@ fn slapd() -> std::sync::Arc<Slapd> {
         let slapadd = require("/usr/sbin/slapadd", "slapd");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let (cert, key) = self_signed_cert(d);
+        let (cert, key) = self_signed_cert(d, "localhost");
         std::fs::create_dir(d.join("db")).unwrap();
         let conf = format!(
             "include /etc/ldap/schema/core.schema\n\
@@ -198,7 +198,7 @@ async fn ldaps_down_when_the_server_speaks_plaintext() {
     let server = slapd();
     let outcome = run(&short(ldap(Service::Ldaps, server.ldap, "/", None))).await;
     assert!(
-        !outcome.up,
+        !outcome.is_up(),
         "plaintext port passed as ldaps: {}",
         outcome.reason
     );

@@ -33,7 +33,7 @@ fn start_dovecot() -> Dovecot {
     require("/usr/lib/dovecot/imap", "dovecot-imapd");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (cert, key) = self_signed_cert(d);
+    let (cert, key) = self_signed_cert(d, "localhost");
     let mail = d.join("mail");
     std::fs::create_dir(&mail).unwrap();
     // Mail processes run as nobody (dovecot refuses uid 0) and need a writable home.

@@ -139,7 +139,7 @@ async fn down_on_a_failing_query() {
 async fn down_with_stocks_message_without_login_or_request() {
     let server = mariadb();
     let outcome = run(&mysql(server.port, "", "m0nitor", "/SELECT 1")).await;
-    assert!(!outcome.up);
+    assert!(!outcome.is_up());
     assert_eq!(outcome.reason, MISSING_LOGIN_OR_REQUEST);
     let outcome = run(&mysql(server.port, "monitor", "m0nitor", "/")).await;
     assert_eq!(outcome.reason, MISSING_LOGIN_OR_REQUEST);

@@ -205,7 +205,7 @@ async fn down_on_garbage() {
     });
     let outcome = run(&short(sip(port, Protocol::Tcp))).await;
     assert!(
-        !outcome.up && !outcome.reason.contains("timed out"),
+        !outcome.is_up() && !outcome.reason.contains("timed out"),
         "{}",
         outcome.reason
     );

@@ -129,7 +129,7 @@ async fn down_on_garbage_and_5xx_greetings() {
             // Then close: the check must not wait for more.
         });
         let outcome = run(&short(spec(Service::Smtp, port))).await;
-        assert!(!outcome.up, "{greeting:?} gave up");
+        assert!(!outcome.is_up(), "{greeting:?} gave up");
         assert!(
             !outcome.reason.contains("timed out"),
             "{greeting:?}: {}",

@@ -92,7 +92,7 @@ async fn runs_every_interval_on_a_fixed_grid() {
     for k in 0..5u32 {
         let r = rx.recv().await.unwrap();
         assert_eq!(*r.key, "a");
-        assert!(r.outcome.up);
+        assert!(r.outcome.is_up());
         assert_eq!(r.scheduled_at, t0 + k * SEC, "run {k}");
         assert_eq!(r.started_at, r.scheduled_at, "run {k} started late");
     }

@@ -34,15 +34,12 @@ use super::effects::{CommandQueue, Mailer, append_monitor};
 use super::logging::{Destination, LogHandle};
 use super::watch::FileWatch;
 use super::{EngineChoice, Options, Ready, SubInstances};
-use crate::director::{Action, CheckResult, Director, maintenance_names};
+use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
 use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
 use crate::engine::userspace::UserspaceEngine;
 use crate::engine::{Engine, EngineError, Table};
 use crate::instance::pidfile::PidLock;
-
-/// The outcome reason the maintenance wrapper reports; a NUL cannot come from a check.
-const MAINTENANCE: &str = "\0maintenance";
 
 /// Longest wait between two resync attempts while engine errors persist.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
@@ -274,12 +271,7 @@ impl Daemon {
         if !self.scheduler.contains(&result.key) {
             return; // in flight across a reload that removed it
         }
-        let outcome = &result.outcome;
-        let check = if !outcome.up && outcome.reason == MAINTENANCE {
-            CheckResult::Maintenance
-        } else {
-            CheckResult::from(outcome)
-        };
+        let check = CheckResult::from(&result.outcome);
         let actions = self.director.on_check(&result.key, check, self.now());
         self.perform(actions).await;
         if self.pending_round.remove(&*result.key) && self.pending_round.is_empty() {
@@ -556,7 +548,7 @@ impl Checker for Maintained {
                 .iter()
                 .any(|n| std::fs::symlink_metadata(self.dir.join(n)).is_ok());
             if hit {
-                Outcome::down(MAINTENANCE, Duration::ZERO)
+                Outcome::maintenance(IN_MAINTENANCE)
             } else {
                 self.inner.check().await
             }

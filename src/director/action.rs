@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ldirectord_checks::{CheckSpec, Outcome};
+use ldirectord_checks::{CheckSpec, Outcome, Verdict};
 use ldirectord_parsers::config::AlertStatus;
 
 use crate::engine::Op;
@@ -56,10 +56,10 @@ pub enum CheckResult<'a> {
 
 impl<'a> From<&'a Outcome> for CheckResult<'a> {
     fn from(outcome: &'a Outcome) -> Self {
-        if outcome.up {
-            CheckResult::Up(&outcome.reason)
-        } else {
-            CheckResult::Down(&outcome.reason)
+        match outcome.verdict {
+            Verdict::Up => CheckResult::Up(&outcome.reason),
+            Verdict::Down => CheckResult::Down(&outcome.reason),
+            Verdict::Maintenance => CheckResult::Maintenance,
         }
     }
 }

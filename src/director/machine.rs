@@ -46,13 +46,31 @@ pub struct RealStatus {
     pub virtual_id: String,
     /// `RIP:PORT` as configured.
     pub real: String,
-    pub up: bool,
-    /// Down because no check has answered yet (start-up or a new real on reload).
-    pub unchecked: bool,
+    pub health: Health,
     /// Consecutive failed checks while up (reset by a success).
     pub failures: u32,
     /// Consecutive successful checks while down (towards `risecount`).
     pub rises: u32,
+}
+
+/// What the director knows of one real's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Just built from the configuration: start-up or reload gives it a health next
+    /// (carried over, the check's last result, or what the kernel holds).
+    New,
+    /// Down only because no check has answered yet (start-up or a new real on reload):
+    /// its kernel entry is left as found.
+    Unchecked,
+    Up,
+    Down,
+}
+
+impl Health {
+    /// No check has decided yet: [`Health::New`] or [`Health::Unchecked`].
+    fn is_unchecked(self) -> bool {
+        matches!(self, Health::New | Health::Unchecked)
+    }
 }
 
 #[derive(Debug)]
@@ -103,11 +121,7 @@ struct Real {
     text: String,
     check: usize,
     checktype: CheckType,
-    up: bool,
-    /// Down only because no check has answered yet: its kernel entry is left as found.
-    pending: bool,
-    /// Not yet given a health (built, not carried over from a previous config).
-    fresh: bool,
+    health: Health,
     failures: u32,
     rises: u32,
     /// Down and due for `emailalertfreq` reminders: when the last one went out.
@@ -187,8 +201,7 @@ impl Director {
                 v.reals.iter().map(move |r| RealStatus {
                     virtual_id: v.id.clone(),
                     real: r.text.clone(),
-                    up: r.up,
-                    unchecked: r.pending,
+                    health: r.health,
                     failures: r.failures,
                     rises: r.rises,
                 })
@@ -300,12 +313,10 @@ impl Director {
                 if old_checks[prev.check].spec != checks[real.check].spec {
                     continue;
                 }
-                real.up = prev.up;
-                real.pending = prev.pending;
+                real.health = prev.health;
                 real.failures = prev.failures;
                 real.rises = prev.rises;
                 real.reminded = prev.reminded;
-                real.fresh = false;
             }
         }
         let new_keys: HashSet<ServiceKey> = virtuals.iter().map(|v| v.key).collect();
@@ -348,7 +359,7 @@ impl Director {
                 continue;
             };
             let mut ops = Vec::new();
-            for real in virt.reals.iter().filter(|r| r.up) {
+            for real in virt.reals.iter().filter(|r| r.health == Health::Up) {
                 if let Some(found) = find_dest(entry, real) {
                     ops.push((
                         Op::DelDest {
@@ -414,7 +425,7 @@ impl Director {
         match result {
             CheckResult::Maintenance => {
                 real.rises = 0;
-                if real.up || real.pending {
+                if real.health != Health::Down {
                     self.went_down(v, r, now, out);
                 }
             }
@@ -423,7 +434,7 @@ impl Director {
                     real.failures = 0;
                     out.push(Action::Log(text::reset_failures(&real.text, &virt.id)));
                 }
-                if !real.up {
+                if real.health != Health::Up {
                     real.rises += 1;
                     if real.rises >= risecount {
                         self.went_up(v, r, out);
@@ -432,7 +443,7 @@ impl Director {
             }
             CheckResult::Down(_) => {
                 real.rises = 0;
-                if real.up {
+                if real.health == Health::Up {
                     real.failures += 1;
                     if real.failures < failurecount {
                         out.push(Action::Log(text::soft_failure(
@@ -444,7 +455,7 @@ impl Director {
                     } else {
                         self.went_down(v, r, now, out);
                     }
-                } else if real.pending {
+                } else if real.health.is_unchecked() {
                     self.went_down(v, r, now, out);
                 }
             }
@@ -454,8 +465,7 @@ impl Director {
     fn went_up(&mut self, v: usize, r: usize, out: &mut Vec<Action>) {
         let virt = &mut self.virtuals[v];
         let real = &mut virt.reals[r];
-        real.up = true;
-        real.pending = false;
+        real.health = Health::Up;
         real.rises = 0;
         real.reminded = None;
         virt.up += 1;
@@ -467,11 +477,10 @@ impl Director {
     fn went_down(&mut self, v: usize, r: usize, now: Duration, out: &mut Vec<Action>) {
         let virt = &mut self.virtuals[v];
         let real = &mut virt.reals[r];
-        if real.up {
+        if real.health == Health::Up {
             virt.up -= 1;
         }
-        real.up = false;
-        real.pending = false;
+        real.health = Health::Down;
         real.rises = 0;
         if virt.alerts.emailalertfreq > 0 {
             real.reminded = Some(now);
@@ -494,28 +503,29 @@ impl Director {
         let entry = self.observed.get(&self.virtuals[v].key);
         let virt = &mut self.virtuals[v];
         for real in &mut virt.reals {
-            if !real.fresh {
+            if real.health != Health::New {
                 continue;
             }
-            real.fresh = false;
             let known = self.checks[real.check].last;
-            let (up, pending) = if real.checktype == CheckType::On {
-                (true, false)
+            real.health = if real.checktype == CheckType::On {
+                Health::Up
             } else if let Some(up) = known.filter(|_| real.checktype != CheckType::Off) {
-                (up, false)
+                if up { Health::Up } else { Health::Down }
             } else {
                 let present = entry
                     .and_then(|e| find_dest(e, real))
                     .is_some_and(|d| d.spec.weight > 0);
-                (present, !present)
+                if present {
+                    Health::Up
+                } else {
+                    Health::Unchecked
+                }
             };
-            real.up = up;
-            real.pending = pending;
-            if !up && !pending && virt.alerts.emailalertfreq > 0 {
+            if real.health == Health::Down && virt.alerts.emailalertfreq > 0 {
                 real.reminded = Some(now);
             }
         }
-        virt.up = virt.reals.iter().filter(|r| r.up).count();
+        virt.up = virt.reals.iter().filter(|r| r.health == Health::Up).count();
         for r in 0..self.virtuals[v].reals.len() {
             self.sync_real(v, r, out);
         }
@@ -551,12 +561,12 @@ impl Director {
     fn sync_real(&mut self, v: usize, r: usize, out: &mut Vec<Action>) {
         let virt = &self.virtuals[v];
         let real = &virt.reals[r];
-        let want = match (real.up, real.pending, virt.quiescent) {
-            (true, _, _) => Want::Present,
-            (false, false, true) => Want::Quiesced,
-            (false, false, false) => Want::Absent,
-            (false, true, true) => Want::ReaddOnly,
-            (false, true, false) => Want::AsFound,
+        let want = match (real.health, virt.quiescent) {
+            (Health::Up, _) => Want::Present,
+            (Health::Down, true) => Want::Quiesced,
+            (Health::Down, false) => Want::Absent,
+            (Health::New | Health::Unchecked, true) => Want::ReaddOnly,
+            (Health::New | Health::Unchecked, false) => Want::AsFound,
         };
         let Some(entry) = self.observed.get(&virt.key) else {
             return;
@@ -947,9 +957,7 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
                 text: text::real_text(rs.ip, rs.port),
                 check: c,
                 checktype: vs.check.checktype,
-                up: false,
-                pending: true,
-                fresh: true,
+                health: Health::New,
                 failures: 0,
                 rises: 0,
                 reminded: None,

@@ -36,7 +36,7 @@ pub use desired::{
     dest_matches, fallback_dest, mapped_port, parse_netmask, real_dest, service_key,
     service_matches, service_spec,
 };
-pub use machine::{Director, RealStatus, apply_op};
+pub use machine::{Director, Health, RealStatus, apply_op};
 pub use text::{
     IN_MAINTENANCE, escape_message, maintenance_names, monitor_identity, monitor_line, real_text,
 };

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use ldirectord::director::{Action, CheckResult, Director, apply_op, real_text};
+use ldirectord::director::{Action, CheckResult, Director, Health, apply_op, real_text};
 use ldirectord::engine::{
     DestEntry, DestSpec, IpProto, Op, ServiceEntry, ServiceKey, ServiceSpec, Table,
 };
@@ -339,7 +339,12 @@ impl Harness {
         self.director
             .status()
             .into_iter()
-            .map(|s| (format!("{} {}", s.virtual_id, s.real), s.up))
+            .map(|s| {
+                (
+                    format!("{} {}", s.virtual_id, s.real),
+                    s.health == Health::Up,
+                )
+            })
             .collect()
     }
 }

@@ -263,7 +263,7 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
         self.stream
             .read_buf(&mut self.buf)
             .await
-            .map_err(|e| crate::connect::io_reason(&e))
+            .map_err(|e| crate::proto::io_reason(&e))
     }
 }
 

@@ -45,15 +45,16 @@ use std::time::Duration;
 use ldirectord_parsers::config::{HttpMethod, Receive, Service, ip_text};
 use reqwest::header::{CONNECTION, HOST, LOCATION};
 use reqwest::{Client, Method, StatusCode, Url, redirect};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::CertificateError;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::{Host, Position};
 
-use crate::connect::{NO_PORT, io_reason};
-use crate::{BoxFuture, BuildError, CheckSpec, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::connect::NO_PORT;
+use crate::proto::io_reason;
+use crate::spec::CheckSpec;
+use crate::tls::{self, Verify};
 
 mod h1;
 
@@ -494,17 +495,6 @@ fn innermost(e: &(dyn StdError + 'static)) -> String {
 
 // --- clients -----------------------------------------------------------------------
 
-/// How an https server's certificate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Verify {
-    /// Not at all (stock's intent).
-    Off,
-    /// Chain against the system roots, any name (stock's practice on Debian 12).
-    Chain,
-    /// Chain and name (the SNI name).
-    Full,
-}
-
 /// Everything that has to be fixed when a reqwest client is built.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
@@ -538,7 +528,7 @@ fn build_client(key: &ClientKey) -> Result<Client, String> {
         .pool_max_idle_per_host(0)
         // Followed by hand, so the Host header can change like LWP's.
         .redirect(redirect::Policy::none())
-        .tls_backend_preconfigured(tls_config(key.verify)?);
+        .tls_backend_preconfigured(tls::verifying(key.verify)?);
     b = match &key.proxy {
         Some(p) => b.proxy(reqwest::Proxy::http(p).map_err(|e| format!("invalid proxy {p}: {e}"))?),
         None => b.no_proxy(),
@@ -548,70 +538,6 @@ fn build_client(key: &ClientKey) -> Result<Client, String> {
     }
     b.build()
         .map_err(|e| format!("cannot set up the HTTP client: {}", innermost(&e)))
-}
-
-fn tls_config(verify: Verify) -> Result<rustls::ClientConfig, String> {
-    let verifier: Arc<dyn ServerCertVerifier> = match verify {
-        Verify::Off => Arc::new(crate::tls::AcceptAnyCertificate::new()),
-        Verify::Chain => Arc::new(AnyName(system_verifier()?)),
-        Verify::Full => system_verifier()?,
-    };
-    Ok(crate::tls::client_config(verifier))
-}
-
-/// The system-roots verifier, loaded once (reading the CA bundle is not free).
-fn system_verifier() -> Result<Arc<dyn ServerCertVerifier>, String> {
-    static VERIFIER: LazyLock<Result<Arc<dyn ServerCertVerifier>, String>> = LazyLock::new(|| {
-        rustls_platform_verifier::Verifier::new(crate::tls::provider())
-            .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
-            .map_err(|e| format!("cannot load the system CA certificates: {e}"))
-    });
-    VERIFIER.clone()
-}
-
-/// The chain must verify, the name need not match. webpki checks the chain before the
-/// name, so a name error means the chain was good.
-#[derive(Debug)]
-struct AnyName(Arc<dyn ServerCertVerifier>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 #[cfg(test)]
@@ -659,57 +585,5 @@ mod tests {
         shared_client(&a).unwrap();
         shared_client(&b).unwrap();
         assert!(cached(&b));
-    }
-
-    /// A verifier that fails with a fixed certificate error.
-    #[derive(Debug)]
-    struct Failing(CertificateError);
-
-    impl ServerCertVerifier for Failing {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Err(rustls::Error::InvalidCertificate(self.0.clone()))
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            Vec::new()
-        }
-    }
-
-    #[test]
-    fn chain_only_verification_ignores_just_the_name() {
-        let verify = |e: CertificateError| {
-            AnyName(Arc::new(Failing(e))).verify_server_cert(
-                &CertificateDer::from(vec![0u8]),
-                &[],
-                &ServerName::try_from("127.0.0.1").unwrap(),
-                &[],
-                UnixTime::now(),
-            )
-        };
-        assert!(verify(CertificateError::NotValidForName).is_ok());
-        assert!(verify(CertificateError::UnknownIssuer).is_err());
-        assert!(verify(CertificateError::Expired).is_err());
     }
 }

@@ -4,62 +4,28 @@
 //! namespace the test creates.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use common::{require, self_signed_cert};
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ldirectord_checks::CheckSpec;
-use ldirectord_parsers::config::{
-    CheckType, Family, HttpMethod, Protocol, Receive, Service, VirtualAddress,
-};
+use ldirectord_parsers::config::{CheckType, Family, Receive, Service, VirtualAddress};
 
 /// A spec with ldirectord's defaults for `checktype`/`service` against `ip:port`.
 pub fn spec(checktype: CheckType, service: Service, ip: &str, port: u16) -> CheckSpec {
-    let ip: IpAddr = ip.parse().unwrap();
-    CheckSpec {
-        checktype,
-        service,
-        protocol: Protocol::Tcp,
-        virtual_address: VirtualAddress::Inet { ip, port },
-        ip,
-        real_port: port,
-        port: Some(port),
-        request: "/".into(),
-        receive: None,
-        url: None,
-        httpmethod: HttpMethod::Get,
-        virtualhost: None,
-        login: String::new(),
-        passwd: String::new(),
-        database: String::new(),
-        secret: String::new(),
-        checkcommand: "/bin/true".into(),
-        checktimeout: Duration::from_secs(5),
-        negotiatetimeout: Duration::from_secs(5),
-        checkcount: 1,
-        tls_verify: false,
-        tls_sni: false,
-        pgsql_role: None,
-    }
+    CheckSpec::new(checktype, service, ip.parse().unwrap(), port)
 }
 
 /// An HTTP-family spec for `path` on `ip:port`, with the URL built as §3.6 does.
 pub fn http_spec(service: Service, ip: &str, port: u16, path: &str) -> CheckSpec {
-    let mut s = spec(CheckType::Negotiate, service, ip, port);
-    let scheme = if service == Service::Https {
-        "https"
-    } else {
-        "http"
-    };
-    let host = ldirectord_parsers::config::ip_text(s.ip);
-    s.request = format!("/{}", path.trim_start_matches('/'));
-    s.url = Some(format!(
-        "{scheme}://{host}:{port}/{}",
-        path.trim_start_matches('/')
-    ));
-    s
+    spec(CheckType::Negotiate, service, ip, port)
+        .with_request(format!("/{}", path.trim_start_matches('/')))
 }
 
 pub fn receive(pattern: &str) -> Option<Receive> {
@@ -99,19 +65,6 @@ pub fn wait_listening(addr: SocketAddr, what: &str) {
     }
 }
 
-/// Fail with a clear message when a server binary the test needs is missing.
-pub fn require(binary: &str, package: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let p = Path::new(dir).join(binary);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "{binary} not found: install the Debian package `{package}` (apt-get install -y {package})"
-    );
-}
-
 // --- nginx ---------------------------------------------------------------------------
 
 /// A real nginx on 127.0.0.1 (and ::1) serving the test locations over HTTP and HTTPS,
@@ -146,33 +99,9 @@ const LOCATIONS: &str = r#"
 impl Nginx {
     pub fn start() -> Nginx {
         let nginx = require("nginx", "nginx-light");
-        let openssl = require("openssl", "openssl");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
-        let st = Command::new(openssl)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=www.example.com",
-            ])
-            .args(["-addext", "subjectAltName=DNS:www.example.com"])
-            .args([
-                "-keyout",
-                &format!("{d}/key.pem"),
-                "-out",
-                &format!("{d}/cert.pem"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "openssl req failed");
+        self_signed_cert(dir.path(), "www.example.com");
         let http = free_port("127.0.0.1");
         let https = free_port("127.0.0.1");
         let locations = LOCATIONS.replace("HTTP_PORT", &http.to_string());

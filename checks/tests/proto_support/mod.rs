@@ -6,6 +6,11 @@
 //! Debian package to install; nothing is skipped.
 #![allow(dead_code)] // each test binary uses its own subset
 
+#[path = "../common/mod.rs"]
+mod common;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use common::{require, self_signed_cert};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,25 +18,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use ldirectord_checks::{CheckSpec, Checker, Outcome};
-use ldirectord_parsers::config::{
-    CheckType, HttpMethod, Protocol, Receive, Service, VirtualAddress,
-};
+use ldirectord_parsers::config::{CheckType, Receive, Service};
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// How long a daemon may take to start listening. Generous: CI machines are slow, and
 /// this is a start-up wait, not an assertion about speed.
 const STARTUP: Duration = Duration::from_secs(60);
-
-/// Fail (never skip) when a server binary is missing.
-pub fn require(binary: &str, package: &str) -> PathBuf {
-    let path = PathBuf::from(binary);
-    assert!(
-        path.exists(),
-        "{binary} is missing: install the Debian package `{package}` (apt-get install -y {package})"
-    );
-    path
-}
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_tcp_port() -> u16 {
@@ -180,66 +173,10 @@ pub fn shared<T>(slot: &Mutex<Weak<T>>, start: impl FnOnce() -> T) -> Arc<T> {
     started
 }
 
-/// A self-signed certificate and key for CN=localhost in `dir` (PEM files).
-pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    require("/usr/bin/openssl", "openssl");
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = Command::new("/usr/bin/openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "openssl could not make a certificate");
-    (cert, key)
-}
-
 /// A negotiate check of `service` on 127.0.0.1:`port`, with a 5 s negotiate/check
 /// timeout and request `/` (what the parser gives by default).
 pub fn spec(service: Service, port: u16) -> CheckSpec {
-    CheckSpec {
-        checktype: CheckType::Negotiate,
-        service,
-        protocol: Protocol::Tcp,
-        virtual_address: VirtualAddress::Inet {
-            ip: LOCALHOST,
-            port,
-        },
-        ip: LOCALHOST,
-        real_port: port,
-        port: Some(port),
-        request: "/".to_owned(),
-        receive: None,
-        url: None,
-        httpmethod: HttpMethod::Get,
-        virtualhost: None,
-        login: String::new(),
-        passwd: String::new(),
-        database: String::new(),
-        secret: String::new(),
-        checkcommand: "/bin/true".to_owned(),
-        checktimeout: Duration::from_secs(5),
-        negotiatetimeout: Duration::from_secs(5),
-        checkcount: 1,
-        tls_verify: false,
-        tls_sni: false,
-        pgsql_role: None,
-    }
+    CheckSpec::new(CheckType::Negotiate, service, LOCALHOST, port)
 }
 
 /// The spec with a short timeout for the hung-server cases.
@@ -263,12 +200,16 @@ pub async fn run(spec: &CheckSpec) -> Outcome {
 
 #[track_caller]
 pub fn assert_up(outcome: &Outcome) {
-    assert!(outcome.up, "expected up, got down: {}", outcome.reason);
+    assert!(outcome.is_up(), "expected up, got down: {}", outcome.reason);
 }
 
 #[track_caller]
 pub fn assert_down(outcome: &Outcome, reason_contains: &str) {
-    assert!(!outcome.up, "expected down, got up: {}", outcome.reason);
+    assert!(
+        !outcome.is_up(),
+        "expected down, got up: {}",
+        outcome.reason
+    );
     assert!(
         outcome.reason.contains(reason_contains),
         "reason {:?} does not contain {reason_contains:?}",
