@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ldirectord_parsers::config::{
-    self, ConfigError, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
+    self, ConfigError, EngineName, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
 };
 use nix::sys::signal::Signal;
 
@@ -151,20 +151,21 @@ impl<'e> Agent<'e> {
         let run_dir = PathBuf::from(env.param("run_dir").unwrap_or(instance::DEFAULT_RUN_DIR));
         let mut flags = vec!["--run-dir".to_owned(), run_dir.display().to_string()];
         match (env.param("engine"), env.param("ipvsadm")) {
-            (None | Some("netlink"), None) => {}
+            // Neither: the configuration's engine= (default netlink).
+            (None, None) => {}
             (None | Some("ipvsadm"), Some(path)) => {
-                flags.extend([
-                    "--engine".into(),
-                    "ipvsadm".into(),
-                    "--ipvsadm".into(),
-                    path.into(),
-                ]);
+                flags.extend(["--engine", "ipvsadm", "--ipvsadm", path].map(String::from));
             }
-            (Some("ipvsadm"), None) => flags.extend(["--engine".into(), "ipvsadm".into()]),
-            (Some(e), _) => {
-                return Err(Fail::configured(format!(
-                    "engine={e}: netlink, or ipvsadm (with ipvsadm=PATH optionally)"
-                )));
+            (Some(e), None) if EngineName::from_word(e).is_some() => {
+                flags.extend(["--engine".to_owned(), e.to_owned()]);
+            }
+            (Some(e), ipvsadm) => {
+                return Err(Fail::configured(
+                    match (EngineName::from_word(e), ipvsadm) {
+                        (Some(_), Some(_)) => format!("ipvsadm= goes with engine=ipvsadm, not {e}"),
+                        _ => format!("engine={e}: netlink, ipvsadm or userspace"),
+                    },
+                ));
             }
         }
         let state_dir = env
