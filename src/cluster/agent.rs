@@ -282,7 +282,7 @@ impl<'e> Agent<'e> {
                 format!("{} is not an executable program", self.program.display()),
             ));
         }
-        Ok(())
+        ours(&self.program).map_err(|why| Fail::new(ocf::ERR_INSTALLED, why))
     }
 
     /// Select the cluster's real servers and write the daemon's file. Returns whether it
@@ -585,6 +585,32 @@ fn is_true(v: Option<&str>) -> bool {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The daemon's program must be ldirectord-rs (this program, or one whose `--version`
+/// says so): Debian's ldirectord may still be `/usr/sbin/ldirectord`, the `ldirectord`
+/// parameter's default in stock's agent.
+fn ours(program: &Path) -> Result<(), String> {
+    let me = std::env::current_exe().ok();
+    if me.is_some() && std::fs::canonicalize(program).ok() == me {
+        return Ok(());
+    }
+    let output = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} --version: {e}", program.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.starts_with("ldirectord-rs ") {
+        return Ok(());
+    }
+    Err(format!(
+        "ldirectord={} is not ldirectord-rs (its --version says {first:?}); set the \
+         ldirectord parameter to the ldirectord-rs program, or leave it unset",
+        program.display()
+    ))
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), Fail> {
