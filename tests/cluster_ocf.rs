@@ -472,3 +472,97 @@ fn the_engine_is_a_parameter_and_a_leading_option() {
     a.expect("stop", 0);
     a.expect_monitor(7);
 }
+
+/// resource-agents' own agent, which existing CIBs use (cluster-integration §2.10).
+const STOCK_AGENT: &str = "/usr/lib/ocf/resource.d/heartbeat/ldirectord";
+
+#[test]
+fn the_stock_agent_drives_our_binary() {
+    need("ocf-tester", "resource-agents");
+    need("xmllint", "libxml2-utils");
+    let w = World::new();
+    // Our binary as the agent's `ldirectord`, with this world's pid directory and
+    // ipvsadm stand-in; `exec -a` keeps the name the agent ran it by, as a symlink would.
+    let program = w.script(
+        "ldirectord",
+        &format!(
+            "#!/bin/bash\nexec -a \"$0\" '{}' --run-dir '{}' --ipvsadm '{}' \"$@\"\n",
+            support::BIN,
+            w.path("run").display(),
+            w.path("ipvsadm").display()
+        ),
+    );
+    let program = program.to_str().unwrap();
+    let cfg = good_config(&w, "stock.cf", 1);
+    let mut a = Agent::new(&w, "stock");
+    a.script = std::path::PathBuf::from(STOCK_AGENT);
+    a.unset("ipvsadm")
+        .unset("run_dir")
+        .param("configfile", &cfg)
+        .param("ldirectord", program);
+
+    let mut cmd = std::process::Command::new("ocf-tester");
+    cmd.args(["-n", "stock", "-o", &format!("configfile={cfg}")])
+        .args(["-o", &format!("ldirectord={program}"), STOCK_AGENT]);
+    a.apply(&mut cmd);
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("passed all tests"),
+        "ocf-tester on stock's agent:\n{text}\n--- ld.log:\n{}",
+        w.log()
+    );
+
+    // start/monitor/stop, and the daemon is what the agent's pgrep looks for.
+    a.expect("start", 0);
+    a.expect_monitor(0);
+    wait_until(30, "real added", || {
+        reals(&w) == Some(vec![("127.0.0.1:80".into(), 1)])
+    });
+    let pid = a.pid("stock.cf").expect("a daemon runs");
+    let pgrep = |pattern: &str| {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let pattern = format!("{program} {cfg} start");
+    assert_eq!(pgrep(&pattern), pid.to_string());
+    a.expect("stop", 0);
+    a.expect_monitor(7);
+    assert_eq!(reals(&w), None, "cleanstop purged the virtual");
+
+    // The daemon killed: stale pid file, status 1 "stale pid file": stopped.
+    a.expect("start", 0);
+    let pid = a.pid("stock.cf").unwrap();
+    let kill = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    kill(pid);
+    wait_until(30, "killed daemon gone", || {
+        !ldirectord::instance::alive(pid)
+    });
+    a.expect_monitor(7);
+    a.expect("stop", 0);
+
+    // status fails (the file broken while running, status exit 2): the agent's stop
+    // finds the daemon with pgrep -f and kills it.
+    a.expect("start", 0);
+    let pid = a.pid("stock.cf").unwrap();
+    std::fs::write(&cfg, "virtual=127.0.0.100:80\n\tbogus=1\n").unwrap();
+    a.expect_monitor(1);
+    a.expect("stop", 0);
+    wait_until(30, "daemon gone after stop", || {
+        !ldirectord::instance::alive(pid)
+    });
+    assert_eq!(pgrep(&pattern), "");
+}
