@@ -198,23 +198,11 @@ fn o15_ocf_tester_passes() {
     need("ocf-tester", "resource-agents");
     need("xmllint", "libxml2-utils");
     let w = World::new();
-    let a = Agent::new(&w, "t");
-    let cfg = good_config(&w, "t.cf", 1);
-    let mut cmd = std::process::Command::new("ocf-tester");
-    cmd.args(["-n", "t", "-o", &format!("configfile={cfg}")]);
-    for k in ["ipvsadm", "run_dir"] {
-        cmd.args(["-o", &format!("{k}={}", a.params[k])]);
-    }
-    cmd.arg(repo("compat/ocf/ldirectord"));
-    a.apply(&mut cmd);
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut a = Agent::new(&w, "t");
+    a.param("configfile", &good_config(&w, "t.cf", 1));
+    let (passed, text) = a.ocf_tester();
     assert!(
-        out.status.success(),
+        passed,
         "ocf-tester failed:\n{text}\n--- ld.log:\n{}",
         w.log()
     );
@@ -500,19 +488,9 @@ fn the_stock_agent_drives_our_binary() {
         .unset("run_dir")
         .param("configfile", &cfg)
         .param("ldirectord", program);
-
-    let mut cmd = std::process::Command::new("ocf-tester");
-    cmd.args(["-n", "stock", "-o", &format!("configfile={cfg}")])
-        .args(["-o", &format!("ldirectord={program}"), STOCK_AGENT]);
-    a.apply(&mut cmd);
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, text) = a.ocf_tester();
     assert!(
-        out.status.success() && text.contains("passed all tests"),
+        passed && text.contains("passed all tests"),
         "ocf-tester on stock's agent:\n{text}\n--- ld.log:\n{}",
         w.log()
     );
