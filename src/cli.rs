@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ldirectord_parsers::config::{self, ConfigError, Diagnostic, Origin, Parsed};
+use ldirectord_parsers::config::{self, ConfigError, Diagnostic, EngineName, Origin, Parsed};
 
 use crate::daemon::logging::{self, Destination};
 use crate::daemon::{self, EngineChoice, Options, Spawned, SubInstances};
@@ -76,8 +76,9 @@ pub struct Invocation {
     pub error_format: ErrorFormat,
     /// Where pid files live (stock: `/var/run`).
     pub run_dir: PathBuf,
-    /// `--engine` (default netlink); `--ipvsadm PATH` alone implies the ipvsadm engine.
-    pub engine: EngineChoice,
+    /// `--engine` as given (`--ipvsadm PATH` alone implies the ipvsadm engine); `None`:
+    /// the configuration's `engine=` (default netlink) decides.
+    pub engine: Option<EngineChoice>,
 }
 
 /// The usage text (stock prints it on stdout and exits 255 on a bad command line).
@@ -85,7 +86,7 @@ pub const USAGE: &str = "\
 Usage: ldirectord [-d|--debug] [--] [CONFIG] start|stop|restart|try-restart|reload|force-reload|status
        ldirectord -t|--test [CONFIG]        check a configuration file and exit (0 valid, 2 not)
        ldirectord --probe [--json] [CONFIG] run every configured check once and print the results
-       ldirectord --ocf ACTION              act as the OCF resource agent (parameters from OCF_RESKEY_*)
+       ldirectord [--engine E] --ocf ACTION act as the OCF resource agent (parameters from OCF_RESKEY_*)
        ldirectord realserver start|stop|status|monitor --vip ADDR [--mode dr|tun]
                                             put a VIP on a real server for LVS-DR/TUN
        ldirectord -h|-?|--help
@@ -102,8 +103,9 @@ Options:
       --error-format F    human (default: file:line:column, the line, a hint) or stock
                           (ldirectord's `Error [PID] reading file PATH at line N: MESSAGE`)
       --run-dir DIR       directory of pid files (default /var/run)
-      --engine E          how IPVS is programmed: netlink (default, generic netlink),
-                          ipvsadm (runs ipvsadm with stock's arguments) or userspace
+      --engine E          how IPVS is programmed: netlink (generic netlink), ipvsadm
+                          (runs ipvsadm with stock's arguments) or userspace; wins over
+                          the configuration's engine= (default netlink)
       --ipvsadm PATH      the ipvsadm program for --engine ipvsadm (implies it; default
                           /sbin/ipvsadm if it exists, else /usr/sbin/ipvsadm)
   -h, -?, --help          this text
@@ -188,10 +190,17 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     }
     let positional = &args[i..];
     let engine = match (engine_name.as_deref(), ipvsadm) {
-        (None | Some("netlink"), None) => EngineChoice::Netlink,
-        (None | Some("ipvsadm"), Some(path)) => EngineChoice::Ipvsadm(path),
-        (Some("ipvsadm"), None) => EngineChoice::Ipvsadm(IpvsadmEngine::default_program()),
-        (Some("userspace"), None) => EngineChoice::Userspace,
+        (None, None) => None,
+        (None | Some("ipvsadm"), Some(path)) => Some(EngineChoice::Ipvsadm(path)),
+        (Some(name), None) => Some(
+            EngineName::from_word(name)
+                .map(configured_engine)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown engine {name:?}: netlink, ipvsadm or userspace"
+                    ))
+                })?,
+        ),
         (Some("netlink" | "userspace"), Some(_)) => {
             return Err(UsageError("--ipvsadm goes with --engine ipvsadm".into()));
         }
@@ -260,7 +269,17 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
 
 /// Run the command line; returns the exit code.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let inv = match parse_args(args) {
+    // The daemon child: the options came in the environment, `[CONFIG] start` on the
+    // command line (see daemon::spawn_daemon).
+    let args = match daemon::carried_options() {
+        Some(mut options) => {
+            options.push("--".to_owned());
+            options.extend_from_slice(args);
+            options
+        }
+        None => args.to_vec(),
+    };
+    let inv = match parse_args(&args) {
         Ok(inv) => inv,
         Err(UsageError(why)) => {
             let _ = writeln!(err, "ldirectord: {why}");
@@ -400,7 +419,7 @@ fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Writ
     let daemon_child = std::env::var_os(daemon::DAEMON_CHILD_ENV).is_some();
     let log = logging::install(Destination::for_config(&parsed.config, inv.debug, &name));
     if daemon_child {
-        let opts = match daemon_options(inv, &path, &name) {
+        let opts = match daemon_options(inv, &path, &name, parsed.config.globals.engine) {
             Ok(o) => o,
             Err(e) => {
                 let _ = writeln!(out, "error {e}");
@@ -517,7 +536,7 @@ fn start(
     log: logging::LogHandle,
     err: &mut dyn Write,
 ) -> (i32, String) {
-    let opts = match daemon_options(inv, path, name) {
+    let opts = match daemon_options(inv, path, name, parsed.config.globals.engine) {
         Ok(o) => o,
         Err(e) => {
             let _ = writeln!(err, "ldirectord: {e}");
@@ -529,7 +548,8 @@ fn start(
         return (code, "Linux Director Daemon terminated".into());
     }
     tracing::info!("Starting {} as daemon", daemon::STOCK_VERSION);
-    match daemon::spawn_daemon(&child_args(inv)) {
+    let (options, args) = child_args(inv);
+    match daemon::spawn_daemon(&options, &args) {
         Spawned::Ready | Spawned::AlreadyRunning => (0, "Exiting from ldirectord start".into()),
         Spawned::StillStarting => {
             let _ = writeln!(
@@ -555,32 +575,29 @@ fn carried_flags(inv: &Invocation) -> Vec<String> {
             .display()
             .to_string()
     };
-    let mut flags = vec![
-        "--run-dir".to_owned(),
-        absolute(&inv.run_dir),
-        "--engine".to_owned(),
-        inv.engine.name().to_owned(),
-    ];
-    if let EngineChoice::Ipvsadm(program) = &inv.engine {
-        flags.push("--ipvsadm".to_owned());
-        flags.push(absolute(program));
+    let mut flags = vec!["--run-dir".to_owned(), absolute(&inv.run_dir)];
+    // Only an engine chosen on the command line: a sub-instance's own file says its own.
+    match &inv.engine {
+        Some(EngineChoice::Ipvsadm(program)) => {
+            flags.extend(["--engine".to_owned(), "ipvsadm".to_owned()]);
+            flags.extend(["--ipvsadm".to_owned(), absolute(program)]);
+        }
+        Some(other) => flags.extend(["--engine".to_owned(), other.name().to_owned()]),
+        None => {}
     }
     flags
 }
 
-/// The daemon child's arguments: the same instance (CONFIG as typed, so the instance name
-/// is the same), action `start`.
-fn child_args(inv: &Invocation) -> Vec<String> {
-    let mut args = carried_flags(inv);
+/// The daemon child's options and arguments: the same instance (CONFIG as typed, so the
+/// instance name is the same), action `start`.
+fn child_args(inv: &Invocation) -> (Vec<String>, Vec<String>) {
+    let mut options = carried_flags(inv);
     if inv.error_format == ErrorFormat::Stock {
-        args.push("--error-format=stock".to_owned());
+        options.push("--error-format=stock".to_owned());
     }
-    args.push("--".to_owned());
-    if let Some(config) = &inv.config {
-        args.push(config.clone());
-    }
+    let mut args: Vec<String> = inv.config.iter().cloned().collect();
     args.push("start".to_owned());
-    args
+    (options, args)
 }
 
 fn sub_instances(inv: &Invocation) -> std::io::Result<SubInstances> {
@@ -590,10 +607,26 @@ fn sub_instances(inv: &Invocation) -> std::io::Result<SubInstances> {
     })
 }
 
-fn daemon_options(inv: &Invocation, path: &Path, name: &str) -> std::io::Result<Options> {
-    let engine = match &inv.engine {
-        EngineChoice::Ipvsadm(p) => EngineChoice::Ipvsadm(std::path::absolute(p)?),
-        other => other.clone(),
+/// The engine `engine=` names, with the default ipvsadm program.
+fn configured_engine(name: EngineName) -> EngineChoice {
+    match name {
+        EngineName::Netlink => EngineChoice::Netlink,
+        EngineName::Ipvsadm => EngineChoice::Ipvsadm(IpvsadmEngine::default_program()),
+        EngineName::Userspace => EngineChoice::Userspace,
+    }
+}
+
+/// The daemon's options; the engine is the command line's, else the configuration's.
+fn daemon_options(
+    inv: &Invocation,
+    path: &Path,
+    name: &str,
+    configured: EngineName,
+) -> std::io::Result<Options> {
+    let engine = match inv.engine.clone() {
+        Some(EngineChoice::Ipvsadm(p)) => EngineChoice::Ipvsadm(std::path::absolute(p)?),
+        Some(other) => other,
+        None => configured_engine(configured),
     };
     Ok(Options {
         config_path: std::path::absolute(path)?,

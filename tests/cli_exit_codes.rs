@@ -299,3 +299,51 @@ fn debug_mode_stays_in_the_foreground_logs_to_stderr_and_writes_no_pid_file() {
     );
     assert!(err.contains("Exiting with exit_status 0: "), "{err}");
 }
+
+#[test]
+fn engine_directive_and_the_command_line_that_wins() {
+    let w = World::new();
+    let cfg = w.config("e.cf", "engine=userspace\ncheckinterval=1\n");
+    let c = cfg.to_str().unwrap();
+    // No --engine: the file's engine= decides.
+    let ld = |action: &str| {
+        std::process::Command::new(support::BIN)
+            .arg("--run-dir")
+            .arg(w.path("run"))
+            .args([c, action])
+            .env("LDIRECTORD_HA_DIR", w.path("ha.d"))
+            .output()
+            .unwrap()
+    };
+    let out = ld("start");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    wait_until(30, "engine logged", || {
+        w.log().contains("using the userspace engine")
+    });
+    // The daemon's command line is the invoking one's PROGRAM CONFIG start, which is
+    // what stock's OCF agent looks for with pgrep -f.
+    let pid = w.pid("e.cf").expect("a daemon runs");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(text(&cmdline), format!("{}\0{c}\0start\0", support::BIN));
+    let found = std::process::Command::new("pgrep")
+        .args(["-f", &format!("{} {c} start", support::BIN)])
+        .output()
+        .unwrap();
+    assert_eq!(text(&found.stdout).trim(), pid.to_string());
+    assert_eq!(ld("stop").status.code(), Some(0));
+
+    // --engine (here implied by the world's --ipvsadm) wins over the file.
+    w.start(c);
+    wait_until(30, "engine logged", || {
+        w.log().contains("using the ipvsadm engine")
+    });
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+
+    // A bad value is a configuration error at its line and column.
+    let bad = w.config("bad.cf", "engine=kernel\n");
+    let out = w.ld(&["--test", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:2:8", bad.display())), "{err}");
+    assert!(err.contains("unknown engine"), "{err}");
+}

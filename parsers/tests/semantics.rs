@@ -483,6 +483,40 @@ fn extension_directives() {
 }
 
 #[test]
+fn engine_directive() {
+    assert_eq!(
+        ok("virtual=1.2.3.4:80\n").globals.engine,
+        EngineName::Netlink
+    );
+    for word in ["netlink", "ipvsadm", "userspace"] {
+        let c = ok(&format!("engine={word}\nvirtual=1.2.3.4:80\n"));
+        assert_eq!(c.globals.engine.as_str(), word);
+        assert_eq!(Some(c.globals.engine), EngineName::from_word(word));
+    }
+    let text = "checkinterval=5\nengine = kernel\nvirtual=1.2.3.4:80\n";
+    let e = parse(text).unwrap_err();
+    assert_eq!(
+        (
+            e.error.span.line,
+            e.error.span.column,
+            e.error.message.as_str()
+        ),
+        (2, 10, "unknown engine")
+    );
+    let rendered = e.error.render(Path::new("/etc/ha.d/t.cf"), text);
+    assert!(rendered.contains("--> /etc/ha.d/t.cf:2:10"), "{rendered}");
+    assert!(
+        rendered.contains("netlink (the default), ipvsadm or userspace"),
+        "{rendered}"
+    );
+    assert_eq!(
+        err("virtual=1.2.3.4:80\n\tengine=ipvsadm\n").0,
+        2,
+        "engine= is global only"
+    );
+}
+
+#[test]
 fn diagnostics_point_at_the_value() {
     let e = parse("virtual=1.2.3.4:80\n\tscheduler=WRR\n").unwrap_err();
     assert_eq!((e.error.span.line, e.error.span.column), (2, 12));

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ldirectord_parsers::config::{
-    self, ConfigError, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
+    self, ConfigError, EngineName, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
 };
 use nix::sys::signal::Signal;
 
@@ -151,20 +151,21 @@ impl<'e> Agent<'e> {
         let run_dir = PathBuf::from(env.param("run_dir").unwrap_or(instance::DEFAULT_RUN_DIR));
         let mut flags = vec!["--run-dir".to_owned(), run_dir.display().to_string()];
         match (env.param("engine"), env.param("ipvsadm")) {
-            (None | Some("netlink"), None) => {}
+            // Neither: the configuration's engine= (default netlink).
+            (None, None) => {}
             (None | Some("ipvsadm"), Some(path)) => {
-                flags.extend([
-                    "--engine".into(),
-                    "ipvsadm".into(),
-                    "--ipvsadm".into(),
-                    path.into(),
-                ]);
+                flags.extend(["--engine", "ipvsadm", "--ipvsadm", path].map(String::from));
             }
-            (Some("ipvsadm"), None) => flags.extend(["--engine".into(), "ipvsadm".into()]),
-            (Some(e), _) => {
-                return Err(Fail::configured(format!(
-                    "engine={e}: netlink, or ipvsadm (with ipvsadm=PATH optionally)"
-                )));
+            (Some(e), None) if EngineName::from_word(e).is_some() => {
+                flags.extend(["--engine".to_owned(), e.to_owned()]);
+            }
+            (Some(e), ipvsadm) => {
+                return Err(Fail::configured(
+                    match (EngineName::from_word(e), ipvsadm) {
+                        (Some(_), Some(_)) => format!("ipvsadm= goes with engine=ipvsadm, not {e}"),
+                        _ => format!("engine={e}: netlink, ipvsadm or userspace"),
+                    },
+                ));
             }
         }
         let state_dir = env
@@ -281,7 +282,7 @@ impl<'e> Agent<'e> {
                 format!("{} is not an executable program", self.program.display()),
             ));
         }
-        Ok(())
+        ours(&self.program).map_err(|why| Fail::new(ocf::ERR_INSTALLED, why))
     }
 
     /// Select the cluster's real servers and write the daemon's file. Returns whether it
@@ -584,6 +585,32 @@ fn is_true(v: Option<&str>) -> bool {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The daemon's program must be ldirectord-rs (this program, or one whose `--version`
+/// says so): Debian's ldirectord may still be `/usr/sbin/ldirectord`, the `ldirectord`
+/// parameter's default in stock's agent.
+fn ours(program: &Path) -> Result<(), String> {
+    let me = std::env::current_exe().ok();
+    if me.is_some() && std::fs::canonicalize(program).ok() == me {
+        return Ok(());
+    }
+    let output = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} --version: {e}", program.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.starts_with("ldirectord-rs ") {
+        return Ok(());
+    }
+    Err(format!(
+        "ldirectord={} is not ldirectord-rs (its --version says {first:?}); set the \
+         ldirectord parameter to the ldirectord-rs program, or leave it unset",
+        program.display()
+    ))
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), Fail> {

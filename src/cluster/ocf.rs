@@ -68,6 +68,12 @@ impl Env {
         }
     }
 
+    /// Set `OCF_RESKEY_<name>` (an option on the agent's command line wins).
+    pub fn set_param(&mut self, name: &str, value: &str) {
+        self.vars
+            .insert(format!("OCF_RESKEY_{name}"), value.to_owned());
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }

@@ -34,8 +34,16 @@ pub mod watch;
 use crate::instance::pidfile::{PidLock, PidLockError};
 use logging::LogHandle;
 
-/// Set in the environment of the re-executed child that becomes the daemon.
+/// Set in the environment of the re-executed child that becomes the daemon, to the
+/// options it carries over (a JSON array), so its command line stays `PROGRAM CONFIG
+/// start` as typed: stock's OCF agent finds a daemon with `pgrep -f "PROGRAM CONFIG start"`.
 pub const DAEMON_CHILD_ENV: &str = "LDIRECTORD_RS_DAEMON_CHILD";
+
+/// In the daemon child: the options the invoking process carried over, `None` elsewhere.
+pub fn carried_options() -> Option<Vec<String>> {
+    let text = std::env::var(DAEMON_CHILD_ENV).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_default())
+}
 
 /// The version stock logs and prints; log watchers match on it, so it is kept.
 pub const STOCK_VERSION: &str = "Linux Director v1.186-ha";
@@ -242,16 +250,25 @@ pub enum Spawned {
     Failed(String),
 }
 
-/// Re-execute this program as the daemon (`args` are the command-line arguments for the
-/// child, ending in `CONFIG start`) and wait until it is ready.
-pub fn spawn_daemon(args: &[String]) -> Spawned {
+/// Re-execute this program as the daemon and wait until it is ready. Its command line is
+/// this one's program name (as invoked) and `args` (`[CONFIG] start`); `options` travel in
+/// [`DAEMON_CHILD_ENV`].
+pub fn spawn_daemon(options: &[String], args: &[String]) -> Spawned {
+    use std::os::unix::process::CommandExt;
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return Spawned::Failed(format!("cannot find my own program: {e}")),
     };
-    let child = Command::new(exe)
+    let arg0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| exe.clone().into_os_string());
+    let child = Command::new(&exe)
+        .arg0(arg0)
         .args(args)
-        .env(DAEMON_CHILD_ENV, "1")
+        .env(
+            DAEMON_CHILD_ENV,
+            serde_json::to_string(options).unwrap_or_default(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

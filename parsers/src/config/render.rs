@@ -89,6 +89,9 @@ fn globals(out: &mut String, g: &Globals) {
     for (node, addr) in &g.node_addresses {
         line(format!("nodeaddress={node} {addr}"));
     }
+    if g.engine != d.engine {
+        line(format!("engine={}", g.engine.as_str()));
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::diag::Diagnostic;
 use crate::config::lex;
-use crate::config::model::{Family, LogTarget, Protocol};
+use crate::config::model::{EngineName, Family, LogTarget, Protocol};
 
 use super::line::At;
 use super::sources::node_address;
@@ -177,6 +177,16 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
         Ok(())
     })
     .extension(),
+    row("engine", Plain, |p, at, v| {
+        p.globals.engine = EngineName::from_word(v.trim_end()).ok_or_else(|| {
+            Diagnostic::error(at.value(v), "unknown engine")
+                .help("netlink (the default), ipvsadm or userspace")
+                .extension()
+        })?;
+        Ok(())
+    })
+    .extension()
+    .default("netlink"),
     row("timeout", Plain, |_, at, _| Err(timeout(at))).deprecated(),
 ];
 
