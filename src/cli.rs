@@ -1,6 +1,6 @@
 //! The drop-in command line: `ldirectord [-d] [CONFIG] start|stop|...|status` with stock
-//! ldirectord's config lookup, instance names, pid-file rules, outputs and exit codes
-//! (reference §1), plus what operators get on top: `--test` (validate a file before a
+//! ldirectord's outputs and exit codes (reference §1; the config lookup, instance names
+//! and pid-file rules are [`crate::instance`]'s), plus what operators get on top: `--test` (validate a file before a
 //! reload) and `--probe` (run every check once and say why a real is down).
 //!
 //! Output goes through the writers given to [`run`], so tests see exactly what an operator
@@ -9,11 +9,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ldirectord_parsers::config::{self, ConfigError, Diagnostic, Origin, Parsed};
+use ldirectord_parsers::config::{self, ConfigError, Diagnostic, EngineName, Origin, Parsed};
 
 use crate::daemon::logging::{self, Destination};
 use crate::daemon::{self, EngineChoice, Options, Spawned, SubInstances};
 use crate::engine::ipvsadm::IpvsadmEngine;
+use crate::instance::{self, PidState, STOP_TIMEOUT, instance_name, pid_file, pid_state};
 
 /// The stock actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +76,9 @@ pub struct Invocation {
     pub error_format: ErrorFormat,
     /// Where pid files live (stock: `/var/run`).
     pub run_dir: PathBuf,
-    /// `--engine` (default netlink); `--ipvsadm PATH` alone implies the ipvsadm engine.
-    pub engine: EngineChoice,
+    /// `--engine` as given (`--ipvsadm PATH` alone implies the ipvsadm engine); `None`:
+    /// the configuration's `engine=` (default netlink) decides.
+    pub engine: Option<EngineChoice>,
 }
 
 /// The usage text (stock prints it on stdout and exits 255 on a bad command line).
@@ -84,7 +86,7 @@ pub const USAGE: &str = "\
 Usage: ldirectord [-d|--debug] [--] [CONFIG] start|stop|restart|try-restart|reload|force-reload|status
        ldirectord -t|--test [CONFIG]        check a configuration file and exit (0 valid, 2 not)
        ldirectord --probe [--json] [CONFIG] run every configured check once and print the results
-       ldirectord --ocf ACTION              act as the OCF resource agent (parameters from OCF_RESKEY_*)
+       ldirectord [--engine E] --ocf ACTION act as the OCF resource agent (parameters from OCF_RESKEY_*)
        ldirectord realserver start|stop|status|monitor --vip ADDR [--mode dr|tun]
                                             put a VIP on a real server for LVS-DR/TUN
        ldirectord -h|-?|--help
@@ -101,8 +103,9 @@ Options:
       --error-format F    human (default: file:line:column, the line, a hint) or stock
                           (ldirectord's `Error [PID] reading file PATH at line N: MESSAGE`)
       --run-dir DIR       directory of pid files (default /var/run)
-      --engine E          how IPVS is programmed: netlink (default, generic netlink),
-                          ipvsadm (runs ipvsadm with stock's arguments) or userspace
+      --engine E          how IPVS is programmed: netlink (generic netlink), ipvsadm
+                          (runs ipvsadm with stock's arguments) or userspace; wins over
+                          the configuration's engine= (default netlink)
       --ipvsadm PATH      the ipvsadm program for --engine ipvsadm (implies it; default
                           /sbin/ipvsadm if it exists, else /usr/sbin/ipvsadm)
   -h, -?, --help          this text
@@ -123,7 +126,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     let mut help = false;
     let mut version = false;
     let mut error_format = ErrorFormat::Human;
-    let mut run_dir = PathBuf::from("/var/run");
+    let mut run_dir = PathBuf::from(instance::DEFAULT_RUN_DIR);
     let mut engine_name: Option<String> = None;
     let mut ipvsadm: Option<PathBuf> = None;
     let mut i = 0;
@@ -187,10 +190,17 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     }
     let positional = &args[i..];
     let engine = match (engine_name.as_deref(), ipvsadm) {
-        (None | Some("netlink"), None) => EngineChoice::Netlink,
-        (None | Some("ipvsadm"), Some(path)) => EngineChoice::Ipvsadm(path),
-        (Some("ipvsadm"), None) => EngineChoice::Ipvsadm(IpvsadmEngine::default_program()),
-        (Some("userspace"), None) => EngineChoice::Userspace,
+        (None, None) => None,
+        (None | Some("ipvsadm"), Some(path)) => Some(EngineChoice::Ipvsadm(path)),
+        (Some(name), None) => Some(
+            EngineName::from_word(name)
+                .map(configured_engine)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown engine {name:?}: netlink, ipvsadm or userspace"
+                    ))
+                })?,
+        ),
         (Some("netlink" | "userspace"), Some(_)) => {
             return Err(UsageError("--ipvsadm goes with --engine ipvsadm".into()));
         }
@@ -257,76 +267,19 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     })
 }
 
-/// Stock's config lookup: `/etc/ha.d/CONFIG`, `/etc/ha.d/conf/CONFIG`, then CONFIG.
-/// `ha_dir` is `/etc/ha.d` (tests point it elsewhere).
-pub fn resolve_config(config: &str, ha_dir: &Path) -> Option<PathBuf> {
-    // Stock appends CONFIG to the prefix as a string: an absolute CONFIG never matches.
-    let candidates = [
-        PathBuf::from(format!("{}/{config}", ha_dir.display())),
-        PathBuf::from(format!("{}/conf/{config}", ha_dir.display())),
-        PathBuf::from(config),
-    ];
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-/// The instance name: the basename of CONFIG as typed, or `ldirectord` when defaulted.
-pub fn instance_name(config: Option<&str>) -> String {
-    match config {
-        None => "ldirectord".to_owned(),
-        Some(c) => Path::new(c)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| c.to_owned()),
-    }
-}
-
-/// `/var/run/ldirectord.NAME.pid`.
-pub fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
-    run_dir.join(format!("ldirectord.{name}.pid"))
-}
-
-/// What a pid file says about an instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PidState {
-    /// No pid file.
-    Absent,
-    /// A pid file whose process is gone or is not an ldirectord.
-    Stale(i32),
-    /// A live daemon.
-    Running(i32),
-}
-
-/// Stock's liveness rule: the pid file names a process whose `/proc/PID/cmdline`
-/// contains `ldirectord`.
-pub fn pid_state(path: &Path) -> PidState {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return PidState::Absent;
-    };
-    let Ok(pid) = text.trim().parse::<i32>() else {
-        return PidState::Stale(0);
-    };
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) if pid > 0 && String::from_utf8_lossy(&cmdline).contains("ldirectord") => {
-            PidState::Running(pid)
-        }
-        _ => PidState::Stale(pid),
-    }
-}
-
-/// Where `/etc/ha.d` is: `LDIRECTORD_HA_DIR` overrides it for tests.
-fn ha_dir() -> PathBuf {
-    std::env::var_os("LDIRECTORD_HA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/ha.d"))
-}
-
 /// Run the command line; returns the exit code.
 pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    // Cluster entry points: `--ocf ACTION` / `ocf ACTION` and `realserver ...`.
-    if let Some(code) = crate::cluster::dispatch(args, out, err) {
-        return code;
-    }
-    let inv = match parse_args(args) {
+    // The daemon child: the options came in the environment, `[CONFIG] start` on the
+    // command line (see daemon::spawn_daemon).
+    let args = match daemon::carried_options() {
+        Some(mut options) => {
+            options.push("--".to_owned());
+            options.extend_from_slice(args);
+            options
+        }
+        None => args.to_vec(),
+    };
+    let inv = match parse_args(&args) {
         Ok(inv) => inv,
         Err(UsageError(why)) => {
             let _ = writeln!(err, "ldirectord: {why}");
@@ -361,7 +314,7 @@ fn load(inv: &Invocation, err: &mut dyn Write) -> Result<(PathBuf, Parsed), i32>
         .config
         .clone()
         .unwrap_or_else(|| "ldirectord.cf".to_owned());
-    let Some(path) = resolve_config(&typed, &ha_dir()) else {
+    let Some(path) = instance::resolve_config(&typed, &instance::ha_dir()) else {
         let _ = writeln!(err, "Config file {typed} not found");
         return Err(1);
     };
@@ -461,13 +414,12 @@ fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Writ
         Ok(p) => p,
         Err(code) => return code,
     };
-    let config_text = path.display().to_string();
     let name = instance_name(inv.config.as_deref());
     let pidfile = pid_file(&inv.run_dir, &name);
     let daemon_child = std::env::var_os(daemon::DAEMON_CHILD_ENV).is_some();
     let log = logging::install(Destination::for_config(&parsed.config, inv.debug, &name));
     if daemon_child {
-        let opts = match daemon_options(inv, &path, &name) {
+        let opts = match daemon_options(inv, &path, &name, parsed.config.globals.engine) {
             Ok(o) => o,
             Err(e) => {
                 let _ = writeln!(out, "error {e}");
@@ -479,17 +431,7 @@ fn act(inv: &Invocation, action: Action, out: &mut dyn Write, err: &mut dyn Writ
     }
     let argv: Vec<String> = std::env::args().collect();
     tracing::info!("Invoking ldirectord invoked as: {} ", argv.join(" "));
-    let (code, reason) = act_on(
-        inv,
-        action,
-        &path,
-        parsed,
-        log,
-        &config_text,
-        &pidfile,
-        out,
-        err,
-    );
+    let (code, reason) = act_on(inv, action, &path, &name, &pidfile, parsed, log, out, err);
     if code != 0 || inv.debug {
         tracing::info!("Exiting with exit_status {code}: {reason}");
     }
@@ -502,15 +444,15 @@ fn act_on(
     inv: &Invocation,
     action: Action,
     path: &Path,
+    name: &str,
+    pidfile: &Path,
     parsed: Parsed,
     log: logging::LogHandle,
-    config_text: &str,
-    pidfile: &Path,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> (i32, String) {
+    let config_text = path.display().to_string();
     let state = pid_state(pidfile);
-    let name = instance_name(inv.config.as_deref());
     let subs = sub_instances(inv);
     let done = |code: i32, what: &str| (code, format!("Exiting from ldirectord {what}"));
     match (action, state) {
@@ -543,7 +485,7 @@ fn act_on(
             done(3, "status")
         }
         (Action::Reload | Action::ForceReload, PidState::Running(pid)) => {
-            signal(pid, nix::sys::signal::Signal::SIGHUP);
+            instance::signal(pid, nix::sys::signal::Signal::SIGHUP);
             done(0, "reload")
         }
         (Action::Reload | Action::ForceReload, _) => {
@@ -552,7 +494,7 @@ fn act_on(
             done(1, "reload")
         }
         (Action::Stop, PidState::Running(pid)) => (
-            stop_and_wait(pid, config_text, err),
+            stop_and_wait(pid, &config_text, err),
             "Exiting from ldirectord stop".into(),
         ),
         (Action::Stop, _) | (Action::TryRestart, PidState::Absent | PidState::Stale(_)) => {
@@ -560,28 +502,27 @@ fn act_on(
         }
         (Action::Start, PidState::Running(_)) => done(0, "start"),
         (Action::Restart | Action::TryRestart, PidState::Running(pid)) => {
-            let code = stop_and_wait(pid, config_text, err);
+            let code = stop_and_wait(pid, &config_text, err);
             if code != 0 {
                 return (code, "Exiting from ldirectord restart".into());
             }
-            start(inv, path, &name, parsed, log, err)
+            start(inv, path, name, parsed, log, err)
         }
-        (Action::Start | Action::Restart, _) => start(inv, path, &name, parsed, log, err),
+        (Action::Start | Action::Restart, _) => start(inv, path, name, parsed, log, err),
     }
 }
 
 /// SIGTERM, then wait until the daemon finished its cleanup and exited (stock returns at
 /// once, defect 14).
 fn stop_and_wait(pid: i32, config_text: &str, err: &mut dyn Write) -> i32 {
-    signal(pid, nix::sys::signal::Signal::SIGTERM);
-    if daemon::wait_gone(pid, daemon::STOP_TIMEOUT) {
+    if instance::stop(pid, STOP_TIMEOUT) {
         return 0;
     }
     let _ = writeln!(
         err,
         "ldirectord for {config_text} (pid {pid}) did not stop within {} s; it may still be \
          cleaning up",
-        daemon::STOP_TIMEOUT.as_secs()
+        STOP_TIMEOUT.as_secs()
     );
     1
 }
@@ -595,7 +536,7 @@ fn start(
     log: logging::LogHandle,
     err: &mut dyn Write,
 ) -> (i32, String) {
-    let opts = match daemon_options(inv, path, name) {
+    let opts = match daemon_options(inv, path, name, parsed.config.globals.engine) {
         Ok(o) => o,
         Err(e) => {
             let _ = writeln!(err, "ldirectord: {e}");
@@ -607,7 +548,8 @@ fn start(
         return (code, "Linux Director Daemon terminated".into());
     }
     tracing::info!("Starting {} as daemon", daemon::STOCK_VERSION);
-    match daemon::spawn_daemon(&child_args(inv)) {
+    let (options, args) = child_args(inv);
+    match daemon::spawn_daemon(&options, &args) {
         Spawned::Ready | Spawned::AlreadyRunning => (0, "Exiting from ldirectord start".into()),
         Spawned::StillStarting => {
             let _ = writeln!(
@@ -633,32 +575,29 @@ fn carried_flags(inv: &Invocation) -> Vec<String> {
             .display()
             .to_string()
     };
-    let mut flags = vec![
-        "--run-dir".to_owned(),
-        absolute(&inv.run_dir),
-        "--engine".to_owned(),
-        inv.engine.name().to_owned(),
-    ];
-    if let EngineChoice::Ipvsadm(program) = &inv.engine {
-        flags.push("--ipvsadm".to_owned());
-        flags.push(absolute(program));
+    let mut flags = vec!["--run-dir".to_owned(), absolute(&inv.run_dir)];
+    // Only an engine chosen on the command line: a sub-instance's own file says its own.
+    match &inv.engine {
+        Some(EngineChoice::Ipvsadm(program)) => {
+            flags.extend(["--engine".to_owned(), "ipvsadm".to_owned()]);
+            flags.extend(["--ipvsadm".to_owned(), absolute(program)]);
+        }
+        Some(other) => flags.extend(["--engine".to_owned(), other.name().to_owned()]),
+        None => {}
     }
     flags
 }
 
-/// The daemon child's arguments: the same instance (CONFIG as typed, so the instance name
-/// is the same), action `start`.
-fn child_args(inv: &Invocation) -> Vec<String> {
-    let mut args = carried_flags(inv);
+/// The daemon child's options and arguments: the same instance (CONFIG as typed, so the
+/// instance name is the same), action `start`.
+fn child_args(inv: &Invocation) -> (Vec<String>, Vec<String>) {
+    let mut options = carried_flags(inv);
     if inv.error_format == ErrorFormat::Stock {
-        args.push("--error-format=stock".to_owned());
+        options.push("--error-format=stock".to_owned());
     }
-    args.push("--".to_owned());
-    if let Some(config) = &inv.config {
-        args.push(config.clone());
-    }
+    let mut args: Vec<String> = inv.config.iter().cloned().collect();
     args.push("start".to_owned());
-    args
+    (options, args)
 }
 
 fn sub_instances(inv: &Invocation) -> std::io::Result<SubInstances> {
@@ -668,10 +607,26 @@ fn sub_instances(inv: &Invocation) -> std::io::Result<SubInstances> {
     })
 }
 
-fn daemon_options(inv: &Invocation, path: &Path, name: &str) -> std::io::Result<Options> {
-    let engine = match &inv.engine {
-        EngineChoice::Ipvsadm(p) => EngineChoice::Ipvsadm(std::path::absolute(p)?),
-        other => other.clone(),
+/// The engine `engine=` names, with the default ipvsadm program.
+fn configured_engine(name: EngineName) -> EngineChoice {
+    match name {
+        EngineName::Netlink => EngineChoice::Netlink,
+        EngineName::Ipvsadm => EngineChoice::Ipvsadm(IpvsadmEngine::default_program()),
+        EngineName::Userspace => EngineChoice::Userspace,
+    }
+}
+
+/// The daemon's options; the engine is the command line's, else the configuration's.
+fn daemon_options(
+    inv: &Invocation,
+    path: &Path,
+    name: &str,
+    configured: EngineName,
+) -> std::io::Result<Options> {
+    let engine = match inv.engine.clone() {
+        Some(EngineChoice::Ipvsadm(p)) => EngineChoice::Ipvsadm(std::path::absolute(p)?),
+        Some(other) => other,
+        None => configured_engine(configured),
     };
     Ok(Options {
         config_path: std::path::absolute(path)?,
@@ -680,10 +635,6 @@ fn daemon_options(inv: &Invocation, path: &Path, name: &str) -> std::io::Result<
         engine,
         subs: sub_instances(inv)?,
     })
-}
-
-fn signal(pid: i32, sig: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
 }
 
 #[cfg(test)]
@@ -725,37 +676,5 @@ mod tests {
         assert_eq!(i.mode, Mode::Probe { json: true });
         let i = parse_args(&args("--error-format=stock -t")).unwrap();
         assert_eq!(i.error_format, ErrorFormat::Stock);
-    }
-
-    #[test]
-    fn instance_names_and_pid_files() {
-        assert_eq!(instance_name(None), "ldirectord");
-        assert_eq!(instance_name(Some("/etc/ldirectord.cf")), "ldirectord.cf");
-        assert_eq!(instance_name(Some("www")), "www");
-        assert_eq!(
-            pid_file(Path::new("/var/run"), "www"),
-            PathBuf::from("/var/run/ldirectord.www.pid")
-        );
-    }
-
-    #[test]
-    fn lookup_prefers_ha_d_then_conf_then_as_given() {
-        let dir = tempfile::tempdir().unwrap();
-        let ha = dir.path().join("ha.d");
-        std::fs::create_dir_all(ha.join("conf")).unwrap();
-        std::fs::write(ha.join("conf/www"), "").unwrap();
-        assert_eq!(resolve_config("www", &ha), Some(ha.join("conf/www")));
-        std::fs::write(ha.join("www"), "").unwrap();
-        assert_eq!(
-            resolve_config("www", &ha),
-            Some(PathBuf::from(format!("{}/www", ha.display())))
-        );
-        let abs = dir.path().join("abs.cf");
-        std::fs::write(&abs, "").unwrap();
-        assert_eq!(
-            resolve_config(abs.to_str().unwrap(), &ha),
-            Some(abs.clone())
-        );
-        assert_eq!(resolve_config("missing.cf", &ha), None);
     }
 }

@@ -8,8 +8,19 @@
 //! - [`engine`] programs IPVS (netlink, ipvsadm, userspace).
 //! - [`director`] is the pure core: config + health + table in, operations out.
 //! - [`probe`] runs one round of every check (`ldirectord --probe`).
+//! - [`realsource`] selects real servers from the cluster (`realsource=`, the OCF agent's
+//!   lvsdr parameters) for the daemon and the agent.
+//! - [`instance`] holds stock's instance rules: config lookup, instance name, pid file,
+//!   liveness, stopping.
 //! - [`daemon`] is the daemon's life: detaching, the main loop, signals, reload, logging.
 //! - [`cli`] is the drop-in command line.
+//! - [`cluster`] is ldirectord-rs under Pacemaker (the OCF agent) and on DR/TUN real
+//!   servers (`ldirectord realserver`).
+//!
+//! Uses point one way (no module uses one that uses it back): `cli` uses `daemon`,
+//! `instance`, `probe` and `engine`; `cluster` uses `instance` and `realsource`; `daemon`
+//! uses `director`, `engine`, `instance` and `realsource`; `director` uses `engine`. The
+//! binary (`main.rs`) picks `cluster` or `cli`.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -17,4 +28,6 @@ pub mod cluster;
 pub mod daemon;
 pub mod director;
 pub mod engine;
+pub mod instance;
 pub mod probe;
+pub mod realsource;

@@ -89,7 +89,7 @@ fn running_status_reload_and_stop() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), "");
     // stop returns once the daemon is gone and its pid file removed.
-    assert!(!ldirectord::daemon::alive(pid));
+    assert!(!ldirectord::instance::alive(pid));
     assert!(!w.pid_file("l.cf").exists());
     assert!(
         w.log()
@@ -151,7 +151,7 @@ fn config_error_exits_2_for_every_action_and_keeps_the_pid_file() {
         );
         assert_eq!(w.pid("l.cf"), Some(pid), "{action} kept the pid file");
         assert!(
-            ldirectord::daemon::alive(pid),
+            ldirectord::instance::alive(pid),
             "{action} left the daemon running"
         );
     }
@@ -263,7 +263,7 @@ fn netlink_without_ipvs_fails_start_with_the_reason() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("IPVS"), "{}", text(&out.stderr));
     wait_until(30, "pid file released", || {
-        !ldirectord::daemon::pidfile::PidLock::is_held(&w.pid_file("l.cf"))
+        !ldirectord::instance::pidfile::PidLock::is_held(&w.pid_file("l.cf"))
     });
 }
 
@@ -298,4 +298,52 @@ fn debug_mode_stays_in_the_foreground_logs_to_stderr_and_writes_no_pid_file() {
         "{err}"
     );
     assert!(err.contains("Exiting with exit_status 0: "), "{err}");
+}
+
+#[test]
+fn engine_directive_and_the_command_line_that_wins() {
+    let w = World::new();
+    let cfg = w.config("e.cf", "engine=userspace\ncheckinterval=1\n");
+    let c = cfg.to_str().unwrap();
+    // No --engine: the file's engine= decides.
+    let ld = |action: &str| {
+        std::process::Command::new(support::BIN)
+            .arg("--run-dir")
+            .arg(w.path("run"))
+            .args([c, action])
+            .env("LDIRECTORD_HA_DIR", w.path("ha.d"))
+            .output()
+            .unwrap()
+    };
+    let out = ld("start");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    wait_until(30, "engine logged", || {
+        w.log().contains("using the userspace engine")
+    });
+    // The daemon's command line is the invoking one's PROGRAM CONFIG start, which is
+    // what stock's OCF agent looks for with pgrep -f.
+    let pid = w.pid("e.cf").expect("a daemon runs");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(text(&cmdline), format!("{}\0{c}\0start\0", support::BIN));
+    let found = std::process::Command::new("pgrep")
+        .args(["-f", &format!("{} {c} start", support::BIN)])
+        .output()
+        .unwrap();
+    assert_eq!(text(&found.stdout).trim(), pid.to_string());
+    assert_eq!(ld("stop").status.code(), Some(0));
+
+    // --engine (here implied by the world's --ipvsadm) wins over the file.
+    w.start(c);
+    wait_until(30, "engine logged", || {
+        w.log().contains("using the ipvsadm engine")
+    });
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+
+    // A bad value is a configuration error at its line and column.
+    let bad = w.config("bad.cf", "engine=kernel\n");
+    let out = w.ld(&["--test", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:2:8", bad.display())), "{err}");
+    assert!(err.contains("unknown engine"), "{err}");
 }

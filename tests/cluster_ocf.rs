@@ -283,3 +283,286 @@ fn o16_o17_crm_resource_without_a_cluster() {
     assert!(text.contains("returned 6 (not configured:"), "{text}");
     assert!(text.contains(&format!("{}:3:", bad.display())), "{text}");
 }
+
+/// Stock's ldirectord as the shims can tell it: its --version names Linux Director, and
+/// `--ocf` is an unknown option (exit 255). Anything but --version leaves a mark.
+fn fake_stock(w: &World) -> std::path::PathBuf {
+    std::fs::create_dir_all(w.path("sbin")).unwrap();
+    w.script(
+        "sbin/ldirectord",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'Linux Director v1.186-ha'; exit 0; }}\n\
+             echo \"$*\" >> '{}'\necho \"Unknown option: ${{1#--}}\" >&2\nexit 255\n",
+            w.path("stock-ran").display()
+        ),
+    )
+}
+
+/// Run `shim ACTION` as Pacemaker would, in a mount namespace where `/usr/sbin` holds
+/// only the fake stock ldirectord and `/usr/local/sbin` is empty; `LDIRECTORD_RS` unset
+/// and PATH as given.
+fn shim_beside_stock(
+    a: &Agent<'_>,
+    shim: &std::path::Path,
+    path: &str,
+    action: &str,
+) -> cluster::Run {
+    let w = a.world;
+    fake_stock(w);
+    std::fs::create_dir_all(w.path("empty")).unwrap();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "sh", "-c"])
+        .arg("mount --bind \"$1\" /usr/sbin && mount --bind \"$2\" /usr/local/sbin && shift 2 && exec \"$@\"")
+        .arg("sh")
+        .arg(w.path("sbin"))
+        .arg(w.path("empty"))
+        .arg(shim)
+        .arg(action);
+    a.apply(&mut cmd);
+    cmd.env_remove("LDIRECTORD_RS").env("PATH", path);
+    let out = cmd.output().unwrap();
+    cluster::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_shims_run_only_ldirectord_rs() {
+    let w = World::new();
+    let mut a = Agent::new(&w, "lb");
+    a.param("configfile", &good_config(&w, "lb.cf", 1));
+    let shim = repo("compat/ocf/ldirectord");
+    let plain = "/usr/bin:/bin";
+
+    // Only stock's program: every action says why; stop and monitor stay safe.
+    for (action, code) in [
+        ("meta-data", 5),
+        ("start", 5),
+        ("validate-all", 5),
+        ("monitor", 7),
+        ("stop", 0),
+    ] {
+        let r = shim_beside_stock(&a, &shim, plain, action);
+        assert_eq!(r.code, code, "{action}: {r:?}");
+        assert!(
+            r.stderr.contains("ldirectord-rs is not installed: /usr/sbin/ldirectord: not ldirectord-rs (--version: Linux Director v1.186-ha);"),
+            "{action}: {r:?}"
+        );
+    }
+    let r = shim_beside_stock(
+        &a,
+        &repo("compat/ocf/ldirectord-realserver"),
+        plain,
+        "meta-data",
+    );
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("ocf-exit-reason:ldirectord-rs is not installed"),
+        "{r:?}"
+    );
+
+    // Ours on PATH under stock's name: found after stock's is passed over.
+    std::fs::create_dir_all(w.path("bin")).unwrap();
+    std::os::unix::fs::symlink(support::BIN, w.path("bin/ldirectord")).unwrap();
+    let on_path = format!("{}:{plain}", w.path("bin").display());
+    let r = shim_beside_stock(&a, &shim, &on_path, "meta-data");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("<resource-agent name=\"ldirectord\""),
+        "{r:?}"
+    );
+    shim_beside_stock(&a, &shim, &on_path, "validate-all");
+
+    // Ours next to the agent, as ldirectord-rs.
+    std::fs::create_dir_all(w.path("agent")).unwrap();
+    std::fs::copy(&shim, w.path("agent/ldirectord")).unwrap();
+    std::os::unix::fs::symlink(support::BIN, w.path("agent/ldirectord-rs")).unwrap();
+    let r = shim_beside_stock(&a, &w.path("agent/ldirectord"), plain, "validate-all");
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // The ldirectord parameter pointing at stock's program (a CIB copied from
+    // ocf:heartbeat:ldirectord): ours answers, and refuses to run stock's as the daemon.
+    a.param("ldirectord", "/usr/sbin/ldirectord");
+    for action in ["validate-all", "start"] {
+        let r = shim_beside_stock(&a, &shim, &on_path, action);
+        assert_eq!(r.code, 5, "{action}: {r:?}");
+        assert!(
+            r.stderr.contains("ocf-exit-reason:ldirectord=/usr/sbin/ldirectord is not ldirectord-rs (its --version says \"Linux Director v1.186-ha\")"),
+            "{action}: {r:?}"
+        );
+    }
+    assert_eq!(shim_beside_stock(&a, &shim, &on_path, "monitor").code, 7);
+    assert!(
+        !w.path("stock-ran").exists(),
+        "stock's program ran: {:?}",
+        std::fs::read_to_string(w.path("stock-ran"))
+    );
+}
+
+#[test]
+fn the_engine_is_a_parameter_and_a_leading_option() {
+    let w = World::new();
+    let mut a = Agent::new(&w, "lb");
+    a.param("configfile", &good_config(&w, "lb.cf", 1));
+    a.unset("ipvsadm");
+    for (engine, code) in [
+        ("userspace", 0),
+        ("netlink", 0),
+        ("ipvsadm", 0),
+        ("kernel", 6),
+    ] {
+        a.param("engine", engine);
+        let r = a.run("validate-all");
+        assert_eq!(r.code, code, "engine={engine}: {r:?}");
+    }
+    let r = a.run("validate-all");
+    assert!(
+        r.stderr
+            .contains("engine=kernel: netlink, ipvsadm or userspace"),
+        "{r:?}"
+    );
+    a.param("engine", "userspace").param("ipvsadm", "/bin/true");
+    let r = a.expect("validate-all", 6);
+    assert!(
+        r.stderr.contains("ipvsadm= goes with engine=ipvsadm"),
+        "{r:?}"
+    );
+
+    // A wrapper's options before --ocf win over the parameters.
+    a.param("engine", "kernel").unset("ipvsadm");
+    let wrapped = |options: &[&str], action: &str| {
+        let mut cmd = std::process::Command::new(support::BIN);
+        cmd.args(options).args(["--ocf", action]);
+        a.apply(&mut cmd);
+        cmd.output().unwrap()
+    };
+    assert_eq!(
+        wrapped(&["--engine", "userspace"], "validate-all")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        wrapped(&["--engine=netlink"], "validate-all").status.code(),
+        Some(0)
+    );
+    assert_eq!(wrapped(&[], "validate-all").status.code(), Some(6));
+
+    // The whole life cycle on the userspace engine, through the parameter.
+    a.param("engine", "userspace").param(
+        "configfile",
+        w.config(
+            "us.cf",
+            "virtual=127.0.0.117:8117\n\tchecktype=on\n\treal=127.0.0.1:8117 masq 1\n",
+        )
+        .to_str()
+        .unwrap(),
+    );
+    a.expect("start", 0);
+    a.expect_monitor(0);
+    wait_until(30, "engine logged", || {
+        w.log().contains("using the userspace engine")
+    });
+    wait_until(30, "the forwarder listens", || {
+        std::net::TcpStream::connect("127.0.0.117:8117").is_ok()
+    });
+    a.expect("stop", 0);
+    a.expect_monitor(7);
+}
+
+/// resource-agents' own agent, which existing CIBs use (cluster-integration §2.10).
+const STOCK_AGENT: &str = "/usr/lib/ocf/resource.d/heartbeat/ldirectord";
+
+#[test]
+fn the_stock_agent_drives_our_binary() {
+    need("ocf-tester", "resource-agents");
+    need("xmllint", "libxml2-utils");
+    let w = World::new();
+    // Our binary as the agent's `ldirectord`, with this world's pid directory and
+    // ipvsadm stand-in; `exec -a` keeps the name the agent ran it by, as a symlink would.
+    let program = w.script(
+        "ldirectord",
+        &format!(
+            "#!/bin/bash\nexec -a \"$0\" '{}' --run-dir '{}' --ipvsadm '{}' \"$@\"\n",
+            support::BIN,
+            w.path("run").display(),
+            w.path("ipvsadm").display()
+        ),
+    );
+    let program = program.to_str().unwrap();
+    let cfg = good_config(&w, "stock.cf", 1);
+    let mut a = Agent::new(&w, "stock");
+    a.script = std::path::PathBuf::from(STOCK_AGENT);
+    a.unset("ipvsadm")
+        .unset("run_dir")
+        .param("configfile", &cfg)
+        .param("ldirectord", program);
+
+    let mut cmd = std::process::Command::new("ocf-tester");
+    cmd.args(["-n", "stock", "-o", &format!("configfile={cfg}")])
+        .args(["-o", &format!("ldirectord={program}"), STOCK_AGENT]);
+    a.apply(&mut cmd);
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("passed all tests"),
+        "ocf-tester on stock's agent:\n{text}\n--- ld.log:\n{}",
+        w.log()
+    );
+
+    // start/monitor/stop, and the daemon is what the agent's pgrep looks for.
+    a.expect("start", 0);
+    a.expect_monitor(0);
+    wait_until(30, "real added", || {
+        reals(&w) == Some(vec![("127.0.0.1:80".into(), 1)])
+    });
+    let pid = a.pid("stock.cf").expect("a daemon runs");
+    let pgrep = |pattern: &str| {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let pattern = format!("{program} {cfg} start");
+    assert_eq!(pgrep(&pattern), pid.to_string());
+    a.expect("stop", 0);
+    a.expect_monitor(7);
+    assert_eq!(reals(&w), None, "cleanstop purged the virtual");
+
+    // The daemon killed: stale pid file, status 1 "stale pid file": stopped.
+    a.expect("start", 0);
+    let pid = a.pid("stock.cf").unwrap();
+    let kill = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    kill(pid);
+    wait_until(30, "killed daemon gone", || {
+        !ldirectord::instance::alive(pid)
+    });
+    a.expect_monitor(7);
+    a.expect("stop", 0);
+
+    // status fails (the file broken while running, status exit 2): the agent's stop
+    // finds the daemon with pgrep -f and kills it.
+    a.expect("start", 0);
+    let pid = a.pid("stock.cf").unwrap();
+    std::fs::write(&cfg, "virtual=127.0.0.100:80\n\tbogus=1\n").unwrap();
+    a.expect_monitor(1);
+    a.expect("stop", 0);
+    wait_until(30, "daemon gone after stop", || {
+        !ldirectord::instance::alive(pid)
+    });
+    assert_eq!(pgrep(&pattern), "");
+}

@@ -130,7 +130,7 @@ fn start_failure_fallback_recovery_and_stop() {
     let out = w.ld(&[c, "stop"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(w.reals(V).is_none(), "virtual deleted when stop returns");
-    assert!(!ldirectord::daemon::alive(pid));
+    assert!(!ldirectord::instance::alive(pid));
     assert!(!w.pid_file("l.cf").exists());
     let changes = w.changes();
     assert_eq!(
@@ -370,7 +370,7 @@ fn engine_errors_are_logged_and_the_table_converges() {
         w.reals(V) == sorted(vec![(a2.clone(), 1)])
     });
     assert!(
-        ldirectord::daemon::alive(pid),
+        ldirectord::instance::alive(pid),
         "the daemon survived engine errors"
     );
     assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use ldirectord_parsers::config::{Origin, ParseOptions, load_with};
 
+mod common;
+
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/real-configs")
 }
@@ -92,11 +94,5 @@ fn every_corpus_file_gets_stock_ldirectords_verdict() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} differ:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    common::assert_none_differ(&failures, cases.len());
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use ldirectord_parsers::config::resolve::StaticResolver;
 use ldirectord_parsers::config::*;
 
+mod common;
+
 fn resolver() -> StaticResolver {
     let mut hosts = HashMap::new();
     hosts.insert(
@@ -70,6 +72,7 @@ fn ip(s: &str) -> IpAddr {
 
 #[test]
 fn stock_error_messages_at_stock_lines() {
+    #[rustfmt::skip]
     let cases: &[(&str, usize, &str)] = &[
         ("foobar\n", 1, "Unknown command foobar"),
         ("checktimeout=0\n", 1, "invalid check timeout value"),
@@ -77,16 +80,8 @@ fn stock_error_messages_at_stock_lines() {
         ("negotiatetimeout=0\n", 1, "invalid negotiate timeout value"),
         ("checkinterval=0\n", 1, "invalid check interval value"),
         ("failurecount=none\n", 1, "invalid failure count value"),
-        (
-            "connecttimeout=3\n",
-            1,
-            "connecttimeout directive deprecated in favour of negotiatetimeout",
-        ),
-        (
-            "timeout=3\n",
-            1,
-            "timeout directive deprecated in favour of checktimeout and negotiatetimeout",
-        ),
+        ("connecttimeout=3\n", 1, "connecttimeout directive deprecated in favour of negotiatetimeout"),
+        ("timeout=3\n", 1, "timeout directive deprecated in favour of checktimeout and negotiatetimeout"),
         ("quiescent=no # off\n", 1, "quiescent must be 'yes' or 'no'"),
         ("quiescent=no \n", 1, "quiescent must be 'yes' or 'no'"),
         ("quiescent=no\r\n", 1, "quiescent must be 'yes' or 'no'"),
@@ -96,298 +91,74 @@ fn stock_error_messages_at_stock_lines() {
         ("emailalert=\n", 1, "no email address specified"),
         ("emailalertfrom=\n", 1, "no email from address specified"),
         ("smtp=\"mail\"\n", 1, "invalid SMTP server address"),
-        (
-            "emailalertstatus=bogus\n",
-            1,
-            "invalid email alert status at: \"bogus\"",
-        ),
-        (
-            "emailalertstatus=none,running\n",
-            1,
-            "invalid email alert status: \"running\" specified with \"none\"",
-        ),
-        (
-            "maintenancedir=\n",
-            1,
-            "maintenance directory not specified",
-        ),
+        ("emailalertstatus=bogus\n", 1, "invalid email alert status at: \"bogus\""),
+        ("emailalertstatus=none,running\n", 1, "invalid email alert status: \"running\" specified with \"none\""),
+        ("maintenancedir=\n", 1, "maintenance directory not specified"),
         ("callback=/bin/x\n", 1, "Unknown command callback=/bin/x"),
-        (
-            "fallback=127.0.0.1:80 nat\n",
-            1,
-            "forward method must be gate, masq or ipip",
-        ),
-        (
-            "fallback=nosuchhost:80\n",
-            1,
-            "invalid IPv4 address or could not resolve for fallback server: nosuchhost",
-        ),
-        (
-            "fallback=127.0.0.1:nosuchsvc\n",
-            1,
-            "invalid port for fallback server",
-        ),
-        (
-            "fallback=127.0.0.1:65536\n",
-            1,
-            "invalid port for fallback server",
-        ),
+        ("fallback=127.0.0.1:80 nat\n", 1, "forward method must be gate, masq or ipip"),
+        ("fallback=nosuchhost:80\n", 1, "invalid IPv4 address or could not resolve for fallback server: nosuchhost"),
+        ("fallback=127.0.0.1:nosuchsvc\n", 1, "invalid port for fallback server"),
+        ("fallback=127.0.0.1:65536\n", 1, "invalid port for fallback server"),
         ("  checktimeout=3\n", 1, "Unknown command   checktimeout=3"),
-        (
-            "checktype=connect\n",
-            1,
-            "Unknown command checktype=connect",
-        ),
+        ("checktype=connect\n", 1, "Unknown command checktype=connect"),
         ("virtual=!bad\n", 1, "invalid address for virtual server"),
-        (
-            "virtual=[::1]:80\n",
-            1,
-            "cannot specify an IPv6 address here. please use \"virtual6\" instead.",
-        ),
-        (
-            "virtual6=[zz::1]:80\n",
-            1,
-            "invalid address for virtual server",
-        ),
-        (
-            "virtual6=[1::2::3]:80\n",
-            1,
-            "invalid ipv6 address for virtual server",
-        ),
-        (
-            "virtual=nosuchhost:80\n",
-            1,
-            "invalid address for virtual service",
-        ),
-        (
-            "virtual=1.2.3.4:99999\n",
-            1,
-            "invalid address for virtual service",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treal6=[::1]:80 gate\n",
-            2,
-            "cannot specify \"real6\" here.  please use \"real\" instead",
-        ),
-        (
-            "virtual6=[::1]:80\n\treal=1.2.3.4:80 gate\n",
-            2,
-            "cannot specify \"real\" here.  please use \"real6\" instead",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tfallback6=[::1]:80\n",
-            2,
-            "cannot specify \"fallback6\" here.  please use \"fallback\" instead",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80\n",
-            2,
-            "invalid address for real server (wrong format)",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 nat\n",
-            2,
-            "forward method must be gate, masq or ipip",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treal=nosuch:80 gate\n",
-            2,
-            "invalid address (nosuch) for real server (could not resolve host)",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treal=1.2.3.5:nosuchsvc gate\n",
-            2,
-            "invalid port (nosuchsvc) for real server (could not resolve port)",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treal=1.2.3.9->1.2.3.5:80 gate\n",
-            2,
-            "Invalid Range: 1.2.3.9-1.2.3.5: First value must be greater than or equal to the second value",
-        ),
-        (
-            "virtual6=[::1]:80\n\treal6=[::2]->[::5]:80 gate\n",
-            2,
-            "Address range for IPv6 is not supported yet",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate 1 junk\n",
-            2,
-            "Invalid real server line, around \" junk\"",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\trequest=\"\"\n",
-            2,
-            "no request string specified",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treceive=\"\"\n",
-            2,
-            "invalid receive string",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\treceive=\"#ok\"\n",
-            2,
-            "Unknown command \"\treceive=\"#ok\"",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\trequest=/x\n",
-            2,
-            "Unknown command \"\trequest=/x",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tlogin=\"\"\n",
-            2,
-            "invalid login string",
-        ),
+        ("virtual=[::1]:80\n", 1, "cannot specify an IPv6 address here. please use \"virtual6\" instead."),
+        ("virtual6=[zz::1]:80\n", 1, "invalid address for virtual server"),
+        ("virtual6=[1::2::3]:80\n", 1, "invalid ipv6 address for virtual server"),
+        ("virtual=nosuchhost:80\n", 1, "invalid address for virtual service"),
+        ("virtual=1.2.3.4:99999\n", 1, "invalid address for virtual service"),
+        ("virtual=1.2.3.4:80\n\treal6=[::1]:80 gate\n", 2, "cannot specify \"real6\" here.  please use \"real\" instead"),
+        ("virtual6=[::1]:80\n\treal=1.2.3.4:80 gate\n", 2, "cannot specify \"real\" here.  please use \"real6\" instead"),
+        ("virtual=1.2.3.4:80\n\tfallback6=[::1]:80\n", 2, "cannot specify \"fallback6\" here.  please use \"fallback\" instead"),
+        ("virtual=1.2.3.4:80\n\treal=1.2.3.5:80\n", 2, "invalid address for real server (wrong format)"),
+        ("virtual=1.2.3.4:80\n\treal=1.2.3.5:80 nat\n", 2, "forward method must be gate, masq or ipip"),
+        ("virtual=1.2.3.4:80\n\treal=nosuch:80 gate\n", 2, "invalid address (nosuch) for real server (could not resolve host)"),
+        ("virtual=1.2.3.4:80\n\treal=1.2.3.5:nosuchsvc gate\n", 2, "invalid port (nosuchsvc) for real server (could not resolve port)"),
+        ("virtual=1.2.3.4:80\n\treal=1.2.3.9->1.2.3.5:80 gate\n", 2, "Invalid Range: 1.2.3.9-1.2.3.5: First value must be greater than or equal to the second value"),
+        ("virtual6=[::1]:80\n\treal6=[::2]->[::5]:80 gate\n", 2, "Address range for IPv6 is not supported yet"),
+        ("virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate 1 junk\n", 2, "Invalid real server line, around \" junk\""),
+        ("virtual=1.2.3.4:80\n\trequest=\"\"\n", 2, "no request string specified"),
+        ("virtual=1.2.3.4:80\n\treceive=\"\"\n", 2, "invalid receive string"),
+        ("virtual=1.2.3.4:80\n\treceive=\"#ok\"\n", 2, "Unknown command \"\treceive=\"#ok\""),
+        ("virtual=1.2.3.4:80\n\trequest=/x\n", 2, "Unknown command \"\trequest=/x"),
+        ("virtual=1.2.3.4:80\n\tlogin=\"\"\n", 2, "invalid login string"),
         ("virtual=1.2.3.4:80\n\tpasswd=\"\"\n", 2, "invalid password"),
-        (
-            "virtual=1.2.3.4:80\n\tdatabase=\"\"\n",
-            2,
-            "invalid database",
-        ),
+        ("virtual=1.2.3.4:80\n\tdatabase=\"\"\n", 2, "invalid database"),
         ("virtual=1.2.3.4:80\n\tsecret=\"\"\n", 2, "invalid secret"),
-        (
-            "virtual=1.2.3.4:80\n\tload=\"!!\"\n",
-            2,
-            "invalid string for load testing",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tchecktype=Negotiate\n",
-            2,
-            "checktype must be \"connect\", \"negotiate\", \"on\", \"off\", \"ping\", \"external\", \"external-perl\" or a positive number",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tcheckcommand=\n",
-            2,
-            "invalid check command",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tchecktimeout=0\n",
-            2,
-            "invalid check timeout",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tnegotiatetimeout=x\n",
-            2,
-            "invalid negotiate timeout",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tcheckcount=0\n",
-            2,
-            "invalid check count",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tfailurecount=0\n",
-            2,
-            "invalid failure count",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tcheckinterval=0\n",
-            2,
-            "invalid checkinterval",
-        ),
+        ("virtual=1.2.3.4:80\n\tload=\"!!\"\n", 2, "invalid string for load testing"),
+        ("virtual=1.2.3.4:80\n\tchecktype=Negotiate\n", 2, "checktype must be \"connect\", \"negotiate\", \"on\", \"off\", \"ping\", \"external\", \"external-perl\" or a positive number"),
+        ("virtual=1.2.3.4:80\n\tcheckcommand=\n", 2, "invalid check command"),
+        ("virtual=1.2.3.4:80\n\tchecktimeout=0\n", 2, "invalid check timeout"),
+        ("virtual=1.2.3.4:80\n\tnegotiatetimeout=x\n", 2, "invalid negotiate timeout"),
+        ("virtual=1.2.3.4:80\n\tcheckcount=0\n", 2, "invalid check count"),
+        ("virtual=1.2.3.4:80\n\tfailurecount=0\n", 2, "invalid failure count"),
+        ("virtual=1.2.3.4:80\n\tcheckinterval=0\n", 2, "invalid checkinterval"),
         ("virtual=1.2.3.4:80\n\tcheckport=x\n", 2, "invalid port"),
-        (
-            "virtual=1.2.3.4:80\n\tcheckport=0\n",
-            2,
-            "checkport must be in range 1..65536",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tcheckport=65536\n",
-            2,
-            "checkport must be in range 1..65536",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tscheduler=WRR\n",
-            2,
-            "invalid scheduler, should be only lowercase letters (a-z)",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tpersistent=x\n",
-            2,
-            "invalid persistent timeout",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tnetmask=24\n",
-            2,
-            "invalid netmask: dotted quad notation is required",
-        ),
-        (
-            "virtual6=[::1]:80\n\tnetmask=129\n",
-            2,
-            "invalid netmask: a prefix length between 1 and 128 is required",
-        ),
-        (
-            "virtual=5\n\tprotocol=tcp\n",
-            2,
-            "protocol must be fwm if the virtual service is a fwmark (a number)",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tprotocol=fwm\n",
-            2,
-            "protocol must be tcp or udp if the virtual service is an address and port",
-        ),
+        ("virtual=1.2.3.4:80\n\tcheckport=0\n", 2, "checkport must be in range 1..65536"),
+        ("virtual=1.2.3.4:80\n\tcheckport=65536\n", 2, "checkport must be in range 1..65536"),
+        ("virtual=1.2.3.4:80\n\tscheduler=WRR\n", 2, "invalid scheduler, should be only lowercase letters (a-z)"),
+        ("virtual=1.2.3.4:80\n\tpersistent=x\n", 2, "invalid persistent timeout"),
+        ("virtual=1.2.3.4:80\n\tnetmask=24\n", 2, "invalid netmask: dotted quad notation is required"),
+        ("virtual6=[::1]:80\n\tnetmask=129\n", 2, "invalid netmask: a prefix length between 1 and 128 is required"),
+        ("virtual=5\n\tprotocol=tcp\n", 2, "protocol must be fwm if the virtual service is a fwmark (a number)"),
+        ("virtual=1.2.3.4:80\n\tprotocol=fwm\n", 2, "protocol must be tcp or udp if the virtual service is an address and port"),
         ("virtual=1.2.3.4:80\n\tprotocol=\n", 2, "invalid protocol"),
-        (
-            "virtual=1.2.3.4:80\n\tops=1\n",
-            2,
-            "ops must be 'yes' or 'no'",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tservice=HTTP\n",
-            2,
-            "service must be dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pop, pops, radius, pgsql, simpletcp, sip, smtp or submission",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\thttpmethod=POST\n",
-            2,
-            "httpmethod must be GET or HEAD",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tfallbackcommand=\"\"\n",
-            2,
-            "invalid fallback command",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tcleanstop=0\n",
-            2,
-            "cleanstop must be 'yes' or 'no'",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tautoreload=yes\n",
-            2,
-            "Unknown command \"\tautoreload=yes",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\tsorryserver=1.2.3.9:80\n",
-            2,
-            "Unknown command \"\tsorryserver=1.2.3.9:80",
-        ),
+        ("virtual=1.2.3.4:80\n\tops=1\n", 2, "ops must be 'yes' or 'no'"),
+        ("virtual=1.2.3.4:80\n\tservice=HTTP\n", 2, "service must be dns, ftp, http, https, http_proxy, imap, imaps, ldap, ldaps, mysql, nntp, none, oracle, pop, pops, radius, pgsql, simpletcp, sip, smtp or submission"),
+        ("virtual=1.2.3.4:80\n\thttpmethod=POST\n", 2, "httpmethod must be GET or HEAD"),
+        ("virtual=1.2.3.4:80\n\tfallbackcommand=\"\"\n", 2, "invalid fallback command"),
+        ("virtual=1.2.3.4:80\n\tcleanstop=0\n", 2, "cleanstop must be 'yes' or 'no'"),
+        ("virtual=1.2.3.4:80\n\tautoreload=yes\n", 2, "Unknown command \"\tautoreload=yes"),
+        ("virtual=1.2.3.4:80\n\tsorryserver=1.2.3.9:80\n", 2, "Unknown command \"\tsorryserver=1.2.3.9:80"),
         // A blank line ends the block: the next indented line is a global line.
-        (
-            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate\n\n\tservice=http\n",
-            4,
-            "Unknown command \tservice=http",
-        ),
+        ("virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate\n\n\tservice=http\n", 4, "Unknown command \tservice=http"),
         // Trailing text left by a stripped comment breaks yes/no in blocks too.
-        (
-            "virtual=1.2.3.4:80\n\tquiescent=no # x\n",
-            2,
-            "quiescent must be 'yes' or 'no'",
-        ),
+        ("virtual=1.2.3.4:80\n\tquiescent=no # x\n", 2, "quiescent must be 'yes' or 'no'"),
         // Five or more spaces alone still belong to the block (Perl backtracking).
         ("virtual=1.2.3.4:80\n\t \n", 2, "Unknown command \""),
         // Duplicates: reported at the line that ended the second block (or the last line).
-        (
-            "virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate\nvirtual=1.2.3.4:80\n\treal=1.2.3.6:80 gate\n",
-            4,
-            "duplicate virtual server",
-        ),
-        (
-            "virtual=1.2.3.4:80\n\nvirtual=1.2.3.4:80\n\tscheduler=rr\n\n# end\n",
-            5,
-            "duplicate virtual server",
-        ),
+        ("virtual=1.2.3.4:80\n\treal=1.2.3.5:80 gate\nvirtual=1.2.3.4:80\n\treal=1.2.3.6:80 gate\n", 4, "duplicate virtual server"),
+        ("virtual=1.2.3.4:80\n\nvirtual=1.2.3.4:80\n\tscheduler=rr\n\n# end\n", 5, "duplicate virtual server"),
         ("virtual=5\nvirtual=5\n", 2, "duplicate virtual server"),
     ];
     let mut failures = Vec::new();
@@ -399,13 +170,7 @@ fn stock_error_messages_at_stock_lines() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} differ:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    common::assert_none_differ(&failures, cases.len());
 }
 
 #[test]
@@ -631,24 +396,23 @@ fn checktype_forms() {
 
 #[test]
 fn receive_is_a_perl_regex_checked_at_parse_time() {
-    let c = ok("virtual=1.2.3.4:80\n\treceive=\"(?<=Status: )up\"\n");
-    assert!(
+    let matches = |text: &str, answer: &[u8]| {
+        let c = ok(text);
         c.virtuals[0]
             .check
             .receive
             .as_ref()
             .unwrap()
-            .is_match(b"Status: up")
-    );
-    let c = ok("virtual=1.2.3.4:80\n\treceive=\"OK$\"\n");
-    assert!(
-        c.virtuals[0]
-            .check
-            .receive
-            .as_ref()
-            .unwrap()
-            .is_match(b"200 OK\n")
-    );
+            .is_match(answer)
+    };
+    assert!(matches(
+        "virtual=1.2.3.4:80\n\treceive=\"(?<=Status: )up\"\n",
+        b"Status: up"
+    ));
+    assert!(matches(
+        "virtual=1.2.3.4:80\n\treceive=\"OK$\"\n",
+        b"200 OK\n"
+    ));
     // Stock accepts this and dies at the first check (defect §7.2-22).
     let (line, message) = err("virtual=1.2.3.4:80\n\treceive=\"(\"\n");
     assert_eq!(line, 2);
@@ -715,6 +479,40 @@ fn extension_directives() {
     assert_eq!(
         err("virtual=1.2.3.4:5432\n\tpgsqlmaxlag=10s\n").1,
         "pgsqlmaxlag needs pgsqlrole=standby"
+    );
+}
+
+#[test]
+fn engine_directive() {
+    assert_eq!(
+        ok("virtual=1.2.3.4:80\n").globals.engine,
+        EngineName::Netlink
+    );
+    for word in ["netlink", "ipvsadm", "userspace"] {
+        let c = ok(&format!("engine={word}\nvirtual=1.2.3.4:80\n"));
+        assert_eq!(c.globals.engine.as_str(), word);
+        assert_eq!(Some(c.globals.engine), EngineName::from_word(word));
+    }
+    let text = "checkinterval=5\nengine = kernel\nvirtual=1.2.3.4:80\n";
+    let e = parse(text).unwrap_err();
+    assert_eq!(
+        (
+            e.error.span.line,
+            e.error.span.column,
+            e.error.message.as_str()
+        ),
+        (2, 10, "unknown engine")
+    );
+    let rendered = e.error.render(Path::new("/etc/ha.d/t.cf"), text);
+    assert!(rendered.contains("--> /etc/ha.d/t.cf:2:10"), "{rendered}");
+    assert!(
+        rendered.contains("netlink (the default), ipvsadm or userspace"),
+        "{rendered}"
+    );
+    assert_eq!(
+        err("virtual=1.2.3.4:80\n\tengine=ipvsadm\n").0,
+        2,
+        "engine= is global only"
     );
 }
 

@@ -7,7 +7,7 @@
 //!
 //! CONFIG is the operator's `configfile`, unless the real servers come from the cluster
 //! (the `vip`/`port` parameters, or `realsource=` directives in the file): then the agent
-//! generates the file the daemon runs on (see [`super::generate`]), refreshes the real
+//! generates the file the daemon runs on (see [`crate::realsource::generate`]), refreshes the real
 //! servers on every recurring monitor, and when the result differs rewrites it and
 //! reloads the daemon, whose reload applies only the difference to IPVS.
 
@@ -19,35 +19,32 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ldirectord_parsers::config::{
-    self, ConfigError, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
+    self, ConfigError, EngineName, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
 };
 use nix::sys::signal::Signal;
 
-use super::generate::{self, BlockSources, Extensions};
 use super::metadata;
 use super::ocf::{self, Env, Fail};
-use super::sources::{self, ClusterQuery, SystemQuery};
-use crate::cli::{self, PidState};
+use crate::instance::{self, PidState, STOP_TIMEOUT};
+use crate::realsource::generate::{self, BlockSources, Extensions};
+use crate::realsource::{self, ClusterQuery, SystemQuery};
 
 const USAGE: &str = "usage: ldirectord --ocf {start|stop|monitor|reload|validate-all|meta-data|usage}\n\
 Parameters come from OCF_RESKEY_* (see meta-data).\n";
 
 /// Run one OCF action; returns the exit code.
 pub fn run(action: &str, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match action {
-        "meta-data" => {
-            let _ = out.write_all(metadata::director().as_bytes());
-            return ocf::SUCCESS;
-        }
-        "usage" | "help" => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::SUCCESS;
-        }
-        "start" | "stop" | "monitor" | "status" | "reload" | "reload-agent" | "validate-all" => {}
-        _ => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::ERR_UNIMPLEMENTED;
-        }
+    const ACTIONS: [&str; 7] = [
+        "start",
+        "stop",
+        "monitor",
+        "status",
+        "reload",
+        "reload-agent",
+        "validate-all",
+    ];
+    if let Some(code) = ocf::answer_fixed(action, &ACTIONS, metadata::director, USAGE, out) {
+        return code;
     }
     let result = Agent::new(env).and_then(|agent| {
         let q = SystemQuery::default();
@@ -90,6 +87,21 @@ struct Generated {
     broken: Option<String>,
 }
 
+impl Generated {
+    /// The definition without the cluster's real servers, parsed; fails when the
+    /// operator's file does not parse.
+    fn parse(&self) -> Result<config::Parsed, Fail> {
+        if let Some(reason) = &self.broken {
+            return Err(Fail::configured(reason.clone()));
+        }
+        let path = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(parameters)"));
+        config::parse_str(&self.sanitized, &path).map_err(|e| Fail::configured(config_reason(&e)))
+    }
+}
+
 struct Agent<'e> {
     env: &'e Env,
     program: PathBuf,
@@ -112,12 +124,6 @@ const INLINE_ONLY: [&str; 10] = [
     "node_address_map",
     "forwarding",
 ];
-
-fn ha_dir() -> PathBuf {
-    std::env::var_os("LDIRECTORD_HA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/ha.d"))
-}
 
 /// `PATH:LINE:COLUMN: message` for the exit reason (crm_mon shows it).
 fn config_reason(e: &ConfigError) -> String {
@@ -142,23 +148,24 @@ impl<'e> Agent<'e> {
             None => std::env::current_exe()
                 .map_err(|e| Fail::new(ocf::ERR_INSTALLED, format!("cannot find myself: {e}")))?,
         };
-        let run_dir = PathBuf::from(env.param("run_dir").unwrap_or("/var/run"));
+        let run_dir = PathBuf::from(env.param("run_dir").unwrap_or(instance::DEFAULT_RUN_DIR));
         let mut flags = vec!["--run-dir".to_owned(), run_dir.display().to_string()];
         match (env.param("engine"), env.param("ipvsadm")) {
-            (None | Some("netlink"), None) => {}
+            // Neither: the configuration's engine= (default netlink).
+            (None, None) => {}
             (None | Some("ipvsadm"), Some(path)) => {
-                flags.extend([
-                    "--engine".into(),
-                    "ipvsadm".into(),
-                    "--ipvsadm".into(),
-                    path.into(),
-                ]);
+                flags.extend(["--engine", "ipvsadm", "--ipvsadm", path].map(String::from));
             }
-            (Some("ipvsadm"), None) => flags.extend(["--engine".into(), "ipvsadm".into()]),
-            (Some(e), _) => {
-                return Err(Fail::configured(format!(
-                    "engine={e}: netlink, or ipvsadm (with ipvsadm=PATH optionally)"
-                )));
+            (Some(e), None) if EngineName::from_word(e).is_some() => {
+                flags.extend(["--engine".to_owned(), e.to_owned()]);
+            }
+            (Some(e), ipvsadm) => {
+                return Err(Fail::configured(
+                    match (EngineName::from_word(e), ipvsadm) {
+                        (Some(_), Some(_)) => format!("ipvsadm= goes with engine=ipvsadm, not {e}"),
+                        _ => format!("engine={e}: netlink, ipvsadm or userspace"),
+                    },
+                ));
             }
         }
         let state_dir = env
@@ -183,7 +190,7 @@ impl<'e> Agent<'e> {
                 .param("configfile")
                 .unwrap_or("/etc/ha.d/ldirectord.cf")
                 .to_owned();
-            let resolved = cli::resolve_config(&typed, &ha_dir());
+            let resolved = instance::resolve_config(&typed, &instance::ha_dir());
             match resolved
                 .as_ref()
                 .and_then(|p| std::fs::read_to_string(p).ok())
@@ -236,8 +243,8 @@ impl<'e> Agent<'e> {
     }
 
     fn pid_state(&self) -> PidState {
-        let name = cli::instance_name(Some(&self.daemon_config()));
-        cli::pid_state(&cli::pid_file(&self.run_dir, &name))
+        let name = instance::instance_name(Some(&self.daemon_config()));
+        instance::pid_state(&instance::pid_file(&self.run_dir, &name))
     }
 
     /// Parse what the daemon would run on (without the cluster's real servers).
@@ -253,15 +260,7 @@ impl<'e> Agent<'e> {
                 config::load(path).map_err(|e| Fail::configured(config_reason(&e)))?;
             }
             Target::Generated(g) => {
-                if let Some(reason) = &g.broken {
-                    return Err(Fail::configured(reason.clone()));
-                }
-                let path = g
-                    .source
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("(parameters)"));
-                let parsed = config::parse_str(&g.sanitized, &path)
-                    .map_err(|e| Fail::configured(config_reason(&e)))?;
+                let parsed = g.parse()?;
                 for b in &g.blocks {
                     if !parsed
                         .config
@@ -283,7 +282,7 @@ impl<'e> Agent<'e> {
                 format!("{} is not an executable program", self.program.display()),
             ));
         }
-        Ok(())
+        ours(&self.program).map_err(|why| Fail::new(ocf::ERR_INSTALLED, why))
     }
 
     /// Select the cluster's real servers and write the daemon's file. Returns whether it
@@ -292,15 +291,7 @@ impl<'e> Agent<'e> {
         let Target::Generated(g) = &self.target else {
             return Ok(false);
         };
-        if let Some(reason) = &g.broken {
-            return Err(Fail::configured(reason.clone()));
-        }
-        let path = g
-            .source
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("(parameters)"));
-        let parsed = config::parse_str(&g.sanitized, &path)
-            .map_err(|e| Fail::configured(config_reason(&e)))?;
+        let parsed = g.parse()?;
         let mut last_good: BTreeMap<String, Vec<(IpAddr, u32)>> =
             std::fs::read_to_string(self.last_good_path())
                 .ok()
@@ -316,7 +307,7 @@ impl<'e> Agent<'e> {
             else {
                 continue;
             };
-            let members = match sources::select(&b.spec, &g.nodes, v.family, q) {
+            let members = match realsource::select(&b.spec, &g.nodes, v.family, q) {
                 Ok(m) => {
                     let set = m.iter().map(|m| (m.address, m.weight)).collect();
                     last_good.insert(b.virtual_text.clone(), set);
@@ -333,7 +324,7 @@ impl<'e> Agent<'e> {
                         if kept.len() == 1 { "" } else { "s" }
                     );
                     kept.into_iter()
-                        .map(|(address, weight)| sources::Member {
+                        .map(|(address, weight)| realsource::Member {
                             address,
                             weight,
                             host: address.to_string(),
@@ -446,14 +437,13 @@ impl<'e> Agent<'e> {
             .env
             .timeout()
             .map(|t| t.mul_f64(0.8))
-            .unwrap_or(crate::daemon::STOP_TIMEOUT)
-            .min(crate::daemon::STOP_TIMEOUT);
-        signal(pid, Signal::SIGTERM);
-        if crate::daemon::wait_gone(pid, bound) {
+            .unwrap_or(STOP_TIMEOUT)
+            .min(STOP_TIMEOUT);
+        if instance::stop(pid, bound) {
             return Ok(ocf::SUCCESS);
         }
-        signal(pid, Signal::SIGKILL);
-        if crate::daemon::wait_gone(pid, Duration::from_secs(5)) {
+        instance::signal(pid, Signal::SIGKILL);
+        if instance::wait_gone(pid, Duration::from_secs(5)) {
             return Ok(ocf::SUCCESS);
         }
         Err(Fail::generic(format!(
@@ -492,13 +482,7 @@ impl<'e> Agent<'e> {
 
 /// The virtual service of the `vip`/`port` parameters, with lvsdr's real-server sources.
 fn inline(env: &Env) -> Result<Generated, Fail> {
-    let vip_text = env.param("vip").unwrap_or_default();
-    let vip: IpAddr = vip_text
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .map_err(|_| Fail::configured(format!("vip={vip_text}: not an IP address")))?;
+    let vip = ocf::vip(env.param("vip").unwrap_or_default())?;
     let port = env
         .param("port")
         .ok_or_else(|| Fail::configured("port is required with vip"))?;
@@ -514,7 +498,7 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
     };
     let options =
         generate::service_options(env.param("virtual_service_options").unwrap_or("-s rr"))
-            .map_err(Fail::configured)?;
+            .map_err(|e| Fail::configured(e.to_string()))?;
     let default_weight = match env.param("default_weight") {
         None => 1,
         Some(w) => w
@@ -522,12 +506,12 @@ fn inline(env: &Env) -> Result<Generated, Fail> {
             .parse()
             .map_err(|_| Fail::configured(format!("default_weight={w}: not a number")))?,
     };
-    let weights = sources::parse_weights(
+    let weights = realsource::parse_weights(
         env.param("weight_of_realservers").unwrap_or(""),
         default_weight,
     )
     .map_err(|e| Fail::configured(format!("weight_of_realservers: {e}")))?;
-    let nodes = sources::parse_node_map(env.param("node_address_map").unwrap_or(""))
+    let nodes = realsource::parse_node_map(env.param("node_address_map").unwrap_or(""))
         .map_err(|e| Fail::configured(format!("node_address_map: {e}")))?;
     let forward = match env.param("forwarding").unwrap_or("gate") {
         "gate" => Forward::Gate,
@@ -603,6 +587,32 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The daemon's program must be ldirectord-rs (this program, or one whose `--version`
+/// says so): Debian's ldirectord may still be `/usr/sbin/ldirectord`, the `ldirectord`
+/// parameter's default in stock's agent.
+fn ours(program: &Path) -> Result<(), String> {
+    let me = std::env::current_exe().ok();
+    if me.is_some() && std::fs::canonicalize(program).ok() == me {
+        return Ok(());
+    }
+    let output = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} --version: {e}", program.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.starts_with("ldirectord-rs ") {
+        return Ok(());
+    }
+    Err(format!(
+        "ldirectord={} is not ldirectord-rs (its --version says {first:?}); set the \
+         ldirectord parameter to the ldirectord-rs program, or leave it unset",
+        program.display()
+    ))
+}
+
 fn write_atomically(path: &Path, text: &str) -> Result<(), Fail> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
@@ -610,10 +620,6 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), Fail> {
         .map_err(|e| Fail::generic(format!("cannot write {}: {e}", path.display())))
 }
 
-fn signal(pid: i32, sig: Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-}
-
 fn hup(pid: i32) {
-    signal(pid, Signal::SIGHUP);
+    instance::signal(pid, Signal::SIGHUP);
 }

@@ -203,7 +203,9 @@ pub const DIRECTOR_PARAMS: &[Param] = &[
         "string",
         Some("netlink"),
         "how IPVS is programmed",
-        "netlink or ipvsadm (passed to the daemon as --engine).",
+        "netlink, ipvsadm or userspace (passed to the daemon as --engine). Unset, the \
+         configuration file's engine= directive decides (default netlink). An --engine \
+         option before --ocf on the agent's command line wins over this parameter.",
     ),
     p(
         "ipvsadm",

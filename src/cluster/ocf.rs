@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// `OCF_SUCCESS`.
@@ -67,6 +68,12 @@ impl Env {
         }
     }
 
+    /// Set `OCF_RESKEY_<name>` (an option on the agent's command line wins).
+    pub fn set_param(&mut self, name: &str, value: &str) {
+        self.vars
+            .insert(format!("OCF_RESKEY_{name}"), value.to_owned());
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }
@@ -114,6 +121,35 @@ pub fn exit_reason(env: &Env, err: &mut dyn Write, text: &str) {
     // One line: Pacemaker keeps the first line as the reason.
     let text = text.replace('\n', " ");
     let _ = writeln!(err, "{prefix}{text}");
+}
+
+/// The `vip` parameter: an IPv4 or IPv6 address, brackets allowed.
+pub fn vip(text: &str) -> Result<IpAddr, Fail> {
+    text.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| Fail::configured(format!("vip={text}: not an IP address")))
+}
+
+/// The actions every agent answers alike: `meta-data` prints `metadata()`, `usage` and
+/// `help` print `usage`, and an action not in `actions` prints `usage` and is
+/// unimplemented. `None` when the agent has to act on `action` itself.
+pub fn answer_fixed(
+    action: &str,
+    actions: &[&str],
+    metadata: fn() -> String,
+    usage: &str,
+    out: &mut dyn Write,
+) -> Option<i32> {
+    let (text, code) = match action {
+        "meta-data" => (metadata(), SUCCESS),
+        "usage" | "help" => (usage.to_owned(), SUCCESS),
+        a if actions.contains(&a) => return None,
+        _ => (usage.to_owned(), ERR_UNIMPLEMENTED),
+    };
+    let _ = out.write_all(text.as_bytes());
+    Some(code)
 }
 
 /// Report an action's result: the code, and the reason on stderr for failures.

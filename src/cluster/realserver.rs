@@ -45,12 +45,7 @@ pub struct Vip {
 
 fn parse_vip(vip: Option<&str>, mode: Option<&str>) -> Result<Vip, Fail> {
     let text = vip.ok_or_else(|| Fail::configured("vip is required"))?;
-    let address: IpAddr = text
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .map_err(|_| Fail::configured(format!("vip={text}: not an IP address")))?;
+    let address = ocf::vip(text)?;
     let mode = match mode.unwrap_or("dr") {
         "dr" | "gate" => Mode::Dr,
         "tun" | "ipip" => Mode::Tun,
@@ -143,20 +138,9 @@ pub fn run(args: &[String], env: &Env, out: &mut dyn Write, err: &mut dyn Write)
 }
 
 fn ocf_action(action: &str, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match action {
-        "meta-data" => {
-            let _ = out.write_all(metadata::realserver().as_bytes());
-            return ocf::SUCCESS;
-        }
-        "usage" | "help" => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::SUCCESS;
-        }
-        "start" | "stop" | "monitor" | "status" | "validate-all" => {}
-        _ => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return ocf::ERR_UNIMPLEMENTED;
-        }
+    const ACTIONS: [&str; 5] = ["start", "stop", "monitor", "status", "validate-all"];
+    if let Some(code) = ocf::answer_fixed(action, &ACTIONS, metadata::realserver, USAGE, out) {
+        return code;
     }
     let vip = parse_vip(env.param("vip"), env.param("mode"));
     let result = match (action, vip) {

@@ -1,11 +1,11 @@
 //! Dynamic real servers under the daemon itself: the `realsource=` directives (see
-//! [`crate::cluster::generate`]) work with `ldirectord CONFIG start`, heartbeat v1 and
+//! [`crate::realsource::generate`]) work with `ldirectord CONFIG start`, heartbeat v1 and
 //! Pacemaker alike.
 //!
 //! Each virtual service with sources is selected once at start (and when a reload brings
 //! new or changed sources), then again every `checkinterval` of that virtual, off the
 //! check path: a refresh runs on a blocking thread, each command it runs is bounded by
-//! [`crate::cluster::sources::COMMAND_TIMEOUT`] and the whole refresh by
+//! [`crate::realsource::query::COMMAND_TIMEOUT`] and the whole refresh by
 //! [`REFRESH_TIMEOUT`]; its result comes back to the main loop as a message. The loop
 //! hands the director a new configuration (the file's, plus the selected servers) only
 //! when a set changed, so the director's reload applies only that difference; an
@@ -21,8 +21,7 @@ use ldirectord_parsers::config::{Config, Family, RealSources};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::cluster::generate;
-use crate::cluster::sources::{self, Member, SystemQuery};
+use crate::realsource::{self, Member, SourceError, SystemQuery, generate};
 
 /// The longest one refresh of one virtual's sources may take (each command of it is
 /// bounded by `COMMAND_TIMEOUT` too); past it, the refresh counts as failed.
@@ -33,7 +32,7 @@ pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Refreshed {
     id: String,
     spec: RealSources,
-    result: Result<Vec<Member>, String>,
+    result: Result<Vec<Member>, SourceError>,
 }
 
 #[derive(Debug)]
@@ -61,17 +60,14 @@ async fn evaluate(
     spec: RealSources,
     nodes: BTreeMap<String, IpAddr>,
     family: Family,
-) -> Result<Vec<Member>, String> {
+) -> Result<Vec<Member>, SourceError> {
     let task = tokio::task::spawn_blocking(move || {
-        sources::select(&spec, &nodes, family, &SystemQuery::default())
+        realsource::select(&spec, &nodes, family, &SystemQuery::default())
     });
     match tokio::time::timeout(REFRESH_TIMEOUT, task).await {
         Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(format!("the refresh failed: {e}")),
-        Err(_) => Err(format!(
-            "the refresh did not finish within {} s",
-            REFRESH_TIMEOUT.as_secs()
-        )),
+        Ok(Err(e)) => Err(SourceError::RefreshFailed(e)),
+        Err(_) => Err(SourceError::RefreshTimeout(REFRESH_TIMEOUT)),
     }
 }
 
@@ -197,7 +193,7 @@ impl Dynamic {
         self.record(&r.id, r.result)
     }
 
-    fn record(&mut self, id: &str, result: Result<Vec<Member>, String>) -> bool {
+    fn record(&mut self, id: &str, result: Result<Vec<Member>, SourceError>) -> bool {
         let Some(s) = self.sources.get_mut(id) else {
             return false;
         };

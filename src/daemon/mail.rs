@@ -5,8 +5,9 @@
 //! dead mail server never delays a check or a table change (stock sends synchronously
 //! inside its check loop).
 
+use std::io;
 use std::net::SocketAddr;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -17,6 +18,64 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The local mailer used when no `smtp=` is configured.
 pub const SENDMAIL: &str = "/usr/sbin/sendmail";
+
+/// Why an alert was not sent; the daemon logs it after `failed to send (SMTP) email
+/// message: `.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("timed out after {}s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot resolve {0}")]
+    NoAddress(String),
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no recipient")]
+    NoRecipient,
+    #[error("write: {0}")]
+    Write(#[source] io::Error),
+    #[error("read: {0}")]
+    Read(#[source] io::Error),
+    #[error("connection closed before the {0} reply")]
+    Closed(&'static str),
+    #[error("over-long {0} reply")]
+    OverLong(&'static str),
+    #[error("bad {what} reply: {line}")]
+    BadReply { what: &'static str, line: String },
+    #[error("{what} refused: {line}")]
+    Refused { what: &'static str, line: String },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("write to {program}: {source}")]
+    Pipe {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{program}: {source}")]
+    Wait {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{program} exited with {status}")]
+    Exited { program: String, status: ExitStatus },
+    #[error("{program} timed out after {}s", .timeout.as_secs())]
+    MailerTimeout { program: String, timeout: Duration },
+}
 
 /// One message, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,27 +133,30 @@ pub fn hostname() -> String {
 }
 
 /// Send through an SMTP server at `addr` (stock: `smtp=HOST`, port 25).
-pub async fn send_smtp(addr: SocketAddr, message: &Message) -> Result<(), String> {
+pub async fn send_smtp(addr: SocketAddr, message: &Message) -> Result<(), MailError> {
     match tokio::time::timeout(SEND_TIMEOUT, smtp_session(addr, message)).await {
         Ok(result) => result,
-        Err(_) => Err(format!("timed out after {}s", SEND_TIMEOUT.as_secs())),
+        Err(_) => Err(MailError::Timeout(SEND_TIMEOUT)),
     }
 }
 
 /// Resolve `smtp=HOST` to port 25 and send.
-pub async fn send_smtp_host(host: &str, message: &Message) -> Result<(), String> {
+pub async fn send_smtp_host(host: &str, message: &Message) -> Result<(), MailError> {
     let addr = tokio::net::lookup_host((host, 25))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|source| MailError::Resolve {
+            host: host.to_owned(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("cannot resolve {host}"))?;
+        .ok_or_else(|| MailError::NoAddress(host.to_owned()))?;
     send_smtp(addr, message).await
 }
 
-async fn smtp_session(addr: SocketAddr, message: &Message) -> Result<(), String> {
+async fn smtp_session(addr: SocketAddr, message: &Message) -> Result<(), MailError> {
     let stream = TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
+        .map_err(|source| MailError::Connect { addr, source })?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     expect(&mut read, 2, "greeting").await?;
@@ -112,7 +174,7 @@ async fn smtp_session(addr: SocketAddr, message: &Message) -> Result<(), String>
     expect(&mut read, 2, "MAIL FROM").await?;
     let recipients = message.recipients();
     if recipients.is_empty() {
-        return Err("no recipient".into());
+        return Err(MailError::NoRecipient);
     }
     for rcpt in &recipients {
         command(&mut write, &format!("RCPT TO:<{rcpt}>")).await?;
@@ -133,47 +195,46 @@ async fn smtp_session(addr: SocketAddr, message: &Message) -> Result<(), String>
     write
         .write_all(data.as_bytes())
         .await
-        .map_err(|e| format!("write: {e}"))?;
+        .map_err(MailError::Write)?;
     expect(&mut read, 2, "end of data").await?;
     let _ = command(&mut write, "QUIT").await;
     let _ = expect(&mut read, 2, "QUIT").await;
     Ok(())
 }
 
-async fn command(write: &mut tokio::net::tcp::OwnedWriteHalf, line: &str) -> Result<(), String> {
+async fn command(write: &mut tokio::net::tcp::OwnedWriteHalf, line: &str) -> Result<(), MailError> {
     write
         .write_all(format!("{line}\r\n").as_bytes())
         .await
-        .map_err(|e| format!("write: {e}"))
+        .map_err(MailError::Write)
 }
 
 /// Read one (possibly multi-line) reply; its code must start with `class`.
 async fn expect(
     read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
     class: u8,
-    what: &str,
-) -> Result<(), String> {
+    what: &'static str,
+) -> Result<(), MailError> {
     loop {
         let mut line = String::new();
-        let n = read
-            .read_line(&mut line)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
+        let n = read.read_line(&mut line).await.map_err(MailError::Read)?;
         if n == 0 {
-            return Err(format!("connection closed before the {what} reply"));
+            return Err(MailError::Closed(what));
         }
         if line.len() > 4096 {
-            return Err(format!("over-long {what} reply"));
+            return Err(MailError::OverLong(what));
         }
         let bytes = line.as_bytes();
         if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
-            return Err(format!("bad {what} reply: {}", line.trim_end()));
+            let line = line.trim_end().to_owned();
+            return Err(MailError::BadReply { what, line });
         }
         if bytes.get(3) == Some(&b'-') {
             continue;
         }
         if bytes[0] != b'0' + class {
-            return Err(format!("{what} refused: {}", line.trim_end()));
+            let line = line.trim_end().to_owned();
+            return Err(MailError::Refused { what, line });
         }
         return Ok(());
     }
@@ -181,7 +242,7 @@ async fn expect(
 
 /// Send through a local mailer (`program -oi -t`, the message on stdin), bounded; the
 /// mailer is killed and reaped on timeout.
-pub async fn send_sendmail(program: &str, message: &Message) -> Result<(), String> {
+pub async fn send_sendmail(program: &str, message: &Message) -> Result<(), MailError> {
     let mut child = tokio::process::Command::new(program)
         .args(["-oi", "-t"])
         .stdin(Stdio::piped())
@@ -189,27 +250,37 @@ pub async fn send_sendmail(program: &str, message: &Message) -> Result<(), Strin
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|source| MailError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
     let text = message.text();
     let run = async {
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(text.as_bytes())
                 .await
-                .map_err(|e| format!("write to {program}: {e}"))?;
+                .map_err(|source| MailError::Pipe {
+                    program: program.to_owned(),
+                    source,
+                })?;
         }
-        child.wait().await.map_err(|e| format!("{program}: {e}"))
+        child.wait().await.map_err(|source| MailError::Wait {
+            program: program.to_owned(),
+            source,
+        })
     };
+    let program = program.to_owned();
     match tokio::time::timeout(SEND_TIMEOUT, run).await {
         Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(format!("{program} exited with {status}")),
+        Ok(Ok(status)) => Err(MailError::Exited { program, status }),
         Ok(Err(e)) => Err(e),
         Err(_) => {
             let _ = child.kill().await;
-            Err(format!(
-                "{program} timed out after {}s",
-                SEND_TIMEOUT.as_secs()
-            ))
+            Err(MailError::MailerTimeout {
+                program,
+                timeout: SEND_TIMEOUT,
+            })
         }
     }
 }

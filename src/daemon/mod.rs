@@ -3,7 +3,6 @@
 //!
 //! - [`run`]: the main loop (signals, checks, ticks, reload, stop).
 //! - [`logging`]: stock's log destinations and line formats, through `tracing`.
-//! - [`pidfile`]: the pid file, held under an exclusive lock for the daemon's life.
 //! - [`watch`]: autoreload's "did the file's content change" (mtime, then MD5).
 //! - [`dynamic`]: real servers from `realsource=` directives, refreshed off the check path.
 //! - [`effects`]: fallback/callback commands, monitorfile lines, alert dispatch.
@@ -21,7 +20,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ldirectord_parsers::config::Parsed;
 
@@ -29,24 +28,28 @@ pub mod dynamic;
 pub mod effects;
 pub mod logging;
 pub mod mail;
-pub mod pidfile;
 pub mod run;
 pub mod watch;
 
+use crate::instance::pidfile::{PidLock, PidLockError};
 use logging::LogHandle;
-use pidfile::{PidLock, PidLockError};
 
-/// Set in the environment of the re-executed child that becomes the daemon.
+/// Set in the environment of the re-executed child that becomes the daemon, to the
+/// options it carries over (a JSON array), so its command line stays `PROGRAM CONFIG
+/// start` as typed: stock's OCF agent finds a daemon with `pgrep -f "PROGRAM CONFIG start"`.
 pub const DAEMON_CHILD_ENV: &str = "LDIRECTORD_RS_DAEMON_CHILD";
+
+/// In the daemon child: the options the invoking process carried over, `None` elsewhere.
+pub fn carried_options() -> Option<Vec<String>> {
+    let text = std::env::var(DAEMON_CHILD_ENV).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_default())
+}
 
 /// The version stock logs and prints; log watchers match on it, so it is kept.
 pub const STOCK_VERSION: &str = "Linux Director v1.186-ha";
 
 /// How long the daemon waits for an `execute=` sub-instance's action.
 pub const SUB_INSTANCE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// How long `stop` waits for the daemon to finish its cleanup and exit.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long `start` waits for the daemon to program the initial table.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -247,16 +250,25 @@ pub enum Spawned {
     Failed(String),
 }
 
-/// Re-execute this program as the daemon (`args` are the command-line arguments for the
-/// child, ending in `CONFIG start`) and wait until it is ready.
-pub fn spawn_daemon(args: &[String]) -> Spawned {
+/// Re-execute this program as the daemon and wait until it is ready. Its command line is
+/// this one's program name (as invoked) and `args` (`[CONFIG] start`); `options` travel in
+/// [`DAEMON_CHILD_ENV`].
+pub fn spawn_daemon(options: &[String], args: &[String]) -> Spawned {
+    use std::os::unix::process::CommandExt;
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return Spawned::Failed(format!("cannot find my own program: {e}")),
     };
-    let child = Command::new(exe)
+    let arg0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| exe.clone().into_os_string());
+    let child = Command::new(&exe)
+        .arg0(arg0)
         .args(args)
-        .env(DAEMON_CHILD_ENV, "1")
+        .env(
+            DAEMON_CHILD_ENV,
+            serde_json::to_string(options).unwrap_or_default(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -287,28 +299,4 @@ pub fn spawn_daemon(args: &[String]) -> Spawned {
     // The first child exits as soon as daemon(3) forked; reap it.
     let _ = child.wait();
     verdict
-}
-
-/// Whether process `pid` still exists (a zombie counts as gone: it has finished).
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the parenthesised command name.
-        Ok(stat) => match stat.rfind(')') {
-            Some(i) => !stat[i + 1..].trim_start().starts_with('Z'),
-            None => true,
-        },
-        Err(_) => false,
-    }
-}
-
-/// Wait until `pid` is gone, at most `bound`. Returns whether it is gone.
-pub fn wait_gone(pid: i32, bound: Duration) -> bool {
-    let deadline = Instant::now() + bound;
-    while alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
 }

@@ -32,14 +32,14 @@ use tokio::time::Instant;
 use super::dynamic::{Dynamic, Refreshed};
 use super::effects::{CommandQueue, Mailer, append_monitor};
 use super::logging::{Destination, LogHandle};
-use super::pidfile::PidLock;
 use super::watch::FileWatch;
 use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
 use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
 use crate::engine::userspace::UserspaceEngine;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, Table};
+use crate::instance::pidfile::PidLock;
 
 /// Longest wait between two resync attempts while engine errors persist.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
@@ -55,12 +55,11 @@ enum Event {
 }
 
 /// Build the engine the command line asked for.
-pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, String> {
+pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, EngineError> {
     match choice {
         EngineChoice::Netlink => NetlinkEngine::connect(NetlinkOptions::default())
             .await
-            .map(|e| Box::new(e) as Box<dyn Engine>)
-            .map_err(|e| e.to_string()),
+            .map(|e| Box::new(e) as Box<dyn Engine>),
         EngineChoice::Ipvsadm(path) => Ok(Box::new(IpvsadmEngine::new(path.clone()))),
         EngineChoice::Userspace => Ok(Box::new(UserspaceEngine::new())),
     }
@@ -99,7 +98,8 @@ pub async fn run(
     };
     let mut engine = match make_engine(&opts.engine).await {
         Ok(e) => e,
-        Err(msg) => {
+        Err(e) => {
+            let msg = e.to_string();
             tracing::info!("{msg}");
             ready.fail(&msg);
             return 1;
@@ -131,7 +131,6 @@ pub async fn run(
         dynamic,
         started,
         scheduler: Scheduler::new(results_tx),
-        scheduled: HashMap::new(),
         maintenancedir: None,
         pending_round: HashSet::new(),
         resync_at: None,
@@ -160,9 +159,8 @@ struct Daemon {
     base: Config,
     dynamic: Dynamic,
     started: Instant,
+    /// Owns the scheduled checks and their timings.
     scheduler: Scheduler<CheckSpec>,
-    /// Scheduled checks and their intervals.
-    scheduled: HashMap<CheckSpec, Duration>,
     /// `maintenancedir=` the scheduled checks were built with.
     maintenancedir: Option<PathBuf>,
     /// Checks that have not reported since the last start or reload.
@@ -252,7 +250,7 @@ impl Daemon {
         self.resync_at = None;
         match self.engine.dump().await {
             Ok(table) => {
-                let actions = self.director.on_table(&table, self.now());
+                let actions = self.director.on_table(&table);
                 self.perform(actions).await;
             }
             Err(e) => {
@@ -270,7 +268,7 @@ impl Daemon {
     }
 
     async fn on_result(&mut self, result: scheduler::CheckResult<CheckSpec>) {
-        if !self.scheduled.contains_key(&*result.key) {
+        if !self.scheduler.contains(&result.key) {
             return; // in flight across a reload that removed it
         }
         let check = CheckResult::from(&result.outcome);
@@ -289,7 +287,6 @@ impl Daemon {
         let jitter_percent = globals.checkjitter.min(100);
         if maintenancedir != self.maintenancedir {
             self.scheduler.retain(|_| false);
-            self.scheduled.clear();
             self.maintenancedir = maintenancedir;
         }
         let want: HashMap<CheckSpec, Duration> = self
@@ -299,15 +296,14 @@ impl Daemon {
             .map(|p| (p.spec, p.interval))
             .collect();
         let keep: HashSet<CheckSpec> = self
-            .scheduled
-            .iter()
-            .filter(|(k, interval)| want.get(*k) == Some(interval))
-            .map(|(k, _)| k.clone())
+            .scheduler
+            .keys()
+            .filter(|k| want.get(*k) == self.scheduler.timing(k).map(|t| t.interval).as_ref())
+            .cloned()
             .collect();
         self.scheduler.retain(|k| keep.contains(k));
-        self.scheduled.retain(|k, _| keep.contains(k));
         for (spec, interval) in &want {
-            if self.scheduled.contains_key(spec) {
+            if self.scheduler.contains(spec) {
                 continue;
             }
             let checker = match ldirectord_checks::build(spec) {
@@ -338,7 +334,6 @@ impl Daemon {
                     jitter,
                 },
             );
-            self.scheduled.insert(spec.clone(), *interval);
         }
         self.pending_round = want.into_keys().collect();
         if self.pending_round.is_empty() {
@@ -373,7 +368,16 @@ impl Daemon {
         if &config == self.director.config() {
             return;
         }
-        let table = match self.engine.dump().await {
+        let table = self.dump_or_believed().await;
+        let actions = self.director.reload(config, &table, self.now());
+        self.perform(actions).await;
+        self.sync_schedule();
+    }
+
+    /// The kernel table for a reload; when the dump fails, what the director believes it
+    /// holds (and a resync is scheduled).
+    async fn dump_or_believed(&mut self) -> Table {
+        match self.engine.dump().await {
             Ok(t) => t,
             Err(e) => {
                 tracing::info!("{}", engine_error_text(self.engine.name(), &e));
@@ -381,10 +385,7 @@ impl Daemon {
                     .get_or_insert(Instant::now() + self.resync_backoff);
                 self.director.believed_table()
             }
-        };
-        let actions = self.director.reload(config, &table, self.now());
-        self.perform(actions).await;
-        self.sync_schedule();
+        }
     }
 
     /// Reload: parse fully first; on an error keep everything as it is.
@@ -408,15 +409,7 @@ impl Daemon {
         };
         log_diagnostics(&parsed.warnings, pid, &path);
         let old_execute = self.director.config().globals.execute.clone();
-        let table = match self.engine.dump().await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
-                self.resync_at
-                    .get_or_insert(Instant::now() + self.resync_backoff);
-                self.director.believed_table()
-            }
-        };
+        let table = self.dump_or_believed().await;
         self.dynamic.configure(&parsed.config).await;
         let config = self.dynamic.derive(&parsed.config);
         self.base = parsed.config;

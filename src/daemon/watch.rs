@@ -65,43 +65,45 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// Sets the mtime to a fixed instant (`secs` after an arbitrary epoch), so two calls
-    /// with the same value give the same mtime.
-    fn set_mtime(path: &Path, secs: u64) {
+    /// Write `content` (unless `None`: a touch) and set the mtime to a fixed instant
+    /// (`secs` after an arbitrary epoch), so two calls with the same value give the same
+    /// mtime.
+    fn write(path: &Path, content: Option<&str>, secs: u64) {
+        if let Some(content) = content {
+            std::fs::write(path, content).unwrap();
+        }
         let f = std::fs::File::options().write(true).open(path).unwrap();
         f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs))
             .unwrap();
     }
 
-    #[test]
-    fn touch_is_nothing_content_change_is_once() {
+    /// A file `l.cf` in a fresh directory with `content` and mtime 100, and its watch.
+    fn watched(content: &str) -> (tempfile::TempDir, PathBuf, FileWatch) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.cf");
-        std::fs::write(&path, "checktimeout=3\n").unwrap();
-        set_mtime(&path, 100);
-        let mut w = FileWatch::new(&path);
+        write(&path, Some(content), 100);
+        let watch = FileWatch::new(&path);
+        (dir, path, watch)
+    }
+
+    #[test]
+    fn touch_is_nothing_content_change_is_once() {
+        let (_dir, path, mut w) = watched("checktimeout=3\n");
         assert!(!w.changed());
-        set_mtime(&path, 50); // touch
+        write(&path, None, 50); // touch
         assert!(!w.changed());
-        std::fs::write(&path, "checktimeout=4\n").unwrap();
-        set_mtime(&path, 10);
+        write(&path, Some("checktimeout=4\n"), 10);
         assert!(w.changed());
         assert!(!w.changed());
         // Same mtime, different content: stock does not look (mtime first).
-        std::fs::write(&path, "checktimeout=5\n").unwrap();
-        set_mtime(&path, 10);
+        write(&path, Some("checktimeout=5\n"), 10);
         assert!(!w.changed());
     }
 
     #[test]
     fn accepted_content_is_not_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.cf");
-        std::fs::write(&path, "a\n").unwrap();
-        set_mtime(&path, 100);
-        let mut w = FileWatch::new(&path);
-        std::fs::write(&path, "b\n").unwrap();
-        set_mtime(&path, 5);
+        let (_dir, path, mut w) = watched("a\n");
+        write(&path, Some("b\n"), 5);
         w.accept(b"b\n");
         assert!(!w.changed());
     }

@@ -253,7 +253,7 @@ impl Director {
     /// missing virtual with its up reals and fallback, redo operations that failed, revert
     /// changes made behind our back to the reals we manage). Reals we do not manage are
     /// left alone here; only start-up and reload purge them.
-    pub fn on_table(&mut self, table: &Table, _now: Duration) -> Vec<Action> {
+    pub fn on_table(&mut self, table: &Table) -> Vec<Action> {
         let mut out = Vec::new();
         self.observed = observe(table);
         for v in 0..self.virtuals.len() {

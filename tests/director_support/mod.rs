@@ -3,6 +3,8 @@
 //! renders every action as one line so tests compare exact sequences:
 //! `ipvsadm -a -t 10.0.0.100:80 -x 0 -y 0 -r 10.0.0.1:80 -g -w 1`, `log: Added …`,
 //! `run: /fb start 10.0.0.100:80 tcp`, `mail: SUBJECT [state]`, `monitor PATH: LINE`.
+//! Golden transcripts live in `tests/fixtures/director/scenarios.txt` (its header says how
+//! to read it) and are played by [`Harness::scenario`] and [`Harness::play`].
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -16,7 +18,7 @@ use ldirectord::engine::{
 };
 use ldirectord_checks::CheckSpec;
 use ldirectord_parsers::config::resolve::StaticResolver;
-use ldirectord_parsers::config::{Config, Forward, ParseOptions, parse_with};
+use ldirectord_parsers::config::{Config, Family, Forward, ParseOptions, parse_with};
 
 /// Parse `text` as `/etc/ha.d/ldirectord.cf`; panics with the diagnostic on error.
 pub fn config(text: &str) -> Config {
@@ -50,6 +52,10 @@ pub fn tcp(addr: &str, port: u16) -> ServiceKey {
         ip: ip(addr),
         port,
     }
+}
+
+pub fn fwmark(mark: u32, family: Family) -> ServiceKey {
+    ServiceKey::Fwmark { mark, family }
 }
 
 /// A kernel service with wrr and no persistence.
@@ -246,7 +252,7 @@ impl Harness {
 
     /// Give the director a fresh dump of the (simulated) kernel.
     pub fn dump(&mut self) -> Vec<String> {
-        let actions = self.director.on_table(&self.kernel.clone(), self.now);
+        let actions = self.director.on_table(&self.kernel.clone());
         self.apply(&actions);
         render(&actions)
     }
@@ -267,6 +273,73 @@ impl Harness {
         listing(&self.kernel)
     }
 
+    /// Start on `kernel` with the block `name` of the golden transcripts, whose first step
+    /// is `start CONFIG`, and play the rest of it.
+    pub fn scenario(name: &str, kernel: Table) -> Harness {
+        let steps = golden(name);
+        let Some((first, want)) = steps.first() else {
+            panic!("{name}: empty block");
+        };
+        let (checked, first) = match first.strip_prefix("ignore ") {
+            Some(step) => (false, step),
+            None => (true, first.as_str()),
+        };
+        let Some(cfg) = first.strip_prefix("start ") else {
+            panic!("{name}: the first step is not `start CONFIG`");
+        };
+        let (mut h, got) = Harness::start(&unescape(cfg), kernel);
+        if checked {
+            assert_eq!(got, *want, "{name}: {first}");
+        }
+        h.run(name, &steps[1..]);
+        h
+    }
+
+    /// Play the block `name` of the golden transcripts on this harness.
+    pub fn play(&mut self, name: &str) {
+        self.run(name, &golden(name));
+    }
+
+    fn run(&mut self, name: &str, steps: &[(String, Vec<String>)]) {
+        for (step, want) in steps {
+            let (checked, step) = match step.strip_prefix("ignore ") {
+                Some(step) => (false, step),
+                None => (true, step.as_str()),
+            };
+            let got = self.step(step);
+            if checked {
+                assert_eq!(got, *want, "{name}: {step}");
+            }
+        }
+    }
+
+    /// One step of a golden block; returns what it produced.
+    fn step(&mut self, step: &str) -> Vec<String> {
+        let (word, rest) = step.split_once(' ').unwrap_or((step, ""));
+        let mut args = rest.splitn(3, ' ');
+        let mut index = || -> usize {
+            let arg = args.next().unwrap_or_default();
+            arg.parse()
+                .unwrap_or_else(|_| panic!("{step}: {arg:?} is no index"))
+        };
+        match word {
+            "up" => self.up(index(), index()),
+            "down" => {
+                let (v, r) = (index(), index());
+                match args.next() {
+                    Some(text) => self.result(v, r, CheckResult::Down(&unescape(text))),
+                    None => self.down(v, r),
+                }
+            }
+            "maintenance" => self.result(index(), index(), CheckResult::Maintenance),
+            "reload" => self.reload(&unescape(rest)),
+            "dump" => self.dump(),
+            "stop" => self.stop(),
+            "listing" => self.listing(),
+            _ => panic!("unknown step {step:?}"),
+        }
+    }
+
     /// Up flags by `virtual-id real`.
     pub fn health(&self) -> HashMap<String, bool> {
         self.director
@@ -280,6 +353,34 @@ impl Harness {
             })
             .collect()
     }
+}
+
+/// The steps of block `name` of `tests/fixtures/director/scenarios.txt`, each with the
+/// lines it must produce.
+pub fn golden(name: &str) -> Vec<(String, Vec<String>)> {
+    const GOLDEN: &str = include_str!("../fixtures/director/scenarios.txt");
+    let header = format!("== {name}");
+    let mut lines = GOLDEN.lines();
+    if !lines.any(|l| l == header) {
+        panic!("no block {header:?} in the golden transcripts");
+    }
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    for line in lines.take_while(|l| !l.starts_with("== ")) {
+        if let Some(want) = line.strip_prefix("| ") {
+            match steps.last_mut() {
+                Some((_, lines)) => lines.push(want.to_owned()),
+                None => panic!("{name}: {line:?} before any step"),
+            }
+        } else if !line.is_empty() && !line.starts_with('#') {
+            steps.push((line.to_owned(), Vec::new()));
+        }
+    }
+    steps
+}
+
+/// A one-line CONFIG or TEXT of the golden transcripts: `\n` a newline, `\t` a tab.
+fn unescape(text: &str) -> String {
+    text.replace("\\n", "\n").replace("\\t", "\t")
 }
 
 /// Lines as owned strings, for `assert_eq!(trace, lines(&[...]))`.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::Span;
+use super::model::Span;
 
 /// Error or warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

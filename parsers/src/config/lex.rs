@@ -415,27 +415,29 @@ mod tests {
 
     #[test]
     fn virtual_forms_in_stock_order() {
-        assert_eq!(
-            virtual_form("10.0.0.1:80", false),
-            Some(VirtualForm::HostPort("10.0.0.1", "80"))
-        );
-        assert_eq!(
-            virtual_form("localhost:https x", false),
-            Some(VirtualForm::HostPort("localhost", "https"))
-        );
-        assert_eq!(
-            virtual_form("192.168.1.1", false),
-            Some(VirtualForm::Fwmark("192"))
-        );
-        assert_eq!(
-            virtual_form("[2001:db8::5]:80", true),
-            Some(VirtualForm::Bracketed("2001:db8::5", "80"))
-        );
-        assert_eq!(
-            virtual_form("[::1]:80", false),
-            Some(VirtualForm::Bracketed("::1", "80"))
-        );
-        assert_eq!(virtual_form("!x", false), None);
+        let cases = [
+            (
+                "10.0.0.1:80",
+                false,
+                Some(VirtualForm::HostPort("10.0.0.1", "80")),
+            ),
+            (
+                "localhost:https x",
+                false,
+                Some(VirtualForm::HostPort("localhost", "https")),
+            ),
+            ("192.168.1.1", false, Some(VirtualForm::Fwmark("192"))),
+            (
+                "[2001:db8::5]:80",
+                true,
+                Some(VirtualForm::Bracketed("2001:db8::5", "80")),
+            ),
+            ("[::1]:80", false, Some(VirtualForm::Bracketed("::1", "80"))),
+            ("!x", false, None),
+        ];
+        for (text, inet6, want) in cases {
+            assert_eq!(virtual_form(text, inet6), want, "{text}");
+        }
     }
 
     #[test]

@@ -57,6 +57,40 @@ impl Protocol {
     }
 }
 
+/// Extension `engine=`: how the daemon programs IPVS. The command line's `--engine` wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub enum EngineName {
+    /// Generic netlink (the default).
+    #[default]
+    Netlink,
+    /// The `ipvsadm` program, with stock's arguments.
+    Ipvsadm,
+    /// The embedded TCP forwarder (no IPVS needed).
+    Userspace,
+}
+
+impl EngineName {
+    /// The word in `engine=` and `--engine`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineName::Netlink => "netlink",
+            EngineName::Ipvsadm => "ipvsadm",
+            EngineName::Userspace => "userspace",
+        }
+    }
+
+    /// The engine a word names, if any.
+    pub fn from_word(word: &str) -> Option<EngineName> {
+        [
+            EngineName::Netlink,
+            EngineName::Ipvsadm,
+            EngineName::Userspace,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == word)
+    }
+}
+
 /// What IPVS is told to balance: an address and port, or a firewall mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum VirtualAddress {
@@ -606,6 +640,8 @@ pub struct Globals {
     /// Extension `nodeaddress=NODE ADDRESS`: the address of a cluster node named by a
     /// real-server source (names not listed go through the resolver).
     pub node_addresses: BTreeMap<String, IpAddr>,
+    /// Extension `engine=` (default netlink); `--engine` on the command line wins.
+    pub engine: EngineName,
 }
 
 impl Default for Globals {
@@ -639,6 +675,7 @@ impl Default for Globals {
             risecount: 1,
             checkjitter: 0,
             node_addresses: BTreeMap::new(),
+            engine: EngineName::Netlink,
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::*;
+use super::model::*;
 
 /// The configuration as `ldirectord.cf` text.
 pub fn render(config: &Config) -> String {
@@ -71,14 +71,9 @@ fn globals(out: &mut String, g: &Globals) {
     if let Some(m) = &g.maintenancedir {
         line(format!("maintenancedir={}", m.display()));
     }
-    if let Some(a) = &g.alerts.emailalert {
-        line(format!("emailalert={a}"));
+    for l in alert_lines(&g.alerts) {
+        line(l);
     }
-    line(format!("emailalertfreq={}", g.alerts.emailalertfreq));
-    line(format!(
-        "emailalertstatus={}",
-        status_text(g.alerts.emailalertstatus)
-    ));
     if let Some(f) = &g.emailalertfrom {
         line(format!("emailalertfrom={f}"));
     }
@@ -93,6 +88,9 @@ fn globals(out: &mut String, g: &Globals) {
     }
     for (node, addr) in &g.node_addresses {
         line(format!("nodeaddress={node} {addr}"));
+    }
+    if g.engine != d.engine {
+        line(format!("engine={}", g.engine.as_str()));
     }
 }
 
@@ -157,6 +155,21 @@ fn seconds(d: std::time::Duration) -> String {
         0 => "00".to_owned(),
         n => n.to_string(),
     }
+}
+
+/// `emailalert=` (when set), `emailalertfreq=` and `emailalertstatus=`, for either scope.
+fn alert_lines(a: &AlertSettings) -> Vec<String> {
+    let mut lines: Vec<String> = a
+        .emailalert
+        .iter()
+        .map(|a| format!("emailalert={a}"))
+        .collect();
+    lines.push(format!("emailalertfreq={}", a.emailalertfreq));
+    lines.push(format!(
+        "emailalertstatus={}",
+        status_text(a.emailalertstatus)
+    ));
+    lines
 }
 
 fn status_text(s: AlertStatus) -> String {
@@ -321,14 +334,9 @@ fn virtual_block(out: &mut String, v: &VirtualService, g: &Globals) {
     }
     line(format!("quiescent={}", yn(v.quiescent)));
     line(format!("cleanstop={}", yn(v.cleanstop)));
-    if let Some(a) = &v.alerts.emailalert {
-        line(format!("emailalert={a}"));
+    for l in alert_lines(&v.alerts) {
+        line(l);
     }
-    line(format!("emailalertfreq={}", v.alerts.emailalertfreq));
-    line(format!(
-        "emailalertstatus={}",
-        status_text(v.alerts.emailalertstatus)
-    ));
     if let Some(s) = &v.alerts.smtp {
         line(format!("smtp={s}"));
     }

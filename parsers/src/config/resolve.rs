@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::sync::OnceLock;
 
-use super::Family;
+use super::model::Family;
 
 /// Resolves host and service names. The default is the system's; tests can supply their
 /// own so they do not depend on the machine's `/etc/hosts` or `/etc/services`.

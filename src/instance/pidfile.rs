@@ -1,12 +1,47 @@
-//! The pid file as a lock: the daemon holds an exclusive `flock` on
-//! `RUNDIR/ldirectord.NAME.pid` for its whole life, so two daemons of one instance can never
-//! run at once, whatever races two `start`s run. The file keeps stock's content (the pid
-//! and a newline), so `status`, `stop`, the OCF agent and systemd's `PIDFile=` read it as
-//! before.
+//! The pid file `RUNDIR/ldirectord.NAME.pid`: where it is ([`pid_file`]), what it says
+//! about an instance ([`pid_state`], stock's liveness rule), and the daemon's lock on it.
+//!
+//! The daemon holds an exclusive `flock` on the file for its whole life ([`PidLock`]), so
+//! two daemons of one instance can never run at once, whatever races two `start`s run.
+//! The file keeps stock's content (the pid and a newline), so `status`, `stop`, the OCF
+//! agent and systemd's `PIDFile=` read it as before.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// `/var/run/ldirectord.NAME.pid`.
+pub fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("ldirectord.{name}.pid"))
+}
+
+/// What a pid file says about an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidState {
+    /// No pid file.
+    Absent,
+    /// A pid file whose process is gone or is not an ldirectord.
+    Stale(i32),
+    /// A live daemon.
+    Running(i32),
+}
+
+/// Stock's liveness rule: the pid file names a process whose `/proc/PID/cmdline`
+/// contains `ldirectord`.
+pub fn pid_state(path: &Path) -> PidState {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return PidState::Absent;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return PidState::Stale(0);
+    };
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) if pid > 0 && String::from_utf8_lossy(&cmdline).contains("ldirectord") => {
+            PidState::Running(pid)
+        }
+        _ => PidState::Stale(pid),
+    }
+}
 
 /// A held pid-file lock. Dropping it releases the lock but leaves the file; call
 /// [`PidLock::remove`] on an orderly exit.

@@ -1,75 +1,129 @@
-//! Dynamic real servers, lvsdr style (cluster-integration §1.4, §1.10): the real servers of
-//! a virtual service come from the cluster instead of `real=` lines.
+//! Real servers from the cluster, lvsdr style (cluster-integration §1.4, §1.10): the real
+//! servers of a virtual service come from the cluster instead of `real=` lines. The daemon
+//! (`daemon::dynamic`) and the OCF agent (`cluster::agent`) both select them here.
 //!
 //! A [`RealSources`] (the model of the `realsource=` directives, or built from the OCF
 //! agent's lvsdr-style parameters) names one *candidate* source (nodes running a
 //! resource, the partition's members, a command's output, or a static list) and any
 //! number of *filters* (a node attribute matching a regular expression, a per-candidate
-//! command printing `t`). The selection is pure over a [`ClusterQuery`], so it is tested
-//! without a cluster; [`SystemQuery`] asks Pacemaker's tools (they honour `CIB_file`,
-//! which the tests use), each command bounded by a timeout.
+//! command printing `t`).
+//!
+//! - this module: [`select`], pure over a [`ClusterQuery`], so it is tested without a
+//!   cluster; the lvsdr parameter lists ([`parse_weights`], [`parse_node_map`]);
+//! - [`query`]: what the selection asks the cluster, and [`SystemQuery`], which asks
+//!   Pacemaker's tools (they honour `CIB_file`, which the tests use), each command
+//!   bounded by a timeout;
+//! - [`generate`]: the selected servers as `real=` lines or as the daemon's
+//!   configuration.
 //!
 //! Names become addresses once per refresh (the node map, a literal address, or the
 //! resolver), and everything downstream compares addresses: the lvsdr bug of comparing
 //! reverse-resolved names, which re-added servers on every monitor, cannot happen.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, ToSocketAddrs};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::Duration;
 
 use ldirectord_parsers::config::{Family, RealCandidates, RealFilter, RealSources};
 
-/// How long one command of a source (`crm_resource`, `crm_node`, `crm_attribute`, a list
-/// or filter command) may run before it is killed and the source counts as failed.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+pub mod generate;
+pub mod query;
+
+pub use query::{ClusterQuery, SystemQuery};
+
+/// Why a source gave no set (the daemon and the agent then keep the last good one). The
+/// text is what the operator reads after `real servers of VIRTUAL: `.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} did not finish within {} s (killed)", .timeout.as_secs())]
+    Timeout { program: String, timeout: Duration },
+    /// A cluster tool failed; `tool` is its command line as an operator would type it.
+    #[error("{tool} exited {code}: {stderr}")]
+    ToolFailed {
+        tool: String,
+        code: i32,
+        stderr: String,
+    },
+    #[error("the real-server command exited {code}: {command}: {stderr}")]
+    CommandFailed {
+        command: String,
+        code: i32,
+        stderr: String,
+    },
+    #[error("the real-server command printed nothing: {0}")]
+    PrintedNothing(String),
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} has no address of the virtual service's family")]
+    NoAddressOfFamily(String),
+    #[error("{host} is {address}, not of the virtual service's address family")]
+    WrongFamily { host: String, address: IpAddr },
+    /// The daemon's bound on one whole refresh (`daemon::dynamic`).
+    #[error("the refresh did not finish within {} s", .0.as_secs())]
+    RefreshTimeout(Duration),
+    #[error("the refresh failed: {0}")]
+    RefreshFailed(#[source] tokio::task::JoinError),
+}
+
+/// Why an lvsdr parameter list (`weight_of_realservers`, `node_address_map`) is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error("bad weight in {0:?}: HOST,WEIGHT with WEIGHT a number")]
+    Weight(String),
+    /// An item not of the form `expected` (`HOST,WEIGHT` or `NODE=ADDRESS`).
+    #[error("bad item {item:?}: {expected}")]
+    Item {
+        item: String,
+        expected: &'static str,
+    },
+    #[error("bad address in {0:?}")]
+    Address(String),
+}
 
 /// Parse `HOST[,WEIGHT] ...` (lvsdr's `weight_of_realservers`); a missing weight is
 /// `default`.
-pub fn parse_weights(text: &str, default: u32) -> Result<Vec<(String, u32)>, String> {
+pub fn parse_weights(text: &str, default: u32) -> Result<Vec<(String, u32)>, ListError> {
     text.split_whitespace()
         .map(|item| match item.split_once(',') {
             None => Ok((item.to_owned(), default)),
             Some((h, w)) if !h.is_empty() => w
                 .parse::<u32>()
                 .map(|w| (h.to_owned(), w))
-                .map_err(|_| format!("bad weight in {item:?}: HOST,WEIGHT with WEIGHT a number")),
-            Some(_) => Err(format!("bad item {item:?}: HOST,WEIGHT")),
+                .map_err(|_| ListError::Weight(item.to_owned())),
+            Some(_) => Err(ListError::Item {
+                item: item.to_owned(),
+                expected: "HOST,WEIGHT",
+            }),
         })
         .collect()
 }
 
 /// Parse `NODE=ADDRESS ...` (`node_address_map`).
-pub fn parse_node_map(text: &str) -> Result<BTreeMap<String, IpAddr>, String> {
+pub fn parse_node_map(text: &str) -> Result<BTreeMap<String, IpAddr>, ListError> {
     text.split_whitespace()
         .map(|item| {
-            let (n, a) = item
-                .split_once('=')
-                .ok_or_else(|| format!("bad item {item:?}: NODE=ADDRESS"))?;
+            let (n, a) = item.split_once('=').ok_or_else(|| ListError::Item {
+                item: item.to_owned(),
+                expected: "NODE=ADDRESS",
+            })?;
             let a = a
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse::<IpAddr>()
-                .map_err(|_| format!("bad address in {item:?}"))?;
+                .map_err(|_| ListError::Address(item.to_owned()))?;
             Ok((n.to_owned(), a))
         })
         .collect()
-}
-
-/// What the selection needs from the cluster and the host. Errors are reasons.
-pub trait ClusterQuery {
-    /// Nodes where `resource` runs.
-    fn locate(&self, resource: &str) -> Result<Vec<String>, String>;
-    /// Members of the partition.
-    fn partition(&self) -> Result<Vec<String>, String>;
-    /// A node's transient attribute; `Ok(None)` when the node has none.
-    fn attribute(&self, node: &str, name: &str) -> Result<Option<String>, String>;
-    /// The words a command prints; an error if it fails.
-    fn list_command(&self, command: &str) -> Result<Vec<String>, String>;
-    /// Whether `command candidate` prints exactly `t`.
-    fn check_command(&self, command: &str, candidate: &str) -> bool;
-    /// Resolve a host name in `family`.
-    fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, String>;
 }
 
 /// One selected real server.
@@ -90,14 +144,14 @@ pub fn select(
     nodes: &BTreeMap<String, IpAddr>,
     family: Family,
     q: &dyn ClusterQuery,
-) -> Result<Vec<Member>, String> {
+) -> Result<Vec<Member>, SourceError> {
     let candidates = match &spec.candidates {
         RealCandidates::Resource(r) => q.locate(r)?,
         RealCandidates::Partition => q.partition()?,
         RealCandidates::Command(c) => {
             let list = q.list_command(c)?;
             if list.is_empty() {
-                return Err(format!("the real-server command printed nothing: {c}"));
+                return Err(SourceError::PrintedNothing(c.clone()));
             }
             list
         }
@@ -133,9 +187,7 @@ pub fn select(
             (Family::Inet, IpAddr::V4(_)) | (Family::Inet6, IpAddr::V6(_))
         );
         if !fits {
-            return Err(format!(
-                "{host} is {address}, not of the virtual service's address family"
-            ));
+            return Err(SourceError::WrongFamily { host, address });
         }
         let weight = spec.weight_of(&host);
         out.entry(address).or_insert(Member {
@@ -145,147 +197,6 @@ pub fn select(
         });
     }
     Ok(out.into_values().collect())
-}
-
-/// The real thing: Pacemaker's command-line tools, `sh`, and the resolver. Every command
-/// runs in its own process group, killed with it after `timeout`.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemQuery {
-    pub timeout: Duration,
-}
-
-impl Default for SystemQuery {
-    fn default() -> Self {
-        SystemQuery {
-            timeout: COMMAND_TIMEOUT,
-        }
-    }
-}
-
-fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
-/// Run `cmd` to completion, at most `timeout`: (exit code, stdout, stderr).
-fn run(cmd: &mut Command, timeout: Duration) -> Result<(i32, String, String), String> {
-    use std::os::unix::process::CommandExt as _;
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let group = nix::unistd::Pid::from_raw(child.id() as i32);
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            _ => break None,
-        }
-    };
-    // What the command left behind (or the command itself, on a timeout) goes too, so
-    // that nothing holds the pipes open.
-    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-    let _ = child.wait();
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    let Some(status) = status else {
-        return Err(format!(
-            "{program} did not finish within {} s (killed)",
-            timeout.as_secs()
-        ));
-    };
-    Ok((
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).trim().to_owned(),
-    ))
-}
-
-impl ClusterQuery for SystemQuery {
-    fn locate(&self, resource: &str) -> Result<Vec<String>, String> {
-        let (rc, out, err) = run(
-            Command::new("crm_resource").args(["--resource", resource, "--locate", "-Q"]),
-            self.timeout,
-        )?;
-        if rc != 0 {
-            return Err(format!(
-                "crm_resource --locate -r {resource} exited {rc}: {err}"
-            ));
-        }
-        // -Q prints one node per line; a promoted instance may carry a role word after it.
-        Ok(out
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect())
-    }
-
-    fn partition(&self) -> Result<Vec<String>, String> {
-        let (rc, out, err) = run(Command::new("crm_node").arg("-p"), self.timeout)?;
-        if rc != 0 {
-            return Err(format!("crm_node -p exited {rc}: {err}"));
-        }
-        Ok(out.split_whitespace().map(str::to_owned).collect())
-    }
-
-    fn attribute(&self, node: &str, name: &str) -> Result<Option<String>, String> {
-        let (rc, out, err) = run(
-            Command::new("crm_attribute")
-                .args(["-N", node, "-l", "reboot", "-n", name, "-G", "-q"]),
-            self.timeout,
-        )?;
-        match rc {
-            0 => Ok(Some(out.trim().to_owned())),
-            // CRM_EX_NOSUCH: the node has no such attribute.
-            105 => Ok(None),
-            _ => Err(format!(
-                "crm_attribute -N {node} -n {name} exited {rc}: {err}"
-            )),
-        }
-    }
-
-    fn list_command(&self, command: &str) -> Result<Vec<String>, String> {
-        let (rc, out, err) = run(Command::new("/bin/sh").args(["-c", command]), self.timeout)?;
-        if rc != 0 {
-            return Err(format!(
-                "the real-server command exited {rc}: {command}: {err}"
-            ));
-        }
-        Ok(out.split_whitespace().map(str::to_owned).collect())
-    }
-
-    fn check_command(&self, command: &str, candidate: &str) -> bool {
-        // The candidate is one more argument, as lvsdr appends it.
-        let script = format!("{command} \"$1\"");
-        matches!(
-            run(Command::new("/bin/sh").args(["-c", &script, "sh", candidate]), self.timeout),
-            Ok((_, out, _)) if out.trim() == "t"
-        )
-    }
-
-    fn resolve(&self, host: &str, family: Family) -> Result<IpAddr, String> {
-        let addrs = (host, 0)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-        addrs
-            .map(|a| a.ip())
-            .find(|a| a.is_ipv4() == (family == Family::Inet))
-            .ok_or_else(|| format!("{host} has no address of the virtual service's family"))
-    }
 }
 
 #[cfg(test)]
@@ -302,26 +213,37 @@ mod tests {
     }
 
     impl ClusterQuery for Fake {
-        fn locate(&self, r: &str) -> Result<Vec<String>, String> {
+        fn locate(&self, r: &str) -> Result<Vec<String>, SourceError> {
             self.running
                 .get(r)
                 .cloned()
-                .ok_or_else(|| "not found".into())
+                .ok_or_else(|| SourceError::ToolFailed {
+                    tool: format!("crm_resource --locate -r {r}"),
+                    code: 6,
+                    stderr: "not found".into(),
+                })
         }
-        fn partition(&self) -> Result<Vec<String>, String> {
+        fn partition(&self) -> Result<Vec<String>, SourceError> {
             Ok(vec!["node1".into(), "node2".into(), "node3".into()])
         }
-        fn attribute(&self, n: &str, a: &str) -> Result<Option<String>, String> {
+        fn attribute(&self, n: &str, a: &str) -> Result<Option<String>, SourceError> {
             Ok(self.attrs.get(&(n.to_owned(), a.to_owned())).cloned())
         }
-        fn list_command(&self, _: &str) -> Result<Vec<String>, String> {
-            self.list.clone().ok_or_else(|| "exited 1".into())
+        fn list_command(&self, c: &str) -> Result<Vec<String>, SourceError> {
+            self.list.clone().ok_or_else(|| SourceError::CommandFailed {
+                command: c.to_owned(),
+                code: 1,
+                stderr: String::new(),
+            })
         }
         fn check_command(&self, _: &str, c: &str) -> bool {
             c != "node3"
         }
-        fn resolve(&self, h: &str, _: Family) -> Result<IpAddr, String> {
-            Err(format!("cannot resolve {h}"))
+        fn resolve(&self, h: &str, _: Family) -> Result<IpAddr, SourceError> {
+            Err(SourceError::Resolve {
+                host: h.to_owned(),
+                source: std::io::Error::other("no such host"),
+            })
         }
     }
 
@@ -427,7 +349,11 @@ mod tests {
         let got = select(&spec, &nodes(), Family::Inet, &Fake::default()).unwrap();
         assert_eq!(addrs(&got).len(), 2);
         let got = select(&spec, &BTreeMap::new(), Family::Inet, &Fake::default());
-        assert!(got.unwrap_err().contains("cannot resolve node1"));
+        assert!(
+            got.unwrap_err()
+                .to_string()
+                .contains("cannot resolve node1")
+        );
         let spec = sources(RealCandidates::Resource("nosuch".into()));
         assert!(select(&spec, &nodes(), Family::Inet, &Fake::default()).is_err());
         let no_list = sources(RealCandidates::List(Vec::new()));
@@ -445,21 +371,5 @@ mod tests {
             parse_node_map("n=[2001:db8::1]").unwrap()["n"].to_string(),
             "2001:db8::1"
         );
-    }
-
-    #[test]
-    fn system_commands_are_bounded_and_their_leftovers_killed() {
-        let q = SystemQuery {
-            timeout: Duration::from_millis(300),
-        };
-        let e = q.list_command("sleep 30 & echo node1; wait").unwrap_err();
-        assert!(e.contains("did not finish"), "{e}");
-        assert_eq!(
-            q.list_command("echo node1 node2; (sleep 30 &)").unwrap(),
-            ["node1", "node2"]
-        );
-        assert!(q.check_command("echo", "t"));
-        assert!(!q.check_command("echo x", "t"));
-        assert!(q.list_command("exit 3").unwrap_err().contains("exited 3"));
     }
 }

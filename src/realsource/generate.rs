@@ -35,7 +35,7 @@ use ldirectord_parsers::config::{
     Config, Family, Forward, RealServer, RealSources, VirtualAddress, VirtualService,
 };
 
-use super::sources::Member;
+use super::Member;
 
 /// The prefix that turns an extension line into a comment for the parser.
 pub const COMMENTED: &str = "#ldirectord-rs: ";
@@ -193,18 +193,29 @@ pub fn expand(sanitized: &str, header: &str, inserts: &BTreeMap<usize, Vec<Strin
     out
 }
 
+/// Why `virtual_service_options` cannot be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceOptionsError {
+    #[error("{0} needs a value")]
+    NeedsValue(&'static str),
+    #[error("virtual_service_options: unsupported {0:?} (-s, -p, -M, -b, -o)")]
+    Unsupported(String),
+    #[error("virtual_service_options: bad scheduler {0:?}")]
+    Scheduler(String),
+}
+
 /// `virtual_service_options` (ipvsadm -A style) as block directives.
-pub fn service_options(text: &str) -> Result<Vec<String>, String> {
+pub fn service_options(text: &str) -> Result<Vec<String>, ServiceOptionsError> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut out = Vec::new();
     let mut scheduler = "rr".to_owned();
     let mut i = 0;
-    let arg = |i: &mut usize, opt: &str| -> Result<String, String> {
+    let arg = |i: &mut usize, opt: &'static str| -> Result<String, ServiceOptionsError> {
         *i += 1;
         words
             .get(*i)
             .map(|s| (*s).to_owned())
-            .ok_or_else(|| format!("{opt} needs a value"))
+            .ok_or(ServiceOptionsError::NeedsValue(opt))
     };
     while i < words.len() {
         match words[i] {
@@ -222,18 +233,12 @@ pub fn service_options(text: &str) -> Result<Vec<String>, String> {
             "-M" | "--netmask" => out.push(format!("netmask={}", arg(&mut i, "-M")?)),
             "-b" | "--sched-flags" => out.push(format!("schedflags={}", arg(&mut i, "-b")?)),
             "-o" | "--ops" => out.push("ops=yes".into()),
-            other => {
-                return Err(format!(
-                    "virtual_service_options: unsupported {other:?} (-s, -p, -M, -b, -o)"
-                ));
-            }
+            other => return Err(ServiceOptionsError::Unsupported(other.to_owned())),
         }
         i += 1;
     }
     if !scheduler.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "virtual_service_options: bad scheduler {scheduler:?}"
-        ));
+        return Err(ServiceOptionsError::Scheduler(scheduler));
     }
     out.insert(0, format!("scheduler={scheduler}"));
     Ok(out)
