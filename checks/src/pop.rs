@@ -36,21 +36,15 @@ impl Dialogue for Pop {
             return Err(Failure::protocol(format!("greeting: {}", quote(&greeting))));
         }
         if !spec.login.is_empty() {
-            conn.send(&format!("USER {}", spec.login)).await?;
-            let user = conn.read_line().await?;
-            if !is_ok(&user) {
-                return Err(Failure::auth(format!(
-                    "login failed: USER: {}",
-                    quote(&user)
-                )));
-            }
-            conn.send(&format!("PASS {}", spec.passwd)).await?;
-            let pass = conn.read_line().await?;
-            if !is_ok(&pass) {
-                return Err(Failure::auth(format!(
-                    "login failed: PASS: {}",
-                    quote(&pass)
-                )));
+            for (command, value) in [("USER", &spec.login), ("PASS", &spec.passwd)] {
+                conn.send(&format!("{command} {value}")).await?;
+                let answer = conn.read_line().await?;
+                if !is_ok(&answer) {
+                    return Err(Failure::auth(format!(
+                        "login failed: {command}: {}",
+                        quote(&answer)
+                    )));
+                }
             }
         }
         conn.goodbye("QUIT").await;
