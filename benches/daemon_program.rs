@@ -71,7 +71,7 @@ fn main() {
                     .unwrap();
             let begin = Instant::now();
             let table = engine.dump().await.unwrap();
-            let (mut director, actions) = Director::start(base.clone(), &table, Duration::ZERO);
+            let (mut director, actions) = Director::start(base.clone(), &table);
             start_ops = apply(&mut engine, actions).await;
             for plan in director.checks() {
                 let actions = director.on_check(&plan.spec, CheckResult::Up("-"), Duration::ZERO);

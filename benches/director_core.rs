@@ -32,7 +32,7 @@ fn count_ops(actions: &[ldirectord::director::Action]) -> usize {
 
 /// Start-up on an empty table and one healthy round; returns the director and its op count.
 fn start_and_round(config: Config, specs: &[CheckSpec]) -> (Director, usize) {
-    let (mut director, actions) = Director::start(config, &Table::default(), Duration::ZERO);
+    let (mut director, actions) = Director::start(config, &Table::default());
     let mut n = count_ops(&actions);
     for spec in specs {
         n += count_ops(&director.on_check(spec, CheckResult::Up("-"), Duration::from_secs(1)));

@@ -84,7 +84,6 @@ fn adoption_edits_only_what_differs() {
             &Table {
                 services: vec![entry],
             },
-            Duration::ZERO,
         );
         let got: Vec<String> = ops(&actions)
             .iter()
@@ -106,7 +105,6 @@ fn local_forwarding_reported_by_the_kernel_is_not_an_edit() {
         &Table {
             services: vec![entry],
         },
-        Duration::ZERO,
     );
     assert!(actions.is_empty(), "{actions:?}");
 }

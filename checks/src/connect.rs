@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
-use crate::proto::io_reason;
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
+use crate::proto::io_failure;
 use crate::spec::CheckSpec;
 
 /// Reason given when neither `checkport`, the real's port nor the service gives a port.
@@ -62,16 +62,17 @@ impl Checker for Connect {
             bounded(self.timeout, async move {
                 let stream = tcp(addr).await?;
                 close_with_reset(stream);
-                Ok("-".to_owned())
+                Ok::<_, Failure>("-".to_owned())
             })
             .await
         })
     }
 }
 
-/// Connect to `addr`, with the error as an operator-readable reason.
-pub async fn tcp(addr: SocketAddr) -> Result<TcpStream, String> {
-    TcpStream::connect(addr).await.map_err(|e| io_reason(&e))
+/// Connect to `addr`, with the error as an operator-readable reason of class
+/// [`Connect`](crate::FailureClass::Connect).
+pub async fn tcp(addr: SocketAddr) -> Result<TcpStream, Failure> {
+    TcpStream::connect(addr).await.map_err(io_failure)
 }
 
 /// Drop `stream` with `SO_LINGER` 0 so the close is a reset and leaves no TIME_WAIT

@@ -24,7 +24,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use ldirectord_parsers::config::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto;
 use crate::spec::CheckSpec;
 
@@ -65,9 +65,11 @@ impl Checker for DnsCheck {
 }
 
 impl DnsCheck {
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let Some(receive) = &self.spec.receive else {
-            return Err("Response mismatch (no receive= set: dns checks need one)".to_owned());
+            return Err(Failure::mismatch(
+                "Response mismatch (no receive= set: dns checks need one)",
+            ));
         };
         let addr = proto::target(&self.spec)?;
         let mut message = Message::query();
@@ -91,10 +93,13 @@ impl DnsCheck {
 
         let code = response.metadata.response_code;
         if code != ResponseCode::NoError {
-            return Err(format!("No answer received: {}", rcode_name(code)));
+            return Err(Failure::protocol(format!(
+                "No answer received: {}",
+                rcode_name(code)
+            )));
         }
         if response.answers.is_empty() {
-            return Err("No answer received".to_owned());
+            return Err(Failure::mismatch("No answer received"));
         }
         let mut seen = Vec::new();
         for record in &response.answers {
@@ -108,27 +113,21 @@ impl DnsCheck {
             }
             seen.push(text);
         }
-        Err(format!(
+        Err(Failure::mismatch(format!(
             "Response mismatch: {}",
             proto::quote(seen.join(" ").as_bytes())
-        ))
+        )))
     }
 }
 
 /// Send over a connected UDP socket and wait for the matching response.
-async fn ask_udp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, String> {
+async fn ask_udp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, Failure> {
     let socket = proto::connect_udp(addr).await?;
-    socket
-        .send(request)
-        .await
-        .map_err(|e| proto::io_reason(&e))?;
+    socket.send(request).await.map_err(proto::io_failure)?;
     let mut buf = vec![0u8; 65_535];
     loop {
         // An ICMP port unreachable surfaces here as `Connection refused`.
-        let n = socket
-            .recv(&mut buf)
-            .await
-            .map_err(|e| proto::io_reason(&e))?;
+        let n = socket.recv(&mut buf).await.map_err(proto::io_failure)?;
         match Message::from_vec(&buf[..n]) {
             Ok(m) if m.metadata.id == id && m.metadata.message_type == MessageType::Response => {
                 return Ok(m);
@@ -140,29 +139,29 @@ async fn ask_udp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, S
 }
 
 /// One query over TCP, length-prefixed both ways.
-async fn ask_tcp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, String> {
+async fn ask_tcp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, Failure> {
     let mut stream = proto::connect_tcp(addr).await?;
     let len = u16::try_from(request.len()).map_err(|_| "query too long".to_owned())?;
     let mut framed = Vec::with_capacity(request.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(request);
-    stream
-        .write_all(&framed)
-        .await
-        .map_err(|e| proto::io_reason(&e))?;
+    stream.write_all(&framed).await.map_err(proto::io_failure)?;
     let mut len = [0u8; 2];
     stream
         .read_exact(&mut len)
         .await
-        .map_err(|e| tcp_read_reason(&e))?;
+        .map_err(|e| Failure::connect(tcp_read_reason(&e)))?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream
         .read_exact(&mut buf)
         .await
-        .map_err(|e| tcp_read_reason(&e))?;
-    let message = Message::from_vec(&buf).map_err(|e| format!("malformed response: {e}"))?;
+        .map_err(|e| Failure::connect(tcp_read_reason(&e)))?;
+    let message = Message::from_vec(&buf)
+        .map_err(|e| Failure::protocol(format!("malformed response: {e}")))?;
     if message.metadata.id != id || message.metadata.message_type != MessageType::Response {
-        return Err("response does not answer the query (ID mismatch)".to_owned());
+        return Err(Failure::protocol(
+            "response does not answer the query (ID mismatch)",
+        ));
     }
     Ok(message)
 }

@@ -36,7 +36,7 @@ use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto::io_reason;
 use crate::spec::CheckSpec;
 
@@ -101,7 +101,7 @@ impl External {
         }
     }
 
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .stdin(Stdio::null())
@@ -110,11 +110,11 @@ impl External {
             // Its own group, so a timeout can kill everything the script started.
             .process_group(0);
         let child = cmd.spawn().map_err(|e| {
-            format!(
+            Failure::command(format!(
                 "cannot run {}: {}",
                 self.program.to_string_lossy(),
                 io_reason(&e)
-            )
+            ))
         })?;
         let mut group = Group::new(child);
         let tail = Arc::new(Mutex::new(Vec::new()));
@@ -140,7 +140,7 @@ impl External {
         let status = group
             .wait()
             .await
-            .map_err(|e| format!("waiting for the check: {}", io_reason(&e)))?;
+            .map_err(|e| Failure::command(format!("waiting for the check: {}", io_reason(&e))))?;
         if let Some(reader) = reader {
             let abort = reader.abort_handle();
             if tokio::time::timeout(STDERR_LINGER, reader).await.is_err() {
@@ -158,7 +158,7 @@ impl Checker for External {
     }
 }
 
-fn status_result(status: ExitStatus, stderr_tail: &[u8]) -> Result<String, String> {
+fn status_result(status: ExitStatus, stderr_tail: &[u8]) -> Result<String, Failure> {
     if status.success() {
         return Ok("-".to_owned());
     }
@@ -172,11 +172,11 @@ fn status_result(status: ExitStatus, stderr_tail: &[u8]) -> Result<String, Strin
     };
     let text = String::from_utf8_lossy(stderr_tail);
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    Err(if text.is_empty() {
+    Err(Failure::command(if text.is_empty() {
         what
     } else {
         format!("{what}: {text}")
-    })
+    }))
 }
 
 /// A running check and its process group. Dropped before the child was reaped (the check
@@ -284,15 +284,15 @@ mod tests {
         assert_eq!(status_result(ExitStatus::from_raw(0), b""), Ok("-".into()));
         assert_eq!(
             status_result(ExitStatus::from_raw(3 << 8), b""),
-            Err("exit status 3".into())
+            Err(Failure::command("exit status 3"))
         );
         assert_eq!(
             status_result(ExitStatus::from_raw(1 << 8), b"backend\nnot ready\n"),
-            Err("exit status 1: backend not ready".into())
+            Err(Failure::command("exit status 1: backend not ready"))
         );
         assert_eq!(
             status_result(ExitStatus::from_raw(9), b""),
-            Err("killed by signal 9 (SIGKILL)".into())
+            Err(Failure::command("killed by signal 9 (SIGKILL)"))
         );
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto::{self, LineConn};
 use crate::spec::CheckSpec;
 
@@ -50,7 +50,7 @@ impl Checker for FtpCheck {
 }
 
 impl FtpCheck {
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let addr = proto::target(&self.spec)?;
         let mut conn = LineConn::greeted(addr).await?;
 
@@ -61,7 +61,7 @@ impl FtpCheck {
             reply = conn.read_reply().await?;
         }
         if !reply.is_ok() {
-            return Err(format!("login failed: {}", reply.line));
+            return Err(Failure::auth(format!("login failed: {}", reply.line)));
         }
 
         // Stock ignores these two; a server without `/` or binary mode may still serve
@@ -75,26 +75,29 @@ impl FtpCheck {
             IpAddr::V4(_) => {
                 conn.send("PASV").await?;
                 let reply = conn.read_reply().await?;
-                let port =
-                    pasv_port(&reply.line).ok_or_else(|| format!("PASV failed: {}", reply.line))?;
+                let port = pasv_port(&reply.line)
+                    .ok_or_else(|| Failure::protocol(format!("PASV failed: {}", reply.line)))?;
                 SocketAddr::new(addr.ip(), port)
             }
             IpAddr::V6(_) => {
                 conn.send("EPSV").await?;
                 let reply = conn.read_reply().await?;
-                let port =
-                    epsv_port(&reply.line).ok_or_else(|| format!("EPSV failed: {}", reply.line))?;
+                let port = epsv_port(&reply.line)
+                    .ok_or_else(|| Failure::protocol(format!("EPSV failed: {}", reply.line)))?;
                 SocketAddr::new(addr.ip(), port)
             }
         };
         let mut data = proto::connect_tcp(data_addr)
             .await
-            .map_err(|e| format!("data connection to port {}: {e}", data_addr.port()))?;
+            .map_err(|e| e.context(&format!("data connection to port {}: ", data_addr.port())))?;
 
         conn.send(&format!("RETR {}", self.spec.request)).await?;
         let mark = conn.read_reply().await?;
         if !mark.is_preliminary() && !mark.is_ok() {
-            return Err(format!("RETR {}: {}", self.spec.request, mark.line));
+            return Err(Failure::protocol(format!(
+                "RETR {}: {}",
+                self.spec.request, mark.line
+            )));
         }
 
         let mut content = Vec::new();
@@ -102,7 +105,7 @@ impl FtpCheck {
             .take(MAX_FILE as u64)
             .read_to_end(&mut content)
             .await
-            .map_err(|e| format!("download: {}", proto::io_reason(&e)))?;
+            .map_err(|e| proto::io_failure(e).context("download: "))?;
         let truncated = content.len() == MAX_FILE;
         drop(data);
 
@@ -112,15 +115,16 @@ impl FtpCheck {
         if mark.is_preliminary() && !truncated {
             let done = conn.read_reply().await?;
             if !done.is_ok() {
-                return Err(format!("download failed: {}", done.line));
+                return Err(Failure::protocol(format!("download failed: {}", done.line)));
             }
         }
         conn.goodbye("QUIT").await;
 
         match &self.spec.receive {
-            Some(receive) if !receive.is_match(&content) => {
-                Err(format!("receive mismatch: {}", proto::quote(&content)))
-            }
+            Some(receive) if !receive.is_match(&content) => Err(Failure::mismatch(format!(
+                "receive mismatch: {}",
+                proto::quote(&content)
+            ))),
             _ => Ok("-".to_owned()),
         }
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use ldirectord_parsers::config::Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::check::{BuildError, Checker};
+use crate::check::{BuildError, Checker, Failure};
 use crate::proto::{Dialogue, LineCheck, LineConn, quote};
 use crate::spec::CheckSpec;
 
@@ -35,12 +35,12 @@ impl Dialogue for Imap {
     async fn talk<S: AsyncRead + AsyncWrite + Unpin + Send>(
         spec: &CheckSpec,
         mut conn: LineConn<S>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let greeting = conn.read_line().await?;
         let preauth = match greeting_kind(&greeting) {
             Some(Greeting::Ok) => false,
             Some(Greeting::Preauth) => true,
-            None => return Err(format!("greeting: {}", quote(&greeting))),
+            None => return Err(Failure::protocol(format!("greeting: {}", quote(&greeting)))),
         };
         if !spec.login.is_empty() && !preauth {
             let command = format!(
@@ -51,7 +51,7 @@ impl Dialogue for Imap {
             conn.send(&command).await?;
             let answer = tagged_answer(&mut conn, LOGIN_TAG).await?;
             if !answer.starts_with(b"OK") {
-                return Err(format!("login failed: {}", quote(&answer)));
+                return Err(Failure::auth(format!("login failed: {}", quote(&answer))));
             }
         }
         conn.goodbye(&format!("{LOGOUT_TAG} LOGOUT")).await;
@@ -84,7 +84,7 @@ fn greeting_kind(line: &[u8]) -> Option<Greeting> {
 async fn tagged_answer<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut LineConn<S>,
     tag: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Failure> {
     let prefix = format!("{tag} ");
     for _ in 0..MAX_UNTAGGED {
         let line = conn.read_line().await?;
@@ -95,7 +95,9 @@ async fn tagged_answer<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(rest);
         }
     }
-    Err(format!("no answer to {tag} after {MAX_UNTAGGED} lines"))
+    Err(Failure::protocol(format!(
+        "no answer to {tag} after {MAX_UNTAGGED} lines"
+    )))
 }
 
 /// An IMAP quoted string: `"` and `\` escaped. (CR/LF are refused at build time.)

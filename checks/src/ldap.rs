@@ -21,7 +21,7 @@ use std::time::Duration;
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use ldirectord_parsers::config::{Service, ip_text};
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto::{self, quote};
 use crate::spec::CheckSpec;
 
@@ -46,7 +46,7 @@ impl Checker for LdapCheck {
 }
 
 impl LdapCheck {
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let addr = proto::target(&self.spec)?;
         let scheme = if self.spec.service == Service::Ldaps {
             "ldaps"
@@ -58,7 +58,7 @@ impl LdapCheck {
         let settings = LdapConnSettings::new().set_config(crate::tls::accept_any());
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
             .await
-            .map_err(|e| format!("Connection failed: {}", ldap_reason(&e)))?;
+            .map_err(|e| Failure::connect(format!("Connection failed: {}", ldap_reason(&e))))?;
 
         // The connection runs in its own task; the guard aborts it when the check ends or
         // is dropped on timeout, so nothing outlives the check.
@@ -72,7 +72,7 @@ impl LdapCheck {
         ldap.simple_bind(dn, pw)
             .await
             .and_then(|r| r.success())
-            .map_err(|e| format!("Bind failed: {}", ldap_reason(&e)))?;
+            .map_err(|e| Failure::auth(format!("Bind failed: {}", ldap_reason(&e))))?;
         let (entries, _) = ldap
             .search(
                 self.spec.request_body(),
@@ -82,19 +82,20 @@ impl LdapCheck {
             )
             .await
             .and_then(|r| r.success())
-            .map_err(|e| format!("Search failed: {}", ldap_reason(&e)))?;
+            .map_err(|e| Failure::protocol(format!("Search failed: {}", ldap_reason(&e))))?;
         let _ = ldap.unbind().await;
         if entries.len() != 1 {
-            return Err(format!(
+            return Err(Failure::mismatch(format!(
                 "Response mismatch: {} entries instead of 1",
                 entries.len()
-            ));
+            )));
         }
         let dn = SearchEntry::construct(entries.into_iter().next().expect("one entry")).dn;
         match &self.spec.receive {
-            Some(receive) if !receive.is_match(dn.as_bytes()) => {
-                Err(format!("Response mismatch: {}", quote(dn.as_bytes())))
-            }
+            Some(receive) if !receive.is_match(dn.as_bytes()) => Err(Failure::mismatch(format!(
+                "Response mismatch: {}",
+                quote(dn.as_bytes())
+            ))),
             _ => Ok("Success".to_owned()),
         }
     }

@@ -2,9 +2,10 @@
 //! server is up.
 //!
 //! - [`check`]: the vocabulary. [`Checker`] is the one small trait: run once, answer an
-//!   [`Outcome`] (a [`Verdict`], a reason and the latency). A checker is built for one
-//!   [`CheckSpec`] and may keep state between runs (the combined `checktype=N` does).
-//!   [`bounded`] bounds a whole check by its timeout.
+//!   [`Outcome`] (a [`Verdict`], a reason, the latency and, when down, a
+//!   [`FailureClass`]). A checker is built for one [`CheckSpec`] and may keep state between
+//!   runs (the combined `checktype=N` does). Checkers fail with a [`Failure`] (class and
+//!   reason); [`bounded`] bounds a whole check by its timeout.
 //! - [`spec`]: [`CheckSpec`], a check's identity as a value (kind, address, port,
 //!   parameters): identical checks of the same real in several virtual services compare
 //!   equal and run once. [`CheckSpec::for_real`] applies ldirectord's rules (§3 of the
@@ -20,7 +21,7 @@ pub mod check;
 pub mod registry;
 pub mod spec;
 
-pub use check::{BoxFuture, BuildError, Checker, Outcome, Verdict, bounded};
+pub use check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, Verdict, bounded};
 pub use registry::build;
 pub use spec::CheckSpec;
 

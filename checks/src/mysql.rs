@@ -18,7 +18,7 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, bounded};
 use crate::proto::{self, quote};
 use crate::spec::CheckSpec;
 
@@ -43,10 +43,10 @@ impl Checker for MysqlCheck {
 }
 
 impl MysqlCheck {
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let query = self.spec.request_body();
         if self.spec.login.is_empty() || query.is_empty() {
-            return Err(MISSING_LOGIN_OR_REQUEST.to_owned());
+            return Err(Failure::other(MISSING_LOGIN_OR_REQUEST));
         }
         let addr = proto::target(&self.spec)?;
         let opts = OptsBuilder::default()
@@ -63,19 +63,30 @@ impl MysqlCheck {
             // If a check times out mid-result, mysql_async cleans the dropped connection up
             // in the background; keepalive makes sure a vanished server ends that too.
             .tcp_keepalive(Some(std::time::Duration::from_secs(30)));
-        let mut conn = Conn::new(opts)
-            .await
-            .map_err(|e| quote(e.to_string().as_bytes()))?;
+        let mut conn = Conn::new(opts).await.map_err(|e| failure(&e))?;
         let rows = first_row_count(&mut conn, query)
             .await
-            .map_err(|e| quote(e.to_string().as_bytes()));
+            .map_err(|e| failure(&e));
         // Dropping the connection closes it too; an orderly COM_QUIT is nicer to the server.
         let _ = conn.disconnect().await;
         match rows? {
-            0 => Err("query returned no rows".to_owned()),
+            0 => Err(Failure::mismatch("query returned no rows")),
             _ => Ok("-".to_owned()),
         }
     }
+}
+
+/// A driver error as a reason, classed: transport errors are `connect`, the server's
+/// access-denied errors `auth`.
+fn failure(e: &mysql_async::Error) -> Failure {
+    // ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR.
+    const ACCESS_DENIED: [u16; 3] = [1044, 1045, 1698];
+    let class = match e {
+        mysql_async::Error::Io(_) => FailureClass::Connect,
+        mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => FailureClass::Auth,
+        _ => FailureClass::Other,
+    };
+    Failure::new(class, quote(e.to_string().as_bytes()))
 }
 
 /// 1 if the first result set has a row, else the affected-rows count of a statement

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::connect::{NO_PORT, close_with_reset, tcp};
-use crate::proto::io_reason;
+use crate::proto::io_failure;
 use crate::spec::CheckSpec;
 
 /// Bytes read from the greeting, as stock.
@@ -52,7 +52,7 @@ impl Checker for Nntp {
                 let mut buf = [0u8; GREETING_BYTES];
                 let read = stream.read(&mut buf).await;
                 close_with_reset(stream);
-                let n = read.map_err(|e| io_reason(&e))?;
+                let n = read.map_err(io_failure)?;
                 greeting_result(&buf[..n])
             })
             .await
@@ -61,16 +61,16 @@ impl Checker for Nntp {
 }
 
 /// Up iff the greeting starts with `2`; the reason is the greeting's first line.
-fn greeting_result(greeting: &[u8]) -> Result<String, String> {
+fn greeting_result(greeting: &[u8]) -> Result<String, Failure> {
     if greeting.is_empty() {
-        return Err("connection closed without a greeting".to_owned());
+        return Err(Failure::protocol("connection closed without a greeting"));
     }
     let line = String::from_utf8_lossy(greeting);
     let line = line.lines().next().unwrap_or_default().trim().to_owned();
     if greeting[0] == b'2' {
         Ok(line)
     } else {
-        Err(line)
+        Err(Failure::protocol(line))
     }
 }
 
@@ -90,9 +90,12 @@ mod tests {
         );
         assert_eq!(
             greeting_result(b"400 go away\r\n"),
-            Err("400 go away".into())
+            Err(Failure::protocol("400 go away"))
         );
-        assert_eq!(greeting_result(b"\xff\xfe"), Err("\u{fffd}\u{fffd}".into()));
+        assert_eq!(
+            greeting_result(b"\xff\xfe"),
+            Err(Failure::protocol("\u{fffd}\u{fffd}"))
+        );
         assert!(greeting_result(b"").is_err());
     }
 }

@@ -46,7 +46,7 @@ use tokio_postgres::types::PgLsn;
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, bounded};
 use crate::spec::CheckSpec;
 
 /// Stock ldirectord's message for a SQL check without login or request.
@@ -149,33 +149,37 @@ impl PgsqlCheck {
     }
 
     /// Stock: up iff `query` returns at least one row.
-    async fn rows(&self, host: &str, port: u16, query: &str) -> Result<String, String> {
+    async fn rows(&self, host: &str, port: u16, query: &str) -> Result<String, Failure> {
         let session = Session::open(host, port, &self.credentials).await?;
         let messages = session
             .client
             .simple_query(query)
             .await
-            .map_err(|e| error_text(&e))?;
+            .map_err(|e| pg_failure(&e))?;
         session.close().await;
         match messages
             .iter()
             .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
             .count()
         {
-            0 => Err("query returned no rows".to_owned()),
+            0 => Err(Failure::mismatch("query returned no rows")),
             1 => Ok("1 row".to_owned()),
             n => Ok(format!("{n} rows")),
         }
     }
 
     /// Extension: the role check (see the module documentation).
-    async fn role(&self, host: &str, port: u16, want: &PgRoleCheck) -> Result<String, String> {
+    async fn role(&self, host: &str, port: u16, want: &PgRoleCheck) -> Result<String, Failure> {
         let session = Session::open(host, port, &self.credentials).await?;
         let node = query_node(&session.client).await?;
         let verdict = match (want.role, node.in_recovery) {
             (PgRole::Primary, false) => Ok("primary (not in recovery)".to_owned()),
-            (PgRole::Primary, true) => Err("standby (in recovery), wanted primary".to_owned()),
-            (PgRole::Standby, false) => Err("primary (not in recovery), wanted standby".to_owned()),
+            (PgRole::Primary, true) => {
+                Err(Failure::mismatch("standby (in recovery), wanted primary"))
+            }
+            (PgRole::Standby, false) => Err(Failure::mismatch(
+                "primary (not in recovery), wanted standby",
+            )),
             (PgRole::Standby, true) if want.max_lag.is_none() && want.sync_states.is_empty() => {
                 Ok(match &node.receiver {
                     Some(r) if r.status.is_some() => {
@@ -199,49 +203,52 @@ impl PgsqlCheck {
         standby: &Client,
         node: &Node,
         want: &PgRoleCheck,
-    ) -> Result<String, String> {
-        let receiver = node
-            .receiver
-            .as_ref()
-            .ok_or("standby is not streaming (no WAL receiver), so it has no sync state or lag")?;
+    ) -> Result<String, Failure> {
+        let receiver = node.receiver.as_ref().ok_or_else(|| {
+            Failure::mismatch(
+                "standby is not streaming (no WAL receiver), so it has no sync state or lag",
+            )
+        })?;
         let status = receiver.status.as_deref().ok_or_else(|| {
-            format!(
+            Failure::auth(format!(
                 "cannot read pg_stat_wal_receiver: grant pg_monitor to {}",
                 self.credentials.login
-            )
+            ))
         })?;
         let upstream_host = receiver
             .sender_host
             .as_deref()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| {
-                format!("standby's WAL receiver is {status} with no primary connection")
+                Failure::mismatch(format!(
+                    "standby's WAL receiver is {status} with no primary connection"
+                ))
             })?;
         if upstream_host.starts_with('/') {
-            return Err(format!(
+            return Err(Failure::other(format!(
                 "standby streams over the unix socket {upstream_host}; its primary must be reachable over TCP \
                  for pgsqlsyncstate/pgsqlmaxlag"
-            ));
+            )));
         }
         let upstream_port = receiver
             .sender_port
             .and_then(|p| u16::try_from(p).ok())
-            .ok_or("standby's WAL receiver reports no primary port")?;
+            .ok_or_else(|| Failure::other("standby's WAL receiver reports no primary port"))?;
         let upstream = display_host_port(upstream_host, upstream_port);
         let app = receiver.application_name();
 
         let primary = Session::open(upstream_host, upstream_port, &self.credentials)
             .await
-            .map_err(|e| format!("primary {upstream}: {e}"))?;
+            .map_err(|e| e.context(&format!("primary {upstream}: ")))?;
         let seen = query_walsender(&primary.client, &app, self.ip)
             .await
-            .map_err(|e| format!("primary {upstream}: {e}"));
+            .map_err(|e| e.context(&format!("primary {upstream}: ")));
         primary.close().await;
         let seen = seen?;
         let Some(walsender) = seen.walsender else {
-            return Err(format!(
+            return Err(Failure::mismatch(format!(
                 "primary {upstream} lists no walsender with application_name '{app}'"
-            ));
+            )));
         };
 
         let mut reason = String::from("standby");
@@ -265,26 +272,26 @@ impl PgsqlCheck {
                 .iter()
                 .map(|s| SyncState::as_str(*s))
                 .collect();
-            return Err(format!(
+            return Err(Failure::mismatch(format!(
                 "sync_state={sync_state} not in pgsqlsyncstate={} ({reason})",
                 wanted.join(",")
-            ));
+            )));
         }
         if let Some(max) = want.max_lag {
             match lag {
                 Lag::Seconds(secs) if secs < max.as_secs_f64() => {}
                 Lag::Seconds(secs) => {
-                    return Err(format!(
+                    return Err(Failure::mismatch(format!(
                         "lag {} exceeds pgsqlmaxlag {} ({reason})",
                         seconds(secs),
                         seconds(max.as_secs_f64())
-                    ));
+                    )));
                 }
                 Lag::Unknown { .. } => {
-                    return Err(format!(
+                    return Err(Failure::mismatch(format!(
                         "lag unknown, so not below pgsqlmaxlag {} ({reason})",
                         seconds(max.as_secs_f64())
-                    ));
+                    )));
                 }
             }
         }
@@ -326,7 +333,7 @@ impl WalReceiver {
     }
 }
 
-async fn query_node(client: &Client) -> Result<Node, String> {
+async fn query_node(client: &Client) -> Result<Node, Failure> {
     // The LEFT JOIN keeps one row on servers without a WAL receiver (primaries).
     let row = client
         .query_one(
@@ -335,7 +342,7 @@ async fn query_node(client: &Client) -> Result<Node, String> {
             &[],
         )
         .await
-        .map_err(|e| error_text(&e))?;
+        .map_err(|e| pg_failure(&e))?;
     let pid: Option<i32> = row.get(1);
     Ok(Node {
         in_recovery: row.get(0),
@@ -366,7 +373,7 @@ async fn query_walsender(
     client: &Client,
     application_name: &str,
     standby_ip: IpAddr,
-) -> Result<Upstream, String> {
+) -> Result<Upstream, Failure> {
     let head = client
         .query_one(
             "SELECT pg_is_in_recovery(), \
@@ -374,14 +381,14 @@ async fn query_walsender(
             &[],
         )
         .await
-        .map_err(|e| error_text(&e))?;
+        .map_err(|e| pg_failure(&e))?;
     let rows = client
         .query(
             "SELECT host(client_addr), state, sync_state FROM pg_stat_replication WHERE application_name = $1",
             &[&application_name],
         )
         .await
-        .map_err(|e| error_text(&e))?;
+        .map_err(|e| pg_failure(&e))?;
     let mut candidates: Vec<(Option<String>, Walsender)> = rows
         .iter()
         .map(|row| {
@@ -400,23 +407,23 @@ async fn query_walsender(
         let ip = standby_ip.to_string();
         candidates.retain(|(addr, _)| addr.as_deref() == Some(ip.as_str()));
         if candidates.len() != 1 {
-            return Err(format!(
+            return Err(Failure::other(format!(
                 "{} walsenders share application_name '{application_name}'; give each standby its own \
                  (primary_conninfo application_name or cluster_name)",
                 rows.len()
-            ));
+            )));
         }
     }
     if candidates.iter().any(|(_, w)| w.state.is_none()) {
-        return Err(
-            "cannot read pg_stat_replication: grant pg_monitor to the check's login".to_owned(),
-        );
+        return Err(Failure::auth(
+            "cannot read pg_stat_replication: grant pg_monitor to the check's login",
+        ));
     }
     Ok(Upstream {
         upstream_in_recovery: head.get(0),
         position: head
             .get::<_, Option<PgLsn>>(1)
-            .ok_or("primary reports no WAL position")?,
+            .ok_or_else(|| Failure::protocol("primary reports no WAL position"))?,
         walsender: candidates.pop().map(|(_, w)| w),
     })
 }
@@ -441,7 +448,7 @@ impl Lag {
     }
 }
 
-async fn query_lag(standby: &Client, upstream: PgLsn) -> Result<Lag, String> {
+async fn query_lag(standby: &Client, upstream: PgLsn) -> Result<Lag, Failure> {
     let row = standby
         .query_one(
             "SELECT pg_last_wal_replay_lsn(), \
@@ -449,7 +456,7 @@ async fn query_lag(standby: &Client, upstream: PgLsn) -> Result<Lag, String> {
             &[],
         )
         .await
-        .map_err(|e| error_text(&e))?;
+        .map_err(|e| pg_failure(&e))?;
     let replayed: Option<PgLsn> = row.get(0);
     let age: Option<f64> = row.get(1);
     Ok(lag_from(upstream.into(), replayed.map(u64::from), age))
@@ -549,7 +556,7 @@ impl Drop for AbortOnDrop {
 }
 
 impl Session {
-    async fn open(host: &str, port: u16, credentials: &Credentials) -> Result<Session, String> {
+    async fn open(host: &str, port: u16, credentials: &Credentials) -> Result<Session, Failure> {
         let mut config = tokio_postgres::Config::new();
         config
             .host(host)
@@ -564,7 +571,7 @@ impl Session {
         if !credentials.database.is_empty() {
             config.dbname(&credentials.database);
         }
-        let (client, connection) = config.connect(tls()).await.map_err(|e| error_text(&e))?;
+        let (client, connection) = config.connect(tls()).await.map_err(|e| pg_failure(&e))?;
         let connection = AbortOnDrop(tokio::spawn(async move {
             // Errors surface to the client's pending query as well; nothing to add here.
             let _ = connection.await;
@@ -598,6 +605,23 @@ fn error_text(e: &tokio_postgres::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// [`error_text`] classed: the server's authorization errors (SQLSTATE class 28) are
+/// `auth`, transport errors `connect`.
+fn pg_failure(e: &tokio_postgres::Error) -> Failure {
+    let class = if let Some(db) = e.as_db_error() {
+        if db.code().code().starts_with("28") {
+            FailureClass::Auth
+        } else {
+            FailureClass::Other
+        }
+    } else if std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) {
+        FailureClass::Connect
+    } else {
+        FailureClass::Other
+    };
+    Failure::new(class, error_text(e))
 }
 
 /// TLS as libpq's `sslmode=prefer`: encryption when offered, certificate not verified.

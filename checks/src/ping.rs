@@ -26,7 +26,7 @@ use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence,
 use tokio::runtime::{Handle, Id};
 use tokio::sync::oneshot;
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome};
 use crate::proto::io_reason;
 use crate::spec::CheckSpec;
 
@@ -62,7 +62,7 @@ impl Ping {
         }
     }
 
-    async fn attempt(&self, client: &Client) -> Result<(), String> {
+    async fn attempt(&self, client: &Client) -> Result<(), Failure> {
         // Distinct sequence numbers keep concurrent pings of one address (several
         // checkers sharing a real) from colliding in surge-ping's reply table.
         static SEQ: AtomicU16 = AtomicU16::new(0);
@@ -72,26 +72,29 @@ impl Ping {
         // answers first.
         pinger.timeout(self.timeout + Duration::from_secs(1));
         match tokio::time::timeout(self.timeout, pinger.ping(seq, &PAYLOAD)).await {
-            Err(_) => Err(timeout_reason(self.timeout, self.count)),
-            Ok(Err(e)) => Err(surge_reason(&e, self.timeout, self.count)),
+            Err(_) => Err(Failure::new(
+                FailureClass::Timeout,
+                timeout_reason(self.timeout, self.count),
+            )),
+            Ok(Err(e)) => Err(surge_failure(&e, self.timeout, self.count)),
             Ok(Ok((packet, _))) => match packet {
                 IcmpPacket::V4(p) => match p.get_icmp_type().0 {
                     0 => Ok(()),
-                    3 => Err(format!(
+                    3 => Err(Failure::connect(format!(
                         "Destination unreachable (code {})",
                         p.get_icmp_code().0
-                    )),
-                    11 => Err("Time exceeded".to_owned()),
-                    t => Err(format!("unexpected ICMP type {t}")),
+                    ))),
+                    11 => Err(Failure::connect("Time exceeded")),
+                    t => Err(Failure::protocol(format!("unexpected ICMP type {t}"))),
                 },
                 IcmpPacket::V6(p) => match p.get_icmpv6_type().0 {
                     129 => Ok(()),
-                    1 => Err(format!(
+                    1 => Err(Failure::connect(format!(
                         "Destination unreachable (code {})",
                         p.get_icmpv6_code().0
-                    )),
-                    3 => Err("Time exceeded".to_owned()),
-                    t => Err(format!("unexpected ICMPv6 type {t}")),
+                    ))),
+                    3 => Err(Failure::connect("Time exceeded")),
+                    t => Err(Failure::protocol(format!("unexpected ICMPv6 type {t}"))),
                 },
             },
         }
@@ -111,14 +114,14 @@ impl Checker for Ping {
                     );
                 }
             };
-            let mut last = String::new();
+            let mut last = Failure::other(String::new());
             for _ in 0..self.count {
                 match self.attempt(&client).await {
                     Ok(()) => return Outcome::up("-", start.elapsed()),
-                    Err(reason) => last = reason,
+                    Err(failure) => last = failure,
                 }
             }
-            Outcome::down(last, start.elapsed())
+            Outcome::failed(last, start.elapsed())
         })
     }
 }
@@ -136,11 +139,13 @@ fn timeout_reason(timeout: Duration, count: u32) -> String {
     }
 }
 
-fn surge_reason(e: &SurgeError, timeout: Duration, count: u32) -> String {
+fn surge_failure(e: &SurgeError, timeout: Duration, count: u32) -> Failure {
     match e {
-        SurgeError::Timeout { .. } => timeout_reason(timeout, count),
-        SurgeError::IOError(io) => io_reason(io),
-        other => other.to_string(),
+        SurgeError::Timeout { .. } => {
+            Failure::new(FailureClass::Timeout, timeout_reason(timeout, count))
+        }
+        SurgeError::IOError(io) => Failure::connect(io_reason(io)),
+        other => Failure::other(other.to_string()),
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ldirectord_parsers::config::Service;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::check::{BuildError, Checker};
+use crate::check::{BuildError, Checker, Failure};
 use crate::proto::{Dialogue, LineCheck, LineConn, quote};
 use crate::spec::CheckSpec;
 
@@ -30,21 +30,21 @@ impl Dialogue for Pop {
     async fn talk<S: AsyncRead + AsyncWrite + Unpin + Send>(
         spec: &CheckSpec,
         mut conn: LineConn<S>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let greeting = conn.read_line().await?;
         if !is_ok(&greeting) {
-            return Err(format!("greeting: {}", quote(&greeting)));
+            return Err(Failure::protocol(format!("greeting: {}", quote(&greeting))));
         }
         if !spec.login.is_empty() {
-            conn.send(&format!("USER {}", spec.login)).await?;
-            let user = conn.read_line().await?;
-            if !is_ok(&user) {
-                return Err(format!("login failed: USER: {}", quote(&user)));
-            }
-            conn.send(&format!("PASS {}", spec.passwd)).await?;
-            let pass = conn.read_line().await?;
-            if !is_ok(&pass) {
-                return Err(format!("login failed: PASS: {}", quote(&pass)));
+            for (command, value) in [("USER", &spec.login), ("PASS", &spec.passwd)] {
+                conn.send(&format!("{command} {value}")).await?;
+                let answer = conn.read_line().await?;
+                if !is_ok(&answer) {
+                    return Err(Failure::auth(format!(
+                        "login failed: {command}: {}",
+                        quote(&answer)
+                    )));
+                }
             }
         }
         conn.goodbye("QUIT").await;

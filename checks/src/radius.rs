@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto;
 use crate::spec::CheckSpec;
 
@@ -79,10 +79,10 @@ impl RadiusCheck {
         self.spec.checktimeout.min(self.spec.negotiatetimeout)
     }
 
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let addr = proto::target(&self.spec)?;
         let socket = proto::connect_udp(addr).await?;
-        let nas = socket.local_addr().map_err(|e| proto::io_reason(&e))?.ip();
+        let nas = socket.local_addr().map_err(proto::io_failure)?.ip();
 
         let identifier: u8 = rand::random();
         let authenticator: [u8; 16] = rand::random();
@@ -98,17 +98,11 @@ impl RadiusCheck {
 
         let mut buf = vec![0u8; MAX_PACKET];
         loop {
-            socket
-                .send(&request)
-                .await
-                .map_err(|e| proto::io_reason(&e))?;
+            socket.send(&request).await.map_err(proto::io_failure)?;
             let wait = tokio::time::timeout((self.bound() / 3).max(MIN_RETRANSMIT), async {
                 loop {
                     // ICMP port unreachable surfaces here as `Connection refused`.
-                    let n = socket
-                        .recv(&mut buf)
-                        .await
-                        .map_err(|e| proto::io_reason(&e))?;
+                    let n = socket.recv(&mut buf).await.map_err(proto::io_failure)?;
                     if let Some(verdict) = judge(&buf[..n], identifier, &authenticator, secret) {
                         return verdict;
                     }
@@ -209,7 +203,7 @@ fn judge(
     identifier: u8,
     request_auth: &[u8; 16],
     secret: &[u8],
-) -> Option<Result<String, String>> {
+) -> Option<Result<String, Failure>> {
     if reply.len() < 20 || reply[1] != identifier {
         return None;
     }
@@ -227,20 +221,20 @@ fn judge(
     md5.update(&reply[20..]);
     md5.update(secret);
     if md5.finalize().as_slice() != &reply[4..20] {
-        return Some(Err(
-            "invalid Response Authenticator (wrong secret?)".to_owned()
-        ));
+        return Some(Err(Failure::auth(
+            "invalid Response Authenticator (wrong secret?)",
+        )));
     }
     if !message_authenticator_ok(reply, request_auth, secret) {
-        return Some(Err(
-            "invalid Message-Authenticator (wrong secret?)".to_owned()
-        ));
+        return Some(Err(Failure::auth(
+            "invalid Message-Authenticator (wrong secret?)",
+        )));
     }
     Some(match reply[0] {
         ACCESS_ACCEPT => Ok("Access-Accept".to_owned()),
-        ACCESS_REJECT => Err("Access-Reject".to_owned()),
-        ACCESS_CHALLENGE => Err("Access-Challenge".to_owned()),
-        other => Err(format!("unexpected RADIUS code {other}")),
+        ACCESS_REJECT => Err(Failure::auth("Access-Reject")),
+        ACCESS_CHALLENGE => Err(Failure::auth("Access-Challenge")),
+        other => Err(Failure::protocol(format!("unexpected RADIUS code {other}"))),
     })
 }
 
@@ -331,7 +325,7 @@ mod tests {
         );
         assert_eq!(
             judge(&reply(3, 9, &auth, b"k"), 9, &auth, b"k"),
-            Some(Err("Access-Reject".into()))
+            Some(Err(Failure::auth("Access-Reject")))
         );
         assert!(
             judge(&reply(2, 9, &auth, b"other"), 9, &auth, b"k")

@@ -24,9 +24,9 @@ use std::time::Duration;
 use ldirectord_parsers::config::{Protocol, Receive};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::connect::{NO_PORT, close_with_reset, tcp};
-use crate::proto::{self, io_reason};
+use crate::proto::{self, io_failure};
 use crate::spec::CheckSpec;
 
 /// Longest line looked at; longer lines are split (and matched in pieces).
@@ -68,14 +68,11 @@ impl SimpleTcp {
         self.receive.as_ref().is_none_or(|r| r.is_match(line))
     }
 
-    async fn over_tcp(&self, addr: SocketAddr) -> Result<String, String> {
+    async fn over_tcp(&self, addr: SocketAddr) -> Result<String, Failure> {
         let mut stream = tcp(addr).await?;
         let result = async {
-            stream
-                .write_all(&self.request)
-                .await
-                .map_err(|e| io_reason(&e))?;
-            stream.shutdown().await.map_err(|e| io_reason(&e))?;
+            stream.write_all(&self.request).await.map_err(io_failure)?;
+            stream.shutdown().await.map_err(io_failure)?;
             let mut reader = BufReader::new(&mut stream);
             let mut total = 0usize;
             let mut line = Vec::new();
@@ -83,18 +80,18 @@ impl SimpleTcp {
                 line.clear();
                 let n = read_line_capped(&mut reader, &mut line)
                     .await
-                    .map_err(|e| io_reason(&e))?;
+                    .map_err(io_failure)?;
                 if n == 0 {
-                    return Err("no line matched receive".to_owned());
+                    return Err(Failure::mismatch("no line matched receive"));
                 }
                 if self.matches(&line) {
                     return Ok(show(&line));
                 }
                 total += n;
                 if total >= MAX_REPLY {
-                    return Err(format!(
+                    return Err(Failure::mismatch(format!(
                         "reply larger than {MAX_REPLY} bytes without a match"
-                    ));
+                    )));
                 }
             }
         }
@@ -103,17 +100,14 @@ impl SimpleTcp {
         result
     }
 
-    async fn over_udp(&self, addr: SocketAddr) -> Result<String, String> {
+    async fn over_udp(&self, addr: SocketAddr) -> Result<String, Failure> {
         // Connected, so ICMP port unreachable comes back as `Connection refused`.
         let socket = proto::connect_udp(addr).await?;
-        socket
-            .send(&self.request)
-            .await
-            .map_err(|e| io_reason(&e))?;
+        socket.send(&self.request).await.map_err(io_failure)?;
         let mut buf = vec![0u8; 65536];
         let mut total = 0usize;
         loop {
-            let n = socket.recv(&mut buf).await.map_err(|e| io_reason(&e))?;
+            let n = socket.recv(&mut buf).await.map_err(io_failure)?;
             for line in buf[..n].split_inclusive(|&b| b == b'\n') {
                 if self.matches(line) {
                     return Ok(show(line));
@@ -121,9 +115,9 @@ impl SimpleTcp {
             }
             total += n;
             if total >= MAX_REPLY {
-                return Err(format!(
+                return Err(Failure::mismatch(format!(
                     "reply larger than {MAX_REPLY} bytes without a match"
-                ));
+                )));
             }
         }
     }

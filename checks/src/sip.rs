@@ -28,7 +28,7 @@ use std::sync::Arc;
 use ldirectord_parsers::config::{Protocol, ip_text};
 use tokio::io::AsyncWriteExt;
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto::{self, LineConn, quote};
 use crate::spec::CheckSpec;
 
@@ -53,7 +53,7 @@ impl Checker for SipCheck {
 }
 
 impl SipCheck {
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let addr = proto::target(&self.spec)?;
         let status = if self.spec.protocol == Protocol::Udp {
             self.over_udp(addr).await?
@@ -63,34 +63,31 @@ impl SipCheck {
         if status.starts_with(b"SIP/2.0 200 OK") {
             Ok(quote(&status))
         } else {
-            Err(quote(&status))
+            Err(Failure::protocol(quote(&status)))
         }
     }
 
-    async fn over_udp(&self, addr: SocketAddr) -> Result<Vec<u8>, String> {
+    async fn over_udp(&self, addr: SocketAddr) -> Result<Vec<u8>, Failure> {
         let socket = proto::connect_udp(addr).await?;
-        let me = socket.local_addr().map_err(|e| proto::io_reason(&e))?;
+        let me = socket.local_addr().map_err(proto::io_failure)?;
         socket
             .send(options_request(&self.spec.login, me).as_bytes())
             .await
-            .map_err(|e| proto::io_reason(&e))?;
+            .map_err(proto::io_failure)?;
         let mut buf = vec![0u8; MAX_DATAGRAM];
         // ICMP port unreachable surfaces here as `Connection refused`.
-        let n = socket
-            .recv(&mut buf)
-            .await
-            .map_err(|e| proto::io_reason(&e))?;
+        let n = socket.recv(&mut buf).await.map_err(proto::io_failure)?;
         let first = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
         Ok(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
     }
 
-    async fn over_tcp(&self, addr: SocketAddr) -> Result<Vec<u8>, String> {
+    async fn over_tcp(&self, addr: SocketAddr) -> Result<Vec<u8>, Failure> {
         let mut stream = proto::connect_tcp(addr).await?;
-        let me = stream.local_addr().map_err(|e| proto::io_reason(&e))?;
+        let me = stream.local_addr().map_err(proto::io_failure)?;
         stream
             .write_all(options_request(&self.spec.login, me).as_bytes())
             .await
-            .map_err(|e| proto::io_reason(&e))?;
+            .map_err(proto::io_failure)?;
         LineConn::new(stream).read_line().await
     }
 }

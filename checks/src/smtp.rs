@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::spec::CheckSpec;
 
 use crate::proto::{self, LineConn};
@@ -38,7 +38,7 @@ impl Checker for SmtpCheck {
 }
 
 impl SmtpCheck {
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let addr = proto::target(&self.spec)?;
         let mut conn = LineConn::greeted(addr).await?;
         conn.send(&format!("EHLO {CLIENT_NAME}")).await?;
@@ -47,10 +47,10 @@ impl SmtpCheck {
             conn.send(&format!("HELO {CLIENT_NAME}")).await?;
             let helo = conn.read_reply().await?;
             if !helo.is_ok() {
-                return Err(format!(
+                return Err(Failure::protocol(format!(
                     "HELO rejected: {} (EHLO: {})",
                     helo.line, ehlo.line
-                ));
+                )));
             }
         }
         conn.goodbye("QUIT").await;

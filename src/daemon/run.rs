@@ -119,7 +119,7 @@ pub async fn run(
         }
     };
     let started = Instant::now();
-    let (director, actions) = Director::start(dynamic.derive(&base), &table, Duration::ZERO);
+    let (director, actions) = Director::start(dynamic.derive(&base), &table);
     let (results_tx, results) = mpsc::channel(1024);
     let mut daemon = Daemon {
         watch: FileWatch::new(&opts.config_path),

@@ -147,7 +147,9 @@ impl Director {
     /// reals present with weight > 0 are up until a check says otherwise; others are down
     /// until checked; untracked reals of configured virtuals are purged; unrelated virtual
     /// services are never touched; the fallback goes in where no real is up.
-    pub fn start(config: Config, table: &Table, now: Duration) -> (Director, Vec<Action>) {
+    ///
+    /// Start-up is the origin of the director's clock: every later `now` is the time since.
+    pub fn start(config: Config, table: &Table) -> (Director, Vec<Action>) {
         let mut out = Vec::new();
         let (virtuals, checks, check_index) = build(&config, &mut out);
         let mut director = Director {
@@ -160,7 +162,8 @@ impl Director {
             observed: observe(table),
         };
         for v in 0..director.virtuals.len() {
-            director.adopt(v, None, now, &mut out);
+            // No check has run yet, so no real starts down and no reminder is armed.
+            director.adopt(v, None, Duration::ZERO, &mut out);
         }
         (director, out)
     }
@@ -338,7 +341,6 @@ impl Director {
                 self.state,
                 old,
                 text::purged_virtual(Phase::Start, &old.text),
-                true,
             );
         }
         out
@@ -377,7 +379,7 @@ impl Director {
             ));
             for (op, line) in ops {
                 self.emit(op, &mut out);
-                log_event(&mut out, self.state, &self.virtuals[v], line, true);
+                log_event(&mut out, self.state, &self.virtuals[v], line);
             }
         }
         out
@@ -614,7 +616,7 @@ impl Director {
             _ => return,
         };
         self.emit(op, out);
-        log_event(out, self.state, &self.virtuals[v], line, true);
+        log_event(out, self.state, &self.virtuals[v], line);
     }
 
     /// The fallback is in the table exactly while no real is up; never quiesced.
@@ -654,7 +656,7 @@ impl Director {
             _ => return,
         };
         self.emit(op, out);
-        log_event(out, self.state, &self.virtuals[v], line, true);
+        log_event(out, self.state, &self.virtuals[v], line);
     }
 
     /// `start` when no real is up, `stop` when one is, never the same twice in a row.
@@ -731,7 +733,7 @@ impl Director {
         }
         for (op, line) in purges {
             self.emit(op, out);
-            log_event(out, self.state, &self.virtuals[v], line, true);
+            log_event(out, self.state, &self.virtuals[v], line);
         }
     }
 
@@ -881,12 +883,9 @@ fn label(ip: IpAddr, port: u16, found: &DestEntry) -> String {
     }
 }
 
-fn log_event(out: &mut Vec<Action>, state: DaemonState, virt: &Virtual, line: String, alert: bool) {
-    let alert = if alert {
-        alert_for(state, virt, line.clone())
-    } else {
-        None
-    };
+/// A log line that is also an alert to the virtual's `emailalert` recipients.
+fn log_event(out: &mut Vec<Action>, state: DaemonState, virt: &Virtual, line: String) {
+    let alert = alert_for(state, virt, line.clone());
     out.push(Action::Log(line));
     out.extend(alert);
 }

@@ -197,7 +197,7 @@ pub struct Harness {
 
 impl Harness {
     pub fn start(cfg: &str, kernel: Table) -> (Harness, Vec<String>) {
-        let (director, actions) = Director::start(config(cfg), &kernel, Duration::ZERO);
+        let (director, actions) = Director::start(config(cfg), &kernel);
         let mut h = Harness {
             director,
             kernel,

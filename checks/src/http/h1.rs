@@ -15,10 +15,12 @@
 //! - at most [`MAX_HEAD`] bytes of head and [`MAX_HEADERS`] header lines; the body is read
 //!   up to the caller's cap and the rest left unread.
 //!
-//! Errors are short texts for the check's reason (`the server closed the connection before
+//! Errors are [`Failure`]s with short reasons (`the server closed the connection before
 //! answering`, `invalid HTTP response: …`, `reading the body: …`).
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::check::Failure;
 
 /// Largest response head read (status line and headers).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -95,7 +97,7 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
 
     /// Read the final response head (skipping `1xx` ones). `head_request`: the request was
     /// `HEAD`, so no body follows whatever the head says.
-    pub async fn head(&mut self, head_request: bool) -> Result<Head, String> {
+    pub async fn head(&mut self, head_request: bool) -> Result<Head, Failure> {
         for _ in 0..=MAX_INFORMATIONAL {
             let head = self.one_head(head_request).await?;
             // 101 would switch protocols, which a check never asks for: treat it as final.
@@ -103,12 +105,12 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
                 return Ok(head);
             }
         }
-        Err(format!(
+        Err(Failure::protocol(format!(
             "more than {MAX_INFORMATIONAL} informational (1xx) responses"
-        ))
+        )))
     }
 
-    async fn one_head(&mut self, head_request: bool) -> Result<Head, String> {
+    async fn one_head(&mut self, head_request: bool) -> Result<Head, Failure> {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Response::new(&mut headers);
@@ -119,23 +121,26 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
                     return Ok(head);
                 }
                 Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(format!("invalid HTTP response: {e}")),
+                Err(e) => return Err(Failure::protocol(format!("invalid HTTP response: {e}"))),
             }
             if self.buf.len() - self.pos >= MAX_HEAD {
-                return Err(format!("response head longer than {} KiB", MAX_HEAD / 1024));
+                return Err(Failure::protocol(format!(
+                    "response head longer than {} KiB",
+                    MAX_HEAD / 1024
+                )));
             }
             if self.fill().await? == 0 {
-                return Err(if self.pos == self.buf.len() {
-                    "the server closed the connection before answering".to_owned()
+                return Err(Failure::connect(if self.pos == self.buf.len() {
+                    "the server closed the connection before answering"
                 } else {
-                    "the server closed the connection in the middle of the response head".to_owned()
-                });
+                    "the server closed the connection in the middle of the response head"
+                }));
             }
         }
     }
 
     /// Read the body of `head`, at most `cap` bytes of it (the rest is left unread).
-    pub async fn body(mut self, head: &Head, cap: usize) -> Result<Vec<u8>, String> {
+    pub async fn body(mut self, head: &Head, cap: usize) -> Result<Vec<u8>, Failure> {
         let result = match head.framing {
             Framing::Empty => Ok(Vec::new()),
             Framing::Length(n) => {
@@ -145,15 +150,17 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
             Framing::UntilClose => self.plain(cap, false).await,
             Framing::Chunked => self.chunked(cap).await,
         };
-        result.map_err(|e| format!("reading the body: {e}"))
+        result.map_err(|e| e.context("reading the body: "))
     }
 
     /// `want` bytes, or up to `want` until the close when `exact` is false.
-    async fn plain(&mut self, want: usize, exact: bool) -> Result<Vec<u8>, String> {
+    async fn plain(&mut self, want: usize, exact: bool) -> Result<Vec<u8>, Failure> {
         while self.buf.len() - self.pos < want {
             if self.fill().await? == 0 {
                 if exact {
-                    return Err("the connection closed before the end of the body".to_owned());
+                    return Err(Failure::connect(
+                        "the connection closed before the end of the body",
+                    ));
                 }
                 break;
             }
@@ -164,7 +171,7 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
         Ok(std::mem::take(&mut self.buf))
     }
 
-    async fn chunked(&mut self, cap: usize) -> Result<Vec<u8>, String> {
+    async fn chunked(&mut self, cap: usize) -> Result<Vec<u8>, Failure> {
         let mut body = Vec::new();
         loop {
             let size = self.chunk_size().await?;
@@ -174,7 +181,9 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
             let mut left = size;
             while left > 0 {
                 if self.pos == self.buf.len() && self.fill().await? == 0 {
-                    return Err("the connection closed in the middle of a chunk".to_owned());
+                    return Err(Failure::connect(
+                        "the connection closed in the middle of a chunk",
+                    ));
                 }
                 let available = self.buf.len() - self.pos;
                 let take = usize::try_from(left).unwrap_or(usize::MAX).min(available);
@@ -191,29 +200,32 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
     }
 
     /// The size of the next chunk, from its line (`1a;ext=1\r\n`).
-    async fn chunk_size(&mut self) -> Result<u64, String> {
+    async fn chunk_size(&mut self) -> Result<u64, Failure> {
         let line = self.line().await?;
         let digits = line.split(|&b| b == b';').next().unwrap_or_default();
         let digits = std::str::from_utf8(digits)
             .map(str::trim)
-            .map_err(|_| "invalid chunk size".to_owned())?;
+            .map_err(|_| Failure::protocol("invalid chunk size"))?;
         if digits.is_empty() || digits.len() > 16 {
-            return Err(format!(
+            return Err(Failure::protocol(format!(
                 "invalid chunk size {:?}",
                 String::from_utf8_lossy(&line)
-            ));
+            )));
         }
-        u64::from_str_radix(digits, 16).map_err(|_| format!("invalid chunk size {digits:?}"))
+        u64::from_str_radix(digits, 16)
+            .map_err(|_| Failure::protocol(format!("invalid chunk size {digits:?}")))
     }
 
     /// The CRLF (or bare LF) after a chunk's data.
-    async fn chunk_end(&mut self) -> Result<(), String> {
+    async fn chunk_end(&mut self) -> Result<(), Failure> {
         while self.buf.len() - self.pos < 2 {
             if self.buf.get(self.pos) == Some(&b'\n') {
                 break;
             }
             if self.fill().await? == 0 {
-                return Err("the connection closed in the middle of a chunk".to_owned());
+                return Err(Failure::connect(
+                    "the connection closed in the middle of a chunk",
+                ));
             }
         }
         let ending: &[u8] = match self.buf[self.pos] {
@@ -224,12 +236,12 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
             self.pos += ending.len();
             Ok(())
         } else {
-            Err("missing line end after a chunk".to_owned())
+            Err(Failure::protocol("missing line end after a chunk"))
         }
     }
 
     /// The next line without its `\r\n` (a bare `\n` is accepted too).
-    async fn line(&mut self) -> Result<Vec<u8>, String> {
+    async fn line(&mut self) -> Result<Vec<u8>, Failure> {
         let mut searched = 0;
         loop {
             let unread = &self.buf[self.pos..];
@@ -242,17 +254,19 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
             }
             searched = unread.len();
             if searched > MAX_CHUNK_LINE {
-                return Err("chunk size line too long".to_owned());
+                return Err(Failure::protocol("chunk size line too long"));
             }
             if self.fill().await? == 0 {
-                return Err("the connection closed in the middle of a chunk".to_owned());
+                return Err(Failure::connect(
+                    "the connection closed in the middle of a chunk",
+                ));
             }
         }
     }
 
     /// Read more into the buffer; returns how many bytes came (0 at the end). What was
     /// consumed is dropped first, so the buffer never holds more than the unread part.
-    async fn fill(&mut self) -> Result<usize, String> {
+    async fn fill(&mut self) -> Result<usize, Failure> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
@@ -263,12 +277,12 @@ impl<'s, S: AsyncRead + Unpin> Response<'s, S> {
         self.stream
             .read_buf(&mut self.buf)
             .await
-            .map_err(|e| crate::proto::io_reason(&e))
+            .map_err(crate::proto::io_failure)
     }
 }
 
 /// The status, location and framing of a parsed head.
-fn interpret(parsed: &httparse::Response<'_, '_>, head_request: bool) -> Result<Head, String> {
+fn interpret(parsed: &httparse::Response<'_, '_>, head_request: bool) -> Result<Head, Failure> {
     let status = parsed.code.unwrap_or_default();
     let mut location = None;
     let mut length: Option<u64> = None;
@@ -285,9 +299,9 @@ fn interpret(parsed: &httparse::Response<'_, '_>, head_request: bool) -> Result<
                     .map(str::trim)
                     .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
                     .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or("invalid Content-Length")?;
+                    .ok_or_else(|| Failure::protocol("invalid Content-Length"))?;
                 if length.is_some_and(|l| l != n) {
-                    return Err("conflicting Content-Length headers".to_owned());
+                    return Err(Failure::protocol("conflicting Content-Length headers"));
                 }
                 length = Some(n);
             }
@@ -326,8 +340,8 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let mut r = Response::new(&mut builder);
-            let head = r.head(head_request).await?;
-            let body = r.body(&head, 16).await?;
+            let head = r.head(head_request).await.map_err(|f| f.reason)?;
+            let body = r.body(&head, 16).await.map_err(|f| f.reason)?;
             Ok((head, body))
         })
     }

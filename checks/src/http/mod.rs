@@ -50,9 +50,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use url::{Host, Position};
 
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, bounded};
 use crate::connect::NO_PORT;
-use crate::proto::io_reason;
+use crate::proto::{io_failure, io_reason};
 use crate::spec::CheckSpec;
 use crate::tls::{self, Verify};
 
@@ -230,7 +230,7 @@ impl Target {
         }
     }
 
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         // Borrowed until a redirect: most checks never copy the URL.
         let mut url = Cow::Borrowed(&self.url);
         let mut hops = 0;
@@ -253,10 +253,12 @@ impl Target {
         };
         let line = status_line(reply.status);
         if !reply.status.is_success() {
-            return Err(line);
+            return Err(Failure::protocol(line));
         }
         match &self.receive {
-            Some(r) if !r.is_match(&reply.body) => Err(body_excerpt(&reply.body)),
+            Some(r) if !r.is_match(&reply.body) => {
+                Err(Failure::mismatch(body_excerpt(&reply.body)))
+            }
             _ => Ok(line),
         }
     }
@@ -293,7 +295,7 @@ impl Target {
     }
 
     /// Where a plain hop connects: the proxy, or the URL's host and port.
-    async fn plain_address(&self, url: &Url) -> Result<SocketAddr, String> {
+    async fn plain_address(&self, url: &Url) -> Result<SocketAddr, Failure> {
         if self.proxy {
             return Ok(self.real);
         }
@@ -305,19 +307,23 @@ impl Target {
                 .await
                 .ok()
                 .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| format!("Can't connect to {name}:{port} (cannot resolve {name})")),
-            None => Err(format!("invalid URL {}", url.as_str())),
+                .ok_or_else(|| {
+                    Failure::connect(format!(
+                        "Can't connect to {name}:{port} (cannot resolve {name})"
+                    ))
+                }),
+            None => Err(Failure::other(format!("invalid URL {}", url.as_str()))),
         }
     }
 
     /// One `http://` hop over a fresh connection, by the lean HTTP/1.1 client. The
     /// connection is closed with a reset (no TIME_WAIT on either side) whatever happens.
-    async fn fetch_plain(&self, url: &Url, hops: usize) -> Result<Reply, String> {
+    async fn fetch_plain(&self, url: &Url, hops: usize) -> Result<Reply, Failure> {
         let peer = || self.peer(url);
         let addr = self.plain_address(url).await?;
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("Can't connect to {} ({})", peer(), io_reason(&e)))?;
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| {
+            Failure::connect(format!("Can't connect to {} ({})", peer(), io_reason(&e)))
+        })?;
         let _ = stream.set_zero_linger();
         let built;
         let request = match (&self.first_request, hops) {
@@ -330,15 +336,16 @@ impl Target {
         stream
             .write_all(request)
             .await
-            .map_err(|e| format!("bad response from {}: {}", peer(), io_reason(&e)))?;
+            .map_err(|e| io_failure(e).context(&format!("bad response from {}: ", peer())))?;
         let head_request = self.method == Method::HEAD;
         let mut response = h1::Response::new(&mut stream);
         let head = response
             .head(head_request)
             .await
-            .map_err(|e| format!("bad response from {}: {e}", peer()))?;
-        let status = StatusCode::from_u16(head.status)
-            .map_err(|_| format!("bad response from {}: invalid status code", peer()))?;
+            .map_err(|e| e.context(&format!("bad response from {}: ", peer())))?;
+        let status = StatusCode::from_u16(head.status).map_err(|_| {
+            Failure::protocol(format!("bad response from {}: invalid status code", peer()))
+        })?;
         let location = head.location.clone().filter(|_| status.is_redirection());
         let body = if head_request || location.is_some() {
             Vec::new()
@@ -353,7 +360,7 @@ impl Target {
     }
 
     /// One `https://` hop through the shared reqwest client.
-    async fn fetch_tls(&self, url: &Url, hops: usize) -> Result<Reply, String> {
+    async fn fetch_tls(&self, url: &Url, hops: usize) -> Result<Reply, Failure> {
         let mut req = self
             .client
             .request(self.method.clone(), url.clone())
@@ -366,7 +373,7 @@ impl Target {
         let mut resp = req
             .send()
             .await
-            .map_err(|e| send_reason(&e, &self.peer(url)))?;
+            .map_err(|e| send_failure(&e, &self.peer(url)))?;
         let status = resp.status();
         let location = status
             .is_redirection()
@@ -389,7 +396,7 @@ impl Target {
 
 /// Read the body up to [`MAX_BODY`] bytes; the rest is left unread (the connection is
 /// dropped with the response).
-async fn read_body(resp: &mut reqwest::Response) -> Result<Vec<u8>, String> {
+async fn read_body(resp: &mut reqwest::Response) -> Result<Vec<u8>, Failure> {
     let mut body = Vec::new();
     while body.len() < MAX_BODY {
         match resp.chunk().await {
@@ -398,7 +405,12 @@ async fn read_body(resp: &mut reqwest::Response) -> Result<Vec<u8>, String> {
                 body.extend_from_slice(&chunk[..take]);
             }
             Ok(None) => break,
-            Err(e) => return Err(format!("reading the body: {}", innermost(&e))),
+            Err(e) => {
+                return Err(Failure::new(
+                    transport_class(&e),
+                    format!("reading the body: {}", innermost(&e)),
+                ));
+            }
         }
     }
     Ok(body)
@@ -429,7 +441,7 @@ fn body_excerpt(body: &[u8]) -> String {
 
 /// A reqwest error as LWP would word it: `Can't connect to HOST:PORT (why)` for connect
 /// and TLS failures, `bad response from HOST:PORT: why` for the rest.
-fn send_reason(e: &reqwest::Error, peer: &str) -> String {
+fn send_failure(e: &reqwest::Error, peer: &str) -> Failure {
     if let Some(tls) = find_tls_error(e) {
         let what = match &tls {
             rustls::Error::InvalidCertificate(c) => {
@@ -437,12 +449,24 @@ fn send_reason(e: &reqwest::Error, peer: &str) -> String {
             }
             other => format!("TLS: {other}"),
         };
-        return format!("Can't connect to {peer} ({what})");
+        return Failure::tls(format!("Can't connect to {peer} ({what})"));
     }
     if e.is_connect() {
-        return format!("Can't connect to {peer} ({})", innermost(e));
+        return Failure::connect(format!("Can't connect to {peer} ({})", innermost(e)));
     }
-    format!("bad response from {peer}: {}", innermost(e))
+    Failure::new(
+        transport_class(e),
+        format!("bad response from {peer}: {}", innermost(e)),
+    )
+}
+
+/// `connect` when an I/O error ends `e`'s chain (reset, closed), else `protocol`.
+fn transport_class(e: &(dyn StdError + 'static)) -> FailureClass {
+    if last_cause(e).is::<std::io::Error>() {
+        FailureClass::Connect
+    } else {
+        FailureClass::Protocol
+    }
 }
 
 fn cert_error(c: &CertificateError) -> String {
@@ -483,14 +507,20 @@ fn find_tls_error(e: &(dyn StdError + 'static)) -> Option<rustls::Error> {
 
 /// The most specific message in an error chain, io errors without `(os error N)`.
 fn innermost(e: &(dyn StdError + 'static)) -> String {
-    let mut last = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
+    let last = last_cause(e);
     match last.downcast_ref::<std::io::Error>() {
         Some(io) => io_reason(io),
         None => last.to_string(),
     }
+}
+
+/// The end of `e`'s source chain.
+fn last_cause<'a>(e: &'a (dyn StdError + 'static)) -> &'a (dyn StdError + 'static) {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last
 }
 
 // --- clients -----------------------------------------------------------------------

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::{MAX_LINE, connect_tcp, io_reason, quote, reject_line_breaks, target};
-use crate::check::{BoxFuture, BuildError, Checker, Outcome, bounded};
+use super::{MAX_LINE, connect_tcp, io_failure, io_reason, quote, reject_line_breaks, target};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::spec::CheckSpec;
 use crate::tls;
 
@@ -22,7 +22,7 @@ pub(crate) trait Dialogue: Send + Sync + std::fmt::Debug + 'static {
     fn talk<S: AsyncRead + AsyncWrite + Unpin + Send>(
         spec: &CheckSpec,
         conn: LineConn<S>,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, Failure>> + Send;
 }
 
 /// A check that connects to the spec's target, inside TLS from the first byte when asked
@@ -48,13 +48,13 @@ impl<D: Dialogue> LineCheck<D> {
         }))
     }
 
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         let addr = target(&self.spec)?;
         let tcp = connect_tcp(addr).await?;
         if self.tls {
             let stream = tls::connect(tcp, addr.ip())
                 .await
-                .map_err(|e| format!("TLS handshake failed: {}", io_reason(&e)))?;
+                .map_err(|e| Failure::tls(format!("TLS handshake failed: {}", io_reason(&e))))?;
             D::talk(&self.spec, LineConn::new(stream)).await
         } else {
             D::talk(&self.spec, LineConn::new(tcp)).await
@@ -103,11 +103,11 @@ pub(crate) struct LineConn<S> {
 
 impl LineConn<TcpStream> {
     /// Connect to `addr` and read an FTP/SMTP greeting, which must be 2xx.
-    pub async fn greeted(addr: SocketAddr) -> Result<LineConn<TcpStream>, String> {
+    pub async fn greeted(addr: SocketAddr) -> Result<LineConn<TcpStream>, Failure> {
         let mut conn = LineConn::new(connect_tcp(addr).await?);
         let greeting = conn.read_reply().await?;
         if !greeting.is_ok() {
-            return Err(format!("greeting: {}", greeting.line));
+            return Err(Failure::protocol(format!("greeting: {}", greeting.line)));
         }
         Ok(conn)
     }
@@ -122,16 +122,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
 
     /// The next line without its CR LF (or bare LF). End of stream is an error: every
     /// caller is waiting for an answer.
-    pub async fn read_line(&mut self) -> Result<Vec<u8>, String> {
+    pub async fn read_line(&mut self) -> Result<Vec<u8>, Failure> {
         let mut line = Vec::new();
         loop {
-            let buf = self.io.fill_buf().await.map_err(|e| io_reason(&e))?;
+            let buf = self.io.fill_buf().await.map_err(io_failure)?;
             if buf.is_empty() {
-                return Err(if line.is_empty() {
+                return Err(Failure::connect(if line.is_empty() {
                     "connection closed by server".to_owned()
                 } else {
                     format!("connection closed by server in mid-line: {}", quote(&line))
-                });
+                }));
             }
             if let Some(i) = buf.iter().position(|&b| b == b'\n') {
                 line.extend_from_slice(&buf[..i]);
@@ -142,11 +142,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
             line.extend_from_slice(buf);
             self.io.consume(n);
             if line.len() > MAX_LINE {
-                return Err(format!("line longer than {MAX_LINE} bytes from server"));
+                return Err(Failure::protocol(format!(
+                    "line longer than {MAX_LINE} bytes from server"
+                )));
             }
         }
         if line.len() > MAX_LINE {
-            return Err(format!("line longer than {MAX_LINE} bytes from server"));
+            return Err(Failure::protocol(format!(
+                "line longer than {MAX_LINE} bytes from server"
+            )));
         }
         if line.last() == Some(&b'\r') {
             line.pop();
@@ -155,20 +159,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
     }
 
     /// Send one command line, CR LF appended.
-    pub async fn send(&mut self, line: &str) -> Result<(), String> {
+    pub async fn send(&mut self, line: &str) -> Result<(), Failure> {
         let stream = self.io.get_mut();
         let mut data = Vec::with_capacity(line.len() + 2);
         data.extend_from_slice(line.as_bytes());
         data.extend_from_slice(b"\r\n");
-        stream.write_all(&data).await.map_err(|e| io_reason(&e))?;
-        stream.flush().await.map_err(|e| io_reason(&e))
+        stream.write_all(&data).await.map_err(io_failure)?;
+        stream.flush().await.map_err(io_failure)
     }
 
     /// One FTP/SMTP reply (RFC 959 §4.2, RFC 5321 §4.2): `NNN text`, or `NNN-text`
     /// continued until a line starting with the same `NNN `.
-    pub async fn read_reply(&mut self) -> Result<Reply, String> {
+    pub async fn read_reply(&mut self) -> Result<Reply, Failure> {
         let first = self.read_line().await?;
-        let code = reply_code(&first).ok_or_else(|| format!("not a reply: {}", quote(&first)))?;
+        let code = reply_code(&first)
+            .ok_or_else(|| Failure::protocol(format!("not a reply: {}", quote(&first))))?;
         if first.get(3) != Some(&b'-') {
             return Ok(Reply {
                 code,
@@ -186,7 +191,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
                 });
             }
         }
-        Err(format!("reply {code} longer than {MAX_REPLY_LINES} lines"))
+        Err(Failure::protocol(format!(
+            "reply {code} longer than {MAX_REPLY_LINES} lines"
+        )))
     }
 
     /// Say goodbye (`QUIT`, `LOGOUT`) once the verdict is made: wait briefly for the
@@ -256,7 +263,13 @@ mod tests {
             }
         );
         server.write_all(&vec![b'x'; MAX_LINE + 10]).await.unwrap();
-        assert!(conn.read_line().await.unwrap_err().contains("longer than"));
+        assert!(
+            conn.read_line()
+                .await
+                .unwrap_err()
+                .reason
+                .contains("longer than")
+        );
     }
 
     #[tokio::test]
@@ -265,7 +278,7 @@ mod tests {
         drop(server);
         let mut conn = LineConn::new(client);
         assert_eq!(
-            conn.read_line().await.unwrap_err(),
+            conn.read_line().await.unwrap_err().reason,
             "connection closed by server"
         );
     }

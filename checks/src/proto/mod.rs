@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::check::BuildError;
+use crate::check::{BuildError, Failure};
 use crate::spec::CheckSpec;
 
 /// The longest protocol line we accept. Real greetings and replies are well under 1 KiB;
@@ -25,10 +25,10 @@ const MAX_QUOTE: usize = 160;
 /// The address to check: the real's IP and the check port. A spec without check port
 /// (possible only for services without default port) fails the check, as stock's connect
 /// to port 0 does.
-pub(crate) fn target(spec: &CheckSpec) -> Result<SocketAddr, String> {
+pub(crate) fn target(spec: &CheckSpec) -> Result<SocketAddr, Failure> {
     match spec.port {
         Some(port) => Ok(SocketAddr::new(spec.ip, port)),
-        None => Err("no check port".to_owned()),
+        None => Err(Failure::other("no check port")),
     }
 }
 
@@ -42,9 +42,15 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
     }
 }
 
+/// An I/O error as a failure: its [`io_reason`], class
+/// [`Connect`](crate::FailureClass::Connect) (refused, unreachable, reset, closed).
+pub(crate) fn io_failure(e: io::Error) -> Failure {
+    Failure::connect(io_reason(&e))
+}
+
 /// Open a TCP connection to `addr`.
-pub(crate) async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| io_reason(&e))?;
+pub(crate) async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, Failure> {
+    let stream = TcpStream::connect(addr).await.map_err(io_failure)?;
     // Checks send a few short commands and wait for each answer.
     let _ = stream.set_nodelay(true);
     Ok(stream)
@@ -52,13 +58,13 @@ pub(crate) async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, String> {
 
 /// A UDP socket on the wildcard address of `addr`'s family, connected to `addr`: being
 /// connected, an ICMP port unreachable comes back from `recv` as `Connection refused`.
-pub(crate) async fn connect_udp(addr: SocketAddr) -> Result<UdpSocket, String> {
+pub(crate) async fn connect_udp(addr: SocketAddr) -> Result<UdpSocket, Failure> {
     let local: SocketAddr = match addr {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = UdpSocket::bind(local).await.map_err(|e| io_reason(&e))?;
-    socket.connect(addr).await.map_err(|e| io_reason(&e))?;
+    let socket = UdpSocket::bind(local).await.map_err(io_failure)?;
+    socket.connect(addr).await.map_err(io_failure)?;
     Ok(socket)
 }
 
