@@ -10,11 +10,12 @@
 //! cannot be built (e.g. `service=oracle`) is reported down with the reason.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ldirectord_checks::{CheckSpec, Checker, Outcome};
-use ldirectord_parsers::config::{CheckType, Config, ip_text};
+use ldirectord_parsers::config::{CheckType, Config};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -80,7 +81,7 @@ pub async fn run(config: &Config) -> Vec<ProbeRow> {
             };
             let row = (
                 vs.id(),
-                format!("{}:{}", ip_text(real.ip), real.port),
+                SocketAddr::new(real.ip, real.port).to_string(),
                 spec.label(),
                 pending,
             );

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
-use ldirectord_parsers::config::{Service, ip_text};
+use ldirectord_parsers::config::Service;
 
 use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto::{self, quote};
@@ -53,7 +53,7 @@ impl LdapCheck {
         } else {
             "ldap"
         };
-        let url = format!("{scheme}://{}:{}", ip_text(addr.ip()), addr.port());
+        let url = format!("{scheme}://{addr}");
         // No separate connect timeout: the bound of the whole check covers the connect.
         let settings = LdapConnSettings::new().set_config(crate::tls::accept_any());
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)

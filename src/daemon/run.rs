@@ -17,6 +17,7 @@
 #![allow(clippy::mutable_key_type)]
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -312,7 +313,7 @@ impl Daemon {
                 Err(e) => {
                     tracing::info!(
                         "cannot check real server {}: {e}",
-                        crate::director::real_text(spec.ip, spec.real_port)
+                        SocketAddr::new(spec.ip, spec.real_port)
                     );
                     Arc::new(Failing(e.to_string())) as Arc<dyn Checker>
                 }

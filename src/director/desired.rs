@@ -3,7 +3,7 @@
 //! the fallback. Pure functions of the config model, plus the comparisons that decide
 //! whether an entry read back from the kernel already matches.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use ldirectord_parsers::config::{
     Fallback, Family, Forward, Protocol, RealServer, VirtualAddress, VirtualService,
@@ -28,24 +28,11 @@ pub fn service_key(vs: &VirtualService) -> ServiceKey {
     }
 }
 
-/// The address family of a virtual, fwmark services included (`virtual6=12` is IPv6).
-pub fn family(vs: &VirtualService) -> Family {
-    match vs.address {
-        VirtualAddress::Fwmark { family, .. } => family,
-        VirtualAddress::Inet {
-            ip: IpAddr::V4(_), ..
-        } => Family::Inet,
-        VirtualAddress::Inet {
-            ip: IpAddr::V6(_), ..
-        } => Family::Inet6,
-    }
-}
-
 /// The service as `ipvsadm -A` would create it. As in ldirectord, the netmask is only
 /// used together with `persistent`, and `ops` only on UDP services.
 pub fn service_spec(vs: &VirtualService) -> ServiceSpec {
-    let netmask = match (vs.persistent, vs.netmask.as_deref()) {
-        (Some(_), Some(text)) => parse_netmask(text, family(vs)),
+    let netmask = match (vs.persistent, &vs.netmask) {
+        (Some(_), Some(setting)) => setting.mask(),
         _ => None,
     };
     let sched_flags = SchedFlags::parse(vs.schedflags.as_deref().unwrap_or(""));
@@ -56,20 +43,6 @@ pub fn service_spec(vs: &VirtualService) -> ServiceSpec {
         netmask,
         ops: vs.ops && vs.protocol == Protocol::Udp,
         sched_flags,
-    }
-}
-
-/// `netmask=` as the model keeps it: a dotted quad for IPv4, a prefix length 1..=128 for
-/// IPv6. `None` for anything else (the parser has already rejected it).
-pub fn parse_netmask(text: &str, family: Family) -> Option<Netmask> {
-    let text = text.trim();
-    match family {
-        Family::Inet => text.parse::<Ipv4Addr>().ok().map(Netmask::V4),
-        Family::Inet6 => text
-            .parse::<u8>()
-            .ok()
-            .filter(|p| (1..=128).contains(p))
-            .map(Netmask::V6),
     }
 }
 
@@ -156,40 +129,20 @@ pub fn mapped_port(key: ServiceKey, real: &DestSpec) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv6Addr;
+    use std::net::{IpAddr, Ipv6Addr};
 
-    #[test]
-    fn netmask_by_family() {
-        let cases: &[(&str, Family, Option<Netmask>)] = &[
-            (
-                "255.255.255.0",
-                Family::Inet,
-                Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
-            ),
-            (
-                " 255.255.0.0 ",
-                Family::Inet,
-                Some(Netmask::V4(Ipv4Addr::new(255, 255, 0, 0))),
-            ),
-            ("64", Family::Inet6, Some(Netmask::V6(64))),
-            ("128", Family::Inet6, Some(Netmask::V6(128))),
-            ("0", Family::Inet6, None),
-            ("129", Family::Inet6, None),
-            ("64", Family::Inet, None),
-            ("255.255.255.0", Family::Inet6, None),
-        ];
-        for (text, family, want) in cases {
-            assert_eq!(parse_netmask(text, *family), *want, "{text} {family:?}");
+    /// The TCP service 10.0.0.100:80.
+    fn web() -> ServiceKey {
+        ServiceKey::Inet {
+            proto: IpProto::Tcp,
+            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+            port: 80,
         }
     }
 
     #[test]
     fn mapping_only_for_gate_ipip_or_portless_reals_of_address_services() {
-        let key = ServiceKey::Inet {
-            proto: IpProto::Tcp,
-            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
-            port: 80,
-        };
+        let key = web();
         let fw = ServiceKey::Fwmark {
             mark: 5,
             family: Family::Inet,
@@ -211,11 +164,7 @@ mod tests {
 
     #[test]
     fn service_comparison_normalises_masks_and_flags() {
-        let key = ServiceKey::Inet {
-            proto: IpProto::Tcp,
-            ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
-            port: 80,
-        };
+        let key = web();
         let base = ServiceSpec::new(key, "wrr");
         let with = |f: &dyn Fn(&mut ServiceSpec)| {
             let mut s = base.clone();

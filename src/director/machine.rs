@@ -7,7 +7,7 @@
 //! they agree by construction and re-running them is idempotent.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -629,7 +629,7 @@ impl Director {
             return;
         };
         let found = find_spec(entry, fb.ip, fb.port, mapped_port(virt.key, &fb));
-        let fb_text = text::real_text(fb.ip, fb.port);
+        let fb_text = fb.addr().to_string();
         let (op, line) = match (virt.up == 0, found) {
             (true, None) => (
                 Op::AddDest(virt.key, fb),
@@ -716,7 +716,7 @@ impl Director {
             let was_fallback = old_fallback.is_some_and(|old| {
                 old.ip == ip && (old.port == port || mapped_port(virt.key, &old) == Some(port))
             });
-            let rtext = text::real_text(ip, port);
+            let rtext = SocketAddr::new(ip, port).to_string();
             let line = if was_fallback {
                 text::deleted(Tag::Fallback, &rtext, &virt.text)
             } else {
@@ -873,12 +873,12 @@ fn real_label(real: &Real, found: &DestEntry) -> String {
 
 fn label(ip: IpAddr, port: u16, found: &DestEntry) -> String {
     if found.spec.port == port {
-        text::real_text(ip, port)
+        SocketAddr::new(ip, port).to_string()
     } else {
         format!(
             "{} mapped from {}",
-            text::real_text(ip, found.spec.port),
-            text::real_text(ip, port)
+            SocketAddr::new(ip, found.spec.port),
+            SocketAddr::new(ip, port)
         )
     }
 }
@@ -922,7 +922,7 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
         for rs in &vs.reals {
             if !seen.insert((rs.ip, rs.port)) {
                 out.push(Action::Log(text::duplicate_real(
-                    &text::real_text(rs.ip, rs.port),
+                    &SocketAddr::new(rs.ip, rs.port).to_string(),
                     &virt.text,
                 )));
                 continue;
@@ -953,7 +953,7 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
             virt.reals.push(Real {
                 dest,
                 alt_port: None,
-                text: text::real_text(rs.ip, rs.port),
+                text: SocketAddr::new(rs.ip, rs.port).to_string(),
                 check: c,
                 checktype: vs.check.checktype,
                 health: Health::New,

@@ -33,10 +33,7 @@ pub use action::{
     Action, Alert, CheckPlan, CheckResult, DaemonState, FallbackAction, FallbackCommand,
 };
 pub use desired::{
-    dest_matches, fallback_dest, mapped_port, parse_netmask, real_dest, service_key,
-    service_matches, service_spec,
+    dest_matches, fallback_dest, mapped_port, real_dest, service_key, service_matches, service_spec,
 };
 pub use machine::{Director, Health, RealStatus, apply_op};
-pub use text::{
-    IN_MAINTENANCE, escape_message, maintenance_names, monitor_identity, monitor_line, real_text,
-};
+pub use text::{IN_MAINTENANCE, escape_message, maintenance_names, monitor_identity, monitor_line};

@@ -3,15 +3,10 @@
 //! maintenance file names (§3.8). Operators grep for these strings, so they are kept
 //! byte for byte.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use ldirectord_checks::CheckSpec;
 use ldirectord_parsers::config::{CheckType, Forward, Protocol, ip_text};
-
-/// `RIP:PORT` as ldirectord prints it (`[v6]:PORT` for IPv6).
-pub fn real_text(ip: IpAddr, port: u16) -> String {
-    format!("{}:{port}", ip_text(ip))
-}
 
 /// The kind of server a log line is about: ldirectord logs reals and fallbacks alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +202,10 @@ pub const IN_MAINTENANCE: &str = "Server in maintenance";
 /// reverse-DNS forms (§3.8): `RIP:RPORT` and `RIP` (IPv6 bracketed). The shell tests them
 /// before each check and reports [`crate::director::CheckResult::Maintenance`] on a hit.
 pub fn maintenance_names(spec: &CheckSpec) -> [String; 2] {
-    [real_text(spec.ip, spec.real_port), ip_text(spec.ip)]
+    [
+        SocketAddr::new(spec.ip, spec.real_port).to_string(),
+        ip_text(spec.ip),
+    ]
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ldirectord_parsers::config::{
     Config, Family, Forward, RealServer, RealSources, VirtualAddress, VirtualService,
@@ -253,14 +253,8 @@ pub fn inline_config(
     options: &[String],
 ) -> (String, usize) {
     let mut text = String::new();
-    match vip {
-        IpAddr::V4(a) => {
-            let _ = writeln!(text, "virtual={a}:{port}");
-        }
-        IpAddr::V6(a) => {
-            let _ = writeln!(text, "virtual6=[{a}]:{port}");
-        }
-    }
+    let six = if vip.is_ipv6() { "6" } else { "" };
+    let _ = writeln!(text, "virtual{six}={}", SocketAddr::new(vip, port));
     let _ = writeln!(text, "\tprotocol={protocol}");
     // The cluster decides who serves; the director does not check on top of it.
     let _ = writeln!(text, "\tchecktype=on");

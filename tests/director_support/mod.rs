@@ -8,11 +8,11 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use ldirectord::director::{Action, CheckResult, Director, Health, apply_op, real_text};
+use ldirectord::director::{Action, CheckResult, Director, Health, apply_op};
 use ldirectord::engine::{
     DestEntry, DestSpec, IpProto, Op, ServiceEntry, ServiceKey, ServiceSpec, Table,
 };
@@ -103,13 +103,7 @@ pub fn render_op(op: &Op) -> String {
         }
         t
     };
-    let r = |d: &DestSpec| {
-        format!(
-            "-r {} {}",
-            real_text(d.ip, d.port),
-            d.forward.ipvsadm_flag()
-        )
-    };
+    let r = |d: &DestSpec| format!("-r {} {}", d.addr(), d.forward.ipvsadm_flag());
     match op {
         Op::AddService(s) => format!("-A {}", svc(s)),
         Op::EditService(s) => format!("-E {}", svc(s)),
@@ -130,7 +124,9 @@ pub fn render_op(op: &Op) -> String {
         ),
         Op::QuiesceDest(k, d) => format!("-e {k} {} -w {}", r(d), d.weight),
         Op::ReaddQuiescedDest(k, d) => format!("-a {k} {} -w {}", r(d), d.weight),
-        Op::DelDest { service, ip, port } => format!("-d {service} -r {}", real_text(*ip, *port)),
+        Op::DelDest { service, ip, port } => {
+            format!("-d {service} -r {}", SocketAddr::new(*ip, *port))
+        }
     }
 }
 
@@ -178,11 +174,7 @@ pub fn listing(table: &Table) -> Vec<String> {
                 Forward::Masq => "Masq",
                 Forward::Ipip => "Tunnel",
             };
-            out.push(format!(
-                "  -> {} {fwd} {}",
-                real_text(d.spec.ip, d.spec.port),
-                d.spec.weight
-            ));
+            out.push(format!("  -> {} {fwd} {}", d.spec.addr(), d.spec.weight));
         }
     }
     out

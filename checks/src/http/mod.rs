@@ -226,7 +226,7 @@ impl Target {
             url.port_or_known_default(),
         ) {
             (false, Some(host), Some(port)) => format!("{host}:{port}"),
-            _ => format!("{}:{}", ip_text(self.real.ip()), self.real.port()),
+            _ => self.real.to_string(),
         }
     }
 

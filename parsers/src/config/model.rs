@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ pub struct Config {
     pub virtuals: Vec<VirtualService>,
 }
 
-pub use crate::ipvs::{Family, Forward};
+pub use crate::ipvs::{Family, Forward, Netmask};
 
 /// IPVS protocol of a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -645,6 +645,62 @@ impl Default for Globals {
     }
 }
 
+/// A `netmask=` value the parser accepted: the mask it names, kept with the text as written
+/// (rendered and serialized back as written). Stock accepts any four dot-separated digit
+/// runs for IPv4 (`999.0.0.0`, `255.255.255.000`) and only ipvsadm refuses them later;
+/// such a value has no [`mask`](Self::mask), and no mask reaches the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetmaskSetting {
+    written: String,
+    mask: Option<Netmask>,
+}
+
+impl NetmaskSetting {
+    /// Stock's decision for `family`: IPv4 four dot-separated digit runs, IPv6 a prefix
+    /// length of digits in 1..=128. `None` when stock rejects `text`.
+    pub fn parse(text: &str, family: Family) -> Option<NetmaskSetting> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+        let mask = match family {
+            Family::Inet6 if !digits(text) => return None,
+            Family::Inet6 => {
+                let prefix = text.parse::<u8>().ok().filter(|p| (1..=128).contains(p))?;
+                Some(Netmask::V6(prefix))
+            }
+            Family::Inet => match text.parse::<Ipv4Addr>() {
+                Ok(mask) => Some(Netmask::V4(mask)),
+                Err(_) if text.split('.').count() == 4 && text.split('.').all(digits) => None,
+                Err(_) => return None,
+            },
+        };
+        Some(NetmaskSetting {
+            written: text.to_owned(),
+            mask,
+        })
+    }
+
+    /// The mask for the kernel; `None` for a dotted quad only stock's parser accepts.
+    pub fn mask(&self) -> Option<Netmask> {
+        self.mask
+    }
+
+    /// The value as written in the file.
+    pub fn as_written(&self) -> &str {
+        &self.written
+    }
+}
+
+impl fmt::Display for NetmaskSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+impl Serialize for NetmaskSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.written)
+    }
+}
+
 /// One `virtual=`/`virtual6=` block with every setting resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VirtualService {
@@ -657,8 +713,8 @@ pub struct VirtualService {
     pub scheduler: String,
     /// `persistent=` timeout in seconds.
     pub persistent: Option<u32>,
-    /// `netmask=` as written (dotted quad for IPv4, prefix length for IPv6).
-    pub netmask: Option<String>,
+    /// `netmask=` (dotted quad for IPv4, prefix length for IPv6).
+    pub netmask: Option<NetmaskSetting>,
     /// `schedflags=` (ipvsadm `-b`), extension of the reference's list.
     pub schedflags: Option<String>,
     /// `ops=yes`: one-packet scheduling (UDP only).
@@ -707,7 +763,7 @@ impl VirtualService {
     /// ldirectord's "virtual" text in logs: `1.2.3.4:80`, `[2001:db8::5]:80`, or the mark.
     pub fn virtual_text(&self) -> String {
         match self.address {
-            VirtualAddress::Inet { ip, port } => format!("{}:{port}", ip_text(ip)),
+            VirtualAddress::Inet { ip, port } => SocketAddr::new(ip, port).to_string(),
             VirtualAddress::Fwmark { mark, .. } => mark.to_string(),
         }
     }
@@ -735,5 +791,37 @@ pub fn ip_text(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netmask_by_family() {
+        let cases: &[(&str, Family, Option<Netmask>)] = &[
+            (
+                "255.255.255.0",
+                Family::Inet,
+                Some(Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))),
+            ),
+            (
+                " 255.255.0.0 ",
+                Family::Inet,
+                Some(Netmask::V4(Ipv4Addr::new(255, 255, 0, 0))),
+            ),
+            ("64", Family::Inet6, Some(Netmask::V6(64))),
+            ("128", Family::Inet6, Some(Netmask::V6(128))),
+            ("0", Family::Inet6, None),
+            ("129", Family::Inet6, None),
+            ("64", Family::Inet, None),
+            ("255.255.255.0", Family::Inet6, None),
+        ];
+        for (text, family, want) in cases {
+            // The directive's value reaches the parser without surrounding blanks.
+            let mask = NetmaskSetting::parse(text.trim(), *family).and_then(|s| s.mask());
+            assert_eq!(mask, *want, "{text} {family:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! renderer does not invent an escaping ldirectord does not have.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::model::*;
 
@@ -196,7 +196,7 @@ fn status_text(s: AlertStatus) -> String {
 
 fn addr_port(ip: IpAddr, port: Option<u16>) -> String {
     match port {
-        Some(p) => format!("{}:{p}", ip_text(ip)),
+        Some(p) => SocketAddr::new(ip, p).to_string(),
         None => ip_text(ip),
     }
 }
@@ -209,7 +209,7 @@ fn virtual_block(out: &mut String, v: &VirtualService, g: &Globals) {
     let six = if v.family == Family::Inet6 { "6" } else { "" };
     match v.address {
         VirtualAddress::Inet { ip, port } => {
-            let _ = writeln!(out, "virtual{six}={}:{port}", ip_text(ip));
+            let _ = writeln!(out, "virtual{six}={}", SocketAddr::new(ip, port));
         }
         VirtualAddress::Fwmark { mark, .. } => {
             let _ = writeln!(out, "virtual{six}={mark}");

@@ -3,13 +3,11 @@
 //! name, and compiled `receive=` patterns.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::diag::Diagnostic;
 use crate::config::lex;
-use crate::config::model::{
-    Fallback, Family, Globals, Protocol, Receive, Span, VirtualService, ip_text,
-};
+use crate::config::model::{Fallback, Family, Globals, Protocol, Receive, Span, VirtualService};
 use crate::config::resolve::{Resolver, SystemResolver};
 
 /// How to parse: which resolver, and whether to touch the file system as stock does
@@ -134,7 +132,9 @@ pub(super) enum StockId {
 impl StockId {
     pub(super) fn text(&self) -> String {
         match self {
-            StockId::Inet(proto, ip, port) => format!("{}:{}:{port}", proto.as_str(), ip_text(*ip)),
+            StockId::Inet(proto, ip, port) => {
+                format!("{}:{}", proto.as_str(), SocketAddr::new(*ip, *port))
+            }
             StockId::Fwmark(Family::Inet, m) => format!("fwm:{m}"),
             StockId::Fwmark(Family::Inet6, m) => format!("fwm6:{m}"),
         }

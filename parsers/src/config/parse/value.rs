@@ -202,15 +202,6 @@ pub(super) fn checkcount_warning(span: Span) -> Diagnostic {
     )
 }
 
-/// `\d+\.\d+\.\d+\.\d+` exactly (stock accepts octets over 255 here).
-pub(super) fn is_loose_dotted_quad(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('.').collect();
-    parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
-}
-
 /// A duration such as `500ms` or `10s`; a bare number is seconds.
 pub(super) fn parse_duration(v: &str) -> Option<Duration> {
     if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {

@@ -6,7 +6,6 @@
 mod finish;
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,7 +58,7 @@ pub(super) struct Block {
     virtualhost: Option<String>,
     scheduler: String,
     persistent: Option<u32>,
-    netmask: Option<String>,
+    netmask: Option<NetmaskSetting>,
     schedflags: Option<String>,
     ops: bool,
     fallback: Option<FallbackTodo>,
@@ -337,22 +336,15 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
         Ok(())
     }),
     row("netmask", Plain, |_, b, at, v| {
-        let ok = if b.family == Family::Inet6 {
-            v.bytes().all(|c| c.is_ascii_digit())
-                && !v.is_empty()
-                && (1..=128).contains(&lex::number(v))
-        } else {
-            v.parse::<Ipv4Addr>().is_ok() || is_loose_dotted_quad(v)
-        };
-        if !ok {
+        let setting = NetmaskSetting::parse(v, b.family).ok_or_else(|| {
             let msg = if b.family == Family::Inet6 {
                 "invalid netmask: a prefix length between 1 and 128 is required"
             } else {
                 "invalid netmask: dotted quad notation is required"
             };
-            return Err(Diagnostic::error(at.value(v), msg));
-        }
-        b.netmask = Some(v.to_owned());
+            Diagnostic::error(at.value(v), msg)
+        })?;
+        b.netmask = Some(setting);
         Ok(())
     }),
     row("schedflags", Plain, |_, b, at, v| {
