@@ -3,7 +3,8 @@
 //! loopback: start-up programming (§8-1), failure and recovery, quiescent, fallback and
 //! fallbackcommand, reload by SIGHUP (one `-e`), a reload with a syntax error (§8-14),
 //! autoreload and callback (§8-15), stop with cleanstop, a hung backend that does not delay
-//! the others, engine errors that converge, and e-mail alerts over SMTP.
+//! the others, engine errors that converge, e-mail alerts over SMTP, and children (check,
+//! fallbackcommand, ipvsadm) that never see the daemon's private variable.
 
 #[path = "fixtures/daemon/support.rs"]
 mod support;
@@ -492,5 +493,53 @@ fn maintenance_file_takes_a_real_out_and_back() {
     wait_until(30, "back", || {
         w.reals(V) == sorted(vec![(a1.clone(), 1), (a2.clone(), 1)])
     });
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
+#[test]
+fn children_never_see_the_daemons_private_variable() {
+    // The daemon child gets its options in LDIRECTORD_RS_DAEMON_CHILD; a program it runs
+    // that inherited it would take it too (an `ldirectord … start` from a fallbackcommand
+    // would believe it is a daemon child). Each child here records its environment.
+    let w = World::new();
+    let r1 = Backend::start("127.0.0.1", Mode::Healthy);
+    let recorder = |name: &str, then: &str| {
+        let record = w.path(&format!("{name}.env"));
+        w.script(
+            name,
+            &format!("#!/bin/sh\nenv > '{}'\n{then}\n", record.display()),
+        );
+        record
+    };
+    let standin = std::fs::read_to_string(w.path("ipvsadm")).unwrap();
+    let standin_body = standin.strip_prefix("#!/bin/sh\n").unwrap();
+    let records = [
+        recorder("check", "exit 0"),
+        recorder("fb", "exit 0"),
+        recorder("ipvsadm", standin_body),
+    ];
+    let body = format!(
+        "checkinterval=1\nchecktimeout=2\nfallbackcommand={}\nvirtual=127.0.0.100:80\n\treal={} masq 1\n\tchecktype=external\n\tcheckcommand=\"{}\"\n\tscheduler=rr\n",
+        w.path("fb").display(),
+        r1.addr,
+        w.path("check").display()
+    );
+    let cfg = w.config("env.cf", &body);
+    let c = cfg.to_str().unwrap();
+    w.start(c);
+    let a1 = r1.addr.to_string();
+    wait_until(30, "the external check brought the real up", || {
+        w.reals(V) == sorted(vec![(a1.clone(), 1)])
+    });
+    for record in &records {
+        let text = std::fs::read_to_string(record)
+            .unwrap_or_else(|e| panic!("{} was never written: {e}", record.display()));
+        assert!(text.contains("PATH="), "{}: {text}", record.display());
+        assert!(
+            !text.contains("LDIRECTORD_RS_DAEMON_CHILD"),
+            "{} inherited the daemon's options: {text}",
+            record.display()
+        );
+    }
     assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
 }

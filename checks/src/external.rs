@@ -34,7 +34,7 @@ use ldirectord_parsers::config::{CheckType, VirtualAddress, ip_text};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto::io_reason;
@@ -102,7 +102,7 @@ impl External {
     }
 
     async fn run(&self) -> Result<String, Failure> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = crate::process::command(&self.program);
         cmd.args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

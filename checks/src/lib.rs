@@ -15,6 +15,8 @@
 //!   services `http` … `nntp`), built on `proto` (target address, I/O reasons, a capped
 //!   line reader, UDP) and `tls` (the checks' one TLS client setup).
 //! - [`scheduler`]: one owner of every check's timer.
+//! - [`process`]: where every program ldirectord-rs starts is built (without the
+//!   daemon's private variable).
 #![forbid(unsafe_code)]
 
 pub mod check;
@@ -41,6 +43,7 @@ pub mod nntp;
 pub mod pgsql;
 pub mod ping;
 pub mod pop;
+pub mod process;
 pub mod radius;
 pub mod scheduler;
 pub mod simpletcp;

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use ldirectord_checks::process::blocking_command;
 use ldirectord_parsers::config::{
     self, ConfigError, EngineName, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
 };
@@ -370,7 +371,7 @@ impl<'e> Agent<'e> {
             return Ok(ocf::SUCCESS);
         }
         self.refresh(q, err)?;
-        let output = Command::new(&self.program)
+        let output = blocking_command(&self.program)
             .args(&self.flags)
             .arg(self.daemon_config())
             .arg("start")
@@ -595,7 +596,7 @@ fn ours(program: &Path) -> Result<(), String> {
     if me.is_some() && std::fs::canonicalize(program).ok() == me {
         return Ok(());
     }
-    let output = Command::new(program)
+    let output = blocking_command(program)
         .arg("--version")
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -12,7 +12,8 @@
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::Command;
+
+use ldirectord_checks::process::blocking_command;
 
 use super::metadata;
 use super::ocf::{self, Env, Fail};
@@ -172,7 +173,7 @@ fn write_sysctl(key: &str, value: &str) -> Result<(), Fail> {
 }
 
 fn ip(args: &[&str]) -> Result<String, Fail> {
-    let out = Command::new("ip")
+    let out = blocking_command("ip")
         .args(args)
         .output()
         .map_err(|e| Fail::new(ocf::ERR_INSTALLED, format!("cannot run ip (iproute2): {e}")))?;
@@ -226,7 +227,7 @@ fn host_prefix(a: IpAddr) -> u8 {
 pub fn start(v: &Vip) -> Result<i32, Fail> {
     let dev = v.mode.device();
     if v.mode == Mode::Tun && !device_exists(dev) {
-        let _ = Command::new("modprobe").arg("ipip").status();
+        let _ = blocking_command("modprobe").arg("ipip").status();
         if !device_exists(dev) {
             return Err(Fail::new(
                 ocf::ERR_INSTALLED,

@@ -57,7 +57,7 @@ impl CommandQueue {
 
 /// Run one shell line, bounded, logging stock's `system(LINE) failed: …` on failure.
 pub async fn run_shell(line: &str, timeout: Duration) {
-    let child = tokio::process::Command::new("/bin/sh")
+    let child = ldirectord_checks::process::command("/bin/sh")
         .arg("-c")
         .arg(line)
         .stdin(Stdio::null())

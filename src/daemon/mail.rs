@@ -243,7 +243,7 @@ async fn expect(
 /// Send through a local mailer (`program -oi -t`, the message on stdin), bounded; the
 /// mailer is killed and reaped on timeout.
 pub async fn send_sendmail(program: &str, message: &Message) -> Result<(), MailError> {
-    let mut child = tokio::process::Command::new(program)
+    let mut child = ldirectord_checks::process::command(program)
         .args(["-oi", "-t"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -19,7 +19,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use ldirectord_parsers::config::Parsed;
@@ -37,7 +37,10 @@ use logging::LogHandle;
 /// Set in the environment of the re-executed child that becomes the daemon, to the
 /// options it carries over (a JSON array), so its command line stays `PROGRAM CONFIG
 /// start` as typed: stock's OCF agent finds a daemon with `pgrep -f "PROGRAM CONFIG start"`.
-pub const DAEMON_CHILD_ENV: &str = "LDIRECTORD_RS_DAEMON_CHILD";
+/// Only that child sees it: every program ours start comes from
+/// [`ldirectord_checks::process`], which leaves it out.
+pub use ldirectord_checks::process::DAEMON_CHILD_ENV;
+use ldirectord_checks::process::blocking_command;
 
 /// In the daemon child: the options the invoking process carried over, `None` elsewhere.
 pub fn carried_options() -> Option<Vec<String>> {
@@ -86,11 +89,10 @@ pub struct SubInstances {
 impl SubInstances {
     /// Run `NAME ACTION` synchronously with this process's stdio (for `status`).
     pub fn run_blocking(&self, name: &str, action: &str) -> Option<i32> {
-        Command::new(&self.exe)
+        blocking_command(&self.exe)
             .args(&self.flags)
             .arg(name)
             .arg(action)
-            .env_remove(DAEMON_CHILD_ENV)
             .status()
             .ok()
             .and_then(|s| s.code())
@@ -262,7 +264,7 @@ pub fn spawn_daemon(options: &[String], args: &[String]) -> Spawned {
     let arg0 = std::env::args_os()
         .next()
         .unwrap_or_else(|| exe.clone().into_os_string());
-    let child = Command::new(&exe)
+    let child = blocking_command(&exe)
         .arg0(arg0)
         .args(args)
         .env(
@@ -299,4 +301,51 @@ pub fn spawn_daemon(options: &[String], args: &[String]) -> Spawned {
     // The first child exits as soon as daemon(3) forked; reap it.
     let _ = child.wait();
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every program the workspace's libraries and binary start is built by
+    /// `ldirectord_checks::process`, so none inherits [`super::DAEMON_CHILD_ENV`].
+    #[test]
+    fn programs_are_started_only_through_the_process_module() {
+        // Split so that this line is not one.
+        let needle = concat!("Command", "::new(");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut offenders = Vec::new();
+        let mut dirs = vec![
+            root.join("src"),
+            root.join("checks/src"),
+            root.join("parsers/src"),
+        ];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("checks/src/process.rs")
+                {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (n, line) in text.lines().enumerate() {
+                        if line.contains(needle) {
+                            offenders.push(format!(
+                                "{}:{}: {}",
+                                path.display(),
+                                n + 1,
+                                line.trim()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "start programs with ldirectord_checks::process::command or blocking_command \
+             (they drop {}):\n{}",
+            super::DAEMON_CHILD_ENV,
+            offenders.join("\n")
+        );
+    }
 }

@@ -561,11 +561,10 @@ impl SubInstances {
     /// Run `ldirectord [flags] NAME ACTION` (an `execute=` sub-instance), bounded; returns
     /// its exit code.
     pub async fn run(&self, name: &str, action: &str) -> Option<i32> {
-        let mut cmd = tokio::process::Command::new(&self.exe);
+        let mut cmd = ldirectord_checks::process::command(&self.exe);
         cmd.args(&self.flags)
             .arg(name)
             .arg(action)
-            .env_remove(super::DAEMON_CHILD_ENV)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         let child = cmd.spawn();

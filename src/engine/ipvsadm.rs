@@ -58,7 +58,7 @@ impl IpvsadmEngine {
     /// like stock's `system(<command>) failed` log line.
     async fn run(&self, args: &[String]) -> Result<Output, EngineError> {
         let command_line = format!("{} {}", self.program.display(), args.join(" "));
-        let output = tokio::process::Command::new(&self.program)
+        let output = ldirectord_checks::process::command(&self.program)
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()

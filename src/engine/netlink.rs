@@ -100,7 +100,7 @@ impl NetlinkEngine {
                 let Some(program) = &options.modprobe else {
                     return Err(EngineError::Unavailable(no_ipvs_message(None)));
                 };
-                let status = tokio::process::Command::new(program)
+                let status = ldirectord_checks::process::command(program)
                     .arg("ip_vs")
                     .status()
                     .await;

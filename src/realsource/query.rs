@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::process::{Command, Stdio};
+
+use ldirectord_checks::process::blocking_command;
 use std::time::{Duration, Instant};
 
 use ldirectord_parsers::config::Family;
@@ -101,7 +103,7 @@ fn run(cmd: &mut Command, timeout: Duration) -> Result<(i32, String, String), So
 impl ClusterQuery for SystemQuery {
     fn locate(&self, resource: &str) -> Result<Vec<String>, SourceError> {
         let (rc, out, err) = run(
-            Command::new("crm_resource").args(["--resource", resource, "--locate", "-Q"]),
+            blocking_command("crm_resource").args(["--resource", resource, "--locate", "-Q"]),
             self.timeout,
         )?;
         if rc != 0 {
@@ -120,7 +122,7 @@ impl ClusterQuery for SystemQuery {
     }
 
     fn partition(&self) -> Result<Vec<String>, SourceError> {
-        let (rc, out, err) = run(Command::new("crm_node").arg("-p"), self.timeout)?;
+        let (rc, out, err) = run(blocking_command("crm_node").arg("-p"), self.timeout)?;
         if rc != 0 {
             return Err(SourceError::ToolFailed {
                 tool: "crm_node -p".into(),
@@ -133,7 +135,7 @@ impl ClusterQuery for SystemQuery {
 
     fn attribute(&self, node: &str, name: &str) -> Result<Option<String>, SourceError> {
         let (rc, out, err) = run(
-            Command::new("crm_attribute")
+            blocking_command("crm_attribute")
                 .args(["-N", node, "-l", "reboot", "-n", name, "-G", "-q"]),
             self.timeout,
         )?;
@@ -150,7 +152,10 @@ impl ClusterQuery for SystemQuery {
     }
 
     fn list_command(&self, command: &str) -> Result<Vec<String>, SourceError> {
-        let (rc, out, err) = run(Command::new("/bin/sh").args(["-c", command]), self.timeout)?;
+        let (rc, out, err) = run(
+            blocking_command("/bin/sh").args(["-c", command]),
+            self.timeout,
+        )?;
         if rc != 0 {
             return Err(SourceError::CommandFailed {
                 command: command.to_owned(),
@@ -165,7 +170,7 @@ impl ClusterQuery for SystemQuery {
         // The candidate is one more argument, as lvsdr appends it.
         let script = format!("{command} \"$1\"");
         matches!(
-            run(Command::new("/bin/sh").args(["-c", &script, "sh", candidate]), self.timeout),
+            run(blocking_command("/bin/sh").args(["-c", &script, "sh", candidate]), self.timeout),
             Ok((_, out, _)) if out.trim() == "t"
         )
     }
