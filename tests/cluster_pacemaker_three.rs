@@ -1,0 +1,352 @@
+//! The director under a real three-node Pacemaker 2.1 cluster (cluster-integration §5.4
+//! P2, P3, P5; issue 11), on the harness of `fixtures/cluster/pacemaker/cluster.rs`: three
+//! nodes in their own namespaces on one LAN, corosync 3 over knet, stonith off.
+//!
+//! This kernel has no IPVS, so the director runs the userspace engine (the agent's
+//! `engine=userspace`): it listens on the virtual address and relays to the real server,
+//! which runs in the LAN namespace with the clients, outside every node. So "the director
+//! runs there" is seen from a client: the VIP answers with the real server's page, through
+//! whichever node holds the group.
+//!
+//! Figures: P5 fails the active node over `LDRS_PCMK_FAILOVERS` times (default 2: the
+//! killed node is restarted between runs) and prints each time from the node's death to
+//! the first recurring `monitor` returning 0 on a survivor, and their median.
+
+#[path = "fixtures/cluster/support.rs"]
+mod cluster;
+#[path = "fixtures/cluster/pacemaker/cluster.rs"]
+mod pcmk;
+#[path = "fixtures/cluster/heartbeat/sandbox.rs"]
+mod sandbox;
+#[path = "fixtures/daemon/support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use pcmk::{BIN, Cluster, LAN_ADDR, Node, OpResult, install_heartbeat_agent, median};
+
+const VIP: &str = "10.250.2.100";
+/// What the real server answers (its index page).
+const PAGE: &str = "served by the real server\n";
+/// The director's configuration, one file for every node (`logfile` is in each node's
+/// private /run). The engine comes from the resource (`engine=userspace`).
+const CF: &str = "checkinterval=1\nchecktimeout=2\nlogfile=\"/run/ldirectord-rs.log\"\n";
+
+/// The cluster, the real server on the LAN, and the director's configuration `lb.cf`
+/// serving `vips` (all on port 80) with that real server.
+fn cluster(vips: &[&str]) -> Cluster {
+    let mut c = Cluster::start(3, |d| install_heartbeat_agent(d, "IPaddr2"));
+    let www = c.lan_path("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("index.html"), PAGE).unwrap();
+    c.spawn_on_lan(
+        "http",
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            LAN_ADDR,
+            "--directory",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+    );
+    c.wait("the real server", || {
+        get(&c, &format!("{LAN_ADDR}:8080")).as_deref() == Some(PAGE)
+    });
+    let mut cf = CF.to_owned();
+    for vip in vips {
+        cf.push_str(&format!(
+            "virtual={vip}:80\n\treal={LAN_ADDR}:8080 masq\n\tchecktype=connect\n\tscheduler=rr\n"
+        ));
+    }
+    std::fs::write(c.path("lb.cf"), cf).unwrap();
+    // Resources stay where they run when a node comes back (P5 restarts the dead one).
+    let r = c.any().tool(&[
+        "crm_attribute",
+        "-t",
+        "rsc_defaults",
+        "-n",
+        "resource-stickiness",
+        "-v",
+        "100",
+    ]);
+    assert!(r.status.success(), "resource-stickiness: {r:?}");
+    c
+}
+
+/// An HTTP GET from the LAN namespace (a client outside every node): the body, or `None`
+/// when nothing answered within 2 s.
+fn get(c: &Cluster, addr: &str) -> Option<String> {
+    let r = c.on_lan(
+        &["curl", "-s", "--max-time", "2", &format!("http://{addr}/")],
+        10,
+    );
+    r.status.success().then_some(r.stdout)
+}
+
+fn nv(owner: &str, name: &str, value: &str) -> String {
+    format!("<nvpair id=\"{owner}-{name}\" name=\"{name}\" value=\"{value}\"/>")
+}
+
+/// `ocf:heartbeat:IPaddr2` on the LAN's `eth0`, `extra` parameters added.
+fn ipaddr2(id: &str, extra: &str) -> String {
+    format!(
+        "<primitive id=\"{id}\" class=\"ocf\" provider=\"heartbeat\" type=\"IPaddr2\">\
+         <instance_attributes id=\"{id}-ia\">{}{}{}{extra}</instance_attributes>\
+         <operations><op id=\"{id}-monitor\" name=\"monitor\" interval=\"10s\" timeout=\"20s\"/>\
+         </operations></primitive>",
+        nv(id, "ip", VIP),
+        nv(id, "cidr_netmask", "24"),
+        nv(id, "nic", "eth0"),
+    )
+}
+
+/// Our director, `ocf:ldirectord-rs:ldirectord`, with `lb.cf` and the userspace engine.
+fn director(c: &Cluster) -> String {
+    format!(
+        "<primitive id=\"lb\" class=\"ocf\" provider=\"ldirectord-rs\" type=\"ldirectord\">\
+         <instance_attributes id=\"lb-ia\">{}{}{}</instance_attributes>\
+         <operations><op id=\"lb-monitor\" name=\"monitor\" interval=\"3s\" timeout=\"20s\"/>\
+         </operations></primitive>",
+        nv("lb", "configfile", c.path("lb.cf").to_str().unwrap()),
+        nv("lb", "engine", "userspace"),
+        nv("lb", "ldirectord", BIN),
+    )
+}
+
+fn is(r: &OpResult, op: &str, rc: &str) -> bool {
+    r.op == op && r.rc == rc
+}
+
+/// The director's daemon on `node`: its pid (in the node's PID namespace), from the pid
+/// file the agent's `start` waited for.
+fn daemon_pid(node: &Node) -> Option<String> {
+    node.read("/run/ldirectord.lb.cf.pid")
+        .map(|t| t.trim().to_owned())
+}
+
+/// Something listens on `node`'s port 80 (the userspace engine's listener).
+fn listens(node: &Node) -> bool {
+    let r = node.ns().run(&["ss", "-Hltn", "sport = :80"], 30);
+    !r.stdout.trim().is_empty()
+}
+
+/// The director really stopped on `node`: the daemon `pid` is gone and port 80 is closed.
+fn assert_stopped(c: &Cluster, node: &Node, pid: &str) {
+    let alive = node.ns().run(&["kill", "-0", pid], 30);
+    assert!(
+        !alive.status.success(),
+        "the daemon {pid} still runs on {}\n{}",
+        node.name,
+        c.explain()
+    );
+    assert!(
+        !listens(node),
+        "{} still listens on :80\n{}",
+        node.name,
+        c.explain()
+    );
+}
+
+/// The group moved from `from` to another node after `mark`: `lb` and then `vip` stopped
+/// (0) on `from`, then started there (`vip`, then `lb`: 0) and `lb`'s monitor 0; the old
+/// daemon is gone, the VIP answers through the new one. Returns the new node's name.
+fn assert_moved(c: &Cluster, mark: &[(String, usize)], from: &str, old_pid: &str) -> String {
+    c.wait(
+        "the group to move: lb started and monitored elsewhere",
+        || {
+            c.results(mark, "lb")
+                .iter()
+                .any(|r| r.node != from && is(r, "monitor", "0"))
+        },
+    );
+    let lb = c.results(mark, "lb");
+    let to = lb
+        .iter()
+        .find(|r| r.node != from && is(r, "start", "0"))
+        .unwrap_or_else(|| panic!("no start elsewhere: {lb:?}"))
+        .node
+        .clone();
+    let stop = lb.iter().find(|r| r.node == from && r.op == "stop");
+    assert!(
+        stop.is_some_and(|r| r.rc == "0"),
+        "lb's stop on {from}: {lb:?}"
+    );
+    let vip = c.node(from).results(mark_of(mark, from), "vip");
+    let vip_stop = vip.iter().find(|r| r.op == "stop").map(|r| r.line);
+    assert!(
+        vip_stop > stop.map(|r| r.line),
+        "the group stops lb before vip on {from}: {vip:?} {lb:?}"
+    );
+    assert_stopped(c, c.node(from), old_pid);
+    let new = c.node(&to);
+    assert!(daemon_pid(new).is_some() && listens(new), "{}", c.explain());
+    c.wait("the VIP to answer through the new node", || {
+        get(c, VIP).as_deref() == Some(PAGE)
+    });
+    to
+}
+
+fn mark_of(mark: &[(String, usize)], node: &str) -> usize {
+    mark.iter()
+        .find(|(n, _)| n == node)
+        .map_or(0, |(_, at)| *at)
+}
+
+/// The node whose lb last started (and is not known stopped since).
+fn active(c: &Cluster) -> String {
+    let r = c
+        .any()
+        .tool(&["crm_resource", "-r", "lb", "--locate", "-Q"]);
+    let node = r.stdout.trim().to_owned();
+    assert!(
+        c.nodes.iter().any(|n| n.name == node),
+        "crm_resource --locate: {r:?}"
+    );
+    node
+}
+
+/// The seed topology, an `IPaddr2` VIP and the director in one group:
+/// P1 in passing (probes 7 everywhere, one start), then
+/// P2: `crm_resource -r lb --force-check` exits 0 on the active node, 7 on another.
+/// P3: `--move` of the group to another node, then `standby` of that node: each time lb
+/// and vip stop (0, in that order) on the old node, whose daemon is gone and whose :80 is
+/// closed, and start (0, monitor 0) on a new node; the VIP answers through it.
+/// P5: the active node dies (SIGKILL to everything of it, corosync and Pacemaker
+/// included); the group starts on a survivor, the VIP answers again. Timed.
+#[test]
+fn p2_p3_p5_a_group_on_three_nodes() {
+    let mut c = cluster(&[VIP]);
+    let mark = c.mark();
+    c.create(
+        "resources",
+        &format!(
+            "<group id=\"g\">{}{}</group>",
+            ipaddr2("vip", ""),
+            director(&c)
+        ),
+    );
+    c.wait("lb started and monitored", || {
+        c.results(&mark, "lb").iter().any(|r| is(r, "monitor", "0"))
+    });
+    // P1: a probe on every node (7), one start.
+    let lb = c.results(&mark, "lb");
+    for n in &c.nodes {
+        assert!(
+            lb.iter().any(|r| r.node == n.name && is(r, "probe", "7")),
+            "probe on {}: {lb:?}",
+            n.name
+        );
+    }
+    let starts: Vec<&OpResult> = lb.iter().filter(|r| r.op == "start").collect();
+    assert!(
+        starts.len() == 1 && starts[0].rc == "0",
+        "one start: {lb:?}"
+    );
+    let first = active(&c);
+    assert_eq!(starts[0].node, first);
+    c.wait("the VIP to answer", || {
+        get(&c, VIP).as_deref() == Some(PAGE)
+    });
+
+    // P2
+    for n in &c.nodes {
+        let r = n.tool(&["crm_resource", "-r", "lb", "--force-check"]);
+        let want = if n.name == first { 0 } else { 7 };
+        assert_eq!(
+            r.code(),
+            Some(want),
+            "--force-check on {} (active: {first}): {r:?}",
+            n.name
+        );
+    }
+
+    // P3: a move.
+    let target = c
+        .nodes
+        .iter()
+        .find(|n| n.name != first)
+        .unwrap()
+        .name
+        .clone();
+    let pid = daemon_pid(c.node(&first)).expect("the daemon's pid file");
+    let mark = c.mark();
+    let r = c
+        .any()
+        .tool(&["crm_resource", "-r", "g", "--move", "-N", &target]);
+    assert!(r.status.success(), "--move: {r:?}");
+    let to = assert_moved(&c, &mark, &first, &pid);
+    assert_eq!(to, target);
+    let r = c.any().tool(&["crm_resource", "-r", "g", "--clear"]);
+    assert!(r.status.success(), "--clear: {r:?}");
+    c.settle();
+
+    // P3: standby of the node that holds it.
+    let pid = daemon_pid(c.node(&to)).expect("the daemon's pid file");
+    let mark = c.mark();
+    let r = c
+        .any()
+        .tool(&["crm_attribute", "-N", &to, "-n", "standby", "-v", "on"]);
+    assert!(r.status.success(), "standby on: {r:?}");
+    let now = assert_moved(&c, &mark, &to, &pid);
+    let r = c
+        .any()
+        .tool(&["crm_attribute", "-N", &to, "-n", "standby", "-v", "off"]);
+    assert!(r.status.success(), "standby off: {r:?}");
+    c.settle();
+    assert_eq!(active(&c), now, "stickiness keeps the group on {now}");
+
+    // P5, timed.
+    let runs: usize = std::env::var("LDRS_PCMK_FAILOVERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let dead = active(&c);
+        let mark = c.mark();
+        let at = c.kill(&dead);
+        let deadline = at + Duration::from_secs(pcmk::WAIT);
+        let took = loop {
+            let found = c
+                .results(&mark, "lb")
+                .into_iter()
+                .find(|r| r.node != dead && is(r, "monitor", "0"));
+            if let Some(r) = found {
+                break (at.elapsed(), r.node);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no survivor's monitor returned 0 within {} s\n{}",
+                pcmk::WAIT,
+                c.explain()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let lb = c.results(&mark, "lb");
+        assert!(
+            lb.iter().any(|r| r.node == took.1 && is(r, "start", "0")),
+            "{lb:?}"
+        );
+        c.wait("the VIP to answer through the survivor", || {
+            get(&c, VIP).as_deref() == Some(PAGE)
+        });
+        eprintln!(
+            "P5 run {}: {dead} killed, lb's monitor 0 on {} after {:.2} s",
+            run + 1,
+            took.1,
+            took.0.as_secs_f64()
+        );
+        times.push(took.0);
+        if run + 1 < runs {
+            c.restart(&dead);
+        }
+    }
+    eprintln!(
+        "P5: failure to monitor 0 on a survivor, median of {runs}: {:.2} s (all: {:?})",
+        median(times.clone()).as_secs_f64(),
+        times
+    );
+}
