@@ -21,6 +21,7 @@ mod sandbox;
 #[path = "fixtures/daemon/support.rs"]
 mod support;
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pcmk::{BIN, Cluster, LAN_ADDR, Node, OpResult, install_heartbeat_agent, median};
@@ -31,6 +32,10 @@ const PAGE: &str = "served by the real server\n";
 /// The director's configuration, one file for every node (`logfile` is in each node's
 /// private /run). The engine comes from the resource (`engine=userspace`).
 const CF: &str = "checkinterval=1\nchecktimeout=2\nlogfile=\"/run/ldirectord-rs.log\"\n";
+
+/// One cluster at a time: three nodes each are enough load for a 2-core CI machine, and
+/// the P5 figures should not measure a neighbour.
+static ONE_CLUSTER: Mutex<()> = Mutex::new(());
 
 /// The cluster, the real server on the LAN, and the director's configuration `lb.cf`
 /// serving `vips` (all on port 80) with that real server.
@@ -218,6 +223,7 @@ fn active(c: &Cluster) -> String {
 /// included); the group starts on a survivor, the VIP answers again. Timed.
 #[test]
 fn p2_p3_p5_a_group_on_three_nodes() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = cluster(&[VIP]);
     let mark = c.mark();
     c.create(
@@ -349,4 +355,151 @@ fn p2_p3_p5_a_group_on_three_nodes() {
         median(times.clone()).as_secs_f64(),
         times
     );
+}
+
+/// `(id, value)` meta attributes of a clone.
+fn clone(id: &str, meta: &[(&str, &str)], primitive: &str) -> String {
+    let meta: String = meta
+        .iter()
+        .map(|(k, v)| nv(&format!("{id}-meta"), k, v))
+        .collect();
+    format!(
+        "<clone id=\"{id}\"><meta_attributes id=\"{id}-meta\">{meta}</meta_attributes>\
+         {primitive}</clone>"
+    )
+}
+
+/// The director as a clone next to an `IPaddr2` clone, ordered clone-then-clone with
+/// `interleave=true`, `clone-max=3`:
+/// - one director per node, each started only after its node's VIP instance (the VIP's
+///   `start` precedes lb's in every node's log), and each node's VIP answers through it;
+/// - a node dies: its instances are not restarted elsewhere (no start on the survivors,
+///   `--locate` lists the two survivors), and its VIP stays down.
+///
+/// This kernel has no CLUSTERIP (removed from Linux in 6.3), so the VIP clone is
+/// `globally-unique=true` with `unique_clone_address=true`: instance N holds
+/// 10.250.2.(100+N). The directors share one configuration serving all three VIPs, so each
+/// node allows binding to addresses it does not hold (`net.ipv4.ip_nonlocal_bind=1` in
+/// its own network namespace).
+#[test]
+fn the_director_as_a_clone_beside_an_ipaddr2_clone() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let vips = ["10.250.2.100", "10.250.2.101", "10.250.2.102"];
+    let mut c = cluster(&vips);
+    for n in &c.nodes {
+        n.ns().ok(&["sysctl", "-w", "net.ipv4.ip_nonlocal_bind=1"]);
+    }
+    let mark = c.mark();
+    let three = [
+        ("clone-max", "3"),
+        ("clone-node-max", "1"),
+        ("interleave", "true"),
+    ];
+    c.create(
+        "resources",
+        &clone(
+            "vip-clone",
+            &[three[0], three[1], three[2], ("globally-unique", "true")],
+            &ipaddr2("vip", &nv("vip", "unique_clone_address", "true")),
+        ),
+    );
+    // Stopped until the order exists, so that no director starts before it.
+    c.create(
+        "resources",
+        &clone(
+            "lb-clone",
+            &[three[0], three[1], three[2], ("target-role", "Stopped")],
+            &director(&c),
+        ),
+    );
+    c.create(
+        "constraints",
+        "<rsc_order id=\"vip-then-lb\" first=\"vip-clone\" then=\"lb-clone\" kind=\"Mandatory\"/>",
+    );
+    let r = c.any().tool(&[
+        "crm_resource",
+        "-r",
+        "lb-clone",
+        "--meta",
+        "-p",
+        "target-role",
+        "-v",
+        "Started",
+    ]);
+    assert!(r.status.success(), "target-role Started: {r:?}");
+    c.wait("a director started and monitored on every node", || {
+        let lb = c.results(&mark, "lb");
+        c.nodes
+            .iter()
+            .all(|n| lb.iter().any(|r| r.node == n.name && is(r, "monitor", "0")))
+    });
+    for n in &c.nodes {
+        let from = mark_of(&mark, &n.name);
+        let vip = n.results(from, "vip");
+        let lb = n.results(from, "lb");
+        let vip_start = vip.iter().find(|r| is(r, "start", "0"));
+        let lb_start = lb.iter().find(|r| is(r, "start", "0"));
+        assert!(
+            vip_start.is_some()
+                && lb_start.is_some()
+                && vip_start.unwrap().line < lb_start.unwrap().line,
+            "{}: the VIP instance starts before the director: {vip:?} {lb:?}",
+            n.name
+        );
+        assert_eq!(lb.iter().filter(|r| r.op == "start").count(), 1, "{lb:?}");
+    }
+    // Each node holds one VIP, and each VIP answers through its node's director.
+    let held = |n: &Node| -> Vec<&str> {
+        let r = n.ns().run(&["ip", "-o", "addr", "show", "dev", "eth0"], 30);
+        vips.iter()
+            .copied()
+            .filter(|v| r.stdout.contains(&format!("inet {v}/24")))
+            .collect()
+    };
+    let mut by_node = Vec::new();
+    for n in &c.nodes {
+        let h = held(n);
+        assert_eq!(h.len(), 1, "{}: {h:?}\n{}", n.name, c.explain());
+        by_node.push((n.name.clone(), h[0]));
+    }
+    for vip in vips {
+        c.wait(&format!("{vip} to answer"), || {
+            get(&c, vip).as_deref() == Some(PAGE)
+        });
+    }
+
+    // node3 dies: its instances stay stopped.
+    let mark = c.mark();
+    c.kill("node3");
+    c.wait_members(&["node1", "node2"]);
+    c.settle();
+    let survivors = ["node1", "node2"];
+    for rsc in ["lb", "vip"] {
+        let started: Vec<OpResult> = c
+            .results(&mark, rsc)
+            .into_iter()
+            .filter(|r| r.op == "start")
+            .collect();
+        assert!(
+            started.is_empty(),
+            "{rsc} restarted: {started:?}\n{}",
+            c.explain()
+        );
+    }
+    let r = c
+        .any()
+        .tool(&["crm_resource", "-r", "lb-clone", "--locate", "-Q"]);
+    let mut located: Vec<&str> = r.stdout.split_whitespace().collect();
+    located.sort();
+    assert_eq!(located, survivors, "{r:?}");
+    for (node, vip) in &by_node {
+        let n = c.node(node);
+        if n.is_running() {
+            assert_eq!(held(n), [*vip], "{node} kept its VIP only");
+            assert!(daemon_pid(n).is_some() && listens(n), "{}", c.explain());
+            assert_eq!(get(&c, vip).as_deref(), Some(PAGE), "{vip} through {node}");
+        } else {
+            assert_eq!(get(&c, vip), None, "{vip} of the dead {node} answers");
+        }
+    }
 }
