@@ -15,6 +15,8 @@
 
 #[path = "fixtures/cluster/support.rs"]
 mod cluster;
+#[path = "fixtures/cluster/lan.rs"]
+mod lan;
 #[path = "fixtures/cluster/pacemaker/cluster.rs"]
 mod pcmk;
 #[path = "fixtures/cluster/heartbeat/sandbox.rs"]

@@ -14,6 +14,8 @@
 
 #[path = "fixtures/cluster/support.rs"]
 mod cluster;
+#[path = "fixtures/cluster/lan.rs"]
+mod lan;
 #[path = "fixtures/cluster/pacemaker/cluster.rs"]
 mod pcmk;
 #[path = "fixtures/cluster/heartbeat/sandbox.rs"]
@@ -41,25 +43,7 @@ static ONE_CLUSTER: Mutex<()> = Mutex::new(());
 /// serving `vips` (all on port 80) with that real server.
 fn cluster(vips: &[&str]) -> Cluster {
     let mut c = Cluster::start(3, |d| install_heartbeat_agent(d, "IPaddr2"));
-    let www = c.lan_path("www");
-    std::fs::create_dir(&www).unwrap();
-    std::fs::write(www.join("index.html"), PAGE).unwrap();
-    c.spawn_on_lan(
-        "http",
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            LAN_ADDR,
-            "--directory",
-            www.to_str().unwrap(),
-            "8080",
-        ],
-    );
-    c.wait("the real server", || {
-        get(&c, &format!("{LAN_ADDR}:8080")).as_deref() == Some(PAGE)
-    });
+    c.lan.web_server(LAN_ADDR, 8080, PAGE);
     let mut cf = CF.to_owned();
     for vip in vips {
         cf.push_str(&format!(
@@ -81,14 +65,9 @@ fn cluster(vips: &[&str]) -> Cluster {
     c
 }
 
-/// An HTTP GET from the LAN namespace (a client outside every node): the body, or `None`
-/// when nothing answered within 2 s.
+/// An HTTP GET from the LAN (a client outside every node), `None` when nothing answers.
 fn get(c: &Cluster, addr: &str) -> Option<String> {
-    let r = c.on_lan(
-        &["curl", "-s", "--max-time", "2", &format!("http://{addr}/")],
-        10,
-    );
-    r.status.success().then_some(r.stdout)
+    c.lan.get(addr)
 }
 
 fn nv(owner: &str, name: &str, value: &str) -> String {
