@@ -9,8 +9,9 @@
 //! whichever node holds the group.
 //!
 //! Figures: P5 fails the active node over `LDRS_PCMK_FAILOVERS` times (default 2: the
-//! killed node is restarted between runs) and prints each time from the node's death to
-//! the first recurring `monitor` returning 0 on a survivor, and their median.
+//! killed node is restarted between runs; in every second run the group is first moved to
+//! the DC, so that its death includes an election) and prints each time from the node's
+//! death to the first recurring `monitor` returning 0 on a survivor, and their median.
 
 #[path = "fixtures/cluster/support.rs"]
 mod cluster;
@@ -173,6 +174,21 @@ fn assert_moved(c: &Cluster, mark: &[(String, usize)], from: &str, old_pid: &str
     to
 }
 
+/// `crm_resource -r g --move -N TO` (checked as [`assert_moved`] does), then `--clear`.
+fn move_group(c: &Cluster, to: &str) {
+    let from = active(c);
+    let pid = daemon_pid(c.node(&from)).expect("the daemon's pid file");
+    let mark = c.mark();
+    let r = c
+        .any()
+        .tool(&["crm_resource", "-r", "g", "--move", "-N", to]);
+    assert!(r.status.success(), "--move: {r:?}");
+    assert_eq!(assert_moved(c, &mark, &from, &pid), to);
+    let r = c.any().tool(&["crm_resource", "-r", "g", "--clear"]);
+    assert!(r.status.success(), "--clear: {r:?}");
+    c.settle();
+}
+
 fn mark_of(mark: &[(String, usize)], node: &str) -> usize {
     mark.iter()
         .find(|(n, _)| n == node)
@@ -249,24 +265,14 @@ fn p2_p3_p5_a_group_on_three_nodes() {
     }
 
     // P3: a move.
-    let target = c
+    let to = c
         .nodes
         .iter()
         .find(|n| n.name != first)
         .unwrap()
         .name
         .clone();
-    let pid = daemon_pid(c.node(&first)).expect("the daemon's pid file");
-    let mark = c.mark();
-    let r = c
-        .any()
-        .tool(&["crm_resource", "-r", "g", "--move", "-N", &target]);
-    assert!(r.status.success(), "--move: {r:?}");
-    let to = assert_moved(&c, &mark, &first, &pid);
-    assert_eq!(to, target);
-    let r = c.any().tool(&["crm_resource", "-r", "g", "--clear"]);
-    assert!(r.status.success(), "--clear: {r:?}");
-    c.settle();
+    move_group(&c, &to);
 
     // P3: standby of the node that holds it.
     let pid = daemon_pid(c.node(&to)).expect("the daemon's pid file");
@@ -290,7 +296,16 @@ fn p2_p3_p5_a_group_on_three_nodes() {
         .unwrap_or(2);
     let mut times = Vec::new();
     for run in 0..runs {
+        // Every other run the group's node is the DC when it dies, so that the figures
+        // include the election of a new DC.
+        if run % 2 == 1 {
+            let dc = c.dc().expect("a DC");
+            if active(&c) != dc {
+                move_group(&c, &dc);
+            }
+        }
         let dead = active(&c);
+        let was_dc = c.dc().as_deref() == Some(dead.as_str());
         let mark = c.mark();
         let at = c.kill(&dead);
         let deadline = at + Duration::from_secs(pcmk::WAIT);
@@ -319,8 +334,9 @@ fn p2_p3_p5_a_group_on_three_nodes() {
             get(&c, VIP).as_deref() == Some(PAGE)
         });
         eprintln!(
-            "P5 run {}: {dead} killed, lb's monitor 0 on {} after {:.2} s",
+            "P5 run {}: {dead} killed ({}), lb's monitor 0 on {} after {:.2} s",
             run + 1,
+            if was_dc { "the DC" } else { "not the DC" },
             took.1,
             took.0.as_secs_f64()
         );
