@@ -112,10 +112,17 @@ fn daemon_pid(node: &Node) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-/// Something listens on `node`'s port 80 (the userspace engine's listener).
+/// Something listens on `node`'s port 80; when it does, it must be the director (the
+/// userspace engine's listener), as `ss -p` names the process.
 fn listens(node: &Node) -> bool {
-    let r = node.ns().run(&["ss", "-Hltn", "sport = :80"], 30);
-    !r.stdout.trim().is_empty()
+    let r = node.ns().run(&["ss", "-Hltnp", "sport = :80"], 30);
+    let out = r.stdout.trim();
+    assert!(
+        out.is_empty() || out.contains("(\"ldirectord\","),
+        "{}: not the director on :80: {out}",
+        node.name
+    );
+    !out.is_empty()
 }
 
 /// The director really stopped on `node`: the daemon `pid` is gone and port 80 is closed.
