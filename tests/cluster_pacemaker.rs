@@ -1,233 +1,78 @@
 //! A real single-node Pacemaker 2.1 + corosync 3 cluster (cluster-integration §2.9, §5.4)
 //! running the director as `ocf:ldirectord-rs:ldirectord`, the shim of `compat/ocf/`.
 //!
-//! The node lives in its own mount, network, UTS and PID namespaces (see
-//! `fixtures/cluster/heartbeat/sandbox.rs` and `fixtures/cluster/pacemaker/node.sh`):
-//! `/var/lib/pacemaker`, `/var/lib/corosync`, `/run` and `/dev/shm` are private tmpfs,
-//! `/etc/corosync` and `/usr/lib/ocf/resource.d` are the test's directories, and corosync
-//! talks over the namespace's own loopback. The CIB starts from a file made offline with
-//! `CIB_file=` (stonith off, a short dc-deadtime so the node is DC in seconds). The
-//! program comes from `LDIRECTORD_RS` in pacemakerd's environment (meta-data is fetched
-//! without parameters), and the engine is the ipvsadm stand-in (no IPVS in this kernel),
-//! given as resource parameters.
+//! The node is the cluster harness's (`fixtures/cluster/pacemaker/cluster.rs`) with one
+//! member: its own mount, network, UTS and PID namespaces, private `/var/lib/pacemaker`,
+//! `/var/lib/corosync`, `/run` and `/dev/shm`, the test's `/etc/corosync` and
+//! `/usr/lib/ocf/resource.d`, corosync on the harness's LAN. The CIB starts from a file
+//! made offline with `CIB_file=` (stonith off, a short dc-deadtime so the node is DC in
+//! seconds). The program comes from `LDIRECTORD_RS` in pacemakerd's environment
+//! (meta-data is fetched without parameters), and the engine is the ipvsadm stand-in (no
+//! IPVS in this kernel), given as resource parameters.
 //!
 //! Observed through Pacemaker's own outputs: the controller's "Result of ... operation"
 //! lines in the cluster log, `crm_mon -1 --output-as=xml`, `crm_resource --locate`.
 
 #[path = "fixtures/cluster/support.rs"]
 mod cluster;
+#[path = "fixtures/cluster/lan.rs"]
+mod lan;
+#[path = "fixtures/cluster/pacemaker/cluster.rs"]
+mod pcmk;
 #[path = "fixtures/cluster/heartbeat/sandbox.rs"]
 mod sandbox;
 #[path = "fixtures/daemon/support.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-use cluster::{need, repo};
-use sandbox::{
-    Sandbox, install_standin, open_tempdir, run_bounded, run_host, standin_changes, standin_table,
-    tail,
-};
-use support::BIN;
+use pcmk::{Cluster, Node};
+use sandbox::{install_standin, standin_changes, standin_table, tail};
 
 const SERVICE: &str = "TCP 127.0.0.100:80";
-/// Bounded waits: DC election takes ~5 s with dc-deadtime=2s (20-40 s with the default),
-/// a start ~2 s, a monitor interval 3 s.
-const WAIT: u64 = 120;
 
-fn tools() {
-    for (tool, package) in [
-        ("corosync", "corosync"),
-        ("pacemakerd", "pacemaker"),
-        ("crm_mon", "pacemaker-cli-utils"),
-        ("crm_resource", "pacemaker-cli-utils"),
-        ("crm_attribute", "pacemaker-cli-utils"),
-        ("cibadmin", "pacemaker-cli-utils"),
-        ("unshare", "util-linux"),
-        ("nsenter", "util-linux"),
-        ("ip", "iproute2"),
-        ("python3", "python3"),
-    ] {
-        need(tool, package);
-    }
+/// The harness's cluster with one node, whose directory holds the ipvsadm stand-in (the
+/// engine) and the daemon's pid directory.
+fn start() -> Cluster {
+    Cluster::start(1, |d| {
+        std::fs::create_dir_all(d.join("run")).unwrap();
+        install_standin(&d.join("ipvsadm"), &d.join("standin"));
+    })
 }
 
-struct Node {
-    dir: tempfile::TempDir,
-    pacemakerd: Option<Child>,
-    ns: Sandbox,
+/// lb's results on the node from byte `from` of its log on, as `(op, rc)`.
+fn results(node: &Node, from: usize) -> Vec<(String, String)> {
+    node.results(from, "lb")
+        .into_iter()
+        .map(|r| (r.op, r.rc))
+        .collect()
 }
 
-impl Node {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The node's files, namespaces, corosync and pacemakerd.
-    fn start() -> Node {
-        tools();
-        let dir = open_tempdir();
-        let d = dir.path();
-        prepare(d);
-        let ns = Sandbox::start(&repo("tests/fixtures/cluster/pacemaker/node.sh"), d, &[]);
-        let mut node = Node {
-            dir,
-            pacemakerd: None,
-            ns,
-        };
-        let r = node.ns.run(&["corosync"], 60);
-        assert!(r.status.success(), "corosync: {r:?}\n{}", node.explain());
-        let log = std::fs::File::create(node.path("pacemakerd.out")).unwrap();
-        let mut cmd = node.ns.command("env");
-        cmd.arg(format!(
-            "PCMK_logfile={}",
-            node.path("pacemaker.log").display()
-        ))
-        .arg(format!("LDIRECTORD_RS={BIN}"))
-        .arg("pacemakerd")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-        node.pacemakerd = Some(cmd.spawn().expect("run pacemakerd"));
-        node.wait("node1 to be DC with quorum", |n| {
-            let mon = n.crm_mon();
-            mon.contains("<current_dc present=\"true\"") && mon.contains("with_quorum=\"true\"")
-        });
-        node
-    }
-
-    /// Run a cluster tool in the node (program lookups see `LDIRECTORD_RS` too).
-    fn tool(&self, args: &[&str]) -> sandbox::Run {
-        let mut cmd = self.ns.command("env");
-        cmd.arg(format!("LDIRECTORD_RS={BIN}")).args(args);
-        run_bounded(cmd, 60)
-    }
-
-    fn crm_mon(&self) -> String {
-        self.tool(&["crm_mon", "-1", "--output-as=xml"]).stdout
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.path("pacemaker.log")).unwrap_or_default()
-    }
-
-    /// The controller's "Result of OP operation for lb on node1: TEXT | ... rc=N" lines,
-    /// as `(op, rc)`, from byte `from` of the cluster log on. Cancellations (no rc) are
-    /// left out.
-    fn results(&self, from: usize) -> Vec<(String, String)> {
-        let log = self.log();
-        log[from.min(log.len())..]
-            .lines()
-            .filter_map(|l| {
-                let rest = l.split("Result of ").nth(1)?;
-                let (op, rest) = rest.split_once(" operation for lb on node1: ")?;
-                let rc = rest.rsplit_once(" rc=")?.1.trim();
-                let key = rest.split(" key=").nth(1)?.split_whitespace().next()?;
-                // A probe and a one-off monitor are "monitor" with interval 0.
-                let op = if key == "lb_monitor_0" {
-                    "probe".to_owned()
-                } else {
-                    op.to_owned()
-                };
-                Some((op, rc.to_owned()))
-            })
-            .collect()
-    }
-
-    fn table(&self) -> Vec<(String, Vec<(String, u64)>)> {
-        standin_table(&self.path("standin"))
-    }
-
-    /// The daemon's pid (in the node's PID namespace).
-    fn daemon_pid(&self) -> Option<i32> {
-        std::fs::read_dir(self.path("run"))
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().ends_with(".pid"))
-            .and_then(|e| std::fs::read_to_string(e.path()).ok())
-            .and_then(|t| t.trim().parse().ok())
-    }
-
-    fn explain(&self) -> String {
-        let log = self.log();
-        let interesting: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("Result of") || l.contains("error:") || l.contains("warning:"))
-            .collect();
-        format!(
-            "--- cluster log (results, errors, warnings):\n{}\n--- corosync.log (tail):\n{}\n\
-             --- pacemakerd.out:\n{}\n--- stand-in log:\n{}\n--- table: {:?}",
-            interesting[interesting.len().saturating_sub(60)..].join("\n"),
-            tail(&self.path("corosync.log"), 10),
-            tail(&self.path("pacemakerd.out"), 10),
-            tail(&self.path("standin/log"), 20),
-            self.table(),
-        )
-    }
-
-    fn wait(&self, what: &str, mut cond: impl FnMut(&Node) -> bool) {
-        sandbox::wait_for(WAIT, what, || cond(self), || self.explain());
-    }
+fn table(node: &Node) -> Vec<(String, Vec<(String, u64)>)> {
+    standin_table(&node.path("standin"))
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.explain());
-        }
-        // nsenter, pacemakerd's parent on the host side; then the Sandbox's drop kills
-        // every process of the namespaces, pacemakerd and corosync included.
-        if let Some(mut child) = self.pacemakerd.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// The daemon's pid (in the node's PID namespace).
+fn daemon_pid(node: &Node) -> Option<i32> {
+    std::fs::read_dir(node.path("run"))
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".pid"))
+        .and_then(|e| std::fs::read_to_string(e.path()).ok())
+        .and_then(|t| t.trim().parse().ok())
 }
 
-/// The node's files: corosync.conf, the initial CIB, the OCF provider directory with the
-/// shim, the stand-in, and a cluster log the daemons (user hacluster) can write.
-fn prepare(d: &Path) {
-    for sub in ["corosync", "resource.d/ldirectord-rs", "run"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
-    std::fs::write(
-        d.join("corosync/corosync.conf"),
-        format!(
-            "totem {{\n\tversion: 2\n\tcluster_name: ldirectord-rs-test\n\
-             \tcrypto_cipher: none\n\tcrypto_hash: none\n}}\n\
-             nodelist {{\n\tnode {{\n\t\tname: node1\n\t\tnodeid: 1\n\t\tring0_addr: 127.0.0.1\n\t}}\n}}\n\
-             quorum {{\n\tprovider: corosync_votequorum\n}}\n\
-             logging {{\n\tto_logfile: yes\n\tlogfile: {}\n\tto_syslog: no\n\tto_stderr: no\n\
-             \ttimestamp: on\n}}\n",
-            d.join("corosync.log").display()
-        ),
+/// The cluster's story plus the stand-in's.
+fn explain(c: &Cluster) -> String {
+    let node = &c.nodes[0];
+    format!(
+        "{}--- stand-in log:\n{}\n--- table: {:?}",
+        c.explain(),
+        tail(&node.path("standin/log"), 20),
+        table(node),
     )
-    .unwrap();
+}
 
-    // The CIB, offline: stonith off (one node, no fencing device) and a short dc-deadtime.
-    let cib = d.join("cib.xml");
-    let empty = run_host(&["cibadmin", "--empty"], 30);
-    assert!(empty.status.success(), "cibadmin --empty: {empty:?}");
-    std::fs::write(&cib, &empty.stdout).unwrap();
-    for (name, value) in [("stonith-enabled", "false"), ("dc-deadtime", "2s")] {
-        let mut c = Command::new("crm_attribute");
-        c.env("CIB_file", &cib)
-            .args(["-t", "crm_config", "-n", name, "-v", value]);
-        let r = run_bounded(c, 30);
-        assert!(r.status.success(), "crm_attribute {name}: {r:?}");
-    }
-
-    // The shim as the README installs it.
-    let shim = d.join("resource.d/ldirectord-rs/ldirectord");
-    std::fs::copy(repo("compat/ocf/ldirectord"), &shim).unwrap();
-    sandbox::script(&shim, &std::fs::read_to_string(&shim).unwrap());
-
-    install_standin(&d.join("ipvsadm"), &d.join("standin"));
-    let log = d.join("pacemaker.log");
-    std::fs::write(&log, "").unwrap();
-    let chown = run_host(&["chown", "hacluster:haclient", log.to_str().unwrap()], 30);
-    assert!(chown.status.success(), "chown the cluster log: {chown:?}");
+fn wait(c: &Cluster, what: &str, cond: impl FnMut() -> bool) {
+    sandbox::wait_for(pcmk::WAIT, what, cond, || explain(c));
 }
 
 /// The primitive, lvsdr-style (the virtual service from parameters, the real servers from
@@ -263,7 +108,8 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 /// `reload` (0), not stop/start: same daemon, and IPVS gets a single `-e`.
 #[test]
 fn p1_p4_p6_under_a_real_pacemaker() {
-    let node = Node::start();
+    let c = start();
+    let node = &c.nodes[0];
 
     // P1
     let from = node.log().len();
@@ -273,17 +119,17 @@ fn p1_p4_p6_under_a_real_pacemaker() {
         "-o",
         "resources",
         "-X",
-        &primitive(&node, "10.0.0.1,1 10.0.0.2,1"),
+        &primitive(node, "10.0.0.1,1 10.0.0.2,1"),
     ]);
     assert!(r.status.success(), "cibadmin -C: {r:?}");
-    node.wait("probe, start and the first monitor", |n| {
-        n.results(from).len() >= 3
+    wait(&c, "probe, start and the first monitor", || {
+        results(node, from).len() >= 3
     });
     assert_eq!(
-        node.results(from)[..3],
+        results(node, from)[..3],
         pairs(&[("probe", "7"), ("start", "0"), ("monitor", "0")]),
         "{}",
-        node.explain()
+        explain(&c)
     );
     let mon = node.crm_mon();
     assert!(
@@ -293,24 +139,24 @@ fn p1_p4_p6_under_a_real_pacemaker() {
     let located = node.tool(&["crm_resource", "-r", "lb", "--locate", "-Q"]);
     assert_eq!(located.stdout.trim(), "node1", "{located:?}");
     assert_eq!(
-        node.table(),
+        table(node),
         [(
             SERVICE.to_owned(),
             vec![("10.0.0.1:80".to_owned(), 1), ("10.0.0.2:80".to_owned(), 1)]
         )],
         "{}",
-        node.explain()
+        explain(&c)
     );
-    let first = node.daemon_pid().expect("the daemon's pid file");
+    let first = daemon_pid(node).expect("the daemon's pid file");
 
     // P4
     let from = node.log().len();
-    node.ns.ok(&["kill", "-9", &first.to_string()]);
-    node.wait("monitor 7, stop, start, monitor", |n| {
-        n.results(from).len() >= 4
+    node.ns().ok(&["kill", "-9", &first.to_string()]);
+    wait(&c, "monitor 7, stop, start, monitor", || {
+        results(node, from).len() >= 4
     });
     assert_eq!(
-        node.results(from)[..4],
+        results(node, from)[..4],
         pairs(&[
             ("monitor", "7"),
             ("stop", "0"),
@@ -318,14 +164,14 @@ fn p1_p4_p6_under_a_real_pacemaker() {
             ("monitor", "0")
         ]),
         "{}",
-        node.explain()
+        explain(&c)
     );
     let mon = node.crm_mon();
     assert!(mon.contains("fail-count=\"1\""), "{mon}");
     assert!(mon.contains("role=\"Started\" active=\"true\""), "{mon}");
-    let second = node.daemon_pid().expect("a new daemon");
+    let second = daemon_pid(node).expect("a new daemon");
     assert_ne!(second, first);
-    assert_eq!(node.table()[0].1.len(), 2, "{}", node.explain());
+    assert_eq!(table(node)[0].1.len(), 2, "{}", explain(&c));
 
     // P6
     let from = node.log().len();
@@ -340,22 +186,24 @@ fn p1_p4_p6_under_a_real_pacemaker() {
         "10.0.0.1,1 10.0.0.2,5",
     ]);
     assert!(r.status.success(), "crm_resource -p: {r:?}");
-    node.wait("reload, then monitor", |n| n.results(from).len() >= 2);
+    wait(&c, "reload, then monitor", || {
+        results(node, from).len() >= 2
+    });
     assert_eq!(
-        node.results(from)[..2],
+        results(node, from)[..2],
         pairs(&[("reload", "0"), ("monitor", "0")]),
         "{}",
-        node.explain()
+        explain(&c)
     );
-    assert_eq!(node.daemon_pid(), Some(second), "the daemon was restarted");
+    assert_eq!(daemon_pid(node), Some(second), "the daemon was restarted");
     // reload signals the daemon, which then applies the difference.
     let want = [(
         SERVICE.to_owned(),
         vec![("10.0.0.1:80".to_owned(), 1), ("10.0.0.2:80".to_owned(), 5)],
     )];
-    node.wait("the new weight in the table", |n| n.table() == want);
+    wait(&c, "the new weight in the table", || table(node) == want);
     let new = standin_changes(&node.path("standin"))[changes..].to_vec();
-    assert_eq!(new.len(), 1, "{new:?}\n{}", node.explain());
+    assert_eq!(new.len(), 1, "{new:?}\n{}", explain(&c));
     assert!(
         new[0].starts_with("-e -t 127.0.0.100:80 ")
             && new[0].contains("-r 10.0.0.2:80")
@@ -364,11 +212,10 @@ fn p1_p4_p6_under_a_real_pacemaker() {
     );
     // Nothing else happened: the log after the change holds no stop or start.
     assert!(
-        !node
-            .results(from)
+        !results(node, from)
             .iter()
             .any(|(op, _)| op == "stop" || op == "start"),
         "{}",
-        node.explain()
+        explain(&c)
     );
 }
