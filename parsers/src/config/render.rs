@@ -92,6 +92,20 @@ fn globals(out: &mut String, g: &Globals) {
     if g.engine != d.engine {
         line(format!("engine={}", g.engine.as_str()));
     }
+    if let Some(sync) = &g.syncdaemon {
+        line(format!("syncdaemon={} {}", sync.interface, sync.syncid));
+        let options = [
+            ("syncmaxlen", sync.maxlen.map(|n| n.to_string())),
+            ("syncgroup", sync.group.map(|a| a.to_string())),
+            ("syncport", sync.port.map(|n| n.to_string())),
+            ("syncttl", sync.ttl.map(|n| n.to_string())),
+        ];
+        for (name, value) in options {
+            if let Some(value) = value {
+                line(format!("{name}={value}"));
+            }
+        }
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are
