@@ -57,11 +57,22 @@ pub async fn running(
         .find(|d| d.role == role))
 }
 
-/// Whether this host has the interface. Without `/sys/class/net` (no sysfs) the kernel
-/// decides when the daemon starts.
+/// Whether this network namespace has the interface. `/proc/net/dev` is the reading
+/// process's own namespace (`/sys/class/net` is the one sysfs was mounted in, which
+/// `nsenter` and some containers do not remount). Unreadable: the kernel decides.
 pub fn interface_exists(name: &str) -> bool {
-    let sys = std::path::Path::new("/sys/class/net");
-    !sys.is_dir() || sys.join(name).exists()
+    match std::fs::read_to_string("/proc/net/dev") {
+        Ok(table) => interface_listed(&table, name),
+        Err(_) => true,
+    }
+}
+
+/// Whether `/proc/net/dev` text lists `name` (lines `  eth0: 1234 ...`).
+fn interface_listed(table: &str, name: &str) -> bool {
+    table
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .any(|(iface, _)| iface.trim() == name)
 }
 
 /// Make `want` run: adopt an identical daemon, start one when none of its role runs.
@@ -93,5 +104,19 @@ pub async fn stop(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<SyncStop
             Err(e) if e.errno() == Some(super::Errno::ESRCH) => Ok(SyncStop::NotRunning),
             Err(e) => Err(e),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_are_read_from_proc_net_dev() {
+        let table = "Inter-|   Receive\n face |bytes\n    lo: 0 0\n  eth0: 1 2\nbr-lan: 3 4\n";
+        assert!(interface_listed(table, "eth0") && interface_listed(table, "br-lan"));
+        assert!(!interface_listed(table, "eth1") && !interface_listed(table, "face"));
+        // This process's own namespace has a loopback.
+        assert!(interface_exists("lo"));
     }
 }
