@@ -211,8 +211,14 @@ enum Act {
 
 /// Does `act` on the engine the parameters choose (`engine`, `ipvsadm`; default netlink).
 fn on_engine(env: &Env, act: Act, want: &SyncDaemon) -> Result<i32, Fail> {
-    let choice = env.param("engine").unwrap_or("netlink").to_owned();
     let ipvsadm = env.param("ipvsadm").map(PathBuf::from);
+    // As on the drop-in command line, an ipvsadm program alone chooses its engine.
+    let implied = if ipvsadm.is_some() {
+        "ipvsadm"
+    } else {
+        "netlink"
+    };
+    let choice = env.param("engine").unwrap_or(implied).to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -271,6 +277,7 @@ fn sync_fail(e: SyncError) -> Fail {
 }
 
 async fn start(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<i32, Fail> {
+    sync::check_interface(want).map_err(sync_fail)?;
     sync::ensure(engine, want).await.map_err(sync_fail)?;
     warn_without_services(engine).await;
     Ok(ocf::SUCCESS)
@@ -305,9 +312,7 @@ async fn monitor(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<i32, Fail
 
 /// The interface exists here, and the kernel answers.
 async fn validate(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<i32, Fail> {
-    if !sync::interface_exists(&want.interface) {
-        return Err(sync_fail(SyncError::NoInterface(want.interface.clone())));
-    }
+    sync::check_interface(want).map_err(sync_fail)?;
     sync::running(engine, SyncRole::Backup)
         .await
         .map_err(engine_fail)?;

@@ -190,6 +190,7 @@ struct Daemon {
 
 /// Start (or adopt) the sync daemon, and log which.
 async fn start_sync(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<(), SyncError> {
+    sync::check_interface(want)?;
     match sync::ensure(engine, want).await? {
         SyncStart::Started => tracing::info!("Started {want}"),
         SyncStart::Adopted => tracing::info!("Adopted the running {want}"),

@@ -75,7 +75,8 @@ fn interface_listed(table: &str, name: &str) -> bool {
         .any(|(iface, _)| iface.trim() == name)
 }
 
-/// Make `want` run: adopt an identical daemon, start one when none of its role runs.
+/// Make `want` run: adopt an identical daemon, start one when none of its role runs. A
+/// missing interface is [`SyncError::NoInterface`] when the engine reports an errno.
 pub async fn ensure(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<SyncStart, SyncError> {
     if let Some(running) = running(engine, want.role).await? {
         if want.is_satisfied_by(&running) {
@@ -86,11 +87,23 @@ pub async fn ensure(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<SyncSt
             wanted: want.clone(),
         });
     }
-    if !interface_exists(&want.interface) {
-        return Err(SyncError::NoInterface(want.interface.clone()));
+    match engine.start_sync_daemon(want).await {
+        Ok(()) => Ok(SyncStart::Started),
+        Err(e) if e.errno() == Some(super::Errno::ENODEV) => {
+            Err(SyncError::NoInterface(want.interface.clone()))
+        }
+        Err(e) => Err(e.into()),
     }
-    engine.start_sync_daemon(want).await?;
-    Ok(SyncStart::Started)
+}
+
+/// Before [`ensure`] on this host's kernel: the interface exists here (the ipvsadm engine
+/// reports a missing one only as text).
+pub fn check_interface(want: &SyncDaemon) -> Result<(), SyncError> {
+    if interface_exists(&want.interface) {
+        Ok(())
+    } else {
+        Err(SyncError::NoInterface(want.interface.clone()))
+    }
 }
 
 /// Stop `want` if it is what runs in its role.
