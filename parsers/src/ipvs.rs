@@ -562,6 +562,17 @@ impl SyncDaemon {
         }
     }
 
+    /// The optional settings as text, in ipvsadm's order (maxlen, group, port, ttl), so
+    /// the configuration renderer and the ipvsadm engine name them their own way.
+    pub fn option_values(&self) -> [Option<String>; 4] {
+        [
+            self.maxlen.map(|n| n.to_string()),
+            self.group.map(|a| a.to_string()),
+            self.port.map(|n| n.to_string()),
+            self.ttl.map(|n| n.to_string()),
+        ]
+    }
+
     /// Whether `running` (as the kernel lists it) is this daemon: the same state,
     /// interface and id, and every option set here equal to the kernel's. An option left
     /// to the kernel's default matches whatever the kernel chose.

@@ -170,15 +170,15 @@ pub fn start_daemon_argv(daemon: &SyncDaemon) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec();
-    let options = [
-        ("--sync-maxlen", daemon.maxlen.map(|n| n.to_string())),
-        ("--mcast-group", daemon.group.map(|a| a.to_string())),
-        ("--mcast-port", daemon.port.map(|n| n.to_string())),
-        ("--mcast-ttl", daemon.ttl.map(|n| n.to_string())),
+    let names = [
+        "--sync-maxlen",
+        "--mcast-group",
+        "--mcast-port",
+        "--mcast-ttl",
     ];
-    for (option, value) in options {
+    for (option, value) in names.iter().zip(daemon.option_values()) {
         if let Some(value) = value {
-            argv.extend([option.to_owned(), value]);
+            argv.extend([option.to_string(), value]);
         }
     }
     argv

@@ -94,13 +94,8 @@ fn globals(out: &mut String, g: &Globals) {
     }
     if let Some(sync) = &g.syncdaemon {
         line(format!("syncdaemon={} {}", sync.interface, sync.syncid));
-        let options = [
-            ("syncmaxlen", sync.maxlen.map(|n| n.to_string())),
-            ("syncgroup", sync.group.map(|a| a.to_string())),
-            ("syncport", sync.port.map(|n| n.to_string())),
-            ("syncttl", sync.ttl.map(|n| n.to_string())),
-        ];
-        for (name, value) in options {
+        let names = ["syncmaxlen", "syncgroup", "syncport", "syncttl"];
+        for (name, value) in names.iter().zip(sync.option_values()) {
             if let Some(value) = value {
                 line(format!("{name}={value}"));
             }
