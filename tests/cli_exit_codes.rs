@@ -435,6 +435,25 @@ fn the_director_runs_its_master_sync_daemon() {
         w.ipvsadm(&["-L", "--daemon"]),
         "master sync daemon (mcast=lo, syncid=3, maxlen=1472, group=224.0.0.81, port=8850, ttl=1)\n"
     );
+    // A reload that leaves syncdaemon= alone leaves the daemon alone; a changed one is
+    // restarted with the new settings (reloads are handled in order: once the second is
+    // done, so is the first).
+    w.config("s.cf", &format!("checkinterval=2\n{body}"));
+    assert_eq!(
+        w.ld(&[cfg.to_str().unwrap(), "reload"]).status.code(),
+        Some(0)
+    );
+    w.config("s.cf", &body.replace("lo 3", "lo 4"));
+    assert_eq!(
+        w.ld(&[cfg.to_str().unwrap(), "reload"]).status.code(),
+        Some(0)
+    );
+    wait_until(30, "the master restarted with id 4", || {
+        w.ipvsadm(&["-L", "--daemon"]).contains("syncid=4,")
+    });
+    let log = w.ipvsadm_log();
+    assert_eq!(log.matches("--start-daemon").count(), 2, "{log}");
+    assert_eq!(log.matches("--stop-daemon master").count(), 1, "{log}");
     assert_eq!(
         w.ld(&[cfg.to_str().unwrap(), "stop"]).status.code(),
         Some(0)
