@@ -286,7 +286,7 @@ async fn start(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<i32, Fail> 
 async fn stop(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<i32, Fail> {
     match sync::stop(engine, want).await.map_err(engine_fail)? {
         SyncStop::Foreign(other) => {
-            tracing::info!("left {other} alone: it is not the one asked for");
+            eprintln!("ldirectord sync-backup: left {other} alone: it is not the one asked for");
             Ok(ocf::SUCCESS)
         }
         SyncStop::Stopped | SyncStop::NotRunning => Ok(ocf::SUCCESS),

@@ -70,6 +70,8 @@ probe_new() {
 # move FROM TO: the director on FROM dies (kill -9, its VIP goes with the node's role);
 # TO starts its director, and takes the VIP once the virtual service is there.
 move() {
+    # Connection entries the standby holds (unique client:port -> VIP), from its backup.
+    held=$(inns $2 ipvsadm -Lnc | awk '$3 == "ESTABLISHED" { print $4, $5 }' | sort -u | wc -l)
     t0=$(now_ms)
     kill -9 "$(cat /tmp/ld-$1.pid)"
     ip -n $1 addr del $VIP/32 dev eth0
@@ -80,7 +82,7 @@ move() {
     t_vip=$(now_ms)
     wait_until 15 probe_new || { inns $2 ipvsadm -Ln; fail "no new connection through $2"; }
     t_new=$(now_ms)
-    log "FIGURE move $1->$2 (sync $SYNC): service $((t_svc - t0)) ms after kill -9, VIP at $((t_vip - t0)) ms, first new connection $((t_new - t0)) ms after kill -9 ($((t_new - t_vip)) ms after the VIP)"
+    log "FIGURE move $1->$2 (sync $SYNC): $2 held $held established entries before; service $((t_svc - t0)) ms after kill -9, VIP at $((t_vip - t0)) ms, first new connection $((t_new - t0)) ms after kill -9 ($((t_new - t_vip)) ms after the VIP)"
 }
 
 # verdict: per connection, kept (still echoing at the end) and its longest pause between
