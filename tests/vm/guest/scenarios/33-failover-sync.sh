@@ -175,6 +175,12 @@ grep -q '^backup' /tmp/daemons || fail "the director's stop took the backup with
 inns d2 ldirectord sync-backup stop eth0 || fail "sync-backup stop"
 inns d2 ldirectord sync-backup stop eth0 || fail "a second sync-backup stop is not a success"
 [ "$(status_of d2 '' 0)" = 3 ] || fail "status after stop is not 3"
+# Group and port reach the kernel as asked (host-order port, network-order group).
+inns d2 ldirectord sync-backup start eth0 3 --group 239.1.2.3 --port 8850 || fail "sync-backup with group and port"
+inns d2 ipvsadm -L --daemon | grep -q "^backup sync daemon (mcast=eth0, syncid=3, maxlen=[0-9]*, group=239.1.2.3, port=8850, ttl=1)" ||
+    { inns d2 ipvsadm -L --daemon; fail "the kernel did not get the group and port asked for"; }
+[ "$(status_of d2 '' '3 --group 239.1.2.3 --port 8850')" = 0 ] || fail "status with group and port is not 0"
+inns d2 ldirectord sync-backup stop eth0 3 --group 239.1.2.3 --port 8850 || fail "sync-backup stop with group and port"
 [ -z "$(inns d2 ipvsadm -L --daemon)" ] || fail "daemons left in d2"
 rc=0; inns d2 ldirectord sync-backup start nosuch0 2>/tmp/err || rc=$?
 [ $rc = 2 ] || { cat /tmp/err; fail "a missing interface exits $rc, not 2"; }
