@@ -89,6 +89,8 @@ Usage: ldirectord [-d|--debug] [--] [CONFIG] start|stop|restart|try-restart|relo
        ldirectord [--engine E] --ocf ACTION act as the OCF resource agent (parameters from OCF_RESKEY_*)
        ldirectord realserver start|stop|status|monitor --vip ADDR [--mode dr|tun]
                                             put a VIP on a real server for LVS-DR/TUN
+       ldirectord sync-backup start|stop|status IFACE [SYNCID] [--group ADDR] [--port N]
+                                            the IPVS backup sync daemon of a standby director
        ldirectord -h|-?|--help
        ldirectord -v|--version
 

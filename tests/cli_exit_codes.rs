@@ -347,3 +347,148 @@ fn engine_directive_and_the_command_line_that_wins() {
     assert!(err.contains(&format!("{}:2:8", bad.display())), "{err}");
     assert!(err.contains("unknown engine"), "{err}");
 }
+
+/// `ldirectord sync-backup` through the ipvsadm engine (the recording stand-in): the
+/// LSB-style exit codes, idempotent start and stop, a different backup named and left
+/// alone, bad input refused before anything runs.
+#[test]
+fn sync_backup_exit_codes() {
+    let w = World::new();
+    let sb = |args: &[&str]| {
+        let mut all = vec!["sync-backup"];
+        all.extend_from_slice(args);
+        w.ld(&all)
+    };
+    let daemons = || w.ipvsadm(&["-L", "--daemon"]);
+    let out = sb(&["status", "lo"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "backup sync daemon on lo (syncid 0) is stopped\n"
+    );
+    for _ in 0..2 {
+        let out = sb(&["start", "lo"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    assert_eq!(
+        daemons(),
+        "backup sync daemon (mcast=lo, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+    let out = sb(&["status", "lo"]);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).as_str()),
+        (Some(0), "backup sync daemon on lo (syncid 0) is running\n")
+    );
+    assert_eq!(sb(&["status", "lo", "5"]).status.code(), Some(3));
+    let out = sb(&["start", "lo", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "a different backup sync daemon already runs: backup sync daemon (mcast=lo, syncid=0"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    // Stopping another id leaves the running one alone.
+    assert_eq!(sb(&["stop", "lo", "5"]).status.code(), Some(0));
+    assert_eq!(sb(&["status", "lo"]).status.code(), Some(0));
+    assert_eq!(sb(&["stop", "lo"]).status.code(), Some(0));
+    assert_eq!(sb(&["stop", "lo"]).status.code(), Some(0));
+    assert_eq!(daemons(), "");
+    let out = sb(&["start", "nosuch0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no network interface \"nosuch0\" here"));
+    for bad in [
+        &["start", "lo", "256"][..],
+        &["start"],
+        &["begin", "lo"],
+        &["start", "eth 0"],
+    ] {
+        assert_eq!(sb(bad).status.code(), Some(255), "{bad:?}");
+    }
+    let out = std::process::Command::new(support::BIN)
+        .args(["--engine", "userspace", "sync-backup", "start", "lo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(text(&out.stderr).contains("no connection synchronisation"));
+    assert_eq!(daemons(), "");
+    let log = w.ipvsadm_log();
+    assert!(
+        log.contains("--start-daemon backup --mcast-interface lo --syncid 0\n"),
+        "{log}"
+    );
+}
+
+/// `syncdaemon=`: the master runs while the director does (started with it, stopped at
+/// stop); next to a different master the director does not start and programs nothing.
+#[test]
+fn the_director_runs_its_master_sync_daemon() {
+    let w = World::new();
+    let body = "syncdaemon=lo 3\nsyncport=8850\nvirtual=127.0.0.100:80\n\treal=127.0.0.1:80 masq\n\tchecktype=on\n";
+    let cfg = w.config("s.cf", body);
+    let out = w.ld(&["--test", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = w.ld(&[cfg.to_str().unwrap(), "start"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        w.ipvsadm(&["-L", "--daemon"]),
+        "master sync daemon (mcast=lo, syncid=3, maxlen=1472, group=224.0.0.81, port=8850, ttl=1)\n"
+    );
+    // A reload that leaves syncdaemon= alone leaves the daemon alone; a changed one is
+    // restarted with the new settings (reloads are handled in order: once the second is
+    // done, so is the first).
+    w.config("s.cf", &format!("checkinterval=2\n{body}"));
+    assert_eq!(
+        w.ld(&[cfg.to_str().unwrap(), "reload"]).status.code(),
+        Some(0)
+    );
+    w.config("s.cf", &body.replace("lo 3", "lo 4"));
+    assert_eq!(
+        w.ld(&[cfg.to_str().unwrap(), "reload"]).status.code(),
+        Some(0)
+    );
+    wait_until(30, "the master restarted with id 4", || {
+        w.ipvsadm(&["-L", "--daemon"]).contains("syncid=4,")
+    });
+    let log = w.ipvsadm_log();
+    assert_eq!(log.matches("--start-daemon").count(), 2, "{log}");
+    assert_eq!(log.matches("--stop-daemon master").count(), 1, "{log}");
+    assert_eq!(
+        w.ld(&[cfg.to_str().unwrap(), "stop"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(w.ipvsadm(&["-L", "--daemon"]), "");
+
+    w.ipvsadm(&[
+        "--start-daemon",
+        "master",
+        "--mcast-interface",
+        "lo",
+        "--syncid",
+        "9",
+    ]);
+    let out = w.ld(&[cfg.to_str().unwrap(), "start"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "a different master sync daemon already runs: master sync daemon (mcast=lo, syncid=9"
+        ),
+        "{err}"
+    );
+    assert!(
+        !w.ipvsadm(&["-L", "-n"]).contains("127.0.0.100"),
+        "half-started"
+    );
+    wait_until(30, "pid file released", || {
+        !ldirectord::instance::pidfile::PidLock::is_held(&w.pid_file("s.cf"))
+    });
+
+    let bad = w.config("bad.cf", "syncdaemon=lo 300\n");
+    let out = w.ld(&["-t", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:2:15", bad.display())), "{err}");
+    assert!(err.contains("sync id out of range"), "{err}");
+}

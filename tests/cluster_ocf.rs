@@ -543,3 +543,67 @@ fn the_stock_agent_drives_our_binary() {
     });
     assert_eq!(pgrep(&pattern), "");
 }
+
+/// `ocf:ldirectord-rs:ldirectord-syncbackup` (the backup sync daemon as a clone on every
+/// director) through its shim, with the ipvsadm stand-in: valid meta-data, ocf-tester
+/// passes, probe and monitor codes, bad parameters, a different backup named.
+#[test]
+fn syncbackup_agent_passes_ocf_tester() {
+    need("ocf-tester", "resource-agents");
+    need("xmllint", "libxml2-utils");
+    let w = World::new();
+    let mut a = Agent::new(&w, "syncbackup");
+    a.script = repo("compat/ocf/ldirectord-syncbackup");
+    a.unset("run_dir").param("interface", "lo");
+    let meta = a.expect("meta-data", 0).stdout;
+    valid_against_dtd(&meta).unwrap();
+    assert!(meta.contains("<resource-agent name=\"ldirectord-syncbackup\""));
+    assert!(meta.contains("director before the VIP"), "{meta}");
+    let (passed, text) = a.ocf_tester();
+    assert!(passed && text.contains("passed all tests"), "{text}");
+    a.expect("monitor", 7);
+    a.expect("start", 0);
+    a.expect_monitor(0);
+    assert!(
+        w.ipvsadm(&["-L", "--daemon"])
+            .starts_with("backup sync daemon (mcast=lo, syncid=0")
+    );
+    // Another id on the same node: start refused naming what runs, monitor an error.
+    let mut other = Agent::new(&w, "syncbackup-5");
+    other.script = repo("compat/ocf/ldirectord-syncbackup");
+    other
+        .unset("run_dir")
+        .param("interface", "lo")
+        .param("syncid", "5");
+    let r = other.expect("start", 1);
+    assert!(
+        r.stderr
+            .contains("ocf-exit-reason:a different backup sync daemon already runs"),
+        "{r:?}"
+    );
+    other.expect("monitor", 7);
+    other.expect_monitor(1);
+    other.expect("stop", 0);
+    a.expect("stop", 0);
+    a.expect("stop", 0);
+    assert_eq!(w.ipvsadm(&["-L", "--daemon"]), "");
+    // Parameters: missing or invalid is 6 (a probe says stopped), a missing interface 2.
+    a.unset("interface");
+    assert!(
+        a.expect("validate-all", 6)
+            .stderr
+            .contains("interface is required")
+    );
+    a.expect("monitor", 7);
+    a.expect("stop", 0);
+    a.param("interface", "lo").param("syncid", "256");
+    a.expect("start", 6);
+    a.param("syncid", "1").param("interface", "nosuch0");
+    assert!(
+        a.expect("validate-all", 2)
+            .stderr
+            .contains("no network interface")
+    );
+    a.param("interface", "lo").param("engine", "userspace");
+    a.expect("start", 6);
+}

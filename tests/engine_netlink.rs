@@ -450,3 +450,170 @@ async fn both_engines_leave_the_same_table() {
     assert_eq!(from_ipvsadm, from_netlink);
     assert_eq!(from_netlink.services.len(), 4);
 }
+
+/// Sync daemons over NEW/DEL/GET_DAEMON on the fake kernel: started with the kernel's
+/// defaults filled in, an identical one adopted, a different one named and left alone,
+/// errnos that say what is wrong, and only our own daemon stopped.
+#[tokio::test]
+async fn sync_daemons_start_adopt_refuse_and_stop() {
+    use ldirectord::engine::sync::{self, SyncError, SyncStart, SyncStop};
+    use ldirectord::engine::{SyncDaemon, SyncRole};
+    let kernel = FakeKernel::new();
+    kernel.add_interface("sync0");
+    let mut engine = engine_on(&kernel).await;
+    assert!(engine.sync_daemons().await.unwrap().is_empty());
+
+    let master = SyncDaemon {
+        group: Some(ip("ff02::81")),
+        port: Some(8850),
+        ttl: Some(2),
+        ..SyncDaemon::new(SyncRole::Master, "sync0", 7)
+    };
+    assert_eq!(
+        sync::ensure(&mut engine, &master).await.unwrap(),
+        SyncStart::Started
+    );
+    let listed = engine.sync_daemons().await.unwrap();
+    assert_eq!(
+        listed[0].to_string(),
+        "master sync daemon (mcast=sync0, syncid=7, maxlen=1452, group=ff02::81, port=8850, ttl=2)"
+    );
+    assert_eq!(listed, kernel.sync_daemons());
+    // A restart (after kill -9) finds it running: adopted, not started twice.
+    assert_eq!(
+        sync::ensure(&mut engine, &master).await.unwrap(),
+        SyncStart::Adopted
+    );
+    // A master and a backup coexist; defaults read back.
+    let backup = SyncDaemon::new(SyncRole::Backup, "eth0", 0);
+    sync::ensure(&mut engine, &backup).await.unwrap();
+    let listed = engine.sync_daemons().await.unwrap();
+    assert_eq!(
+        listed[1].to_string(),
+        "backup sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"
+    );
+
+    // Another id while ours runs: refused, naming what runs; nothing changed.
+    let other = SyncDaemon::new(SyncRole::Master, "sync0", 8);
+    match sync::ensure(&mut engine, &other).await {
+        Err(e @ SyncError::Conflict { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("a different master sync daemon already runs: master sync daemon (mcast=sync0, syncid=7"),
+                "{text}"
+            );
+            assert!(
+                text.contains("wanted: master sync daemon (mcast=sync0, syncid=8)"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        sync::stop(&mut engine, &other).await.unwrap(),
+        SyncStop::Foreign(listed[0].clone())
+    );
+    assert_eq!(kernel.sync_daemons().len(), 2);
+
+    // What the kernel says, straight: EEXIST, ENODEV, EINVAL, ESRCH.
+    let (errno, op, message) = errno_of(engine.start_sync_daemon(&other).await);
+    assert_eq!(
+        (errno, message.as_str()),
+        (libc_eexist(), "a master sync daemon already runs")
+    );
+    assert_eq!(op, "start master sync daemon (mcast=sync0, syncid=8)");
+    let nowhere = SyncDaemon::new(SyncRole::Master, "nosuch0", 0);
+    sync::stop(&mut engine, &master).await.unwrap();
+    let (_, _, message) = errno_of(engine.start_sync_daemon(&nowhere).await);
+    assert_eq!(message, "no network interface \"nosuch0\" here");
+    match sync::ensure(&mut engine, &nowhere).await {
+        Err(SyncError::NoInterface(name)) => assert_eq!(name, "nosuch0"),
+        other => panic!("expected NoInterface, got {other:?}"),
+    }
+    let unicast = SyncDaemon {
+        group: Some(ip("10.0.0.1")),
+        ..SyncDaemon::new(SyncRole::Master, "eth0", 0)
+    };
+    assert_eq!(errno_of(engine.start_sync_daemon(&unicast).await).0, 22);
+    let (errno, _, message) = errno_of(engine.stop_sync_daemon(SyncRole::Master).await);
+    assert_eq!((errno, message.as_str()), (3, "no master sync daemon runs"));
+    assert_eq!(
+        sync::stop(&mut engine, &master).await.unwrap(),
+        SyncStop::NotRunning
+    );
+    assert_eq!(
+        sync::stop(&mut engine, &backup).await.unwrap(),
+        SyncStop::Stopped
+    );
+    assert!(kernel.sync_daemons().is_empty());
+}
+
+fn libc_eexist() -> i32 {
+    17
+}
+
+/// The same sync daemons through `ipvsadm` (the stand-in, in ipvsadm 1.31's words) and
+/// through netlink (the fake kernel) read back alike; ipvsadm gets stock's option names.
+#[tokio::test]
+async fn both_engines_run_the_same_sync_daemons() {
+    use ldirectord::engine::sync::{self, SyncStart, SyncStop};
+    use ldirectord::engine::{SyncDaemon, SyncRole};
+    let standin = StandIn::with_env("IPVSADM_STANDIN_INTERFACES=sync0");
+    let mut ipvsadm = standin.engine();
+    let kernel = FakeKernel::new();
+    kernel.add_interface("sync0");
+    let mut netlink = engine_on(&kernel).await;
+    let master = SyncDaemon {
+        group: Some(ip("239.1.2.3")),
+        port: Some(8850),
+        ..SyncDaemon::new(SyncRole::Master, "sync0", 7)
+    };
+    let backup = SyncDaemon::new(SyncRole::Backup, "eth0", 0);
+    for engine in [&mut ipvsadm as &mut dyn Engine, &mut netlink] {
+        for daemon in [&master, &backup] {
+            assert_eq!(
+                sync::ensure(engine, daemon).await.unwrap(),
+                SyncStart::Started
+            );
+            assert_eq!(
+                sync::ensure(engine, daemon).await.unwrap(),
+                SyncStart::Adopted
+            );
+        }
+    }
+    let listed = ipvsadm.sync_daemons().await.unwrap();
+    assert_eq!(listed, netlink.sync_daemons().await.unwrap());
+    assert_eq!(listed.len(), 2);
+    let log = standin.log();
+    assert!(
+        log.contains(
+            &"--start-daemon master --mcast-interface sync0 --syncid 7 --mcast-group 239.1.2.3 --mcast-port 8850"
+                .to_owned()
+        ),
+        "{log:?}"
+    );
+    assert!(log.contains(&"-L --daemon".to_owned()), "{log:?}");
+    // ipvsadm's own words for the kernel's refusals.
+    match ipvsadm.start_sync_daemon(&master).await {
+        Err(EngineError::Command { command, message }) => {
+            assert!(command.ends_with("--start-daemon master --mcast-interface sync0 --syncid 7 --mcast-group 239.1.2.3 --mcast-port 8850"), "{command}");
+            assert_eq!(message, "Daemon has already run");
+        }
+        other => panic!("expected ipvsadm's refusal, got {other:?}"),
+    }
+    for engine in [&mut ipvsadm as &mut dyn Engine, &mut netlink] {
+        assert_eq!(
+            sync::stop(engine, &master).await.unwrap(),
+            SyncStop::Stopped
+        );
+        assert_eq!(
+            sync::stop(engine, &master).await.unwrap(),
+            SyncStop::NotRunning
+        );
+    }
+    assert!(log_has(&standin, "--stop-daemon master"));
+}
+
+fn log_has(standin: &StandIn, line: &str) -> bool {
+    standin.log().iter().any(|l| l == line)
+}

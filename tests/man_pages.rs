@@ -50,6 +50,7 @@ fn cli_words() -> BTreeSet<String> {
         "status",
         "realserver",
         "monitor",
+        "sync-backup",
     ] {
         words.insert(action.to_owned());
     }

@@ -485,6 +485,150 @@ impl fmt::Display for Op {
     }
 }
 
+/// Which side of connection synchronisation a kernel sync daemon is (`IP_VS_STATE_*`):
+/// the active director runs the master, which multicasts its connection entries; every
+/// standby runs a backup, which installs them, so a takeover finds the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum SyncRole {
+    Master,
+    Backup,
+}
+
+impl SyncRole {
+    /// ipvsadm's word: `master`, `backup`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRole::Master => "master",
+            SyncRole::Backup => "backup",
+        }
+    }
+
+    /// The kernel's `IP_VS_STATE_MASTER` (1) or `IP_VS_STATE_BACKUP` (2).
+    pub fn kernel_value(self) -> u32 {
+        match self {
+            SyncRole::Master => 1,
+            SyncRole::Backup => 2,
+        }
+    }
+
+    /// The state a kernel value names.
+    pub fn from_kernel(value: u32) -> Option<SyncRole> {
+        match value {
+            1 => Some(SyncRole::Master),
+            2 => Some(SyncRole::Backup),
+            _ => None,
+        }
+    }
+}
+
+/// The largest sync message a master sends: the kernel clamps a master's `maxlen` to a
+/// 1500-byte MTU minus the IPv4 and UDP headers.
+pub const SYNC_MAXLEN_MASTER: u16 = 1472;
+
+/// The kernel's limit on an interface name (`IFNAMSIZ` 16, NUL included).
+pub const IFNAME_MAX: usize = 15;
+
+/// A kernel sync daemon: what `ipvsadm --start-daemon` starts and `--list-daemon` lists.
+/// Options left `None` take the kernel's defaults (maxlen from the interface MTU, group
+/// 224.0.0.81, port 8848, ttl 1); read back from the kernel, every option is `Some`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct SyncDaemon {
+    pub role: SyncRole,
+    /// The interface the multicast is sent or received on (`--mcast-interface`).
+    pub interface: String,
+    /// Masters send and backups accept only messages of this id (`--syncid`, 0-255).
+    pub syncid: u8,
+    /// Largest sync message (`--sync-maxlen`).
+    pub maxlen: Option<u16>,
+    /// Multicast group, IPv4 or IPv6 (`--mcast-group`).
+    pub group: Option<IpAddr>,
+    /// UDP port (`--mcast-port`).
+    pub port: Option<u16>,
+    /// Multicast TTL (`--mcast-ttl`).
+    pub ttl: Option<u8>,
+}
+
+impl SyncDaemon {
+    /// A daemon on `interface` with id `syncid` and the kernel's defaults otherwise.
+    pub fn new(role: SyncRole, interface: &str, syncid: u8) -> SyncDaemon {
+        SyncDaemon {
+            role,
+            interface: interface.to_owned(),
+            syncid,
+            maxlen: None,
+            group: None,
+            port: None,
+            ttl: None,
+        }
+    }
+
+    /// The optional settings as text, in ipvsadm's order (maxlen, group, port, ttl), so
+    /// the configuration renderer and the ipvsadm engine name them their own way.
+    pub fn option_values(&self) -> [Option<String>; 4] {
+        [
+            self.maxlen.map(|n| n.to_string()),
+            self.group.map(|a| a.to_string()),
+            self.port.map(|n| n.to_string()),
+            self.ttl.map(|n| n.to_string()),
+        ]
+    }
+
+    /// Whether `running` (as the kernel lists it) is this daemon: the same state,
+    /// interface and id, and every option set here equal to the kernel's. An option left
+    /// to the kernel's default matches whatever the kernel chose.
+    pub fn is_satisfied_by(&self, running: &SyncDaemon) -> bool {
+        fn same<T: PartialEq>(want: Option<T>, got: Option<T>) -> bool {
+            want.is_none() || want == got
+        }
+        self.role == running.role
+            && self.interface == running.interface
+            && self.syncid == running.syncid
+            && same(self.maxlen, running.maxlen)
+            && same(self.group, running.group)
+            && same(self.port, running.port)
+            && same(self.ttl, running.ttl)
+    }
+}
+
+/// Whether the kernel could have an interface of this name: 1-15 bytes, no `/`, no
+/// white space, not `.` or `..` (the rules of `dev_valid_name`).
+pub fn valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= IFNAME_MAX
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+impl fmt::Display for SyncDaemon {
+    /// ipvsadm's `--list-daemon` line: `master sync daemon (mcast=eth0, syncid=0,
+    /// maxlen=1472, group=224.0.0.81, port=8848, ttl=1)`, options only when set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} sync daemon (mcast={}, syncid={}",
+            self.role.as_str(),
+            self.interface,
+            self.syncid
+        )?;
+        if let Some(maxlen) = self.maxlen {
+            write!(f, ", maxlen={maxlen}")?;
+        }
+        if let Some(group) = self.group {
+            write!(f, ", group={group}")?;
+        }
+        if let Some(port) = self.port {
+            write!(f, ", port={port}")?;
+        }
+        if let Some(ttl) = self.ttl {
+            write!(f, ", ttl={ttl}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,5 +662,42 @@ mod tests {
         assert!(flags.contains(&SchedFlag::ShPort));
         assert_eq!(SchedFlag::for_bit("mh", 2), Some(SchedFlag::MhPort));
         assert_eq!(SchedFlag::Other("x".into()).bit(), None);
+    }
+
+    #[test]
+    fn sync_daemons_match_on_what_was_asked() {
+        let want = SyncDaemon::new(SyncRole::Master, "eth0", 7);
+        let running = SyncDaemon {
+            maxlen: Some(1472),
+            group: Some(ip("224.0.0.81")),
+            port: Some(8848),
+            ttl: Some(1),
+            ..want.clone()
+        };
+        assert!(want.is_satisfied_by(&running));
+        assert_eq!(
+            running.to_string(),
+            "master sync daemon (mcast=eth0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"
+        );
+        let other_port = SyncDaemon {
+            port: Some(8849),
+            ..want.clone()
+        };
+        assert!(!other_port.is_satisfied_by(&running));
+        let backup = SyncDaemon::new(SyncRole::Backup, "eth0", 7);
+        assert!(!backup.is_satisfied_by(&running));
+        assert!(!SyncDaemon::new(SyncRole::Master, "eth1", 7).is_satisfied_by(&running));
+        assert_eq!(SyncRole::from_kernel(2), Some(SyncRole::Backup));
+        assert_eq!(SyncRole::from_kernel(3), None);
+    }
+
+    #[test]
+    fn interface_names_follow_the_kernels_rules() {
+        for good in ["eth0", "br-lan", "enp0s31f6", "a23456789012345"] {
+            assert!(valid_interface_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", "eth 0", "a/b", "eth0:1", "a234567890123456"] {
+            assert!(!valid_interface_name(bad), "{bad}");
+        }
     }
 }

@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::ipvs::{
     DestEntry, DestSpec, Family, Forward, IpProto, Netmask, SchedFlags, ServiceEntry, ServiceKey,
-    ServiceSpec, Table,
+    ServiceSpec, SyncDaemon, SyncRole, Table,
 };
 
 /// The version line ipvsadm prints when nothing else is known.
@@ -492,6 +492,40 @@ fn render_service_line(out: &mut String, service: &ServiceEntry) {
     out.push('\n');
 }
 
+/// The sync daemons of an `ipvsadm --list-daemon` listing, one per line in
+/// [`SyncDaemon`]'s display form (`master sync daemon (mcast=eth0, syncid=0, ...)`).
+/// Lines it does not understand are skipped: ipvsadm prints nothing when none runs.
+pub fn parse_daemons(text: &str) -> Vec<SyncDaemon> {
+    text.lines().filter_map(parse_daemon_line).collect()
+}
+
+fn parse_daemon_line(line: &str) -> Option<SyncDaemon> {
+    let line = line.trim();
+    let (state, rest) = line.split_once(" sync daemon (")?;
+    let role = match state {
+        "master" => SyncRole::Master,
+        "backup" => SyncRole::Backup,
+        _ => return None,
+    };
+    let options = rest.strip_suffix(')')?;
+    let mut interface = None;
+    let mut daemon = SyncDaemon::new(role, "", 0);
+    for option in options.split(", ") {
+        let (key, value) = option.split_once('=')?;
+        match key {
+            "mcast" => interface = Some(value.to_owned()),
+            "syncid" => daemon.syncid = value.parse().ok()?,
+            "maxlen" => daemon.maxlen = Some(value.parse().ok()?),
+            "group" => daemon.group = Some(value.parse().ok()?),
+            "port" => daemon.port = Some(value.parse().ok()?),
+            "ttl" => daemon.ttl = Some(value.parse().ok()?),
+            _ => {}
+        }
+    }
+    daemon.interface = interface?;
+    Some(daemon)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,5 +801,24 @@ TCP  192.0.2.1:80 wlc synproxy
             SocketAddr::new(v4("2001:db8::1"), 80).to_string(),
             "[2001:db8::1]:80"
         );
+    }
+
+    #[test]
+    fn daemon_listings_read_back_what_they_print() {
+        let master = SyncDaemon {
+            maxlen: Some(1472),
+            group: Some("224.0.0.81".parse().unwrap()),
+            port: Some(8848),
+            ttl: Some(1),
+            ..SyncDaemon::new(SyncRole::Master, "eth0", 0)
+        };
+        let backup = SyncDaemon {
+            group: Some("ff02::81".parse().unwrap()),
+            ..SyncDaemon::new(SyncRole::Backup, "br0", 255)
+        };
+        let text = format!("{master}\n{backup}\nnonsense\n");
+        assert_eq!(parse_daemons(&text), vec![master, backup]);
+        assert!(parse_daemons("").is_empty());
+        assert!(parse_daemons("master sync daemon (syncid=1)").is_empty());
     }
 }

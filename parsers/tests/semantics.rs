@@ -517,6 +517,80 @@ fn engine_directive() {
 }
 
 #[test]
+fn syncdaemon_is_a_master_sync_daemon_with_checked_options() {
+    use ldirectord_parsers::config::{SyncDaemon, SyncRole};
+    assert_eq!(ok("virtual=1.2.3.4:80\n").globals.syncdaemon, None);
+    let c = ok("syncdaemon=eth1\nvirtual=1.2.3.4:80\n");
+    assert_eq!(
+        c.globals.syncdaemon,
+        Some(SyncDaemon::new(SyncRole::Master, "eth1", 0))
+    );
+    // Options may come before the daemon; all of them join it.
+    let c = ok(
+        "syncport=8850\nsyncdaemon = br0 255\nsyncmaxlen=1400\nsyncgroup=ff02::81\nsyncttl=2\nvirtual=1.2.3.4:80\n",
+    );
+    let d = c.globals.syncdaemon.unwrap();
+    assert_eq!(
+        (d.interface.as_str(), d.syncid, d.maxlen, d.port, d.ttl),
+        ("br0", 255, Some(1400), Some(8850), Some(2))
+    );
+    assert_eq!(d.group, Some("ff02::81".parse().unwrap()));
+    let bad = [
+        ("syncdaemon=eth1 256\n", (1, 17), "sync id out of range"),
+        ("syncdaemon=eth1 -1\n", (1, 17), "sync id out of range"),
+        ("syncdaemon=\n", (1, 12), "invalid sync daemon"),
+        ("syncdaemon=eth1 2 3\n", (1, 12), "invalid sync daemon"),
+        (
+            "syncdaemon=an-interface-name-too-long\n",
+            (1, 12),
+            "invalid sync daemon interface name",
+        ),
+        (
+            "syncdaemon=eth1\nsyncmaxlen=1500\n",
+            (2, 12),
+            "invalid syncmaxlen value",
+        ),
+        (
+            "syncdaemon=eth1\nsyncport=0\n",
+            (2, 10),
+            "invalid syncport value",
+        ),
+        (
+            "syncdaemon=eth1\nsyncttl=256\n",
+            (2, 9),
+            "invalid syncttl value",
+        ),
+        (
+            "syncdaemon=eth1\nsyncgroup=10.0.0.1\n",
+            (2, 11),
+            "invalid sync multicast group",
+        ),
+        (
+            "checkinterval=2\nsyncport=8848\n",
+            (2, 1),
+            "syncport= without syncdaemon=",
+        ),
+    ];
+    for (text, at, message) in bad {
+        let text = format!("{text}virtual=1.2.3.4:80\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(
+            (
+                (e.error.span.line, e.error.span.column),
+                e.error.message.as_str()
+            ),
+            (at, message),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        err("virtual=1.2.3.4:80\n\tsyncdaemon=eth0\n").0,
+        2,
+        "syncdaemon= is global only"
+    );
+}
+
+#[test]
 fn diagnostics_point_at_the_value() {
     let e = parse("virtual=1.2.3.4:80\n\tscheduler=WRR\n").unwrap_err();
     assert_eq!((e.error.span.line, e.error.span.column), (2, 12));

@@ -349,3 +349,96 @@ pub fn realserver() -> String {
         ],
     )
 }
+
+/// The sync-backup agent's parameters.
+pub const SYNCBACKUP_PARAMS: &[Param] = &[
+    Param {
+        required: true,
+        ..p(
+            "interface",
+            false,
+            "string",
+            None,
+            "sync interface",
+            "The network interface the directors' sync multicast arrives on (the master's \
+             syncdaemon= interface on the active director).",
+        )
+    },
+    p(
+        "syncid",
+        false,
+        "integer",
+        Some("0"),
+        "sync id (0-255)",
+        "Accept only sync messages of this id (the master's syncdaemon= id); 0 accepts every \
+         id.",
+    ),
+    p(
+        "group",
+        false,
+        "string",
+        None,
+        "multicast group",
+        "The sync multicast group, when the master's syncgroup= is not the kernel's default \
+         224.0.0.81.",
+    ),
+    p(
+        "port",
+        false,
+        "integer",
+        None,
+        "multicast port",
+        "The sync UDP port, when the master's syncport= is not the kernel's default 8848.",
+    ),
+    p(
+        "engine",
+        false,
+        "string",
+        Some("netlink"),
+        "netlink or ipvsadm",
+        "How the kernel is told: netlink (generic netlink) or ipvsadm (runs ipvsadm \
+         --start-daemon backup). The userspace engine has no connection synchronisation.",
+    ),
+    p(
+        "ipvsadm",
+        false,
+        "string",
+        None,
+        "ipvsadm program",
+        "The ipvsadm program for engine=ipvsadm (default /sbin/ipvsadm, else \
+         /usr/sbin/ipvsadm).",
+    ),
+    p(
+        "ldirectord",
+        false,
+        "string",
+        None,
+        "ldirectord-rs program",
+        "The ldirectord-rs program (the agent script looks in the usual places without it).",
+    ),
+];
+
+/// `ldirectord sync-backup --ocf meta-data`.
+pub fn syncbackup() -> String {
+    render(
+        "ldirectord-syncbackup",
+        "The kernel's IPVS backup sync daemon, which installs the connection entries the \
+         active director's master sync daemon (syncdaemon= in ldirectord.cf) multicasts, so \
+         that a standby that takes over the VIP continues every established connection. Run \
+         it as a clone on every director: it is a kernel thread and does not disturb the \
+         active director's master. The standby must have the virtual services before the \
+         VIP arrives (since Linux 5.9 IPVS sees no packet in a network namespace without a \
+         virtual service, and the standby's own stack resets the connections): order the \
+         director before the VIP (group: director, then IPaddr2), or run the director as a \
+         clone on every node. monitor warns when no virtual service exists here.",
+        "IPVS connection-sync backup (ldirectord-rs)",
+        SYNCBACKUP_PARAMS,
+        &[
+            ("start", "timeout=\"20s\""),
+            ("stop", "timeout=\"20s\""),
+            ("monitor", "timeout=\"20s\" interval=\"10s\" depth=\"0\""),
+            ("meta-data", "timeout=\"5s\""),
+            ("validate-all", "timeout=\"20s\""),
+        ],
+    )
+}

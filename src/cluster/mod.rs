@@ -4,7 +4,9 @@
 //!   (real servers from the cluster come from [`crate::realsource`]).
 //! - [`realserver`]: `ldirectord realserver ...`, the VIP on `lo`/`tunl0` of a DR/TUN real
 //!   server.
-//! - [`metadata`]: both agents' meta-data XML.
+//! - [`syncbackup`]: `ldirectord sync-backup ...`, the kernel's backup sync daemon on a
+//!   standby director (connection synchronisation).
+//! - [`metadata`]: the agents' meta-data XML.
 //! - [`ocf`]: exit codes, parameters, probes and exit reasons.
 //!
 //! The binary asks [`dispatch`] first, then hands anything else to the drop-in command
@@ -17,6 +19,7 @@ pub mod agent;
 pub mod metadata;
 pub mod ocf;
 pub mod realserver;
+pub mod syncbackup;
 
 /// The options a wrapper may put before `--ocf`, and the agent parameter each one sets
 /// (the command line wins over `OCF_RESKEY_*`).
@@ -29,7 +32,7 @@ const LEADING: [(&str, &str); 3] = [
 /// If the arguments ask for a cluster entry point, run it and return its exit code:
 /// `[OPTIONS] --ocf ACTION` or `ocf ACTION` (the director agent; OPTIONS are `--engine`,
 /// `--ipvsadm` and `--run-dir`, as `--name VALUE` or `--name=VALUE`), `[OPTIONS] realserver
-/// ...` (which needs none of them).
+/// ...` (which needs none of them), `[OPTIONS] sync-backup ...` (`--engine`, `--ipvsadm`).
 pub fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Option<i32> {
     let mut env = ocf::Env::from_process();
     let mut i = 0;
@@ -60,6 +63,7 @@ pub fn dispatch(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Op
         }
         a if a.starts_with("--ocf=") => Some(agent::run(&a["--ocf=".len()..], &env, out, err)),
         "realserver" => Some(realserver::run(&args[1..], &env, out, err)),
+        "sync-backup" => Some(syncbackup::run(&args[1..], &env, out, err)),
         _ => None,
     }
 }

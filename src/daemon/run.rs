@@ -38,8 +38,9 @@ use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
 use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
+use crate::engine::sync::{self, SyncError, SyncStart, SyncStop};
 use crate::engine::userspace::UserspaceEngine;
-use crate::engine::{Engine, EngineError, Table};
+use crate::engine::{Engine, EngineError, SyncDaemon, Table};
 use crate::instance::pidfile::PidLock;
 
 /// Longest wait between two resync attempts while engine errors persist.
@@ -106,6 +107,16 @@ pub async fn run(
             return 1;
         }
     };
+    // The sync daemon first: when it cannot run, nothing else is started.
+    let sync = parsed.config.globals.syncdaemon.clone();
+    if let Some(want) = &sync
+        && let Err(e) = start_sync(engine.as_mut(), want).await
+    {
+        let msg = sync_error_text(engine.name(), &e);
+        tracing::info!("{msg}");
+        ready.fail(&msg);
+        return 1;
+    }
     // Real servers from `realsource=` directives are selected before the first table.
     let (mut dynamic, refreshed) = Dynamic::new();
     let base = parsed.config;
@@ -139,6 +150,7 @@ pub async fn run(
         commands: CommandQueue::new(),
         mailer: Mailer::default(),
         pid,
+        sync,
     };
     daemon.perform(actions).await;
     ready.ok();
@@ -172,6 +184,37 @@ struct Daemon {
     mailer: Mailer,
     watch: FileWatch,
     pid: Option<PidLock>,
+    /// The master sync daemon this director runs (`syncdaemon=`).
+    sync: Option<SyncDaemon>,
+}
+
+/// Start (or adopt) the sync daemon, and log which.
+async fn start_sync(engine: &mut dyn Engine, want: &SyncDaemon) -> Result<(), SyncError> {
+    sync::check_interface(want)?;
+    match sync::ensure(engine, want).await? {
+        SyncStart::Started => tracing::info!("Started {want}"),
+        SyncStart::Adopted => tracing::info!("Adopted the running {want}"),
+    }
+    Ok(())
+}
+
+fn sync_error_text(engine: &str, error: &SyncError) -> String {
+    match error {
+        SyncError::Engine(e) => engine_error_text(engine, e),
+        other => format!("cannot start the sync daemon: {other}"),
+    }
+}
+
+/// Stop our sync daemon, and log what happened.
+async fn stop_sync(engine: &mut dyn Engine, ours: &SyncDaemon) {
+    match sync::stop(engine, ours).await {
+        Ok(SyncStop::Stopped) => tracing::info!("Stopped {ours}"),
+        Ok(SyncStop::NotRunning) => tracing::info!("{ours} was not running any more"),
+        Ok(SyncStop::Foreign(other)) => {
+            tracing::info!("Left {other} alone: it is not the one this director started")
+        }
+        Err(e) => tracing::info!("{}", engine_error_text(engine.name(), &e)),
+    }
 }
 
 impl Daemon {
@@ -423,6 +466,8 @@ impl Daemon {
             &self.opts.instance,
         ));
         self.sync_schedule();
+        let want_sync = self.director.config().globals.syncdaemon.clone();
+        self.change_sync(want_sync).await;
         let new_execute = self.director.config().globals.execute.clone();
         for name in old_execute.iter().filter(|n| !new_execute.contains(n)) {
             self.opts.subs.run(name, "stop").await;
@@ -437,6 +482,30 @@ impl Daemon {
         }
     }
 
+    /// A reload changed `syncdaemon=`: restart the daemon with the new settings. If the
+    /// new one cannot start, the old one is started again (and the next reload retries).
+    async fn change_sync(&mut self, want: Option<SyncDaemon>) {
+        if want == self.sync {
+            return;
+        }
+        let old = self.sync.take();
+        if let Some(old) = &old {
+            stop_sync(self.engine.as_mut(), old).await;
+        }
+        let Some(new) = want else { return };
+        match start_sync(self.engine.as_mut(), &new).await {
+            Ok(()) => self.sync = Some(new),
+            Err(e) => {
+                tracing::info!("{}", sync_error_text(self.engine.name(), &e));
+                if let Some(old) = old
+                    && start_sync(self.engine.as_mut(), &old).await.is_ok()
+                {
+                    self.sync = Some(old);
+                }
+            }
+        }
+    }
+
     /// Orderly stop (§1.5, §4.8).
     async fn stop(mut self, signal: &str) -> i32 {
         let execute = self.director.config().globals.execute.clone();
@@ -446,6 +515,9 @@ impl Daemon {
         self.scheduler.retain(|_| false);
         let actions = self.director.stop();
         self.perform(actions).await;
+        if let Some(ours) = self.sync.take() {
+            stop_sync(self.engine.as_mut(), &ours).await;
+        }
         let reason = format!("Linux Director Daemon terminated on signal: {signal}");
         tracing::info!("{reason}");
         if self.opts.debug {

@@ -19,12 +19,18 @@ use std::process::Output;
 
 use ldirectord_parsers::ipvsadm as listing;
 
-use super::{BoxFuture, DestSpec, Engine, EngineError, Op, ServiceKey, ServiceSpec, Table};
+use super::{
+    BoxFuture, DestSpec, Engine, EngineError, Op, ServiceKey, ServiceSpec, SyncDaemon, SyncRole,
+    Table,
+};
 
 /// Arguments of the plain listing stock reads first.
 pub const LIST_ARGS: [&str; 2] = ["-L", "-n"];
 /// Arguments of the thresholds listing stock reads second.
 pub const LIST_THRESHOLDS_ARGS: [&str; 3] = ["-L", "-n", "--thresholds"];
+/// Arguments of the sync daemon listing (ipvsadm has no `--list-daemon`: it is `-L
+/// --daemon`).
+pub const LIST_DAEMON_ARGS: [&str; 2] = ["-L", "--daemon"];
 
 /// Drives IPVS through an `ipvsadm` program.
 #[derive(Debug, Clone)]
@@ -121,6 +127,61 @@ impl Engine for IpvsadmEngine {
             Ok(())
         })
     }
+
+    fn sync_daemons(&mut self) -> BoxFuture<'_, Result<Vec<SyncDaemon>, EngineError>> {
+        Box::pin(async move {
+            let args: Vec<String> = LIST_DAEMON_ARGS.iter().map(|a| a.to_string()).collect();
+            let output = self.run(&args).await?;
+            Ok(listing::parse_daemons(&String::from_utf8_lossy(
+                &output.stdout,
+            )))
+        })
+    }
+
+    fn start_sync_daemon<'a>(
+        &'a mut self,
+        daemon: &'a SyncDaemon,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.run(&start_daemon_argv(daemon)).await?;
+            Ok(())
+        })
+    }
+
+    fn stop_sync_daemon(&mut self, role: SyncRole) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.run(&["--stop-daemon".to_owned(), role.as_str().to_owned()])
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// `--start-daemon ROLE --mcast-interface IFACE --syncid N`, then the options that are
+/// set (ipvsadm's own default id is 255, so the id is always given).
+pub fn start_daemon_argv(daemon: &SyncDaemon) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "--start-daemon",
+        daemon.role.as_str(),
+        "--mcast-interface",
+        &daemon.interface,
+        "--syncid",
+        &daemon.syncid.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let names = [
+        "--sync-maxlen",
+        "--mcast-group",
+        "--mcast-port",
+        "--mcast-ttl",
+    ];
+    for (option, value) in names.iter().zip(daemon.option_values()) {
+        if let Some(value) = value {
+            argv.extend([option.to_string(), value]);
+        }
+    }
+    argv
 }
 
 /// The argument string stock ldirectord passes to the shell after the program path, byte

@@ -10,12 +10,13 @@ use std::pin::Pin;
 
 pub use ldirectord_parsers::ipvs::{
     DestEntry, DestSpec, Family, Forward, IpProto, Netmask, Op, SchedFlag, SchedFlags,
-    ServiceEntry, ServiceKey, ServiceSpec, Table,
+    ServiceEntry, ServiceKey, ServiceSpec, SyncDaemon, SyncRole, Table,
 };
 pub use nix::errno::Errno;
 
 pub mod ipvsadm;
 pub mod netlink;
+pub mod sync;
 pub mod userspace;
 
 /// A boxed future, so engines can be chosen at run time (`--engine`).
@@ -63,4 +64,15 @@ pub trait Engine: Send {
     fn dump(&mut self) -> BoxFuture<'_, Result<Table, EngineError>>;
     /// Apply one operation.
     fn apply<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// The kernel's connection-sync daemons (at most a master and a backup), as the
+    /// kernel reports them (every option set).
+    fn sync_daemons(&mut self) -> BoxFuture<'_, Result<Vec<SyncDaemon>, EngineError>>;
+    /// Start a sync daemon. The kernel refuses a second one of the same role; use
+    /// [`sync::ensure`], which adopts an identical one and names a different one.
+    fn start_sync_daemon<'a>(
+        &'a mut self,
+        daemon: &'a SyncDaemon,
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// Stop the sync daemon of `role`; an error when none runs (see [`sync::stop`]).
+    fn stop_sync_daemon(&mut self, role: SyncRole) -> BoxFuture<'_, Result<(), EngineError>>;
 }

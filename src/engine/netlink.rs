@@ -22,7 +22,7 @@ use netlink_packet_generic::GenlMessage;
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 
-use super::{BoxFuture, Engine, EngineError, Errno, Op, ServiceEntry, Table};
+use super::{BoxFuture, Engine, EngineError, Errno, Op, ServiceEntry, SyncDaemon, SyncRole, Table};
 
 pub mod fake;
 mod socket;
@@ -203,9 +203,94 @@ impl NetlinkEngine {
     }
 }
 
+impl NetlinkEngine {
+    async fn dump_daemons(&mut self) -> Result<Vec<SyncDaemon>, EngineError> {
+        let replies = self
+            .exchange(NLM_F_REQUEST | NLM_F_DUMP, wire::dump_daemons_message())
+            .await?
+            .map_err(|errno| rejected("list the sync daemons", errno, None))?;
+        let mut daemons = Vec::new();
+        for reply in replies {
+            let Some(nest) = reply.attr(wire::cmd_attr::DAEMON) else {
+                continue;
+            };
+            match nest.children().and_then(|c| wire::decode_daemon(&c)) {
+                Ok(daemon) => daemons.push(daemon),
+                Err(e) => tracing::warn!("skipping a sync daemon the kernel listed: {e}"),
+            }
+        }
+        Ok(daemons)
+    }
+
+    async fn daemon_request(
+        &mut self,
+        message: wire::IpvsMessage,
+        what: String,
+        role: SyncRole,
+        interface: Option<&str>,
+    ) -> Result<(), EngineError> {
+        self.exchange(NLM_F_REQUEST | NLM_F_ACK, message)
+            .await?
+            .map(|_| ())
+            .map_err(|errno| daemon_rejected(what, errno, role, interface))
+    }
+}
+
+/// Maps a kernel errno of a sync-daemon command to what it means there.
+fn daemon_rejected(
+    what: String,
+    errno: Errno,
+    role: SyncRole,
+    interface: Option<&str>,
+) -> EngineError {
+    let role = role.as_str();
+    let message = match (errno, interface) {
+        (Errno::ENODEV, Some(interface)) => format!("no network interface {interface:?} here"),
+        (Errno::EEXIST, _) => format!("a {role} sync daemon already runs"),
+        (Errno::ESRCH, _) => format!("no {role} sync daemon runs"),
+        (Errno::EAFNOSUPPORT, _) => {
+            "this kernel's IPVS has no IPv6 (an IPv6 sync group needs CONFIG_IP_VS_IPV6)".into()
+        }
+        (Errno::EINVAL, _) => "invalid argument (the kernel refused an attribute; real servers \
+             of another address family than their virtual service rule out synchronisation)"
+            .into(),
+        _ => return rejected(&what, errno, None),
+    };
+    EngineError::Rejected {
+        op: what,
+        message,
+        errno: Some(errno),
+    }
+}
+
 impl Engine for NetlinkEngine {
     fn name(&self) -> &'static str {
         "netlink"
+    }
+
+    fn sync_daemons(&mut self) -> BoxFuture<'_, Result<Vec<SyncDaemon>, EngineError>> {
+        Box::pin(self.dump_daemons())
+    }
+
+    fn start_sync_daemon<'a>(
+        &'a mut self,
+        daemon: &'a SyncDaemon,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(self.daemon_request(
+            wire::start_daemon_message(daemon),
+            format!("start {daemon}"),
+            daemon.role,
+            Some(&daemon.interface),
+        ))
+    }
+
+    fn stop_sync_daemon(&mut self, role: SyncRole) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(self.daemon_request(
+            wire::stop_daemon_message(role),
+            format!("stop the {} sync daemon", role.as_str()),
+            role,
+            None,
+        ))
     }
 
     fn dump(&mut self) -> BoxFuture<'_, Result<Table, EngineError>> {

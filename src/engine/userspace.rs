@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use super::{
     BoxFuture, DestEntry, DestSpec, Engine, EngineError, Errno, IpProto, Op, ServiceEntry,
-    ServiceKey, ServiceSpec, Table,
+    ServiceKey, ServiceSpec, SyncDaemon, SyncRole, Table,
 };
 
 mod forward;
@@ -351,4 +351,30 @@ impl Engine for UserspaceEngine {
     fn apply<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Result<(), EngineError>> {
         Box::pin(self.apply_op(op))
     }
+
+    fn sync_daemons(&mut self) -> BoxFuture<'_, Result<Vec<SyncDaemon>, EngineError>> {
+        Box::pin(std::future::ready(Err(no_sync())))
+    }
+
+    fn start_sync_daemon<'a>(
+        &'a mut self,
+        _: &'a SyncDaemon,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(std::future::ready(Err(no_sync())))
+    }
+
+    fn stop_sync_daemon(&mut self, _: SyncRole) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(std::future::ready(Err(no_sync())))
+    }
+}
+
+/// The forwarder keeps its connections in this process: there is nothing a kernel sync
+/// daemon could copy, so `syncdaemon=` and `sync-backup` are refused rather than ignored.
+fn no_sync() -> EngineError {
+    EngineError::Unavailable(
+        "the userspace engine has no connection synchronisation (its connections live in \
+         this process, not in the kernel): syncdaemon= and sync-backup need --engine netlink \
+         or ipvsadm"
+            .into(),
+    )
 }

@@ -30,7 +30,7 @@ pub struct Config {
     pub virtuals: Vec<VirtualService>,
 }
 
-pub use crate::ipvs::{Family, Forward, Netmask};
+pub use crate::ipvs::{Family, Forward, Netmask, SyncDaemon, SyncRole};
 
 /// IPVS protocol of a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -607,6 +607,10 @@ pub struct Globals {
     pub node_addresses: BTreeMap<String, IpAddr>,
     /// Extension `engine=` (default netlink); `--engine` on the command line wins.
     pub engine: EngineName,
+    /// Extension `syncdaemon=IFACE [SYNCID]` (with `syncmaxlen=`, `syncgroup=`,
+    /// `syncport=`, `syncttl=`): the kernel's master sync daemon that runs while the
+    /// director does. `None` (the default): no connection synchronisation.
+    pub syncdaemon: Option<SyncDaemon>,
 }
 
 impl Default for Globals {
@@ -641,6 +645,7 @@ impl Default for Globals {
             checkjitter: 0,
             node_addresses: BTreeMap::new(),
             engine: EngineName::Netlink,
+            syncdaemon: None,
         }
     }
 }

@@ -92,6 +92,15 @@ fn globals(out: &mut String, g: &Globals) {
     if g.engine != d.engine {
         line(format!("engine={}", g.engine.as_str()));
     }
+    if let Some(sync) = &g.syncdaemon {
+        line(format!("syncdaemon={} {}", sync.interface, sync.syncid));
+        let names = ["syncmaxlen", "syncgroup", "syncport", "syncttl"];
+        for (name, value) in names.iter().zip(sync.option_values()) {
+            if let Some(value) = value {
+                line(format!("{name}={value}"));
+            }
+        }
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are

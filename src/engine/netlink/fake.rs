@@ -10,9 +10,13 @@
 //! `STATS64`. It is public so the director's tests and the benchmarks can run the real
 //! netlink engine end to end on machines without IPVS; it is not a model of forwarding.
 //!
+//! Sync daemons are kept as the kernel keeps their settings (one master and one backup at
+//! most, its defaults filled in, ENODEV for an interface it does not have: `lo` and `eth0`
+//! plus [`FakeKernel::add_interface`]); nothing is synchronised.
+//!
 //! What it does not emulate: connection tracking (counters stay as set with
-//! [`FakeKernel::set_connections`]), sync daemons, timeouts, the kernel's dump order (it
-//! dumps services by key and destinations in insertion order; ipvsadm sorts anyway).
+//! [`FakeKernel::set_connections`]), timeouts, the kernel's dump order (it dumps services
+//! by key and destinations in insertion order; ipvsadm sorts anyway).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -29,11 +33,11 @@ use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use super::Transport;
 use super::wire::{
     self, AF_INET, AF_INET6, Attr, GenlPayload, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP,
-    IpvsMessage, cmd, cmd_attr, dest_attr, svc_attr, svc_flag,
+    IpvsMessage, cmd, cmd_attr, daemon_attr, dest_attr, svc_attr, svc_flag,
 };
 use crate::engine::{
     BoxFuture, DestEntry, DestSpec, Errno, Family, Forward, IpProto, ServiceEntry, ServiceKey,
-    ServiceSpec,
+    ServiceSpec, SyncDaemon, SyncRole,
 };
 
 /// The family id the fake kernel hands out for IPVS (real kernels pick one at load time).
@@ -45,7 +49,9 @@ const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
 
-use Errno::{EAFNOSUPPORT, EEXIST, EINVAL, ENOENT, EOPNOTSUPP, EPROTONOSUPPORT, ERANGE, ESRCH};
+use Errno::{
+    EAFNOSUPPORT, EEXIST, EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPROTONOSUPPORT, ERANGE, ESRCH,
+};
 
 /// The order the kernel's table keeps services in (and dumps them): address services
 /// before marks, then by family, protocol, address and port, or by mark.
@@ -71,6 +77,9 @@ struct State {
     local: HashSet<IpAddr>,
     next_seq: u32,
     requests: u64,
+    /// Running sync daemons, master first, with the kernel's defaults filled in.
+    daemons: Vec<SyncDaemon>,
+    interfaces: HashSet<String>,
 }
 
 /// An emulated kernel with (or without) IPVS. Clones share one table, so a test can keep
@@ -97,6 +106,8 @@ impl FakeKernel {
                 local: HashSet::new(),
                 next_seq: 0,
                 requests: 0,
+                daemons: Vec::new(),
+                interfaces: ["lo", "eth0"].map(str::to_owned).into(),
             })),
         }
     }
@@ -150,6 +161,16 @@ impl FakeKernel {
             }
             None => false,
         }
+    }
+
+    /// Gives the kernel a network interface a sync daemon can use (it has `lo`, `eth0`).
+    pub fn add_interface(&self, name: &str) {
+        self.lock().interfaces.insert(name.to_owned());
+    }
+
+    /// The sync daemons that run, as `GET_DAEMON` lists them.
+    pub fn sync_daemons(&self) -> Vec<SyncDaemon> {
+        self.lock().daemons.clone()
     }
 
     /// How many requests the kernel has answered.
@@ -307,6 +328,24 @@ impl State {
                 };
                 Ok(IpvsReplyKind::Dump(replies))
             }
+            cmd::GET_DAEMON if dump => Ok(IpvsReplyKind::Dump(
+                self.daemons.iter().map(daemon_reply).collect(),
+            )),
+            cmd::NEW_DAEMON => {
+                self.new_daemon(&nest(cmd_attr::DAEMON)?.ok_or(EINVAL)?)?;
+                Ok(IpvsReplyKind::Ack)
+            }
+            cmd::DEL_DAEMON => {
+                let nest = nest(cmd_attr::DAEMON)?.ok_or(EINVAL)?;
+                let state = get(&nest, daemon_attr::STATE, read_u32)?.ok_or(EINVAL)?;
+                let role = SyncRole::from_kernel(state).ok_or(EINVAL)?;
+                let before = self.daemons.len();
+                self.daemons.retain(|d| d.role != role);
+                if self.daemons.len() == before {
+                    return Err(ESRCH);
+                }
+                Ok(IpvsReplyKind::Ack)
+            }
             cmd::NEW_SERVICE
             | cmd::SET_SERVICE
             | cmd::DEL_SERVICE
@@ -346,6 +385,66 @@ impl State {
             }
             _ => Err(EOPNOTSUPP),
         }
+    }
+
+    /// `ip_vs_genl_new_daemon` and `start_sync_thread`: state, interface and id are
+    /// required; a group must be multicast; the interface must exist; one daemon per role;
+    /// unset options get the kernel's defaults (group 224.0.0.81, port 8848, ttl 1, a
+    /// master's maxlen clamped to a 1500-byte MTU).
+    fn new_daemon(&mut self, nest: &[Attr]) -> Result<(), Errno> {
+        let state = get(nest, daemon_attr::STATE, read_u32)?.ok_or(EINVAL)?;
+        let ifn = find(nest, daemon_attr::MCAST_IFN).ok_or(EINVAL)?;
+        let syncid = get(nest, daemon_attr::SYNC_ID, read_u32)?.ok_or(EINVAL)?;
+        let end = ifn.iter().position(|b| *b == 0).unwrap_or(ifn.len());
+        let interface = String::from_utf8_lossy(&ifn[..end]).into_owned();
+        let group = match (
+            find(nest, daemon_attr::MCAST_GROUP),
+            find(nest, daemon_attr::MCAST_GROUP6),
+        ) {
+            (Some(b), _) => IpAddr::from(<[u8; 4]>::try_from(b).map_err(|_| EINVAL)?),
+            (None, Some(b)) => IpAddr::from(<[u8; 16]>::try_from(b).map_err(|_| EINVAL)?),
+            (None, None) => IpAddr::from([224, 0, 0, 81]),
+        };
+        if !group.is_multicast() {
+            return Err(EINVAL);
+        }
+        // start_sync_thread refuses anything but these two states.
+        let role = SyncRole::from_kernel(state).ok_or(EINVAL)?;
+        if self.daemons.iter().any(|d| d.role == role) {
+            return Err(EEXIST);
+        }
+        if !self.interfaces.contains(&interface) {
+            return Err(ENODEV);
+        }
+        let headers = if group.is_ipv6() { 48 } else { 28 };
+        let (min, max) = match role {
+            SyncRole::Master => (1, 1500 - headers),
+            SyncRole::Backup => (1024, 1500 - headers),
+        };
+        let maxlen = match get(nest, daemon_attr::SYNC_MAXLEN, read_u16)? {
+            Some(0) | None => max,
+            Some(n) => n.clamp(min, max),
+        };
+        let ttl = match find(nest, daemon_attr::MCAST_TTL) {
+            Some([0, ..]) | None => 1,
+            Some([t, ..]) => *t,
+            Some([]) => return Err(EINVAL),
+        };
+        let daemon = SyncDaemon {
+            role,
+            interface,
+            syncid: syncid as u8,
+            maxlen: Some(maxlen),
+            group: Some(group),
+            port: Some(match get(nest, daemon_attr::MCAST_PORT, read_u16)? {
+                Some(0) | None => 8848,
+                Some(port) => port,
+            }),
+            ttl: Some(ttl),
+        };
+        self.daemons.push(daemon);
+        self.daemons.sort_by_key(|d| d.role);
+        Ok(())
     }
 
     fn dest_op(
@@ -619,6 +718,29 @@ fn kernel_reply(cmd: u8, nest_kind: u16, mut attrs: Vec<Attr>, legacy: bool) -> 
     IpvsMessage {
         cmd,
         attrs: vec![kernel_nest(nest_kind, attrs)],
+    }
+}
+
+/// `ip_vs_genl_fill_daemon`: a `NEW_DAEMON` message with every setting.
+fn daemon_reply(daemon: &SyncDaemon) -> IpvsMessage {
+    let mut attrs = vec![
+        Attr::u32(daemon_attr::STATE, daemon.role.kernel_value()),
+        Attr::string(daemon_attr::MCAST_IFN, &daemon.interface),
+        Attr::u32(daemon_attr::SYNC_ID, u32::from(daemon.syncid)),
+        Attr::u16(daemon_attr::SYNC_MAXLEN, daemon.maxlen.unwrap_or(0)),
+        Attr::u16(daemon_attr::MCAST_PORT, daemon.port.unwrap_or(0)),
+        Attr::u8(daemon_attr::MCAST_TTL, daemon.ttl.unwrap_or(0)),
+    ];
+    match daemon.group {
+        Some(IpAddr::V4(g)) => attrs.push(Attr::Bytes(daemon_attr::MCAST_GROUP, g.octets().into())),
+        Some(IpAddr::V6(g)) => {
+            attrs.push(Attr::Bytes(daemon_attr::MCAST_GROUP6, g.octets().into()))
+        }
+        None => {}
+    }
+    IpvsMessage {
+        cmd: cmd::NEW_DAEMON,
+        attrs: vec![kernel_nest(cmd_attr::DAEMON, attrs)],
     }
 }
 

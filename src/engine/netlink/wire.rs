@@ -24,7 +24,7 @@ use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 
 use crate::engine::{
     DestEntry, DestSpec, Family, Forward, IpProto, Netmask, Op, SchedFlag, SchedFlags, ServiceKey,
-    ServiceSpec,
+    ServiceSpec, SyncDaemon, SyncRole,
 };
 
 /// Generic-netlink family name of IPVS.
@@ -44,6 +44,9 @@ pub mod cmd {
     pub const SET_DEST: u8 = 6;
     pub const DEL_DEST: u8 = 7;
     pub const GET_DEST: u8 = 8;
+    pub const NEW_DAEMON: u8 = 9;
+    pub const DEL_DAEMON: u8 = 10;
+    pub const GET_DAEMON: u8 = 11;
 }
 
 /// `IPVS_CMD_ATTR_*`: the top-level attributes.
@@ -86,6 +89,18 @@ pub mod dest_attr {
     pub const TUN_TYPE: u16 = 13;
     pub const TUN_PORT: u16 = 14;
     pub const TUN_FLAGS: u16 = 15;
+}
+
+/// `IPVS_DAEMON_ATTR_*`: inside `DAEMON`.
+pub mod daemon_attr {
+    pub const STATE: u16 = 1;
+    pub const MCAST_IFN: u16 = 2;
+    pub const SYNC_ID: u16 = 3;
+    pub const SYNC_MAXLEN: u16 = 4;
+    pub const MCAST_GROUP: u16 = 5;
+    pub const MCAST_GROUP6: u16 = 6;
+    pub const MCAST_PORT: u16 = 7;
+    pub const MCAST_TTL: u16 = 8;
 }
 
 /// `IP_VS_SVC_F_*` service flags.
@@ -567,6 +582,96 @@ pub fn dump_dests_message(key: &ServiceKey) -> IpvsMessage {
         cmd: cmd::GET_DEST,
         attrs: vec![Attr::Nested(cmd_attr::SERVICE, service_identity(key))],
     }
+}
+
+/// `NEW_DAEMON`: role, interface and id, then only the options that are set (the kernel
+/// fills in its defaults for the others). The port is host order (`nla_get_u16`), the
+/// IPv4 group network order (`nla_get_in_addr`).
+pub fn start_daemon_message(daemon: &SyncDaemon) -> IpvsMessage {
+    let mut attrs = vec![
+        Attr::u32(daemon_attr::STATE, daemon.role.kernel_value()),
+        Attr::string(daemon_attr::MCAST_IFN, &daemon.interface),
+        Attr::u32(daemon_attr::SYNC_ID, u32::from(daemon.syncid)),
+    ];
+    if let Some(maxlen) = daemon.maxlen {
+        attrs.push(Attr::u16(daemon_attr::SYNC_MAXLEN, maxlen));
+    }
+    match daemon.group {
+        Some(IpAddr::V4(group)) => attrs.push(Attr::Bytes(
+            daemon_attr::MCAST_GROUP,
+            group.octets().to_vec(),
+        )),
+        Some(IpAddr::V6(group)) => attrs.push(Attr::Bytes(
+            daemon_attr::MCAST_GROUP6,
+            group.octets().to_vec(),
+        )),
+        None => {}
+    }
+    if let Some(port) = daemon.port {
+        attrs.push(Attr::u16(daemon_attr::MCAST_PORT, port));
+    }
+    if let Some(ttl) = daemon.ttl {
+        attrs.push(Attr::u8(daemon_attr::MCAST_TTL, ttl));
+    }
+    IpvsMessage {
+        cmd: cmd::NEW_DAEMON,
+        attrs: vec![Attr::Nested(cmd_attr::DAEMON, attrs)],
+    }
+}
+
+/// `DEL_DAEMON`: the kernel needs only the role.
+pub fn stop_daemon_message(role: SyncRole) -> IpvsMessage {
+    IpvsMessage {
+        cmd: cmd::DEL_DAEMON,
+        attrs: vec![Attr::Nested(
+            cmd_attr::DAEMON,
+            vec![Attr::u32(daemon_attr::STATE, role.kernel_value())],
+        )],
+    }
+}
+
+/// `GET_DAEMON` (dump only in the kernel): no attributes.
+pub fn dump_daemons_message() -> IpvsMessage {
+    IpvsMessage {
+        cmd: cmd::GET_DAEMON,
+        attrs: vec![],
+    }
+}
+
+/// Decodes the `DAEMON` nest of a `GET_DAEMON` reply; options the kernel left out stay
+/// `None`.
+pub fn decode_daemon(nest: &[Attr]) -> Result<SyncDaemon, DecodeError> {
+    let state = read_u32(need(nest, daemon_attr::STATE, "STATE")?, "STATE")?;
+    let role = SyncRole::from_kernel(state)
+        .ok_or_else(|| DecodeError::from(format!("unknown sync daemon state {state}")))?;
+    let ifn = need(nest, daemon_attr::MCAST_IFN, "MCAST_IFN")?;
+    let end = ifn.iter().position(|b| *b == 0).unwrap_or(ifn.len());
+    let interface = String::from_utf8_lossy(&ifn[..end]).into_owned();
+    let syncid = read_u32(need(nest, daemon_attr::SYNC_ID, "SYNC_ID")?, "SYNC_ID")?;
+    let group = match (
+        find(nest, daemon_attr::MCAST_GROUP),
+        find(nest, daemon_attr::MCAST_GROUP6),
+    ) {
+        (_, Some(bytes)) => Some(read_addr(bytes, AF_INET6, "MCAST_GROUP6")?),
+        (Some(bytes), None) => Some(read_addr(bytes, AF_INET, "MCAST_GROUP")?),
+        (None, None) => None,
+    };
+    Ok(SyncDaemon {
+        role,
+        interface,
+        // The kernel keeps the id in a byte.
+        syncid: syncid as u8,
+        maxlen: find(nest, daemon_attr::SYNC_MAXLEN)
+            .map(|b| read_u16(b, "SYNC_MAXLEN"))
+            .transpose()?,
+        group,
+        port: find(nest, daemon_attr::MCAST_PORT)
+            .map(|b| read_u16(b, "MCAST_PORT"))
+            .transpose()?,
+        ttl: find(nest, daemon_attr::MCAST_TTL)
+            .map(|b| read_array::<1>(b, "MCAST_TTL").map(|[t]| t))
+            .transpose()?,
+    })
 }
 
 /// The value of the first non-nested attribute of this kind.

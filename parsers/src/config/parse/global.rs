@@ -5,11 +5,14 @@ use std::path::{Path, PathBuf};
 
 use crate::config::diag::Diagnostic;
 use crate::config::lex;
-use crate::config::model::{EngineName, Family, LogTarget, Protocol};
+use std::net::IpAddr;
+
+use crate::config::model::{EngineName, Family, LogTarget, Protocol, SyncDaemon, SyncRole};
+use crate::ipvs::{SYNC_MAXLEN_MASTER, valid_interface_name};
 
 use super::line::At;
 use super::sources::node_address;
-use super::state::{Parser, Res};
+use super::state::{Parser, Res, SyncOptions};
 use super::table::Value::{Plain, Quoted, WholeLine};
 use super::table::{Row, Scope, Value};
 use super::value::*;
@@ -187,8 +190,110 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
     })
     .extension()
     .default("netlink"),
+    row("syncdaemon", Plain, sync_daemon).extension(),
+    row("syncmaxlen", Plain, |p, at, v| {
+        let n = sync_number(at, v, 1, u32::from(SYNC_MAXLEN_MASTER), "syncmaxlen")?;
+        p.sync_option(at, |o| o.maxlen = Some(n as u16))
+    })
+    .extension(),
+    row("syncgroup", Plain, |p, at, v| {
+        let group: IpAddr = v.trim_end().parse().ok().filter(IpAddr::is_multicast).ok_or_else(|| {
+            Diagnostic::error(at.value(v), "invalid sync multicast group")
+                .help("an IPv4 or IPv6 multicast address, e.g. syncgroup=224.0.0.81 (the kernel's default)")
+                .extension()
+        })?;
+        p.sync_option(at, |o| o.group = Some(group))
+    })
+    .extension(),
+    row("syncport", Plain, |p, at, v| {
+        let n = sync_number(at, v, 1, 65535, "syncport")?;
+        p.sync_option(at, |o| o.port = Some(n as u16))
+    })
+    .extension(),
+    row("syncttl", Plain, |p, at, v| {
+        let n = sync_number(at, v, 1, 255, "syncttl")?;
+        p.sync_option(at, |o| o.ttl = Some(n as u8))
+    })
+    .extension(),
     row("timeout", Plain, |_, at, _| Err(timeout(at))).deprecated(),
 ];
+
+/// `syncdaemon=IFACE [SYNCID]`: the master sync daemon on IFACE with id SYNCID (0-255,
+/// default 0).
+fn sync_daemon(p: &mut Parser<'_, '_>, at: &At<'_, '_>, v: &str) -> Res {
+    let mut words = v.split_whitespace();
+    let (Some(interface), syncid, None) = (words.next(), words.next(), words.next()) else {
+        return Err(Diagnostic::error(at.value(v), "invalid sync daemon")
+            .help("syncdaemon=INTERFACE [SYNCID], e.g. syncdaemon=eth1 or syncdaemon=eth1 5")
+            .extension());
+    };
+    if !valid_interface_name(interface) {
+        return Err(
+            Diagnostic::error(at.value(interface), "invalid sync daemon interface name")
+                .help(
+                    "a network interface name: 1 to 15 characters without white space, '/' or ':'",
+                )
+                .extension(),
+        );
+    }
+    let syncid = match syncid {
+        None => 0,
+        Some(id) => id
+            .parse::<u8>()
+            .ok()
+            .filter(|_| id.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                Diagnostic::error(at.value(id), "sync id out of range")
+                    .help("a whole number from 0 to 255 (default 0); masters and backups must use the same")
+                    .extension()
+            })?,
+    };
+    p.globals.syncdaemon = Some(SyncDaemon::new(SyncRole::Master, interface, syncid));
+    Ok(())
+}
+
+/// A whole number in `min..=max` for a sync daemon option.
+fn sync_number(at: &At<'_, '_>, v: &str, min: u32, max: u32, name: &str) -> Res<u32> {
+    let t = v.trim_end();
+    t.parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n) && t.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            Diagnostic::error(at.value(v), format!("invalid {name} value"))
+                .help(format!("a whole number from {min} to {max}"))
+                .extension()
+        })
+}
+
+impl Parser<'_, '_> {
+    fn sync_option(&mut self, at: &At<'_, '_>, set: impl FnOnce(&mut SyncOptions)) -> Res {
+        set(&mut self.sync_options);
+        self.sync_options.first.get_or_insert((at.name, at.whole()));
+        Ok(())
+    }
+
+    /// After the last line: the options join `syncdaemon=`; options without it are an
+    /// error (they would silently do nothing).
+    pub(super) fn finish_sync_daemon(&mut self) -> Res {
+        let o = std::mem::take(&mut self.sync_options);
+        match (&mut self.globals.syncdaemon, o.first) {
+            (Some(d), _) => {
+                d.maxlen = o.maxlen;
+                d.group = o.group;
+                d.port = o.port;
+                d.ttl = o.ttl;
+                Ok(())
+            }
+            (None, None) => Ok(()),
+            (None, Some((name, span))) => Err(Diagnostic::error(
+                span,
+                format!("{name}= without syncdaemon="),
+            )
+            .help("add syncdaemon=INTERFACE [SYNCID], or remove the sync daemon options")
+            .extension()),
+        }
+    }
+}
 
 /// `timeout=`: stock refuses it.
 fn timeout(at: &At<'_, '_>) -> Diagnostic {

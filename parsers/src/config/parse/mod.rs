@@ -115,7 +115,7 @@ impl Parser<'_, '_> {
             }
             self.global(line)?;
         }
-        Ok(())
+        self.finish_sync_daemon()
     }
 
     /// Read one virtual block starting at `head`. Returns the line that ended it (to be

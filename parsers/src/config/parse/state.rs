@@ -44,6 +44,20 @@ pub(super) struct Parser<'o, 'r> {
     /// Identical `receive=` patterns compile once.
     pub(super) receive_cache: HashMap<String, Receive>,
     pub(super) hostname: Option<String>,
+    /// `syncmaxlen=`, `syncgroup=`, `syncport=`, `syncttl=` as read (they may come before
+    /// `syncdaemon=`); joined to it when the file is read.
+    pub(super) sync_options: SyncOptions,
+}
+
+/// The options of the sync daemon, and where the first of them was given (for the error
+/// when there is no `syncdaemon=`).
+#[derive(Default)]
+pub(super) struct SyncOptions {
+    pub(super) maxlen: Option<u16>,
+    pub(super) group: Option<IpAddr>,
+    pub(super) port: Option<u16>,
+    pub(super) ttl: Option<u8>,
+    pub(super) first: Option<(&'static str, Span)>,
 }
 
 /// A step of the reader: its result, or the error that stops it (stock stops at the first).
@@ -61,6 +75,7 @@ impl<'o, 'r> Parser<'o, 'r> {
             seen: HashSet::new(),
             receive_cache: HashMap::new(),
             hostname: None,
+            sync_options: SyncOptions::default(),
         }
     }
 

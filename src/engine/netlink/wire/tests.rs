@@ -555,3 +555,38 @@ fn encoded_services_decode_back_to_the_same_spec() {
         assert_eq!(decoded, spec);
     }
 }
+
+#[test]
+fn golden_start_master_sync_daemon_and_its_decoding() {
+    let daemon = SyncDaemon {
+        group: Some(ip("239.1.2.3")),
+        port: Some(8850),
+        ttl: Some(2),
+        ..SyncDaemon::new(SyncRole::Master, "eth1", 5)
+    };
+    let bytes = encode(start_daemon_message(&daemon), NLM_F_REQUEST | NLM_F_ACK);
+    // The port is host order (nla_get_u16), the IPv4 group network order.
+    let expected = hex(
+        "4c 00 00 00 24 00 05 00 01 00 00 00 00 00 00 00  09 01 00 00 \
+         38 00 03 80  08 00 01 00 01 00 00 00  09 00 02 00 65 74 68 31 00 00 00 00 \
+         08 00 03 00 05 00 00 00  08 00 05 00 ef 01 02 03  06 00 07 00 92 22 00 00 \
+         05 00 08 00 02 00 00 00",
+    );
+    assert_eq!(bytes, expected);
+    let message = start_daemon_message(&daemon);
+    let nest = message.attr(cmd_attr::DAEMON).unwrap().children().unwrap();
+    assert_eq!(decode_daemon(&nest).unwrap(), daemon);
+    let stop = encode(
+        stop_daemon_message(SyncRole::Backup),
+        NLM_F_REQUEST | NLM_F_ACK,
+    );
+    assert_eq!(
+        stop,
+        hex(
+            "20 00 00 00 24 00 05 00 01 00 00 00 00 00 00 00  0a 01 00 00 \
+             0c 00 03 80  08 00 01 00 02 00 00 00"
+        )
+    );
+    let dump = encode(dump_daemons_message(), NLM_F_REQUEST | NLM_F_DUMP);
+    assert_eq!(dump[16], cmd::GET_DAEMON);
+}
