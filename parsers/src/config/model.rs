@@ -607,6 +607,12 @@ pub struct Globals {
     pub node_addresses: BTreeMap<String, IpAddr>,
     /// Extension `engine=` (default netlink); `--engine` on the command line wins.
     pub engine: EngineName,
+    /// Extension `fallbackcommandonstop=` (default no): at shutdown, run each virtual's
+    /// `fallbackcommand` with `start`, as if every real had failed.
+    pub fallbackcommandonstop: bool,
+    /// Extension `controlgroup=`: the group (name or number) that may use the control
+    /// socket besides root; `None` = root only.
+    pub controlgroup: Option<String>,
 }
 
 impl Default for Globals {
@@ -641,6 +647,8 @@ impl Default for Globals {
             checkjitter: 0,
             node_addresses: BTreeMap::new(),
             engine: EngineName::Netlink,
+            fallbackcommandonstop: false,
+            controlgroup: None,
         }
     }
 }

@@ -92,6 +92,15 @@ fn globals(out: &mut String, g: &Globals) {
     if g.engine != d.engine {
         line(format!("engine={}", g.engine.as_str()));
     }
+    if g.fallbackcommandonstop != d.fallbackcommandonstop {
+        line(format!(
+            "fallbackcommandonstop={}",
+            yn(g.fallbackcommandonstop)
+        ));
+    }
+    if let Some(group) = &g.controlgroup {
+        line(format!("controlgroup={group}"));
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are

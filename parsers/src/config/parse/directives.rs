@@ -123,7 +123,7 @@ mod tests {
     fn the_help_lists_are_the_ones_users_know() {
         assert_eq!(
             listed(GLOBAL),
-            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress, engine)"
+            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress, engine, fallbackcommandonstop, controlgroup)"
         );
         assert_eq!(
             listed(VIRTUAL),
@@ -153,6 +153,8 @@ mod tests {
                 "checkjitter",
                 "nodeaddress",
                 "engine",
+                "fallbackcommandonstop",
+                "controlgroup",
                 "timeout"
             ]
         );
@@ -230,6 +232,7 @@ mod tests {
                 (Scope::Global, "risecount") => g.risecount.to_string(),
                 (Scope::Global, "checkjitter") => g.checkjitter.to_string(),
                 (Scope::Global, "engine") => g.engine.as_str().to_owned(),
+                (Scope::Global, "fallbackcommandonstop") => yn(g.fallbackcommandonstop),
                 (Scope::Virtual, "request") => v.check.request.clone(),
                 (Scope::Virtual, "checktype") => v.check.checktype.name().to_owned(),
                 (Scope::Virtual, "checkcommand") => v.check.checkcommand.clone(),
