@@ -812,6 +812,50 @@ mod tests {
     }
 
     #[test]
+    fn status_views_drain_and_ready() {
+        let i = parse_args(&args("www status --json")).unwrap();
+        assert_eq!(
+            (i.mode, i.config.as_deref()),
+            (
+                Mode::Control(ControlAction::Status { json: true }),
+                Some("www")
+            )
+        );
+        let i = parse_args(&args("status --verbose")).unwrap();
+        assert_eq!(
+            (i.mode, i.config),
+            (Mode::Control(ControlAction::Status { json: false }), None)
+        );
+        // Stock's extra words after the action stay ignored.
+        let i = parse_args(&args("www status extra")).unwrap();
+        assert_eq!(i.mode, Mode::Action(Action::Status));
+        let i = parse_args(&args("drain 10.0.0.1:80")).unwrap();
+        assert_eq!(
+            (i.mode, i.config),
+            (
+                Mode::Control(ControlAction::Drain {
+                    real: "10.0.0.1:80".into(),
+                    r#virtual: None
+                }),
+                None
+            )
+        );
+        let i = parse_args(&args("www ready 10.0.0.1 tcp:10.0.0.100:80")).unwrap();
+        assert_eq!(
+            (i.mode, i.config.as_deref()),
+            (
+                Mode::Control(ControlAction::Ready {
+                    real: "10.0.0.1".into(),
+                    r#virtual: Some("tcp:10.0.0.100:80".into())
+                }),
+                Some("www")
+            )
+        );
+        assert!(parse_args(&args("www drain")).is_err());
+        assert!(parse_args(&args("drain a b c")).is_err());
+    }
+
+    #[test]
     fn test_and_probe_take_an_optional_config() {
         let i = parse_args(&args("--test")).unwrap();
         assert_eq!((i.mode, i.config), (Mode::Test, None));

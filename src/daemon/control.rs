@@ -44,6 +44,8 @@ pub struct Pending {
 pub struct Control {
     pub requests: mpsc::Receiver<Pending>,
     socket: Option<PathBuf>,
+    /// `controlgroup=` the socket was given.
+    group: Option<String>,
     state_file: PathBuf,
     store: DrainStore,
     records: Vec<DrainRecord>,
@@ -61,7 +63,15 @@ impl Control {
         state_file: &Path,
     ) -> Control {
         let (tx, requests) = mpsc::channel(64);
-        let (socket, acceptor) = match bind(socket, group) {
+        let bound = bind(socket, group).or_else(|e| match group {
+            // An unknown group leaves the socket to root rather than to nobody.
+            Some(_) => {
+                tracing::info!("control socket: {e}; root only");
+                bind(socket, None)
+            }
+            None => Err(e),
+        });
+        let (socket, acceptor) = match bound {
             Ok(listener) => (
                 Some(socket.to_path_buf()),
                 Some(tokio::spawn(accept_loop(listener, tx))),
@@ -74,6 +84,7 @@ impl Control {
         let mut control = Control {
             requests,
             socket,
+            group: group.map(str::to_owned),
             state_file: state_file.to_path_buf(),
             store: DrainStore::new(maintenancedir, state_file),
             records: Vec::new(),
@@ -97,12 +108,19 @@ impl Control {
         targets
     }
 
-    /// Every pass: follow `maintenancedir=` (after a reload) and files changed by hand.
-    pub fn poll(&mut self, maintenancedir: Option<&Path>, director: &mut Director) -> Vec<Action> {
-        let store = DrainStore::new(maintenancedir, &self.state_file);
-        if store != self.store {
-            self.store = store;
+    /// Every pass: follow `maintenancedir=` and `controlgroup=` (after a reload) and drain
+    /// files changed by hand.
+    pub fn poll(&mut self, director: &mut Director) -> Vec<Action> {
+        let globals = &director.config().globals;
+        if globals.controlgroup != self.group {
+            self.group = globals.controlgroup.clone();
+            if let Some(path) = &self.socket
+                && let Err(e) = set_group(path, self.group.as_deref())
+            {
+                tracing::info!("cannot set the control socket's group: {e}");
+            }
         }
+        self.store = DrainStore::new(globals.maintenancedir.as_deref(), &self.state_file);
         self.records = self.load();
         let targets = self.targets();
         if targets.as_slice() == director.drains() {
@@ -111,25 +129,24 @@ impl Control {
         director.set_drains(targets)
     }
 
-    /// Answer one request; the actions (for drain/ready) are for the loop to perform.
+    /// Answer one request: the response, and for drain/ready the actions the loop must
+    /// perform before it replies (so the table has changed when the client hears back).
     pub fn answer(
         &mut self,
-        pending: Pending,
+        pending: &Pending,
         director: &mut Director,
         observer: &Observer,
-    ) -> Vec<Action> {
-        let (response, actions) = match pending.command {
+    ) -> (Response, Vec<Action>) {
+        match &pending.command {
             Command::Status => (
                 Response::status(observer.snapshot(director, &self.records)),
                 Vec::new(),
             ),
             Command::Drain { real, r#virtual } => {
-                self.drain(&real, r#virtual.as_deref(), &pending.peer, director)
+                self.drain(real, r#virtual.as_deref(), &pending.peer, director)
             }
-            Command::Ready { real, r#virtual } => self.ready(&real, r#virtual.as_deref(), director),
-        };
-        let _ = pending.reply.send(response);
-        actions
+            Command::Ready { real, r#virtual } => self.ready(real, r#virtual.as_deref(), director),
+        }
     }
 
     fn drain(
@@ -207,16 +224,23 @@ impl Control {
             }
         }
         if changed.is_empty() {
-            let broader = self
+            // Say which drain holds it when one does, and how to lift that one.
+            let holder = self
                 .records
                 .iter()
-                .find(|r| r.ip == ip && r.port.is_none() && port.is_some());
-            let msg = match broader {
-                Some(r) => format!(
-                    "{name} is held by a drain of {} (every port): ready {}",
-                    r.real_text(),
-                    r.real_text()
-                ),
+                .find(|r| r.ip == ip && (r.port.is_none() || port.is_none() || r.port == port));
+            let msg = match holder {
+                Some(r) => {
+                    let scope = r.virtual_id.as_deref().unwrap_or("every virtual service");
+                    let again = match &r.virtual_id {
+                        Some(v) => format!("{} {v}", r.real_text()),
+                        None => r.real_text(),
+                    };
+                    format!(
+                        "{name} is held by the drain of {} in {scope}: ready {again}",
+                        r.real_text()
+                    )
+                }
                 None => format!("{name} is not drained"),
             };
             return (Response::failed(ErrorKind::NotFound, msg), Vec::new());
@@ -310,17 +334,28 @@ fn resolve(
     Ok(targets)
 }
 
-/// Bind under a temporary name, set mode and group, then rename into place.
-fn bind(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
+/// Mode 0660 and group `group` (root's when `None`) for the socket at `path`.
+fn set_group(path: &Path, group: Option<&str>) -> io::Result<()> {
     let gid = match group {
-        None => Some(nix::unistd::Gid::from_raw(0)),
-        Some(g) => Some(group_id(g).ok_or_else(|| {
+        None => nix::unistd::Gid::from_raw(0),
+        Some(g) => group_id(g).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("controlgroup={g}: no such group"),
             )
-        })?),
+        })?,
     };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    // Only root may hand a file to another group; a daemon run by another user keeps its
+    // own group (tests, an unprivileged userspace engine).
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::chown(path, None, Some(gid)).map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// Bind under a temporary name, set mode and group, then rename into place.
+fn bind(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!(
         ".{}.{}",
@@ -329,15 +364,7 @@ fn bind(path: &Path, group: Option<&str>) -> io::Result<UnixListener> {
     ));
     let _ = std::fs::remove_file(&tmp);
     let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
-    let prepared = (|| {
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))?;
-        // Only root may hand a file to another group; a daemon run by another user keeps
-        // its own group (tests, unprivileged userspace engine).
-        if nix::unistd::geteuid().is_root() {
-            nix::unistd::chown(&tmp, None, gid).map_err(io::Error::from)?;
-        }
-        std::fs::rename(&tmp, path)
-    })();
+    let prepared = set_group(&tmp, group).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = prepared {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);

@@ -226,8 +226,7 @@ impl Daemon {
                 _ = tick.tick() => {
                     self.dynamic.start_due();
                     let mut actions = self.director.tick(self.now());
-                    let dir = self.director.config().globals.maintenancedir.clone();
-                    actions.extend(self.control.poll(dir.as_deref(), &mut self.director));
+                    actions.extend(self.control.poll(&mut self.director));
                     self.perform(actions).await;
                     self.poll_config().await;
                     self.maybe_resync().await;
@@ -304,10 +303,11 @@ impl Daemon {
 
     /// A control socket request (status, drain, ready).
     async fn on_control(&mut self, request: Pending) {
-        let actions = self
+        let (response, actions) = self
             .control
-            .answer(request, &mut self.director, &self.observe);
+            .answer(&request, &mut self.director, &self.observe);
         self.perform(actions).await;
+        let _ = request.reply.send(response);
     }
 
     /// Make the scheduler run exactly `Director::checks()`: checks whose spec and interval
