@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -26,11 +26,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_ldirectord");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::free_port("127.0.0.1")
 }
 
 /// One nginx serving two real servers, `a` and `b`, on their own ports: `GET /` answers
