@@ -49,6 +49,8 @@ pub struct Control {
     state_file: PathBuf,
     store: DrainStore,
     records: Vec<DrainRecord>,
+    /// The last error reading the store, logged once rather than on every pass.
+    load_error: Option<String>,
     acceptor: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -88,17 +90,29 @@ impl Control {
             state_file: state_file.to_path_buf(),
             store: DrainStore::new(maintenancedir, state_file),
             records: Vec::new(),
+            load_error: None,
             acceptor,
         };
         control.records = control.load();
         control
     }
 
-    fn load(&self) -> Vec<DrainRecord> {
-        self.store.load().unwrap_or_else(|e| {
-            tracing::info!("cannot read the drains from {:?}: {e}", self.store);
-            self.records.clone()
-        })
+    /// The stored drains; on an error (logged once) the ones in force stay.
+    fn load(&mut self) -> Vec<DrainRecord> {
+        match self.store.load() {
+            Ok(records) => {
+                self.load_error = None;
+                records
+            }
+            Err(e) => {
+                let text = format!("cannot read the drains from {:?}: {e}", self.store);
+                if self.load_error.as_ref() != Some(&text) {
+                    tracing::info!("{text}");
+                    self.load_error = Some(text);
+                }
+                self.records.clone()
+            }
+        }
     }
 
     /// The drains in force, as the director takes them.

@@ -171,7 +171,7 @@ impl Observer {
         }
     }
 
-    fn real_view(&self, r: &RealStatus, drain: Option<DrainView>) -> RealView {
+    fn real_view(&self, r: &RealStatus<'_>, drain: Option<DrainView>) -> RealView {
         let state = if r.drained {
             RealState::Draining
         } else if r.maintenance {
@@ -186,7 +186,6 @@ impl Observer {
         };
         let check = r
             .check
-            .as_ref()
             .and_then(|spec| self.checks.get(spec))
             .map(|c| CheckView {
                 verdict: match c.outcome.verdict {

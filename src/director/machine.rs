@@ -43,7 +43,7 @@ pub struct Director {
 
 /// One virtual service as the director sees it, for status output and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VirtualStatus {
+pub struct VirtualStatus<'a> {
     /// ldirectord's virtual id, `tcp:10.0.0.100:80`.
     pub virtual_id: String,
     pub spec: ServiceSpec,
@@ -51,12 +51,12 @@ pub struct VirtualStatus {
     pub in_table: bool,
     /// The fallback server, and whether it is in the table now.
     pub fallback: Option<(DestSpec, bool)>,
-    pub reals: Vec<RealStatus>,
+    pub reals: Vec<RealStatus<'a>>,
 }
 
 /// Health of one (virtual, real), for status output and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RealStatus {
+pub struct RealStatus<'a> {
     /// `RIP:PORT` as configured.
     pub real: String,
     /// As configured (weight, forwarding, thresholds).
@@ -77,8 +77,9 @@ pub struct RealStatus {
     pub transitions: u32,
     /// When the last transition happened (director time), `None` = never.
     pub last_transition: Option<Duration>,
-    /// The check that decides it; `None` for `checktype=on`/`off`.
-    pub check: Option<CheckSpec>,
+    /// The check that decides it; `None` for `checktype=on`/`off`. Borrowed: a status of
+    /// a big director must not copy every check's parameters.
+    pub check: Option<&'a CheckSpec>,
 }
 
 /// An operator's drain (`ldirectord drain RIP[:PORT] [VIRTUAL]`): matching reals stay in
@@ -271,7 +272,7 @@ impl Director {
     }
 
     /// Every configured virtual and (virtual, real), in file order.
-    pub fn status(&self) -> Vec<VirtualStatus> {
+    pub fn status(&self) -> Vec<VirtualStatus<'_>> {
         self.virtuals
             .iter()
             .map(|v| {
@@ -295,7 +296,7 @@ impl Director {
                             transitions: r.transitions,
                             last_transition: r.last_transition,
                             check: (!matches!(check.checktype, CheckType::On | CheckType::Off))
-                                .then(|| check.clone()),
+                                .then_some(check),
                         }
                     })
                     .collect();
