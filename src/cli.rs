@@ -627,6 +627,13 @@ fn control(
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "ldirectord: {e}");
+            if let (ClientError::NotRunning { .. }, PidState::Running(pid)) = (&e, &state) {
+                let _ = writeln!(
+                    err,
+                    "ldirectord: the daemon (pid {pid}) runs but has no control socket: a \
+                     version without one, or the socket could not be made (see its log)"
+                );
+            }
             return if matches!(e, ClientError::Permission { .. }) {
                 4
             } else {
