@@ -53,8 +53,27 @@ pub enum Mode {
     Probe {
         json: bool,
     },
+    /// A request to the running daemon over its control socket.
+    Control(ControlAction),
     Help,
     Version,
+}
+
+/// What `status --json|--verbose`, `drain` and `ready` ask the running daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlAction {
+    /// `status --json` (`json`) or `status --verbose`: the daemon's own view.
+    Status { json: bool },
+    /// `drain RIP[:PORT] [VIRTUAL]`.
+    Drain {
+        real: String,
+        r#virtual: Option<String>,
+    },
+    /// `ready RIP[:PORT] [VIRTUAL]`.
+    Ready {
+        real: String,
+        r#virtual: Option<String>,
+    },
 }
 
 /// How configuration errors are printed.
@@ -84,6 +103,10 @@ pub struct Invocation {
 /// The usage text (stock prints it on stdout and exits 255 on a bad command line).
 pub const USAGE: &str = "\
 Usage: ldirectord [-d|--debug] [--] [CONFIG] start|stop|restart|try-restart|reload|force-reload|status
+       ldirectord [CONFIG] status --json|--verbose  the running daemon's view (JSON or a table)
+       ldirectord [CONFIG] drain|ready RIP[:PORT] [VIRTUAL]
+                                            hold a real at weight 0 / lift that (kept across
+                                            checks, reloads and restarts)
        ldirectord -t|--test [CONFIG]        check a configuration file and exit (0 valid, 2 not)
        ldirectord --probe [--json] [CONFIG] run every configured check once and print the results
        ldirectord [--engine E] --ocf ACTION act as the OCF resource agent (parameters from OCF_RESKEY_*)
@@ -101,7 +124,9 @@ Options:
   -d, --debug             stay in the foreground, log to stderr, write no pid file
   -t, --test              validate CONFIG: diagnostics on stderr, exit 0 if valid, 2 if not
       --probe             run one round of every check (no IPVS changes), exit 0 if it ran
-      --json              with --probe: print a JSON array instead of a table
+      --json              with --probe: print a JSON array instead of a table; with
+                          status: the daemon's view as JSON (compat/status-schema.md)
+      --verbose           with status: the daemon's view as a table
       --error-format F    human (default: file:line:column, the line, a hint) or stock
                           (ldirectord's `Error [PID] reading file PATH at line N: MESSAGE`)
       --run-dir DIR       directory of pid files (default /var/run)
@@ -125,6 +150,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
     let mut test = false;
     let mut probe = false;
     let mut json = false;
+    let mut verbose = false;
     let mut help = false;
     let mut version = false;
     let mut error_format = ErrorFormat::Human;
@@ -157,6 +183,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
                 "test" => test = true,
                 "probe" => probe = true,
                 "json" => json = true,
+                "verbose" => verbose = true,
                 "help" => help = true,
                 "version" => version = true,
                 "error-format" => {
@@ -252,16 +279,55 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
             engine,
         });
     }
-    let (config, action) = match positional {
-        [] => return Err(UsageError("no action given".into())),
-        [action] => (None, action),
-        [config, action, ..] => (Some(config.clone()), action),
+    let status_flags = |rest: &[String]| {
+        !rest.is_empty() && rest.iter().all(|a| a == "--json" || a == "--verbose")
     };
-    let action = Action::from_word(action)
-        .ok_or_else(|| UsageError(format!("unknown action {action:?}")))?;
+    // Stock's forms are `ACTION` and `CONFIG ACTION …`; `drain`/`ready` (and `status` with
+    // our flags) may come first too, taking arguments of their own.
+    let (config, action, rest) = match positional {
+        [] => return Err(UsageError("no action given".into())),
+        [a, rest @ ..]
+            if matches!(a.as_str(), "drain" | "ready") || (a == "status" && status_flags(rest)) =>
+        {
+            (None, a, rest)
+        }
+        [action] => (None, action, &[][..]),
+        [config, action, rest @ ..] => (Some(config.clone()), action, rest),
+    };
+    let mode = match action.as_str() {
+        "drain" | "ready" => {
+            let (real, r#virtual) = match rest {
+                [real] => (real.clone(), None),
+                [real, virt] => (real.clone(), Some(virt.clone())),
+                _ => {
+                    return Err(UsageError(format!(
+                        "{action} takes RIP[:PORT] and an optional VIRTUAL"
+                    )));
+                }
+            };
+            Mode::Control(if action == "drain" {
+                ControlAction::Drain { real, r#virtual }
+            } else {
+                ControlAction::Ready { real, r#virtual }
+            })
+        }
+        "status" => {
+            let json = json || rest.iter().any(|a| a == "--json");
+            let verbose = verbose || rest.iter().any(|a| a == "--verbose");
+            if json || verbose {
+                Mode::Control(ControlAction::Status { json })
+            } else {
+                Mode::Action(Action::Status)
+            }
+        }
+        _ => Mode::Action(
+            Action::from_word(action)
+                .ok_or_else(|| UsageError(format!("unknown action {action:?}")))?,
+        ),
+    };
     Ok(Invocation {
         debug,
-        mode: Mode::Action(action),
+        mode,
         config,
         error_format,
         run_dir,
@@ -307,6 +373,7 @@ pub fn run(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Mode::Test => test(&inv, out, err),
         Mode::Probe { json } => probe(&inv, json, out, err),
         Mode::Action(action) => act(&inv, action, out, err),
+        Mode::Control(ref c) => control(&inv, c.clone(), out, err),
     }
 }
 
@@ -514,6 +581,90 @@ fn act_on(
     }
 }
 
+/// `status --json|--verbose`, `drain`, `ready`: ask the running daemon over its control
+/// socket. Exit codes: 0 done; 1 refused (unknown real, not drained, not stored) or no
+/// answer, and a stale pid file for `status`; 2 configuration error; 3 not running; 4 no
+/// permission on the socket.
+fn control(
+    inv: &Invocation,
+    action: ControlAction,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    use crate::status::protocol::{self, ClientError, Command};
+    let (path, _parsed) = match load(inv, err) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let config_text = path.display().to_string();
+    let name = instance_name(inv.config.as_deref());
+    let state = pid_state(&pid_file(&inv.run_dir, &name));
+    let (command, json) = match action {
+        ControlAction::Status { json } => (Command::Status, json),
+        ControlAction::Drain { real, r#virtual } => (Command::Drain { real, r#virtual }, false),
+        ControlAction::Ready { real, r#virtual } => (Command::Ready { real, r#virtual }, false),
+    };
+    let is_status = command == Command::Status;
+    if !matches!(state, PidState::Running(_)) {
+        let code = match (is_status, &state) {
+            (true, PidState::Stale(_)) => 1,
+            _ => 3,
+        };
+        if json {
+            let doc = serde_json::json!({
+                "schema": crate::status::SCHEMA_VERSION,
+                "running": false,
+                "config_path": config_text,
+            });
+            let _ = writeln!(out, "{doc}");
+        } else if is_status {
+            let _ = writeln!(out, "ldirectord is stopped for {config_text}");
+        } else {
+            let _ = writeln!(err, "ldirectord is stopped for {config_text}");
+        }
+        return code;
+    }
+    let socket = instance::control_socket(&inv.run_dir, &name);
+    let response = match protocol::request(&socket, command) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "ldirectord: {e}");
+            if let (ClientError::NotRunning { .. }, PidState::Running(pid)) = (&e, &state) {
+                let _ = writeln!(
+                    err,
+                    "ldirectord: the daemon (pid {pid}) runs but has no control socket: a \
+                     version without one, or the socket could not be made (see its log)"
+                );
+            }
+            return if matches!(e, ClientError::Permission { .. }) {
+                4
+            } else {
+                1
+            };
+        }
+    };
+    if !response.ok {
+        let why = response.error.unwrap_or_else(|| "request refused".into());
+        let _ = writeln!(err, "ldirectord: {why}");
+        return 1;
+    }
+    match response.status {
+        Some(snapshot) if json => {
+            let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
+            let _ = writeln!(out, "{text}");
+        }
+        Some(snapshot) => {
+            let _ = out.write_all(crate::status::render_table(&snapshot).as_bytes());
+        }
+        None => {
+            for line in &response.changed {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    0
+}
+
 /// SIGTERM, then wait until the daemon finished its cleanup and exited (stock returns at
 /// once, defect 14).
 fn stop_and_wait(pid: i32, config_text: &str, err: &mut dyn Write) -> i32 {
@@ -636,6 +787,7 @@ fn daemon_options(
         debug: inv.debug,
         engine,
         subs: sub_instances(inv)?,
+        run_dir: std::path::absolute(&inv.run_dir)?,
     })
 }
 
@@ -666,6 +818,50 @@ mod tests {
         assert!(parse_args(&args("-x start")).is_err());
         assert_eq!(parse_args(&args("-?")).unwrap().mode, Mode::Help);
         assert_eq!(parse_args(&args("-dv")).unwrap().mode, Mode::Version);
+    }
+
+    #[test]
+    fn status_views_drain_and_ready() {
+        let i = parse_args(&args("www status --json")).unwrap();
+        assert_eq!(
+            (i.mode, i.config.as_deref()),
+            (
+                Mode::Control(ControlAction::Status { json: true }),
+                Some("www")
+            )
+        );
+        let i = parse_args(&args("status --verbose")).unwrap();
+        assert_eq!(
+            (i.mode, i.config),
+            (Mode::Control(ControlAction::Status { json: false }), None)
+        );
+        // Stock's extra words after the action stay ignored.
+        let i = parse_args(&args("www status extra")).unwrap();
+        assert_eq!(i.mode, Mode::Action(Action::Status));
+        let i = parse_args(&args("drain 10.0.0.1:80")).unwrap();
+        assert_eq!(
+            (i.mode, i.config),
+            (
+                Mode::Control(ControlAction::Drain {
+                    real: "10.0.0.1:80".into(),
+                    r#virtual: None
+                }),
+                None
+            )
+        );
+        let i = parse_args(&args("www ready 10.0.0.1 tcp:10.0.0.100:80")).unwrap();
+        assert_eq!(
+            (i.mode, i.config.as_deref()),
+            (
+                Mode::Control(ControlAction::Ready {
+                    real: "10.0.0.1".into(),
+                    r#virtual: Some("tcp:10.0.0.100:80".into())
+                }),
+                Some("www")
+            )
+        );
+        assert!(parse_args(&args("www drain")).is_err());
+        assert!(parse_args(&args("drain a b c")).is_err());
     }
 
     #[test]

@@ -13,13 +13,15 @@
 //! - [`instance`] holds stock's instance rules: config lookup, instance name, pid file,
 //!   liveness, stopping.
 //! - [`daemon`] is the daemon's life: detaching, the main loop, signals, reload, logging.
+//! - [`status`] is the running daemon's view as the control socket serves it (`status
+//!   --json`), and the socket's protocol and client.
 //! - [`cli`] is the drop-in command line.
 //! - [`cluster`] is ldirectord-rs under Pacemaker (the OCF agent) and on DR/TUN real
 //!   servers (`ldirectord realserver`).
 //!
 //! Uses point one way (no module uses one that uses it back): `cli` uses `daemon`,
-//! `instance`, `probe` and `engine`; `cluster` uses `instance` and `realsource`; `daemon`
-//! uses `director`, `engine`, `instance` and `realsource`; `director` uses `engine`. The
+//! `instance`, `probe`, `status` and `engine`; `cluster` uses `instance` and `realsource`; `daemon`
+//! uses `director`, `engine`, `instance`, `realsource` and `status`; `director` uses `engine`. The
 //! binary (`main.rs`) picks `cluster` or `cli`.
 #![forbid(unsafe_code)]
 
@@ -31,3 +33,4 @@ pub mod engine;
 pub mod instance;
 pub mod probe;
 pub mod realsource;
+pub mod status;

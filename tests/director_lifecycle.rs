@@ -7,7 +7,7 @@ mod director_support;
 use std::time::Duration;
 
 use director_support::{Harness, config, lines, ops, service, tcp};
-use ldirectord::director::{CheckResult, Director, Health, apply_op};
+use ldirectord::director::{CheckResult, Director, DrainTarget, Health, apply_op};
 use ldirectord::engine::{DestSpec, Op, Table};
 use ldirectord_parsers::config::Forward;
 
@@ -252,8 +252,8 @@ fn reload_carries_soft_failures_and_resets_on_a_changed_check() {
         "failurecount=3\nvirtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\trequest=\"/alive\"\n";
     assert!(h.reload(changed).is_empty());
     let status = h.director.status();
-    assert_eq!(status[0].health, Health::Up);
-    assert_eq!(status[0].failures, 0);
+    assert_eq!(status[0].reals[0].health, Health::Up);
+    assert_eq!(status[0].reals[0].failures, 0);
 }
 
 #[test]
@@ -321,7 +321,7 @@ fn rise_count_needs_consecutive_successes() {
     for (i, (up, want, rises)) in steps.into_iter().enumerate() {
         let got = if up { h.up(0, 0) } else { h.down(0, 0) };
         assert_eq!(got, want, "step {i}");
-        assert_eq!(h.director.status()[0].rises, rises, "step {i}");
+        assert_eq!(h.director.status()[0].reals[0].rises, rises, "step {i}");
     }
 }
 
@@ -557,4 +557,115 @@ fn fallback_command_stop_after_a_reload_brings_a_real_up() {
     };
     let (_, start) = Harness::start(down, kernel);
     assert!(start.is_empty(), "{start:?}");
+}
+
+fn drain(real: &str, port: Option<u16>, virt: Option<&str>) -> DrainTarget {
+    DrainTarget {
+        ip: real.parse().unwrap(),
+        port,
+        virtual_id: virt.map(str::to_owned),
+    }
+}
+
+#[test]
+fn a_drained_real_stays_at_weight_0_through_checks_and_reloads_until_ready() {
+    let cfg = "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate 3\n\treal=10.0.0.2:80 gate\n\tfallback=127.0.0.1:80 gate\nvirtual=10.0.0.200:80\n\treal=10.0.0.1:80 gate 3\n";
+    let (mut h, _) = Harness::start(cfg, empty());
+    h.up(0, 0);
+    h.up(0, 1);
+    let got = h.drains(vec![drain("10.0.0.1", Some(80), Some("tcp:10.0.0.100:80"))]);
+    assert_eq!(
+        got,
+        lines(&[
+            "ipvsadm -e -t 10.0.0.100:80 -r 10.0.0.1:80 -g -w 0",
+            "log: Drained real server: 10.0.0.1:80 (10.0.0.100:80) (Weight set to 0)",
+        ])
+    );
+    // Checks keep running and say up: the weight stays 0; the other virtual is untouched.
+    assert!(h.up(0, 0).is_empty());
+    assert!(h.down(0, 0).iter().any(|l| l.starts_with("ipvsadm -d")));
+    // The check is shared with 10.0.0.200, where the real is not drained.
+    let back = h.up(0, 0);
+    let adds: Vec<&String> = back.iter().filter(|l| l.starts_with("ipvsadm")).collect();
+    assert_eq!(
+        adds,
+        [
+            "ipvsadm -a -t 10.0.0.100:80 -x 0 -y 0 -r 10.0.0.1:80 -g -w 0",
+            "ipvsadm -a -t 10.0.0.200:80 -x 0 -y 0 -r 10.0.0.1:80 -g -w 3"
+        ]
+    );
+    assert!(h.reload(cfg).is_empty());
+    let status = h.director.status();
+    let real = &status[0].reals[0];
+    assert!(real.drained && real.health == Health::Up);
+    assert_eq!(real.table_weight, Some(0));
+    assert_eq!(status[1].reals[0].table_weight, Some(3));
+    assert_eq!(
+        h.drains(Vec::new()),
+        lines(&[
+            "log: Ready real server: 10.0.0.1:80 (10.0.0.100:80)",
+            "ipvsadm -e -t 10.0.0.100:80 -x 0 -y 0 -r 10.0.0.1:80 -g -w 3",
+            "log: Restored real server: 10.0.0.1:80 (10.0.0.100:80) (Weight set to 3)",
+        ])
+    );
+}
+
+#[test]
+fn draining_the_last_serving_real_brings_the_fallback_in() {
+    let cfg = "fallbackcommand=/fb\nvirtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\tfallback=127.0.0.1:80 gate\n";
+    let (mut h, _) = Harness::start(cfg, empty());
+    h.up(0, 0);
+    let got = h.drains(vec![drain("10.0.0.1", None, None)]);
+    assert!(
+        got.contains(&"ipvsadm -a -t 10.0.0.100:80 -x 0 -y 0 -r 127.0.0.1:80 -g -w 1".to_owned()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"run: /fb start 10.0.0.100:80 tcp".to_owned()),
+        "{got:?}"
+    );
+    let got = h.drains(Vec::new());
+    assert!(
+        got.contains(&"run: /fb stop 10.0.0.100:80 tcp".to_owned()),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_restart_with_a_drain_never_gives_the_weight_back() {
+    let kernel = Table {
+        services: vec![service(
+            tcp("10.0.0.100", 80),
+            &[("10.0.0.1", 80, Forward::Gate, 2)],
+        )],
+    };
+    let cfg = config("virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate 2\n");
+    let (director, actions) =
+        Director::start_drained(cfg, &kernel, vec![drain("10.0.0.1", Some(80), None)]);
+    assert_eq!(
+        ops(&actions),
+        vec![Op::QuiesceDest(
+            tcp("10.0.0.100", 80),
+            DestSpec::new("10.0.0.1".parse().unwrap(), 80, Forward::Gate, 0)
+        )]
+    );
+    assert!(director.status()[0].reals[0].drained);
+}
+
+#[test]
+fn fallbackcommandonstop_runs_start_at_shutdown_once() {
+    let cfg = "fallbackcommandonstop=yes\nfallbackcommand=/fb\nvirtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\nvirtual=10.0.0.200:80\n\treal=10.0.0.2:80 gate\n";
+    let (mut h, _) = Harness::start(cfg, empty());
+    h.up(0, 0);
+    // 10.0.0.200 never had a real up: its `start` already ran and is not repeated.
+    let runs: Vec<String> = h
+        .stop()
+        .into_iter()
+        .filter(|l| l.starts_with("run:"))
+        .collect();
+    assert_eq!(runs, lines(&["run: /fb start 10.0.0.100:80 tcp"]));
+    // Off by default (stock): no command at shutdown.
+    let (mut h, _) = Harness::start(&cfg.replace("fallbackcommandonstop=yes\n", ""), empty());
+    h.up(0, 0);
+    assert!(!h.stop().iter().any(|l| l.starts_with("run:")));
 }

@@ -11,14 +11,16 @@
 //!   directory;
 //! - a request every 250 ms to http://127.0.0.1:8080/, counting who answered;
 //!
-//! and every 2 s prints the real servers as the director sees them (from its log lines:
-//! `Added real server`, `Deleted real server`, …) next to what the backends see. Type
-//! `1`, `2` or `3` and Enter to stop or start a backend and watch the director take it
-//! out and put it back; `q` or Ctrl-C stops everything and removes the temporary files.
+//! and every 2 s prints the real servers as the director sees them (its own view, asked
+//! over its control socket as `ldirectord status --json` does: state, weight in the
+//! table, last check) next to what the backends see. Type `1`, `2` or `3` and Enter to
+//! stop or start a backend and watch the director take it out and put it back; `d1`/`r1`
+//! (`d2`/`r2`) to drain a real server to weight 0 and make it ready again; `q` or Ctrl-C
+//! stops everything and removes the temporary files.
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -31,6 +33,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use ldirectord::status::protocol::{self, Command as Request};
+use ldirectord::status::{RealView, Snapshot};
 
 const VIRTUAL: &str = "127.0.0.1:8080";
 const BACKENDS: [(&str, &str); 3] = [
@@ -83,9 +88,11 @@ async fn run() -> Result<(), Error> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    let table = Arc::new(Mutex::new(DirectorView::default()));
+    // The instance is named after the file, so its socket is RUNDIR/ldirectord.ldirectord.cf.sock.
+    let socket = ldirectord::instance::control_socket(run_dir.path(), "ldirectord.cf");
+    let recent = Arc::new(Mutex::new(VecDeque::new()));
     let log_lines = director.stderr.take().ok_or("no stderr pipe")?;
-    tokio::spawn(follow_log(log_lines, Arc::clone(&table)));
+    tokio::spawn(follow_log(log_lines, Arc::clone(&recent)));
     let traffic = Arc::new(Mutex::new(BTreeMap::<String, u32>::new()));
     tokio::spawn(request_loop(Arc::clone(&traffic)));
 
@@ -95,11 +102,12 @@ async fn run() -> Result<(), Error> {
     view.tick().await;
     let outcome = loop {
         tokio::select! {
-            _ = view.tick() => print_view(&backends, &table, &traffic),
+            _ = view.tick() => print_view(&backends, &socket, &recent, &traffic).await,
             line = commands.next_line() => match line {
                 Ok(Some(line)) => match line.trim() {
                     "q" | "quit" | "exit" => break Ok(()),
-                    "" => print_view(&backends, &table, &traffic),
+                    "" => print_view(&backends, &socket, &recent, &traffic).await,
+                    key if key.starts_with(['d', 'r']) => steer(&socket, key).await,
                     key => toggle(&mut backends, key).await,
                 },
                 // stdin closed (e.g. run with </dev/null): keep running until Ctrl-C.
@@ -110,7 +118,7 @@ async fn run() -> Result<(), Error> {
             },
             _ = tokio::signal::ctrl_c() => break Ok(()),
             status = director.wait() => {
-                let log = table.lock().unwrap().recent.join("\n  ");
+                let log = Vec::from(recent.lock().unwrap().clone()).join("\n  ");
                 break Err(format!("ldirectord exited ({}); its last lines:\n  {log}", status?).into());
             }
         }
@@ -186,6 +194,8 @@ fn intro(binary: &Path, config: &Path, run_dir: &Path) {
          \x20            all traffic goes to backend-1\n\
          \x20 2 + Enter  again to start it: the next check adds it back\n\
          \x20 1, 2       stop both: the fallback answers; start one: it hands back\n\
+         \x20 d1 + Enter drain backend-1 (ldirectord drain): weight 0, new requests go to\n\
+         \x20            backend-2 while its checks go on; r1 makes it ready again\n\
          \x20 q or Ctrl-C  stop everything\n",
         binary.display(),
         config.display(),
@@ -196,72 +206,70 @@ fn intro(binary: &Path, config: &Path, run_dir: &Path) {
     );
 }
 
-// === The director's view, from its log lines ===
+// === The director's view, from its control socket ===
 
-/// What the director's log says about each real server of the virtual service.
-#[derive(Debug, Default)]
-struct DirectorView {
-    /// Real address → weight, for the servers currently in the table.
-    in_table: BTreeMap<String, u32>,
-    /// The last few log lines, newest last.
-    recent: Vec<String>,
-}
+/// The director's last log lines, newest last (shown under the table, and when it exits).
+type RecentLog = Mutex<VecDeque<String>>;
 
 const RECENT_LINES: usize = 4;
 
-impl DirectorView {
-    fn apply(&mut self, line: &str) {
-        // "Added real server: 127.0.0.1:8081 (127.0.0.1:8080) (Weight set to 2)"
-        let event = |prefix: &str| {
-            line.find(prefix).map(|at| {
-                let rest = &line[at + prefix.len()..];
-                let real = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let weight = rest
-                    .rsplit_once("(Weight set to ")
-                    .and_then(|(_, w)| w.trim_end_matches(')').parse::<u32>().ok());
-                (real, weight)
-            })
-        };
-        for prefix in [
-            "Added real server: ",
-            "Restored real server: ",
-            "Added fallback server: ",
-            "Restored fallback server: ",
-            "Quiescent real server: ",
-            "Readd Quiescent real server: ",
-        ] {
-            if let Some((real, weight)) = event(prefix) {
-                self.in_table.insert(real, weight.unwrap_or(0));
-            }
-        }
-        for prefix in [
-            "Deleted real server: ",
-            "Deleted fallback server: ",
-            "Purged real server (start): ",
-            "Purged real server (stop): ",
-        ] {
-            if let Some((real, _)) = event(prefix) {
-                self.in_table.remove(&real);
-            }
-        }
-        if line.contains("Purged virtual server") {
-            self.in_table.clear();
-        }
-        self.recent.push(line.to_owned());
-        if self.recent.len() > RECENT_LINES {
-            self.recent.remove(0);
+async fn follow_log(stderr: tokio::process::ChildStderr, recent: Arc<RecentLog>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut recent = recent.lock().unwrap();
+        recent.push_back(line);
+        if recent.len() > RECENT_LINES {
+            recent.pop_front();
         }
     }
 }
 
-async fn follow_log(stderr: tokio::process::ChildStderr, view: Arc<Mutex<DirectorView>>) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        view.lock().unwrap().apply(&line);
+/// Ask the daemon over its control socket (the client blocks, so on a blocking thread).
+async fn ask(socket: &Path, request: Request) -> Result<protocol::Response, String> {
+    let socket = socket.to_path_buf();
+    tokio::task::spawn_blocking(move || protocol::request(&socket, request))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+async fn snapshot(socket: &Path) -> Result<Snapshot, String> {
+    let response = ask(socket, Request::Status).await?;
+    match response.status {
+        Some(s) => Ok(*s),
+        None => Err(response.error.unwrap_or_else(|| "no status".into())),
+    }
+}
+
+/// `d1`/`d2`: drain that backend; `r1`/`r2`: make it ready again.
+async fn steer(socket: &Path, key: &str) {
+    let (verb, n) = key.split_at(1);
+    let Some((_, addr)) = n
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| BACKENDS.get(i))
+        .filter(|(name, _)| *name != "fallback")
+    else {
+        println!("  (d1, d2 drain a real server; r1, r2 make it ready)");
+        return;
+    };
+    let real = addr.to_string();
+    let request = if verb == "d" {
+        Request::Drain {
+            real,
+            r#virtual: None,
+        }
+    } else {
+        Request::Ready {
+            real,
+            r#virtual: None,
+        }
+    };
+    match ask(socket, request).await {
+        Ok(r) if r.ok => println!("  {}", r.changed.join("; ")),
+        Ok(r) => println!("  {}", r.error.unwrap_or_default()),
+        Err(e) => println!("  {e}"),
     }
 }
 
@@ -300,28 +308,37 @@ async fn get(addr: &str) -> Result<String, Error> {
     Ok(body.to_owned())
 }
 
-fn print_view(
+async fn print_view(
     backends: &[Backend],
-    table: &Mutex<DirectorView>,
+    socket: &Path,
+    recent: &RecentLog,
     traffic: &Mutex<BTreeMap<String, u32>>,
 ) {
-    let table = table.lock().unwrap();
+    let view = snapshot(socket).await;
     let now = jiff::Zoned::now().strftime("%H:%M:%S");
     println!("── {now} ── virtual {VIRTUAL} (wrr) ─────────────────────────────────");
     println!(
-        "  {:<16} {:<10} {:<9} {:<22} {:>5} {:>7}",
+        "  {:<16} {:<10} {:<9} {:<22} {:>5} {:>7}  last check",
         "real server", "name", "backend", "director's table", "open", "served"
     );
+    let virt = view.as_ref().ok().and_then(|s| s.virtuals.first());
     for b in backends {
         let addr = b.addr.to_string();
-        let in_table = match table.in_table.get(&addr) {
-            Some(0) => "weight 0 (quiescent)".to_owned(),
-            Some(w) => format!("up, weight {w}"),
-            None if b.name == "fallback" => "standby".to_owned(),
-            None => "down (not in table)".to_owned(),
+        let real: Option<&RealView> = virt.and_then(|v| v.reals.iter().find(|r| r.server == addr));
+        let in_table = match (real, virt.and_then(|v| v.fallback.as_ref())) {
+            (Some(r), _) => match r.table_weight {
+                Some(w) => format!("{}, weight {w}", r.state.as_str()),
+                None => format!("{} (not in table)", r.state.as_str()),
+            },
+            (None, Some(fb)) if fb.server == addr => fb.state.clone(),
+            _ => "?".to_owned(),
         };
+        let check = real
+            .and_then(|r| r.check.as_ref())
+            .map(|c| format!("{} {:.1} ms", c.verdict, c.latency_ms))
+            .unwrap_or_default();
         println!(
-            "  {:<16} {:<10} {:<9} {:<22} {:>5} {:>7}",
+            "  {:<16} {:<10} {:<9} {:<22} {:>5} {:>7}  {check}",
             addr,
             b.name,
             if b.running() { "running" } else { "STOPPED" },
@@ -330,6 +347,9 @@ fn print_view(
             b.stats.served.load(Ordering::Relaxed),
         );
     }
+    if let Err(e) = &view {
+        println!("  (no answer from the director yet: {e})");
+    }
     let mut traffic = traffic.lock().unwrap();
     let summary: Vec<String> = traffic
         .iter()
@@ -337,10 +357,10 @@ fn print_view(
         .collect();
     traffic.clear();
     println!("  answers in the last 2 s: {}", summary.join(", "));
-    if let Some(last) = table.recent.last() {
+    if let Some(last) = recent.lock().unwrap().back() {
         println!("  director: {last}");
     }
-    println!("  [1/2/3 + Enter: stop/start that backend · q: quit]");
+    println!("  [1/2/3 + Enter: stop/start that backend · d1/r1, d2/r2: drain/ready · q: quit]");
 }
 
 // === Demo backends ===

@@ -7,6 +7,9 @@
 //! - [`dynamic`]: real servers from `realsource=` directives, refreshed off the check path.
 //! - [`effects`]: fallback/callback commands, monitorfile lines, alert dispatch.
 //! - [`mail`]: the SMTP client and the sendmail path for alerts.
+//! - [`observe`]: what the daemon has seen (last check runs, reloads), for `status`.
+//! - [`control`]: the control socket (`status --json`, `drain`, `ready`); [`drain`]: where
+//!   drains are kept.
 //!
 //! How `ldirectord CONFIG start` detaches without `unsafe` (the crate forbids it, and
 //! `fork(2)` is unsafe in nix): the invoking process re-executes itself with
@@ -24,10 +27,13 @@ use std::time::Duration;
 
 use ldirectord_parsers::config::Parsed;
 
+pub mod control;
+pub mod drain;
 pub mod dynamic;
 pub mod effects;
 pub mod logging;
 pub mod mail;
+pub mod observe;
 pub mod run;
 pub mod watch;
 
@@ -110,6 +116,8 @@ pub struct Options {
     pub debug: bool,
     pub engine: EngineChoice,
     pub subs: SubInstances,
+    /// Where the pid file, the control socket and the drain state file live, absolute.
+    pub run_dir: PathBuf,
 }
 
 /// How the daemon tells whoever started it that it is up (or why it is not).

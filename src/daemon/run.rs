@@ -30,9 +30,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::control::{Control, Pending};
+use super::drain::is_drain_file;
 use super::dynamic::{Dynamic, Refreshed};
 use super::effects::{CommandQueue, Mailer, append_monitor};
 use super::logging::{Destination, LogHandle};
+use super::observe::Observer;
 use super::watch::FileWatch;
 use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
@@ -42,6 +45,7 @@ use crate::engine::sync::{self, SyncError, SyncStart, SyncStop};
 use crate::engine::userspace::UserspaceEngine;
 use crate::engine::{Engine, EngineError, SyncDaemon, Table};
 use crate::instance::pidfile::PidLock;
+use crate::instance::{control_socket, drain_file};
 
 /// Longest wait between two resync attempts while engine errors persist.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
@@ -131,7 +135,15 @@ pub async fn run(
         }
     };
     let started = Instant::now();
-    let (director, actions) = Director::start(dynamic.derive(&base), &table);
+    let control = Control::start(
+        &control_socket(&opts.run_dir, &opts.instance),
+        base.globals.controlgroup.as_deref(),
+        base.globals.maintenancedir.as_deref(),
+        &drain_file(&opts.run_dir, &opts.instance),
+    );
+    let observe = Observer::new(opts.engine.name(), &opts.config_path, started);
+    let (director, actions) =
+        Director::start_drained(dynamic.derive(&base), &table, control.targets());
     let (results_tx, results) = mpsc::channel(1024);
     let mut daemon = Daemon {
         watch: FileWatch::new(&opts.config_path),
@@ -151,6 +163,8 @@ pub async fn run(
         mailer: Mailer::default(),
         pid,
         sync,
+        observe,
+        control,
     };
     daemon.perform(actions).await;
     ready.ok();
@@ -186,6 +200,10 @@ struct Daemon {
     pid: Option<PidLock>,
     /// The master sync daemon this director runs (`syncdaemon=`).
     sync: Option<SyncDaemon>,
+    /// Last check runs and daemon facts, for `status`.
+    observe: Observer,
+    /// The control socket's requests and the operators' drains.
+    control: Control,
 }
 
 /// Start (or adopt) the sync daemon, and log which.
@@ -242,6 +260,7 @@ impl Daemon {
                     None => break "TERM",
                 },
                 Some(result) = results.recv() => self.on_result(result).await,
+                Some(request) = self.control.requests.recv() => self.on_control(request).await,
                 Some(r) = refreshed.recv() => {
                     if self.dynamic.on_refreshed(r) {
                         self.apply_sources().await;
@@ -249,7 +268,8 @@ impl Daemon {
                 }
                 _ = tick.tick() => {
                     self.dynamic.start_due();
-                    let actions = self.director.tick(self.now());
+                    let mut actions = self.director.tick(self.now());
+                    actions.extend(self.control.poll(&mut self.director));
                     self.perform(actions).await;
                     self.poll_config().await;
                     self.maybe_resync().await;
@@ -315,12 +335,22 @@ impl Daemon {
         if !self.scheduler.contains(&result.key) {
             return; // in flight across a reload that removed it
         }
+        self.observe.on_check(&result.key, &result.outcome);
         let check = CheckResult::from(&result.outcome);
         let actions = self.director.on_check(&result.key, check, self.now());
         self.perform(actions).await;
         if self.pending_round.remove(&*result.key) && self.pending_round.is_empty() {
             self.director.running();
         }
+    }
+
+    /// A control socket request (status, drain, ready).
+    async fn on_control(&mut self, request: Pending) {
+        let (response, actions) = self
+            .control
+            .answer(&request, &mut self.director, &self.observe);
+        self.perform(actions).await;
+        let _ = request.reply.send(response);
     }
 
     /// Make the scheduler run exactly `Director::checks()`: checks whose spec and interval
@@ -379,6 +409,7 @@ impl Daemon {
                 },
             );
         }
+        self.observe.retain(|k| want.contains_key(k));
         self.pending_round = want.into_keys().collect();
         if self.pending_round.is_empty() {
             self.director.running();
@@ -448,10 +479,13 @@ impl Daemon {
             Err(e) => {
                 log_diagnostics(&e.warnings, pid, &path);
                 tracing::info!("{}", e.error.stock_format(pid, &path));
+                self.observe
+                    .on_reload(Err(e.error.stock_format(pid, &path)));
                 return;
             }
         };
         log_diagnostics(&parsed.warnings, pid, &path);
+        self.observe.on_reload(Ok(()));
         let old_execute = self.director.config().globals.execute.clone();
         let table = self.dump_or_believed().await;
         self.dynamic.configure(&parsed.config).await;
@@ -616,10 +650,11 @@ struct Maintained {
 impl Checker for Maintained {
     fn check(&self) -> BoxFuture<'_, Outcome> {
         Box::pin(async move {
-            let hit = self
-                .names
-                .iter()
-                .any(|n| std::fs::symlink_metadata(self.dir.join(n)).is_ok());
+            // Drain files (`ldirectord drain`) share the directory but not the meaning.
+            let hit = self.names.iter().any(|n| {
+                let path = self.dir.join(n);
+                std::fs::symlink_metadata(&path).is_ok() && !is_drain_file(&path)
+            });
             if hit {
                 Outcome::maintenance(IN_MAINTENANCE)
             } else {

@@ -37,20 +37,70 @@ pub struct Director {
     /// The kernel table as last dumped, with our own operations applied since: what we
     /// believe the kernel holds. A fresh dump replaces it ([`Director::on_table`]).
     observed: HashMap<ServiceKey, ServiceEntry>,
+    /// Operators' drains in force, across reloads.
+    drains: Vec<DrainTarget>,
+}
+
+/// One virtual service as the director sees it, for status output and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualStatus<'a> {
+    /// ldirectord's virtual id, `tcp:10.0.0.100:80`.
+    pub virtual_id: String,
+    pub spec: ServiceSpec,
+    /// Whether the service is in the table as we believe it.
+    pub in_table: bool,
+    /// The fallback server, and whether it is in the table now.
+    pub fallback: Option<(DestSpec, bool)>,
+    pub reals: Vec<RealStatus<'a>>,
 }
 
 /// Health of one (virtual, real), for status output and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RealStatus {
-    /// ldirectord's virtual id, `tcp:10.0.0.100:80`.
-    pub virtual_id: String,
+pub struct RealStatus<'a> {
     /// `RIP:PORT` as configured.
     pub real: String,
+    /// As configured (weight, forwarding, thresholds).
+    pub dest: DestSpec,
+    /// The weight in the table as we believe it (`None`: not in the table).
+    pub table_weight: Option<u32>,
     pub health: Health,
+    /// An operator's drain ([`Director::set_drains`]) holds it at weight 0.
+    pub drained: bool,
+    /// The last check result was "in maintenance" (`maintenancedir=`).
+    pub maintenance: bool,
     /// Consecutive failed checks while up (reset by a success).
     pub failures: u32,
     /// Consecutive successful checks while down (towards `risecount`).
     pub rises: u32,
+    /// Health changes (to up or down, the first verdict included) since the real was
+    /// configured; carried over reloads like the health.
+    pub transitions: u32,
+    /// When the last transition happened (director time), `None` = never.
+    pub last_transition: Option<Duration>,
+    /// The check that decides it; `None` for `checktype=on`/`off`. Borrowed: a status of
+    /// a big director must not copy every check's parameters.
+    pub check: Option<&'a CheckSpec>,
+}
+
+/// An operator's drain (`ldirectord drain RIP[:PORT] [VIRTUAL]`): matching reals stay in
+/// the table at weight 0 (connections they hold go on) whatever their checks say, until
+/// the drain is lifted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DrainTarget {
+    pub ip: IpAddr,
+    /// `None`: every port of `ip`.
+    pub port: Option<u16>,
+    /// A virtual id (`tcp:10.0.0.100:80`, `fwm:33`); `None`: every virtual service.
+    pub virtual_id: Option<String>,
+}
+
+impl DrainTarget {
+    /// Whether this drain names `dest` in the virtual `virtual_id`.
+    pub fn matches(&self, virtual_id: &str, dest: &DestSpec) -> bool {
+        self.ip == dest.ip
+            && self.port.is_none_or(|p| p == dest.port)
+            && self.virtual_id.as_deref().is_none_or(|v| v == virtual_id)
+    }
 }
 
 /// What the director knows of one real's health.
@@ -107,7 +157,7 @@ struct Virtual {
     comment: Option<String>,
     monitorfile: Option<PathBuf>,
     reals: Vec<Real>,
-    /// Number of reals that are up.
+    /// Number of reals that serve: up and not drained.
     up: usize,
 }
 
@@ -127,6 +177,17 @@ struct Real {
     /// Down and due for `emailalertfreq` reminders: when the last one went out.
     reminded: Option<Duration>,
     monitor_identity: Option<String>,
+    drained: bool,
+    maintenance: bool,
+    transitions: u32,
+    last_transition: Option<Duration>,
+}
+
+impl Real {
+    /// Up and not drained: new connections may go to it.
+    fn serving(&self) -> bool {
+        self.health == Health::Up && !self.drained
+    }
 }
 
 /// What a real should look like in the kernel.
@@ -137,6 +198,8 @@ enum Want {
     Quiesced,
     /// Not checked yet: leave it as found, except the `readdquiescent` re-add.
     ReaddOnly,
+    /// Up but drained: in the table at weight 0, added at weight 0 if absent.
+    Drained,
     Absent,
     AsFound,
 }
@@ -150,9 +213,21 @@ impl Director {
     ///
     /// Start-up is the origin of the director's clock: every later `now` is the time since.
     pub fn start(config: Config, table: &Table) -> (Director, Vec<Action>) {
+        Director::start_drained(config, table, Vec::new())
+    }
+
+    /// [`Director::start`] with operators' drains already in force (kept from before a
+    /// restart), so a drained real never gets its weight back in between.
+    pub fn start_drained(
+        config: Config,
+        table: &Table,
+        drains: Vec<DrainTarget>,
+    ) -> (Director, Vec<Action>) {
         let mut out = Vec::new();
-        let (virtuals, checks, check_index) = build(&config, &mut out);
+        let (mut virtuals, checks, check_index) = build(&config, &mut out);
+        mark_drained(&mut virtuals, &drains);
         let mut director = Director {
+            drains,
             readdquiescent: config.globals.readdquiescent,
             config,
             state: DaemonState::Starting,
@@ -196,20 +271,105 @@ impl Director {
             .collect()
     }
 
-    /// Health of every configured (virtual, real), in file order.
-    pub fn status(&self) -> Vec<RealStatus> {
+    /// Every configured virtual and (virtual, real), in file order.
+    pub fn status(&self) -> Vec<VirtualStatus<'_>> {
         self.virtuals
             .iter()
-            .flat_map(|v| {
-                v.reals.iter().map(move |r| RealStatus {
+            .map(|v| {
+                let entry = self.observed.get(&v.key);
+                let reals = v
+                    .reals
+                    .iter()
+                    .map(|r| {
+                        let check = &self.checks[r.check].spec;
+                        RealStatus {
+                            real: r.text.clone(),
+                            dest: r.dest,
+                            table_weight: entry
+                                .and_then(|e| find_dest(e, r))
+                                .map(|d| d.spec.weight),
+                            health: r.health,
+                            drained: r.drained,
+                            maintenance: r.maintenance,
+                            failures: r.failures,
+                            rises: r.rises,
+                            transitions: r.transitions,
+                            last_transition: r.last_transition,
+                            check: (!matches!(check.checktype, CheckType::On | CheckType::Off))
+                                .then_some(check),
+                        }
+                    })
+                    .collect();
+                let fallback = v.fallback.map(|fb| {
+                    let present = entry.is_some_and(|e| {
+                        find_spec(e, fb.ip, fb.port, mapped_port(v.key, &fb)).is_some()
+                    });
+                    (fb, present)
+                });
+                VirtualStatus {
                     virtual_id: v.id.clone(),
-                    real: r.text.clone(),
-                    health: r.health,
-                    failures: r.failures,
-                    rises: r.rises,
-                })
+                    spec: v.spec.clone(),
+                    in_table: entry.is_some(),
+                    fallback,
+                    reals,
+                }
             })
             .collect()
+    }
+
+    /// The drains in force.
+    pub fn drains(&self) -> &[DrainTarget] {
+        &self.drains
+    }
+
+    /// Whether `target` names at least one configured (virtual, real).
+    pub fn drain_matches(&self, target: &DrainTarget) -> bool {
+        self.virtuals
+            .iter()
+            .any(|v| v.reals.iter().any(|r| target.matches(&v.id, &r.dest)))
+    }
+
+    /// Put the operators' drains in force: a real a drain names goes to weight 0 (and
+    /// stops counting as up for the fallback); one no longer named gets what its health
+    /// says back.
+    pub fn set_drains(&mut self, drains: Vec<DrainTarget>) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.drains = drains;
+        for v in 0..self.virtuals.len() {
+            let mut changed = false;
+            for r in 0..self.virtuals[v].reals.len() {
+                let virt = &mut self.virtuals[v];
+                let real = &mut virt.reals[r];
+                let drained = self.drains.iter().any(|d| d.matches(&virt.id, &real.dest));
+                if drained == real.drained {
+                    continue;
+                }
+                let was_serving = real.serving();
+                real.drained = drained;
+                match (was_serving, real.serving()) {
+                    (true, false) => virt.up -= 1,
+                    (false, true) => virt.up += 1,
+                    _ => {}
+                }
+                let line = if drained {
+                    text::drained(&real.text, &virt.text)
+                } else {
+                    text::undrained(&real.text, &virt.text)
+                };
+                let at = out.len();
+                self.sync_real(v, r, &mut out);
+                // sync_real says "Drained …" itself when it changes the weight.
+                if !drained || out.len() == at {
+                    out.insert(at, Action::Log(line));
+                }
+                changed = true;
+            }
+            if changed {
+                self.sync_fallback(v, &mut out);
+                self.fallback_command(v, &mut out);
+            }
+        }
+        out
     }
 
     /// What we believe the kernel holds for the configured virtuals (dump plus our ops).
@@ -320,8 +480,12 @@ impl Director {
                 real.failures = prev.failures;
                 real.rises = prev.rises;
                 real.reminded = prev.reminded;
+                real.maintenance = prev.maintenance;
+                real.transitions = prev.transitions;
+                real.last_transition = prev.last_transition;
             }
         }
+        mark_drained(&mut virtuals, &self.drains);
         let new_keys: HashSet<ServiceKey> = virtuals.iter().map(|v| v.key).collect();
         self.virtuals = virtuals;
         self.checks = checks;
@@ -349,16 +513,33 @@ impl Director {
     /// Shutdown: for each virtual with `cleanstop=yes`, delete the reals that are up, then
     /// the virtual (which takes quiesced reals and the fallback with it). `cleanstop=no`
     /// leaves everything serving. Unrelated services are never touched.
+    ///
+    /// With `fallbackcommandonstop=yes` each virtual's `fallbackcommand` then runs with
+    /// `start` (unless its last run already was `start`): the director no longer sends
+    /// anything to the reals.
     pub fn stop(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         self.state = DaemonState::Stopping;
         for v in 0..self.virtuals.len() {
+            self.stop_virtual(v, &mut out);
+        }
+        if self.config.globals.fallbackcommandonstop {
+            for v in 0..self.virtuals.len() {
+                self.virtuals[v].up = 0;
+                self.fallback_command(v, &mut out);
+            }
+        }
+        out
+    }
+
+    fn stop_virtual(&mut self, v: usize, out: &mut Vec<Action>) {
+        {
             let virt = &self.virtuals[v];
             if !virt.cleanstop {
-                continue;
+                return;
             }
             let Some(entry) = self.observed.get(&virt.key) else {
-                continue;
+                return;
             };
             let mut ops = Vec::new();
             for real in virt.reals.iter().filter(|r| r.health == Health::Up) {
@@ -378,11 +559,10 @@ impl Director {
                 text::purged_virtual(Phase::Stop, &virt.text),
             ));
             for (op, line) in ops {
-                self.emit(op, &mut out);
-                log_event(&mut out, self.state, &self.virtuals[v], line);
+                self.emit(op, out);
+                log_event(out, self.state, &self.virtuals[v], line);
             }
         }
-        out
     }
 
     /// Time passes: `emailalertfreq` reminders (`Inaccessible real server: …`) for reals
@@ -424,6 +604,7 @@ impl Director {
         let virt = &mut self.virtuals[v];
         let (failurecount, risecount) = (virt.failurecount.max(1), virt.risecount.max(1));
         let real = &mut virt.reals[r];
+        real.maintenance = result == CheckResult::Maintenance;
         match result {
             CheckResult::Maintenance => {
                 real.rises = 0;
@@ -439,7 +620,7 @@ impl Director {
                 if real.health != Health::Up {
                     real.rises += 1;
                     if real.rises >= risecount {
-                        self.went_up(v, r, out);
+                        self.went_up(v, r, now, out);
                     }
                 }
             }
@@ -464,13 +645,17 @@ impl Director {
         }
     }
 
-    fn went_up(&mut self, v: usize, r: usize, out: &mut Vec<Action>) {
+    fn went_up(&mut self, v: usize, r: usize, now: Duration, out: &mut Vec<Action>) {
         let virt = &mut self.virtuals[v];
         let real = &mut virt.reals[r];
         real.health = Health::Up;
         real.rises = 0;
         real.reminded = None;
-        virt.up += 1;
+        real.transitions += 1;
+        real.last_transition = Some(now);
+        if !real.drained {
+            virt.up += 1;
+        }
         self.sync_real(v, r, out);
         self.sync_fallback(v, out);
         self.fallback_command(v, out);
@@ -479,8 +664,12 @@ impl Director {
     fn went_down(&mut self, v: usize, r: usize, now: Duration, out: &mut Vec<Action>) {
         let virt = &mut self.virtuals[v];
         let real = &mut virt.reals[r];
-        if real.health == Health::Up {
+        if real.serving() {
             virt.up -= 1;
+        }
+        if real.health != Health::Down {
+            real.transitions += 1;
+            real.last_transition = Some(now);
         }
         real.health = Health::Down;
         real.rises = 0;
@@ -527,7 +716,7 @@ impl Director {
                 real.reminded = Some(now);
             }
         }
-        virt.up = virt.reals.iter().filter(|r| r.health == Health::Up).count();
+        virt.up = virt.reals.iter().filter(|r| r.serving()).count();
         for r in 0..self.virtuals[v].reals.len() {
             self.sync_real(v, r, out);
         }
@@ -564,6 +753,7 @@ impl Director {
         let virt = &self.virtuals[v];
         let real = &virt.reals[r];
         let want = match (real.health, virt.quiescent) {
+            (Health::Up, _) if real.drained => Want::Drained,
             (Health::Up, _) => Want::Present,
             (Health::Down, true) => Want::Quiesced,
             (Health::Down, false) => Want::Absent,
@@ -596,6 +786,14 @@ impl Director {
                     &virt.text,
                     real.dest.weight,
                 ),
+            ),
+            (Want::Drained, None) => (
+                Op::AddDest(key, zero(real.dest.port)),
+                text::added(Tag::Real, &real.text, &virt.text, 0),
+            ),
+            (Want::Drained, Some(e)) if !dest_quiesced(&e, &real.dest) => (
+                Op::QuiesceDest(key, zero(e.spec.port)),
+                text::drained(&real_label(real, &e), &virt.text),
             ),
             (Want::Quiesced, Some(e)) if !dest_quiesced(&e, &real.dest) => (
                 Op::QuiesceDest(key, zero(e.spec.port)),
@@ -907,6 +1105,15 @@ fn alert_for(state: DaemonState, virt: &Virtual, message: String) -> Option<Acti
 
 type Built = (Vec<Virtual>, Vec<Check>, HashMap<CheckSpec, usize>);
 
+/// Set each real's drained flag from `drains` (before health is adopted).
+fn mark_drained(virtuals: &mut [Virtual], drains: &[DrainTarget]) {
+    for virt in virtuals {
+        for real in &mut virt.reals {
+            real.drained = drains.iter().any(|d| d.matches(&virt.id, &real.dest));
+        }
+    }
+}
+
 /// The per-virtual and per-check structures of a config. Reals start fresh (no health).
 // CheckSpec holds a compiled regex behind an Arc, but hashes and compares by the
 // pattern's source text only, so keys never change under the map.
@@ -961,6 +1168,10 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
                 rises: 0,
                 reminded: None,
                 monitor_identity,
+                drained: false,
+                maintenance: false,
+                transitions: 0,
+                last_transition: None,
             });
         }
         // A mapped port is only an alias when no configured real owns it outright.

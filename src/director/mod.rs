@@ -35,5 +35,5 @@ pub use action::{
 pub use desired::{
     dest_matches, fallback_dest, mapped_port, real_dest, service_key, service_matches, service_spec,
 };
-pub use machine::{Director, Health, RealStatus, apply_op};
+pub use machine::{Director, DrainTarget, Health, RealStatus, VirtualStatus, apply_op};
 pub use text::{IN_MAINTENANCE, escape_message, maintenance_names, monitor_identity, monitor_line};

@@ -56,6 +56,16 @@ pub fn readd_quiescent(tag: Tag, real: &str, virt: &str) -> String {
     )
 }
 
+/// Extension (`ldirectord drain`): no stock line exists for an operator's drain.
+pub fn drained(real: &str, virt: &str) -> String {
+    format!("Drained real server: {real} ({virt}) (Weight set to 0)")
+}
+
+/// Extension (`ldirectord ready`): the drain is lifted; what the checks say applies again.
+pub fn undrained(real: &str, virt: &str) -> String {
+    format!("Ready real server: {real} ({virt})")
+}
+
 pub fn soft_failure(real: &str, virtual_id: &str, count: u32, of: u32) -> String {
     format!("Soft failure real server: {real} ({virtual_id}) failure {count}/{of}")
 }

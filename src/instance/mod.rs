@@ -56,6 +56,16 @@ pub fn instance_name(config: Option<&str>) -> String {
     }
 }
 
+/// The control socket of instance `name`: `RUNDIR/ldirectord.NAME.sock`.
+pub fn control_socket(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("ldirectord.{name}.sock"))
+}
+
+/// Where drains are kept without `maintenancedir=`: `RUNDIR/ldirectord.NAME.drains`.
+pub fn drain_file(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("ldirectord.{name}.drains"))
+}
+
 /// Send `sig` to `pid` (a process that is already gone is not an error).
 pub fn signal(pid: i32, sig: Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);

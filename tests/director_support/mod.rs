@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use ldirectord::director::{Action, CheckResult, Director, Health, apply_op};
+use ldirectord::director::{Action, CheckResult, Director, DrainTarget, Health, apply_op};
 use ldirectord::engine::{
     DestEntry, DestSpec, IpProto, Op, ServiceEntry, ServiceKey, ServiceSpec, Table,
 };
@@ -249,6 +249,13 @@ impl Harness {
         render(&actions)
     }
 
+    /// Put operators' drains in force.
+    pub fn drains(&mut self, drains: Vec<DrainTarget>) -> Vec<String> {
+        let actions = self.director.set_drains(drains);
+        self.apply(&actions);
+        render(&actions)
+    }
+
     pub fn tick(&mut self, secs: u64) -> Vec<String> {
         self.now += Duration::from_secs(secs);
         let actions = self.director.tick(self.now);
@@ -331,11 +338,13 @@ impl Harness {
         self.director
             .status()
             .into_iter()
-            .map(|s| {
-                (
-                    format!("{} {}", s.virtual_id, s.real),
-                    s.health == Health::Up,
-                )
+            .flat_map(|v| {
+                v.reals.into_iter().map(move |r| {
+                    (
+                        format!("{} {}", v.virtual_id, r.real),
+                        r.health == Health::Up,
+                    )
+                })
             })
             .collect()
     }

@@ -23,6 +23,15 @@ pub fn require(binary: &str, package: &str) -> PathBuf {
     })
 }
 
+/// A port that was free a moment ago on `ip`.
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip.parse::<std::net::IpAddr>().unwrap(), 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A self-signed certificate and key for `name` (CN and DNS subjectAltName) in `dir`, as
 /// `cert.pem` and `key.pem`; valid for two days.
 pub fn self_signed_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {

@@ -7,10 +7,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use common::{require, self_signed_cert};
+pub use common::{free_port, require, self_signed_cert};
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,15 +37,6 @@ pub fn fwmark(mark: u32) -> VirtualAddress {
         mark,
         family: Family::Inet,
     }
-}
-
-/// A port that was free a moment ago on `ip`.
-pub fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A port on 127.0.0.1 where nothing listens (bound and released).

@@ -611,6 +611,12 @@ pub struct Globals {
     /// `syncport=`, `syncttl=`): the kernel's master sync daemon that runs while the
     /// director does. `None` (the default): no connection synchronisation.
     pub syncdaemon: Option<SyncDaemon>,
+    /// Extension `fallbackcommandonstop=` (default no): at shutdown, run each virtual's
+    /// `fallbackcommand` with `start`, as if every real had failed.
+    pub fallbackcommandonstop: bool,
+    /// Extension `controlgroup=`: the group (name or number) that may use the control
+    /// socket besides root; `None` = root only.
+    pub controlgroup: Option<String>,
 }
 
 impl Default for Globals {
@@ -646,6 +652,8 @@ impl Default for Globals {
             node_addresses: BTreeMap::new(),
             engine: EngineName::Netlink,
             syncdaemon: None,
+            fallbackcommandonstop: false,
+            controlgroup: None,
         }
     }
 }

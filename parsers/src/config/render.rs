@@ -101,6 +101,15 @@ fn globals(out: &mut String, g: &Globals) {
             }
         }
     }
+    if g.fallbackcommandonstop != d.fallbackcommandonstop {
+        line(format!(
+            "fallbackcommandonstop={}",
+            yn(g.fallbackcommandonstop)
+        ));
+    }
+    if let Some(group) = &g.controlgroup {
+        line(format!("controlgroup={group}"));
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are

@@ -123,7 +123,7 @@ mod tests {
     fn the_help_lists_are_the_ones_users_know() {
         assert_eq!(
             listed(GLOBAL),
-            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl)"
+            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup)"
         );
         assert_eq!(
             listed(VIRTUAL),
@@ -158,6 +158,8 @@ mod tests {
                 "syncgroup",
                 "syncport",
                 "syncttl",
+                "fallbackcommandonstop",
+                "controlgroup",
                 "timeout"
             ]
         );
@@ -235,6 +237,7 @@ mod tests {
                 (Scope::Global, "risecount") => g.risecount.to_string(),
                 (Scope::Global, "checkjitter") => g.checkjitter.to_string(),
                 (Scope::Global, "engine") => g.engine.as_str().to_owned(),
+                (Scope::Global, "fallbackcommandonstop") => yn(g.fallbackcommandonstop),
                 (Scope::Virtual, "request") => v.check.request.clone(),
                 (Scope::Virtual, "checktype") => v.check.checktype.name().to_owned(),
                 (Scope::Virtual, "checkcommand") => v.check.checkcommand.clone(),

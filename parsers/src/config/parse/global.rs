@@ -215,6 +215,22 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
         p.sync_option(at, |o| o.ttl = Some(n as u8))
     })
     .extension(),
+    row("fallbackcommandonstop", Plain, |p, at, v| {
+        store(&mut p.globals.fallbackcommandonstop, yes_no(at, v))
+    })
+    .extension()
+    .default("no"),
+    row("controlgroup", Plain, |p, at, v| {
+        let name = v.trim_end();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(Diagnostic::error(at.value(v), "invalid control group")
+                .help("a group name or number, e.g. controlgroup=lvsadmin")
+                .extension());
+        }
+        p.globals.controlgroup = Some(name.to_owned());
+        Ok(())
+    })
+    .extension(),
     row("timeout", Plain, |_, at, _| Err(timeout(at))).deprecated(),
 ];
 
