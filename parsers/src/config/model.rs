@@ -607,6 +607,8 @@ pub struct Globals {
     pub node_addresses: BTreeMap<String, IpAddr>,
     /// Extension `engine=` (default netlink); `--engine` on the command line wins.
     pub engine: EngineName,
+    /// Extension `metrics=ADDR:PORT`: serve Prometheus metrics there (default: off).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for Globals {
@@ -641,6 +643,7 @@ impl Default for Globals {
             checkjitter: 0,
             node_addresses: BTreeMap::new(),
             engine: EngineName::Netlink,
+            metrics: None,
         }
     }
 }

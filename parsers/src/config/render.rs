@@ -92,6 +92,9 @@ fn globals(out: &mut String, g: &Globals) {
     if g.engine != d.engine {
         line(format!("engine={}", g.engine.as_str()));
     }
+    if let Some(addr) = g.metrics {
+        line(format!("metrics={addr}"));
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are
