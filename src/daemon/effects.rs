@@ -57,7 +57,9 @@ impl CommandQueue {
 
 /// Run one shell line, bounded, logging stock's `system(LINE) failed: …` on failure.
 pub async fn run_shell(line: &str, timeout: Duration) {
-    let child = tokio::process::Command::new("/bin/sh")
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    super::notify::forget(&mut cmd);
+    let child = cmd
         .arg("-c")
         .arg(line)
         .stdin(Stdio::null())

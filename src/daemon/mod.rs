@@ -28,6 +28,8 @@ pub mod dynamic;
 pub mod effects;
 pub mod logging;
 pub mod mail;
+pub mod metrics;
+pub mod notify;
 pub mod run;
 pub mod watch;
 
@@ -86,8 +88,9 @@ pub struct SubInstances {
 impl SubInstances {
     /// Run `NAME ACTION` synchronously with this process's stdio (for `status`).
     pub fn run_blocking(&self, name: &str, action: &str) -> Option<i32> {
-        Command::new(&self.exe)
-            .args(&self.flags)
+        let mut cmd = Command::new(&self.exe);
+        notify::forget(&mut cmd);
+        cmd.args(&self.flags)
             .arg(name)
             .arg(action)
             .env_remove(DAEMON_CHILD_ENV)
@@ -262,7 +265,9 @@ pub fn spawn_daemon(options: &[String], args: &[String]) -> Spawned {
     let arg0 = std::env::args_os()
         .next()
         .unwrap_or_else(|| exe.clone().into_os_string());
-    let child = Command::new(&exe)
+    let mut cmd = Command::new(&exe);
+    notify::inherit_watchdog(&mut cmd);
+    let child = cmd
         .arg0(arg0)
         .args(args)
         .env(
