@@ -9,21 +9,13 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{Backend, Mode, World, wait_until};
+use support::{Backend, Mode, World, free_port, wait_until};
 
 const VIRTUAL: &str = "tcp:127.0.0.100:80";
-
-/// A loopback port nobody listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `GET path` over a fresh connection: (status line, body).
 fn get(addr: SocketAddr, path: &str) -> Option<(String, String)> {
@@ -72,15 +64,22 @@ fn hup(pid: i32) {
     .unwrap();
 }
 
+/// A daemon for `reals` serving metrics on a free loopback port: (that address, the
+/// config file, the daemon's pid).
+fn daemon_with_metrics(w: &World, name: &str, reals: &[&Backend]) -> (SocketAddr, PathBuf, i32) {
+    let port = free_port();
+    let cfg = w.config(name, &config_body(port, reals));
+    let pid = w.start(cfg.to_str().unwrap());
+    (([127, 0, 0, 1], port).into(), cfg, pid)
+}
+
 #[test]
 fn a_scrape_passes_promtool_and_counts_what_happened() {
     let w = World::new();
     let good = Backend::start("127.0.0.1", Mode::Healthy);
     let bad = Backend::start("127.0.0.1", Mode::Failing);
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let cfg = w.config("m.cf", &config_body(port, &[&good, &bad]));
-    let pid = w.start(cfg.to_str().unwrap());
+    let (addr, cfg, pid) = daemon_with_metrics(&w, "m.cf", &[&good, &bad]);
+    let port = addr.port();
     let (g, b) = (good.addr.to_string(), bad.addr.to_string());
     wait_until(30, "good real up, failing real down in the scrape", || {
         let t = scrape(addr);
@@ -305,10 +304,7 @@ fn prometheus_sees_a_real_go_down_within_a_scrape() {
     let w = World::new();
     let one = Backend::start("127.0.0.1", Mode::Healthy);
     let two = Backend::start("127.0.0.1", Mode::Healthy);
-    let port = free_port();
-    let target: SocketAddr = ([127, 0, 0, 1], port).into();
-    let cfg = w.config("p.cf", &config_body(port, &[&one, &two]));
-    w.start(cfg.to_str().unwrap());
+    let (target, cfg, _) = daemon_with_metrics(&w, "p.cf", &[&one, &two]);
     let prom = Prometheus::start(&w, target);
     let a = one.addr.to_string();
     let series = format!("ldirectord_real_up{{real=\"{a}\"}}");

@@ -77,7 +77,10 @@ struct Shared {
 /// The running `/metrics` server.
 #[derive(Debug)]
 struct Server {
+    /// As configured.
     addr: SocketAddr,
+    /// As bound (differs for port 0).
+    local: SocketAddr,
     task: JoinHandle<()>,
 }
 
@@ -85,6 +88,13 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A counter family with one label, registered.
+fn counters(registry: &mut Registry, name: &str, help: &str) -> Family<Labels1, Counter> {
+    let family = Family::<Labels1, Counter>::default();
+    registry.register(name, help, family.clone());
+    family
 }
 
 fn check_histogram() -> Histogram {
@@ -105,29 +115,25 @@ impl Metrics {
             "Wall time of one check run, by check type",
             check_duration.clone(),
         );
-        let check_results = Family::<Labels1, Counter>::default();
-        registry.register(
+        let check_results = counters(
+            &mut registry,
             "ldirectord_check_results",
             "Check runs by result: ok, maintenance, or the class of the failure (timeout, connect, tls, protocol, mismatch, auth, command, other)",
-            check_results.clone(),
         );
-        let engine_ops = Family::<Labels1, Counter>::default();
-        registry.register(
+        let engine_ops = counters(
+            &mut registry,
             "ldirectord_engine_operations",
             "IPVS operations applied through the engine, by kind",
-            engine_ops.clone(),
         );
-        let engine_errors = Family::<Labels1, Counter>::default();
-        registry.register(
+        let engine_errors = counters(
+            &mut registry,
             "ldirectord_engine_errors",
             "IPVS operations (and table dumps) the engine failed, by kind",
-            engine_errors.clone(),
         );
-        let reloads = Family::<Labels1, Counter>::default();
-        registry.register(
+        let reloads = counters(
+            &mut registry,
             "ldirectord_reloads",
             "Configuration reloads by result (ok, error: the old configuration stays)",
-            reloads.clone(),
         );
         let last_reload = Gauge::<f64, AtomicU64>::default();
         registry.register(
@@ -188,9 +194,10 @@ impl Metrics {
             }
             Err(e) => return Err(e),
         };
+        let local = listener.local_addr()?;
         let shared = self.shared.clone();
         let task = tokio::spawn(accept_loop(listener, shared));
-        self.server = Some(Server { addr, task });
+        self.server = Some(Server { addr, local, task });
         self.dirty = true;
         Ok(())
     }
@@ -198,6 +205,11 @@ impl Metrics {
     /// Where `/metrics` is served, if it is.
     pub fn address(&self) -> Option<SocketAddr> {
         self.server.as_ref().map(|s| s.addr)
+    }
+
+    /// The address the listener is bound to (the port the system picked for port 0).
+    pub fn local_address(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|s| s.local)
     }
 
     /// One check run finished.
@@ -365,55 +377,55 @@ impl Reals {
 impl Collector for Reals {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snap = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        {
-            let mut family = encoder.encode_descriptor(
+        let series: [(&str, &str, MetricType, &[&str], Value); 3] = [
+            (
                 "ldirectord_real_up",
                 "Whether the real server is up (1) or down (0) by its checks, per virtual service",
-                None,
                 MetricType::Gauge,
-            )?;
-            for r in &snap.rows {
-                let l = [
-                    ("virtual", r.virtual_id.as_str()),
-                    ("real", r.real.as_str()),
-                ];
-                ConstGauge::new(i64::from(r.up)).encode(family.encode_family(&l)?)?;
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
+                &[""],
+                |r, _| u64::from(r.up),
+            ),
+            (
                 "ldirectord_real_weight",
                 "The real server's weight in the IPVS table (0: quiesced or not in the table)",
-                None,
                 MetricType::Gauge,
-            )?;
+                &[""],
+                |r, _| u64::from(r.weight),
+            ),
+            (
+                "ldirectord_real_transitions",
+                "Times the real server went up or down (to=up|down) since it was configured",
+                MetricType::Counter,
+                &["down", "up"],
+                |r, i| r.transitions[i],
+            ),
+        ];
+        for (name, help, kind, to, value) in series {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for r in &snap.rows {
-                let l = [
-                    ("virtual", r.virtual_id.as_str()),
-                    ("real", r.real.as_str()),
-                ];
-                ConstGauge::new(i64::from(r.weight)).encode(family.encode_family(&l)?)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "ldirectord_real_transitions",
-            "Times the real server went up or down (to=up|down) since it was configured",
-            None,
-            MetricType::Counter,
-        )?;
-        for r in &snap.rows {
-            for (to, n) in [("down", r.transitions[0]), ("up", r.transitions[1])] {
-                let l = [
-                    ("virtual", r.virtual_id.as_str()),
-                    ("real", r.real.as_str()),
-                    ("to", to),
-                ];
-                ConstCounter::new(n).encode(family.encode_family(&l)?)?;
+                for (i, to) in to.iter().enumerate() {
+                    let base = [
+                        ("virtual", r.virtual_id.as_str()),
+                        ("real", r.real.as_str()),
+                    ];
+                    let v = value(r, i);
+                    // `to` only for the transitions: one series per direction.
+                    if to.is_empty() {
+                        let m = family.encode_family(&base)?;
+                        ConstGauge::new(v as i64).encode(m)?;
+                    } else {
+                        let l = [base[0], base[1], ("to", *to)];
+                        ConstCounter::new(v).encode(family.encode_family(&l)?)?;
+                    }
+                }
             }
         }
         Ok(())
     }
 }
+
+/// A per-real value: the row, and the index into the series' `to` labels.
+type Value = fn(&RealRow, usize) -> u64;
 
 /// Accept scrapers until the server is dropped (its task aborted).
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
