@@ -1,7 +1,8 @@
 //! systemd's notify protocol against a real notify socket: the test binds a Unix datagram
 //! socket, points `NOTIFY_SOCKET` at it and reads what the daemon sends. Detached
 //! (`start`, as under `Type=notify` + `NotifyAccess=all`): `MAINPID=` with `READY=1`
-//! before `start` returns, `STATUS=`, `WATCHDOG=1` every half `WATCHDOG_USEC`,
+//! before `start` returns, `STATUS=`, `WATCHDOG=1` every half `WATCHDOG_USEC` (though
+//! systemd's `WATCHDOG_PID` names `start`, which the daemon replaces as main process),
 //! `RELOADING=1` then `READY=1` around a reload, `STOPPING=1`, and children that never see
 //! the socket. In the foreground: no `MAINPID=`, and no watchdog meant for another pid.
 
@@ -11,6 +12,7 @@ mod support;
 use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,8 +79,15 @@ fn a_detached_daemon_tells_systemd_its_pid_state_and_liveness() {
         fb.display()
     );
     let cfg = w.config("n.cf", &body);
-    let out = w
-        .command(&[cfg.to_str().unwrap(), "start"])
+    // As systemd starts it: WATCHDOG_PID is the pid of the process it started (the shell
+    // execs, keeping its pid), which is `start`, not the daemon it detaches.
+    let start = w.command(&[cfg.to_str().unwrap(), "start"]);
+    let out = Command::new("/bin/sh")
+        .args(["-c", "export WATCHDOG_PID=$$; exec \"$@\"", "sh"])
+        .arg(start.get_program())
+        .args(start.get_args())
+        .envs(start.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(w.dir.path())
         .env("NOTIFY_SOCKET", w.path("notify"))
         .env("WATCHDOG_USEC", "600000")
         .output()
