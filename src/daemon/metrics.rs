@@ -511,3 +511,142 @@ async fn respond(
     stream.write_all(body).await?;
     stream.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::director::CheckResult;
+    use crate::engine::Table;
+    use ldirectord_parsers::config::{ParseOptions, parse_with};
+
+    fn director() -> Director {
+        let text = "checkinterval=1\nvirtual=10.0.0.1:80\n\tchecktype=connect\n\treal=10.0.0.2:80 masq 3\n\treal=10.0.0.3:80 masq 1\n";
+        let opts = ParseOptions {
+            check_files: false,
+            hostname: Some("t".into()),
+            ..ParseOptions::default()
+        };
+        let config = parse_with(text, std::path::Path::new("t.cf"), &opts)
+            .unwrap()
+            .config;
+        Director::start(config, &Table::default()).0
+    }
+
+    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn per_real_series_follow_the_director() {
+        let mut d = director();
+        let checks = d.checks();
+        let m = Metrics::new("netlink");
+        for c in &checks {
+            d.on_check(&c.spec, CheckResult::Up("ok"), Duration::ZERO);
+        }
+        m.refresh(&d);
+        let text = m.encode();
+        let series =
+            |name: &str, real: &str| format!("{name}{{virtual=\"tcp:10.0.0.1:80\",real=\"{real}\"");
+        assert_eq!(
+            line(&text, &series("ldirectord_real_up", "10.0.0.2:80")),
+            Some("ldirectord_real_up{virtual=\"tcp:10.0.0.1:80\",real=\"10.0.0.2:80\"} 1")
+        );
+        assert!(
+            line(&text, &series("ldirectord_real_weight", "10.0.0.2:80"))
+                .unwrap()
+                .ends_with("} 3")
+        );
+        // First sight is no transition; a check that takes it down is one.
+        let down = |t: &str| {
+            line(
+                t,
+                &format!(
+                    "{},to=\"down\"}}",
+                    series("ldirectord_real_transitions_total", "10.0.0.2:80")
+                ),
+            )
+            .map(str::to_owned)
+        };
+        assert!(down(&text).unwrap().ends_with(" 0"), "{text}");
+        let first = checks
+            .iter()
+            .find(|c| c.spec.ip.to_string() == "10.0.0.2")
+            .unwrap();
+        d.on_check(
+            &first.spec,
+            CheckResult::Down("refused"),
+            Duration::from_secs(1),
+        );
+        m.refresh(&d);
+        let text = m.encode();
+        assert!(down(&text).unwrap().ends_with(" 1"), "{text}");
+        assert!(
+            line(&text, &series("ldirectord_real_up", "10.0.0.2:80"))
+                .unwrap()
+                .ends_with("} 0")
+        );
+        assert!(
+            line(&text, &series("ldirectord_real_weight", "10.0.0.2:80"))
+                .unwrap()
+                .ends_with("} 0")
+        );
+        assert!(text.contains("# TYPE ldirectord_real_transitions_total counter\n"));
+    }
+
+    #[test]
+    fn snapshot_refreshes_only_while_served_and_at_most_every_200_ms() {
+        let d = director();
+        let mut m = Metrics::new("netlink");
+        m.observe(&d, true);
+        assert!(
+            line(&m.encode(), "ldirectord_real_up{").is_none(),
+            "not served: no snapshot"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            m.serve(Some(([127, 0, 0, 1], 0).into())).await.unwrap();
+            m.observe(&d, true);
+            assert!(line(&m.encode(), "ldirectord_real_up{").is_some());
+            // Acted again at once: marked, not rebuilt until REFRESH_EVERY has passed.
+            m.observe(&d, true);
+            assert!(m.dirty);
+            m.refreshed_at = Some(Instant::now() - REFRESH_EVERY);
+            m.observe(&d, false);
+            assert!(!m.dirty);
+            m.serve(None).await.unwrap();
+            assert!(m.address().is_none());
+        });
+    }
+
+    #[test]
+    fn results_and_operations_by_their_labels() {
+        let d = director();
+        let spec = &d.checks()[0].spec;
+        let m = Metrics::new("ipvsadm");
+        m.check(spec, &Outcome::up("ok", Duration::from_millis(3)));
+        m.check(
+            spec,
+            &Outcome::failed(
+                ldirectord_checks::Failure::connect("refused"),
+                Duration::ZERO,
+            ),
+        );
+        m.check(spec, &Outcome::maintenance("in maintenance"));
+        m.engine_dump(false);
+        let text = m.encode();
+        for l in [
+            "ldirectord_check_results_total{result=\"ok\"} 1",
+            "ldirectord_check_results_total{result=\"connect\"} 1",
+            "ldirectord_check_results_total{result=\"maintenance\"} 1",
+            "ldirectord_check_duration_seconds_count{checktype=\"connect\"} 3",
+            "ldirectord_engine_operations_total{op=\"dump\"} 1",
+            "ldirectord_engine_errors_total{op=\"dump\"} 1",
+        ] {
+            assert!(text.lines().any(|x| x == l), "{l} in\n{text}");
+        }
+    }
+}
