@@ -323,18 +323,25 @@ fn prometheus_sees_a_real_go_down_within_a_scrape() {
     wait_until(30, "Prometheus sees it down", || {
         prom.query(&series).first().and_then(value).as_deref() == Some("0")
     });
-    // Every scrape that started later than a second after the real was taken out (the
-    // exporter's snapshot lags the core by at most its 1 s tick) saw it down.
+    // Every scrape that started later than 2 s after the real was taken out saw it down:
+    // the exporter's snapshot lags the core by at most its 1 s tick (usually not at all),
+    // plus a second of slack for a loaded machine; so the first or second scrape after.
     let range = prom.query(&format!("{series}[2m]"));
     let samples = range[0]["values"].as_array().unwrap();
     let stale: Vec<_> = samples
         .iter()
-        .filter(|s| s[0].as_f64().unwrap() > taken_out + 1.0 && s[1] != "0")
+        .filter(|s| s[0].as_f64().unwrap() > taken_out + 2.0 && s[1] != "0")
         .collect();
     assert!(
         stale.is_empty(),
         "scrapes still up after the real went down: {stale:?}"
     );
+    if let Some(first) = samples.iter().find(|s| s[1] == "0") {
+        let after = first[0].as_f64().unwrap() - taken_out;
+        println!(
+            "first scrape with the real down: {after:+.2} s after the take-out was seen in the log"
+        );
+    }
     assert!(
         samples
             .iter()
