@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "fixtures/daemon/support.rs"]
+mod support;
+use support::free_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ldirectord");
 
 /// How a backend behaves.
@@ -276,14 +280,6 @@ impl Drop for Director {
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(

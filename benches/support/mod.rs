@@ -30,12 +30,17 @@ pub fn config(weight: u32) -> Config {
             ));
         }
     }
+    parse(&text)
+}
+
+/// A benchmark's configuration text, parsed (files not checked, host name `bench`).
+pub fn parse(text: &str) -> Config {
     let opts = ParseOptions {
         check_files: false,
         hostname: Some("bench".into()),
         ..ParseOptions::default()
     };
-    parse_with(&text, Path::new("bench.cf"), &opts)
+    parse_with(text, Path::new("bench.cf"), &opts)
         .expect("bench config parses")
         .config
 }

@@ -3,7 +3,9 @@
 //! daemon itself. One place, so that no child inherits what is private to our own
 //! processes: the daemon child's carried options ([`DAEMON_CHILD_ENV`]) must reach the
 //! daemon and nothing it runs (an `ldirectord … start` from a fallbackcommand that saw
-//! them would take itself for a daemon child).
+//! them would take itself for a daemon child), and systemd's notify protocol
+//! ([`NOTIFY_ENV`]), which is for the daemon's main process alone (a child that answered
+//! `READY=1` or fed the watchdog would speak for the daemon).
 //!
 //! Why each child's environment drops the variable instead of the daemon dropping it
 //! once: `std::env::remove_var` is unsafe (other threads may read the environment) and the
@@ -21,15 +23,32 @@ use std::ffi::OsStr;
 /// daemon's command line stays `PROGRAM CONFIG start` as typed.
 pub const DAEMON_CHILD_ENV: &str = "LDIRECTORD_RS_DAEMON_CHILD";
 
-/// An async command for `program`, without [`DAEMON_CHILD_ENV`].
+/// systemd's notify protocol variables: the socket, the watchdog period and the pid the
+/// watchdog watches.
+pub const NOTIFY_ENV: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+/// An async command for `program`, without [`DAEMON_CHILD_ENV`] and [`NOTIFY_ENV`].
 pub fn command(program: impl AsRef<OsStr>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.env_remove(DAEMON_CHILD_ENV);
+    for name in std::iter::once(DAEMON_CHILD_ENV).chain(NOTIFY_ENV) {
+        cmd.env_remove(name);
+    }
     cmd
 }
 
-/// A blocking command for `program`, without [`DAEMON_CHILD_ENV`].
+/// A blocking command for `program`, without [`DAEMON_CHILD_ENV`] and [`NOTIFY_ENV`].
 pub fn blocking_command(program: impl AsRef<OsStr>) -> std::process::Command {
+    let mut cmd = daemon_command(program);
+    for name in NOTIFY_ENV {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// The command that becomes the daemon (`start` re-executing itself): without
+/// [`DAEMON_CHILD_ENV`] (the caller sets it), but with systemd's notify variables, which
+/// are meant for the daemon.
+pub fn daemon_command(program: impl AsRef<OsStr>) -> std::process::Command {
     let mut cmd = std::process::Command::new(program);
     cmd.env_remove(DAEMON_CHILD_ENV);
     cmd
@@ -47,6 +66,17 @@ mod tests {
     fn both_commands_drop_the_daemon_child_variable() {
         assert!(removed(blocking_command("true").get_envs().collect()));
         assert!(removed(command("true").as_std().get_envs().collect()));
+        assert!(removed(daemon_command("true").get_envs().collect()));
+    }
+
+    #[test]
+    fn only_the_daemon_keeps_the_notify_protocol() {
+        for name in NOTIFY_ENV {
+            let gone = (OsStr::new(name), None);
+            assert!(blocking_command("true").get_envs().any(|e| e == gone));
+            assert!(command("true").as_std().get_envs().any(|e| e == gone));
+            assert!(!daemon_command("true").get_envs().any(|e| e == gone));
+        }
     }
 
     #[test]

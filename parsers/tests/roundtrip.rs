@@ -277,6 +277,8 @@ fn config_text() -> impl Strategy<Value = String> {
                 "nodeaddress=node1 10.0.0.1",
                 "nodeaddress=node2 [2001:db8::2]",
                 "nodeaddress=node1 10.0.0.11",
+                "metrics=127.0.0.1:9595",
+                "metrics=[::1]:9100",
             ]),
             0..8,
         ),

@@ -591,6 +591,45 @@ fn syncdaemon_is_a_master_sync_daemon_with_checked_options() {
 }
 
 #[test]
+fn metrics_directive() {
+    assert_eq!(ok("virtual=1.2.3.4:80\n").globals.metrics, None);
+    for (text, addr) in [
+        ("127.0.0.1:9595", "127.0.0.1:9595"),
+        ("[::1]:9100", "[::1]:9100"),
+    ] {
+        let c = ok(&format!("metrics={text}\nvirtual=1.2.3.4:80\n"));
+        assert_eq!(
+            c.globals.metrics.map(|a| a.to_string()).as_deref(),
+            Some(addr)
+        );
+    }
+    for bad in [
+        "localhost:9595",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "::1:9100",
+        "1.2.3.4:99999",
+    ] {
+        let text = format!("checkinterval=5\nmetrics={bad}\nvirtual=1.2.3.4:80\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(
+            (
+                e.error.span.line,
+                e.error.span.column,
+                e.error.message.as_str()
+            ),
+            (2, 9, "invalid metrics address"),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        err("virtual=1.2.3.4:80\n\tmetrics=127.0.0.1:9595\n").0,
+        2,
+        "metrics= is global only"
+    );
+}
+
+#[test]
 fn diagnostics_point_at_the_value() {
     let e = parse("virtual=1.2.3.4:80\n\tscheduler=WRR\n").unwrap_err();
     assert_eq!((e.error.span.line, e.error.span.column), (2, 12));

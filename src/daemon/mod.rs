@@ -34,6 +34,8 @@ pub mod effects;
 pub mod logging;
 pub mod mail;
 pub mod observe;
+pub mod metrics;
+pub mod notify;
 pub mod run;
 pub mod watch;
 
@@ -46,7 +48,7 @@ use logging::LogHandle;
 /// Only that child sees it: every program ours start comes from
 /// [`ldirectord_checks::process`], which leaves it out.
 pub use ldirectord_checks::process::DAEMON_CHILD_ENV;
-use ldirectord_checks::process::blocking_command;
+use ldirectord_checks::process::{blocking_command, daemon_command};
 
 /// In the daemon child: the options the invoking process carried over, `None` elsewhere.
 pub fn carried_options() -> Option<Vec<String>> {
@@ -272,7 +274,9 @@ pub fn spawn_daemon(options: &[String], args: &[String]) -> Spawned {
     let arg0 = std::env::args_os()
         .next()
         .unwrap_or_else(|| exe.clone().into_os_string());
-    let child = blocking_command(&exe)
+    let mut cmd = daemon_command(&exe);
+    notify::inherit_watchdog(&mut cmd);
+    let child = cmd
         .arg0(arg0)
         .args(args)
         .env(

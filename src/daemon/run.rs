@@ -36,6 +36,8 @@ use super::dynamic::{Dynamic, Refreshed};
 use super::effects::{CommandQueue, Mailer, append_monitor};
 use super::logging::{Destination, LogHandle};
 use super::observe::Observer;
+use super::metrics::Metrics;
+use super::notify::{self, Notifier};
 use super::watch::FileWatch;
 use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
@@ -102,6 +104,17 @@ pub async fn run(
             return 1;
         }
     };
+    let mut metrics = Metrics::new(opts.engine.name());
+    if let Err(e) = metrics.serve(parsed.config.globals.metrics).await {
+        let msg = metrics_bind_error(parsed.config.globals.metrics, &e);
+        tracing::info!("{msg}");
+        ready.fail(&msg);
+        if let Some(pid) = pid {
+            pid.remove();
+        }
+        return 1;
+    }
+    let notify = Notifier::from_env(pid.is_some());
     let mut engine = match make_engine(&opts.engine).await {
         Ok(e) => e,
         Err(e) => {
@@ -165,8 +178,13 @@ pub async fn run(
         sync,
         observe,
         control,
+        metrics,
+        notify,
     };
     daemon.perform(actions).await;
+    daemon.report_status();
+    // Before the pipe's `ready`: systemd must know MAINPID before the invoker exits.
+    daemon.notify.ready();
     ready.ok();
     let execute = daemon.director.config().globals.execute.clone();
     for name in &execute {
@@ -204,6 +222,8 @@ struct Daemon {
     observe: Observer,
     /// The control socket's requests and the operators' drains.
     control: Control,
+    metrics: Metrics,
+    notify: Notifier,
 }
 
 /// Start (or adopt) the sync daemon, and log which.
@@ -248,6 +268,10 @@ impl Daemon {
     ) -> i32 {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watchdog_period = self.notify.watchdog_period();
+        // Off: a period that never comes (the branch is disabled anyway).
+        let mut watchdog =
+            tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(86_400)));
         let signal = loop {
             tokio::select! {
                 biased;
@@ -273,7 +297,10 @@ impl Daemon {
                     self.perform(actions).await;
                     self.poll_config().await;
                     self.maybe_resync().await;
+                    self.metrics.observe(&self.director, false);
+                    self.report_status();
                 }
+                _ = watchdog.tick(), if watchdog_period.is_some() => self.notify.watchdog(),
             }
         };
         self.stop(signal).await
@@ -283,10 +310,13 @@ impl Daemon {
     /// schedules a resync; the rest of the batch still runs.
     async fn perform(&mut self, actions: Vec<Action>) {
         let mut failed = false;
+        let acted = !actions.is_empty();
         for action in actions {
             match action {
                 Action::Apply(op) => {
-                    if let Err(e) = self.engine.apply(&op).await {
+                    let applied = self.engine.apply(&op).await;
+                    self.metrics.engine_op(&op, applied.is_ok());
+                    if let Err(e) = applied {
                         tracing::info!("{}", engine_error_text(self.engine.name(), &e));
                         failed = true;
                     }
@@ -303,6 +333,21 @@ impl Daemon {
         if failed && self.resync_at.is_none() {
             self.resync_at = Some(Instant::now() + self.resync_backoff);
         }
+        self.metrics.observe(&self.director, acted);
+    }
+
+    /// `STATUS=` for systemd: virtual services and reals up.
+    fn report_status(&mut self) {
+        if !self.notify.is_on() {
+            return;
+        }
+        let status = self.director.status();
+        let reals = || status.iter().flat_map(|v| &v.reals);
+        let up = reals()
+            .filter(|r| r.health == crate::director::Health::Up)
+            .count();
+        self.notify
+            .status(notify::status_line(status.len(), up, reals().count()));
     }
 
     /// After engine errors: dump and let the core converge.
@@ -312,7 +357,9 @@ impl Daemon {
             return;
         }
         self.resync_at = None;
-        match self.engine.dump().await {
+        let dumped = self.engine.dump().await;
+        self.metrics.engine_dump(dumped.is_ok());
+        match dumped {
             Ok(table) => {
                 let actions = self.director.on_table(&table);
                 self.perform(actions).await;
@@ -336,6 +383,7 @@ impl Daemon {
             return; // in flight across a reload that removed it
         }
         self.observe.on_check(&result.key, &result.outcome);
+        self.metrics.check(&result.key, &result.outcome);
         let check = CheckResult::from(&result.outcome);
         let actions = self.director.on_check(&result.key, check, self.now());
         self.perform(actions).await;
@@ -452,7 +500,9 @@ impl Daemon {
     /// The kernel table for a reload; when the dump fails, what the director believes it
     /// holds (and a resync is scheduled).
     async fn dump_or_believed(&mut self) -> Table {
-        match self.engine.dump().await {
+        let dumped = self.engine.dump().await;
+        self.metrics.engine_dump(dumped.is_ok());
+        match dumped {
             Ok(t) => t,
             Err(e) => {
                 tracing::info!("{}", engine_error_text(self.engine.name(), &e));
@@ -463,8 +513,17 @@ impl Daemon {
         }
     }
 
-    /// Reload: parse fully first; on an error keep everything as it is.
+    /// Reload, told to systemd and counted.
     async fn reload(&mut self) {
+        self.notify.reloading();
+        let ok = self.reload_config().await;
+        self.metrics.reload(ok);
+        self.report_status();
+        self.notify.ready();
+    }
+
+    /// Parse fully first; on an error keep everything as it is (and return false).
+    async fn reload_config(&mut self) -> bool {
         let path = self.opts.config_path.clone();
         let parsed = match std::fs::read(&path) {
             Ok(bytes) => {
@@ -481,7 +540,7 @@ impl Daemon {
                 tracing::info!("{}", e.error.stock_format(pid, &path));
                 self.observe
                     .on_reload(Err(e.error.stock_format(pid, &path)));
-                return;
+                return false;
             }
         };
         log_diagnostics(&parsed.warnings, pid, &path);
@@ -514,6 +573,16 @@ impl Daemon {
                 self.opts.subs.run(name, "start").await;
             }
         }
+        let addr = self.director.config().globals.metrics;
+        if let Err(e) = self.metrics.serve(addr).await {
+            let kept = self
+                .metrics
+                .address()
+                .map(|a| format!("; still serving on {a}"));
+            let msg = metrics_bind_error(addr, &e);
+            tracing::info!("{msg}{}", kept.unwrap_or_default());
+        }
+        true
     }
 
     /// A reload changed `syncdaemon=`: restart the daemon with the new settings. If the
@@ -542,6 +611,7 @@ impl Daemon {
 
     /// Orderly stop (§1.5, §4.8).
     async fn stop(mut self, signal: &str) -> i32 {
+        self.notify.stopping();
         let execute = self.director.config().globals.execute.clone();
         for name in &execute {
             self.opts.subs.run(name, "stop").await;
@@ -564,6 +634,11 @@ impl Daemon {
         }
         0
     }
+}
+
+fn metrics_bind_error(addr: Option<SocketAddr>, e: &std::io::Error) -> String {
+    let addr = addr.map(|a| a.to_string()).unwrap_or_default();
+    format!("cannot serve metrics on {addr}: {e}")
 }
 
 fn log_diagnostics(diags: &[Diagnostic], pid: u32, path: &Path) {

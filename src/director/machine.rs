@@ -385,6 +385,31 @@ impl Director {
         }
     }
 
+    /// The weight each configured (virtual, real) has in the table as we believe the kernel
+    /// holds it, in the order of [`Director::status`]; `None` where the kernel has no such
+    /// real. One pass over each service's destinations (10,000 reals under one virtual
+    /// stay linear), for the metrics exporter.
+    pub fn table_weights(&self) -> Vec<Option<u32>> {
+        let mut out = Vec::new();
+        for v in &self.virtuals {
+            let weights: HashMap<(IpAddr, u16), u32> = self
+                .observed
+                .get(&v.key)
+                .map(|e| {
+                    e.dests
+                        .iter()
+                        .map(|d| ((d.spec.ip, d.spec.port), d.spec.weight))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.extend(v.reals.iter().map(|r| {
+                let at = |p: u16| weights.get(&(r.dest.ip, p)).copied();
+                at(r.dest.port).or_else(|| r.alt_port.and_then(at))
+            }));
+        }
+        out
+    }
+
     /// A check result for `spec`, applied to every (virtual, real) that uses this check. A
     /// result for a check that is no longer configured (in flight across a reload) is
     /// ignored.

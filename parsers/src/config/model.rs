@@ -617,6 +617,8 @@ pub struct Globals {
     /// Extension `controlgroup=`: the group (name or number) that may use the control
     /// socket besides root; `None` = root only.
     pub controlgroup: Option<String>,
+    /// Extension `metrics=ADDR:PORT`: serve Prometheus metrics there (default: off).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for Globals {
@@ -654,6 +656,7 @@ impl Default for Globals {
             syncdaemon: None,
             fallbackcommandonstop: false,
             controlgroup: None,
+            metrics: None,
         }
     }
 }

@@ -110,6 +110,9 @@ fn globals(out: &mut String, g: &Globals) {
     if let Some(group) = &g.controlgroup {
         line(format!("controlgroup={group}"));
     }
+    if let Some(addr) = g.metrics {
+        line(format!("metrics={addr}"));
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are

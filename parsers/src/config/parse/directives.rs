@@ -123,7 +123,7 @@ mod tests {
     fn the_help_lists_are_the_ones_users_know() {
         assert_eq!(
             listed(GLOBAL),
-            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup)"
+            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics)"
         );
         assert_eq!(
             listed(VIRTUAL),
@@ -160,6 +160,7 @@ mod tests {
                 "syncttl",
                 "fallbackcommandonstop",
                 "controlgroup",
+                "metrics",
                 "timeout"
             ]
         );

@@ -231,6 +231,15 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
         Ok(())
     })
     .extension(),
+    row("metrics", Plain, |p, at, v| {
+        p.globals.metrics = Some(metrics_address(v.trim_end()).ok_or_else(|| {
+            Diagnostic::error(at.value(v), "invalid metrics address")
+                .help("ADDRESS:PORT to serve /metrics on, e.g. metrics=127.0.0.1:9595 or metrics=[::1]:9595")
+                .extension()
+        })?);
+        Ok(())
+    })
+    .extension(),
     row("timeout", Plain, |_, at, _| Err(timeout(at))).deprecated(),
 ];
 
@@ -309,6 +318,13 @@ impl Parser<'_, '_> {
             .extension()),
         }
     }
+}
+
+/// `metrics=`: an IP address (IPv6 in brackets) and a port other than 0.
+fn metrics_address(v: &str) -> Option<std::net::SocketAddr> {
+    v.parse::<std::net::SocketAddr>()
+        .ok()
+        .filter(|a| a.port() != 0)
 }
 
 /// `timeout=`: stock refuses it.
