@@ -33,9 +33,9 @@ pub mod dynamic;
 pub mod effects;
 pub mod logging;
 pub mod mail;
-pub mod observe;
 pub mod metrics;
 pub mod notify;
+pub mod observe;
 pub mod run;
 pub mod watch;
 

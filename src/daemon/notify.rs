@@ -121,7 +121,6 @@ pub fn inherit_watchdog(cmd: &mut std::process::Command) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
