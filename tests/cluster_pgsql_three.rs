@@ -237,7 +237,7 @@ fn director_cf() -> String {
          \trealfilter=attribute pgsql-status {REGEX}\n\
          \tservice=pgsql\n\tchecktype=negotiate\n\
          \tlogin=\"postgres\"\n\tdatabase=\"postgres\"\n\
-         \tpgsqlrole=standby\n"
+         \tpgsqlrole=standby\n\tpgsqlmaxlag=5s\n"
     )
 }
 
@@ -607,10 +607,180 @@ fn primary_dies(c: &mut Cluster, form: Form, old_primary: &str) {
     );
 }
 
+/// The node running the director (`lb`), as the cluster says; `None` while it runs
+/// nowhere (moving).
+fn director_node(c: &Cluster) -> Option<String> {
+    let r = c
+        .any()
+        .tool(&["crm_resource", "-r", "lb", "--locate", "-Q"]);
+    r.stdout.split_whitespace().next().map(str::to_owned)
+}
+
+/// SQL as postgres on `node`'s own server (its Unix socket).
+fn local_sql(node: &Node, sql: &str) -> String {
+    let r = node.ns().run(
+        &[
+            "psql", "-h", PG_RUN, "-U", "postgres", "-d", "postgres", "-XtAc", sql,
+        ],
+        30,
+    );
+    assert!(r.status.success(), "{} psql {sql}: {r:?}", node.name);
+    r.stdout
+}
+
+/// `n` reads; the nodes they reached (failed reads left out).
+fn servers(c: &Cluster, n: usize) -> Vec<String> {
+    (0..n).filter_map(|_| read(c)).map(|r| r.server).collect()
+}
+
+/// Scenario 3: a standby stops streaming (the primary's `pg_hba` refuses its replication
+/// connection and its walsender is ended): it leaves the pool (by `pgsql-status`, which
+/// the primary's agent sets to `HS:alone`, and, in the configfile form, by the role
+/// check's `pgsqlmaxlag`: an unknown lag is not below it), then comes back when it
+/// streams again. Measures both times.
+fn standby_stops_streaming(c: &Cluster, form: Form) {
+    let primary = primary(c).expect("a primary");
+    let lb = director_node(c).expect("the director runs");
+    // The standby that does not run the director (so only its membership changes).
+    let victim = c
+        .live()
+        .find(|n| n.name != primary && n.name != lb)
+        .map(|n| n.name.clone())
+        .unwrap_or_else(|| lb.clone());
+    let p = c.node(&primary);
+    let hba = format!("{PG_RUN}/data/pg_hba.conf");
+    let refuse = format!("host replication all {}/32 reject", c.node(&victim).addr);
+    let t0 = Instant::now();
+    p.ns().ok(&["sed", "-i", &format!("1i {refuse}"), &hba]);
+    local_sql(p, "select pg_reload_conf()");
+    local_sql(
+        p,
+        &format!(
+            "select pg_terminate_backend(pid) from pg_stat_replication \
+             where application_name = '{victim}'"
+        ),
+    );
+    wait(
+        c,
+        "the standby that stopped streaming to leave the pool",
+        || !servers(c, 4).contains(&victim),
+    );
+    let left = t0.elapsed();
+    let status = statuses(c);
+    let after: Vec<String> = servers(c, 20);
+    assert!(
+        !after.contains(&victim) && after.len() == 20,
+        "reads after {victim} left: {after:?}"
+    );
+    let t1 = Instant::now();
+    p.ns().ok(&["sed", "-i", "1d", &hba]);
+    local_sql(p, "select pg_reload_conf()");
+    wait(c, "the standby back in the pool", || {
+        servers(c, 4).contains(&victim)
+    });
+    let back = t1.elapsed();
+    let log = c
+        .node(&lb)
+        .read("/run/ldirectord-rs.log")
+        .unwrap_or_default();
+    let addr = format!("{}:5432", c.node(&victim).addr);
+    // The configfile form logs to /run/ldirectord-rs.log: a failed check deletes the
+    // real ("Deleted real server"), a changed source purges it on the reload. The inline
+    // form has no check (checktype=on): pgsql-status alone.
+    let first = match form {
+        Form::Inline => Some("pgsql-status"),
+        Form::ConfigFile => log
+            .lines()
+            .find(|l| {
+                l.contains(&addr) && (l.contains("Deleted real") || l.contains("Purged real"))
+            })
+            .map(|l| {
+                if l.contains("Deleted real") {
+                    "the role check"
+                } else {
+                    "pgsql-status"
+                }
+            }),
+    };
+    println!(
+        "{form:?} standby {victim} refused by the primary: out of the pool after {:.2} s \
+         (first by {}; statuses then {status:?}), 20 reads after: none on it; streaming \
+         again: back after {:.2} s",
+        left.as_secs_f64(),
+        first.unwrap_or("?"),
+        back.as_secs_f64()
+    );
+}
+
+/// Scenario 4: the director's node dies. The director and the reader VIP move to the
+/// other standby, whose instance builds the pool (that standby alone now) from the
+/// cluster. Measures the time until reads are served again and counts the reads in
+/// between.
+fn director_dies(c: &mut Cluster, form: Form) {
+    let lb = director_node(c).expect("the director runs");
+    let primary = primary(c).expect("a primary");
+    let other = c
+        .live()
+        .find(|n| n.name != primary && n.name != lb)
+        .map(|n| n.name.clone())
+        .expect("another standby");
+    let reader = Reader::start(c, "director-dies");
+    std::thread::sleep(Duration::from_secs(2));
+    let killed_at = now_epoch();
+    let _ = c.kill(&lb);
+    wait(
+        c,
+        "the director on the other standby, serving every read",
+        || {
+            director_node(c).as_ref() == Some(&other)
+                && (0..4).all(|_| read(c).is_some_and(|r| r.standby && r.server == other))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    reader.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let after: Vec<(f64, Option<Read>)> = reader
+        .reads()
+        .into_iter()
+        .filter(|(t, _)| *t >= killed_at)
+        .collect();
+    let good = |r: &Option<Read>| r.as_ref().is_some_and(|r| r.standby && r.server == other);
+    let settled = after
+        .iter()
+        .rposition(|(_, r)| !good(r))
+        .map_or(0, |i| i + 1);
+    let failed = after.iter().filter(|(_, r)| r.is_none()).count();
+    let non_standby = after
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_some_and(|r| !r.standby))
+        .count();
+    let served_at = after.get(settled).map(|(t, _)| t - killed_at);
+    println!(
+        "{form:?} director's node {lb} killed: director on {other}, reads served again at {} \
+         ({} reads from the kill: {failed} failed, {non_standby} on a non-standby; {} good \
+         after)",
+        served_at.map_or("never".into(), |t| format!("{t:.2} s")),
+        after.len(),
+        after.len() - settled,
+    );
+    assert_eq!(non_standby, 0, "{after:?}");
+    assert!(after.len() - settled >= 10, "{after:?}");
+}
+
 #[test]
-fn s1_s2_configfile_pool_follows_the_cluster() {
+fn s1_s3_s2_configfile_pool_follows_the_cluster() {
     let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = setup(Form::ConfigFile);
     let primary = steady_state(&c, Form::ConfigFile);
+    standby_stops_streaming(&c, Form::ConfigFile);
     primary_dies(&mut c, Form::ConfigFile, &primary);
+}
+
+#[test]
+fn s1_s3_s4_inline_parameters_pool_follows_the_cluster() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = setup(Form::Inline);
+    steady_state(&c, Form::Inline);
+    standby_stops_streaming(&c, Form::Inline);
+    director_dies(&mut c, Form::Inline);
 }
