@@ -535,7 +535,7 @@ fn steady_state(c: &Cluster, form: Form) -> String {
 /// reached a non-standby, the first read after which every read reaches the new pool,
 /// and the reads that failed or were wrong after the pool settled.
 fn primary_dies(c: &mut Cluster, form: Form, old_primary: &str) {
-    let mut reader = Reader::start(c, "failover");
+    let reader = Reader::start(c, "failover");
     std::thread::sleep(Duration::from_secs(2));
     let killed_at = now_epoch();
     let _ = c.kill(old_primary);
@@ -564,14 +564,13 @@ fn primary_dies(c: &mut Cluster, form: Form, old_primary: &str) {
     reader.stop();
     std::thread::sleep(Duration::from_millis(500));
     let reads = reader.reads();
-    let _ = &mut reader;
     let after: Vec<&(f64, Option<Read>)> = reads.iter().filter(|(t, _)| *t >= killed_at).collect();
     let good = |r: &Option<Read>| r.as_ref().is_some_and(|r| r.standby && r.server == standby);
     let last_non_standby = after
         .iter()
         .filter(|(_, r)| r.as_ref().is_some_and(|r| !r.standby))
         .map(|(t, _)| t - killed_at)
-        .last();
+        .next_back();
     // The pool is complete from the first read after which every read is good.
     let settled = after
         .iter()
@@ -667,10 +666,15 @@ fn standby_stops_streaming(c: &Cluster, form: Form) {
     );
     let left = t0.elapsed();
     let status = statuses(c);
-    let after: Vec<String> = servers(c, 20);
+    let after: Vec<Option<Read>> = (0..20).map(|_| read(c)).collect();
+    let failed_after = after.iter().filter(|r| r.is_none()).count();
     assert!(
-        !after.contains(&victim) && after.len() == 20,
-        "reads after {victim} left: {after:?}"
+        after
+            .iter()
+            .flatten()
+            .all(|r| r.standby && r.server != victim),
+        "reads after {victim} left: {after:?}\n{}",
+        tail_of(c.node(&lb).read("/run/ldirectord-rs.log"))
     );
     let t1 = Instant::now();
     p.ns().ok(&["sed", "-i", "1d", &hba]);
@@ -704,11 +708,78 @@ fn standby_stops_streaming(c: &Cluster, form: Form) {
     };
     println!(
         "{form:?} standby {victim} refused by the primary: out of the pool after {:.2} s \
-         (first by {}; statuses then {status:?}), 20 reads after: none on it; streaming \
-         again: back after {:.2} s",
+         (first by {}; statuses then {status:?}), 20 reads after: none on it, \
+         {failed_after} failed; streaming again: back after {:.2} s",
         left.as_secs_f64(),
         first.unwrap_or("?"),
         back.as_secs_f64()
+    );
+}
+
+/// Scenario 5: Pacemaker's tools fail on the director's node for a while (its
+/// `crm_resource` replaced, in that node's mount namespace only, by one that exits 102 as
+/// when the controller cannot be reached): the pool stays as it was, reads keep reaching
+/// both standbys, the agent (which selects the pool on each monitor) warns once, and says
+/// when the source works again; its monitors keep returning 0 (no restart).
+fn pacemaker_hiccup(c: &Cluster, form: Form) {
+    let lb = director_node(c).expect("the director runs");
+    let node = c.node(&lb);
+    let primary = primary(c).expect("a primary");
+    let standbys: BTreeSet<String> = c
+        .live()
+        .filter(|n| n.name != primary)
+        .map(|n| n.name.clone())
+        .collect();
+    let failing = sandbox::script(
+        &node.path("crm_resource.failing"),
+        "#!/bin/sh\necho 'crm_resource: could not connect to the controller' >&2\nexit 102\n",
+    );
+    // Under Pacemaker the agent selects the pool on every monitor and hands the daemon
+    // the result; its stderr lands in the node's cluster log.
+    let log_before = node.log().len();
+    let mark = c.mark();
+    node.ns().ok(&[
+        "mount",
+        "--bind",
+        failing.to_str().unwrap(),
+        "/usr/sbin/crm_resource",
+    ]);
+    let t0 = Instant::now();
+    let mut reads = Vec::new();
+    while t0.elapsed() < Duration::from_secs(8) {
+        reads.push(read(c));
+    }
+    node.ns().ok(&["umount", "/usr/sbin/crm_resource"]);
+    wait(c, "the agent to say its source works again", || {
+        node.log()
+            .get(log_before..)
+            .is_some_and(|l| l.contains("the source works again"))
+    });
+    let log = node.log()[log_before..].to_owned();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("keeping the last good set"))
+        .count();
+    let failed = reads.iter().filter(|r| r.is_none()).count();
+    let seen: BTreeSet<String> = reads.iter().flatten().map(|r| r.server.clone()).collect();
+    let wrong = reads.iter().flatten().filter(|r| !r.standby).count();
+    let monitors = c.results(&mark, "lb");
+    println!(
+        "{form:?} crm_resource failing on {lb} for 8 s: {} reads, {failed} failed, {wrong} on \
+         a non-standby, servers {seen:?}; {warnings} warning(s) in the cluster log; lb's \
+         results meanwhile: {:?}",
+        reads.len(),
+        monitors
+            .iter()
+            .map(|r| format!("{} {}", r.op, r.rc))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!((failed, wrong), (0, 0), "{reads:?}");
+    assert_eq!(seen, standbys, "the pool changed during the hiccup");
+    assert_eq!(warnings, 1, "{log}");
+    assert!(
+        monitors.iter().all(|r| r.rc == "0"),
+        "lb failed an operation: {monitors:?}"
     );
 }
 
@@ -768,11 +839,12 @@ fn director_dies(c: &mut Cluster, form: Form) {
 }
 
 #[test]
-fn s1_s3_s2_configfile_pool_follows_the_cluster() {
+fn s1_s3_s5_s2_configfile_pool_follows_the_cluster() {
     let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = setup(Form::ConfigFile);
     let primary = steady_state(&c, Form::ConfigFile);
     standby_stops_streaming(&c, Form::ConfigFile);
+    pacemaker_hiccup(&c, Form::ConfigFile);
     primary_dies(&mut c, Form::ConfigFile, &primary);
 }
 
