@@ -44,7 +44,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pcmk::{BIN, Cluster, Node, install_heartbeat_agent};
+use pcmk::{BIN, Cluster, Node, install_heartbeat_agent, nv};
 use sandbox::run_host;
 
 const WRITER_VIP: &str = "10.250.2.101";
@@ -56,10 +56,6 @@ const REGEX: &str = "HS:sync|HS:potential|HS:async";
 
 /// One cluster at a time (three nodes and three PostgreSQL servers are enough load).
 static ONE_CLUSTER: Mutex<()> = Mutex::new(());
-
-fn nv(owner: &str, name: &str, value: &str) -> String {
-    format!("<nvpair id=\"{owner}-{name}\" name=\"{name}\" value=\"{value}\"/>")
-}
 
 fn attrs(id: &str, pairs: &[(&str, &str)]) -> String {
     let inner: String = pairs.iter().map(|(k, v)| nv(id, k, v)).collect();
@@ -186,23 +182,33 @@ fn pgsql_clone() -> String {
              timeout=\"60s\"{role_attr}/>"
         )
     };
+    let meta: String = [
+        ("promotable", "true"),
+        ("promoted-max", "1"),
+        ("promoted-node-max", "1"),
+        ("clone-node-max", "1"),
+        ("notify", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| nv("pgsql-clone", k, v))
+    .collect();
+    let ops: String = [
+        ("start", "0s", ""),
+        ("stop", "0s", ""),
+        ("promote", "0s", ""),
+        ("demote", "0s", ""),
+        ("notify", "0s", ""),
+        ("monitor", "3s", "Unpromoted"),
+        ("monitor", "2s", "Promoted"),
+    ]
+    .iter()
+    .map(|(name, interval, role)| op(name, interval, role))
+    .collect();
     format!(
-        "<clone id=\"pgsql-clone\"><meta_attributes id=\"pgsql-clone-meta\">{}{}{}{}{}\
+        "<clone id=\"pgsql-clone\"><meta_attributes id=\"pgsql-clone-meta\">{meta}\
          </meta_attributes>\
          <primitive id=\"pgsql\" class=\"ocf\" provider=\"heartbeat\" type=\"pgsql\">{ia}\
-         <operations>{}{}{}{}{}{}{}</operations></primitive></clone>",
-        nv("pgsql-clone", "promotable", "true"),
-        nv("pgsql-clone", "promoted-max", "1"),
-        nv("pgsql-clone", "promoted-node-max", "1"),
-        nv("pgsql-clone", "clone-node-max", "1"),
-        nv("pgsql-clone", "notify", "true"),
-        op("start", "0s", ""),
-        op("stop", "0s", ""),
-        op("promote", "0s", ""),
-        op("demote", "0s", ""),
-        op("notify", "0s", ""),
-        op("monitor", "3s", "Unpromoted"),
-        op("monitor", "2s", "Promoted"),
+         <operations>{ops}</operations></primitive></clone>"
     )
 }
 
@@ -288,16 +294,7 @@ fn setup(form: Form) -> Cluster {
         install_pg(n, &t);
     }
     std::fs::write(c.path("lb.cf"), director_cf()).unwrap();
-    let r = c.any().tool(&[
-        "crm_attribute",
-        "-t",
-        "rsc_defaults",
-        "-n",
-        "resource-stickiness",
-        "-v",
-        "100",
-    ]);
-    assert!(r.status.success(), "resource-stickiness: {r:?}");
+    c.rsc_default("resource-stickiness", "100");
     c.create("resources", &pgsql_clone());
     c.create("resources", &ipaddr2("wvip", WRITER_VIP));
     c.create(
@@ -495,15 +492,21 @@ fn now_epoch() -> f64 {
         .as_secs_f64()
 }
 
-/// Scenario 1: the pool is the streaming standbys, every read reaches one of them, both
-/// of them serve, writes reach the primary. Returns the primary's name.
-fn steady_state(c: &Cluster, form: Form) -> String {
+/// The primary and the other live nodes (the standbys).
+fn standbys(c: &Cluster) -> (String, BTreeSet<String>) {
     let primary = primary(c).expect("a primary");
-    let standbys: BTreeSet<String> = c
+    let others = c
         .live()
         .filter(|n| n.name != primary)
         .map(|n| n.name.clone())
         .collect();
+    (primary, others)
+}
+
+/// Scenario 1: the pool is the streaming standbys, every read reaches one of them, both
+/// of them serve, writes reach the primary. Returns the primary's name.
+fn steady_state(c: &Cluster, form: Form) -> String {
+    let (primary, standbys) = standbys(c);
     // The pool fills in one refresh after both stream; give it that.
     wait(c, "both standbys serving reads", || {
         let seen: BTreeSet<String> = (0..6).filter_map(|_| read(c)).map(|r| r.server).collect();
@@ -560,7 +563,7 @@ fn primary_dies(c: &mut Cluster, form: Form, old_primary: &str) {
                 && (0..4).all(|_| read(c).is_some_and(|r| r.standby && r.server == standby))
         },
     );
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     reader.stop();
     std::thread::sleep(Duration::from_millis(500));
     let reads = reader.reads();
@@ -615,6 +618,17 @@ fn director_node(c: &Cluster) -> Option<String> {
     r.stdout.split_whitespace().next().map(str::to_owned)
 }
 
+/// The primary, the director's node (a standby), and the other standby if one runs.
+fn roles(c: &Cluster) -> (String, String, Option<String>) {
+    let primary = primary(c).expect("a primary");
+    let lb = director_node(c).expect("the director runs");
+    let other = c
+        .live()
+        .find(|n| n.name != primary && n.name != lb)
+        .map(|n| n.name.clone());
+    (primary, lb, other)
+}
+
 /// SQL as postgres on `node`'s own server (its Unix socket).
 fn local_sql(node: &Node, sql: &str) -> String {
     let r = node.ns().run(
@@ -638,14 +652,9 @@ fn servers(c: &Cluster, n: usize) -> Vec<String> {
 /// check's `pgsqlmaxlag`: an unknown lag is not below it), then comes back when it
 /// streams again. Measures both times.
 fn standby_stops_streaming(c: &Cluster, form: Form) {
-    let primary = primary(c).expect("a primary");
-    let lb = director_node(c).expect("the director runs");
+    let (primary, lb, other) = roles(c);
     // The standby that does not run the director (so only its membership changes).
-    let victim = c
-        .live()
-        .find(|n| n.name != primary && n.name != lb)
-        .map(|n| n.name.clone())
-        .unwrap_or_else(|| lb.clone());
+    let victim = other.unwrap_or_else(|| lb.clone());
     let p = c.node(&primary);
     let hba = format!("{PG_RUN}/data/pg_hba.conf");
     let refuse = format!("host replication all {}/32 reject", c.node(&victim).addr);
@@ -676,11 +685,22 @@ fn standby_stops_streaming(c: &Cluster, form: Form) {
         "reads after {victim} left: {after:?}\n{}",
         tail_of(c.node(&lb).read("/run/ldirectord-rs.log"))
     );
+    // Both ways out before it may stream again, so that its way back is whole too.
+    let status_of = |c: &Cluster| {
+        statuses(c)
+            .into_iter()
+            .find(|(n, _)| *n == victim)
+            .map(|(_, v)| v)
+    };
+    wait(c, "the primary's agent to mark it not streaming", || {
+        status_of(c).is_some_and(|v| !v.starts_with("HS:") || v == "HS:alone")
+    });
+    let attribute_left = t0.elapsed();
     let t1 = Instant::now();
     p.ns().ok(&["sed", "-i", "1d", &hba]);
     local_sql(p, "select pg_reload_conf()");
-    wait(c, "the standby back in the pool", || {
-        servers(c, 4).contains(&victim)
+    wait(c, "the standby streaming and back in the pool", || {
+        status_of(c).as_deref() == Some("HS:async") && servers(c, 4).contains(&victim)
     });
     let back = t1.elapsed();
     let log = c
@@ -708,10 +728,12 @@ fn standby_stops_streaming(c: &Cluster, form: Form) {
     };
     println!(
         "{form:?} standby {victim} refused by the primary: out of the pool after {:.2} s \
-         (first by {}; statuses then {status:?}), 20 reads after: none on it, \
-         {failed_after} failed; streaming again: back after {:.2} s",
+         (first by {}; statuses then {status:?}; pgsql-status not streaming after {:.2} s), \
+         20 reads after: none on it, {failed_after} failed; streaming again: back after \
+         {:.2} s",
         left.as_secs_f64(),
         first.unwrap_or("?"),
+        attribute_left.as_secs_f64(),
         back.as_secs_f64()
     );
 }
@@ -724,12 +746,10 @@ fn standby_stops_streaming(c: &Cluster, form: Form) {
 fn pacemaker_hiccup(c: &Cluster, form: Form) {
     let lb = director_node(c).expect("the director runs");
     let node = c.node(&lb);
-    let primary = primary(c).expect("a primary");
-    let standbys: BTreeSet<String> = c
-        .live()
-        .filter(|n| n.name != primary)
-        .map(|n| n.name.clone())
-        .collect();
+    let (_, standbys) = standbys(c);
+    wait(c, "both standbys in the pool before the hiccup", || {
+        servers(c, 6).into_iter().collect::<BTreeSet<_>>() == standbys
+    });
     let failing = sandbox::script(
         &node.path("crm_resource.failing"),
         "#!/bin/sh\necho 'crm_resource: could not connect to the controller' >&2\nexit 102\n",
@@ -788,13 +808,8 @@ fn pacemaker_hiccup(c: &Cluster, form: Form) {
 /// cluster. Measures the time until reads are served again and counts the reads in
 /// between.
 fn director_dies(c: &mut Cluster, form: Form) {
-    let lb = director_node(c).expect("the director runs");
-    let primary = primary(c).expect("a primary");
-    let other = c
-        .live()
-        .find(|n| n.name != primary && n.name != lb)
-        .map(|n| n.name.clone())
-        .expect("another standby");
+    let (_, lb, other) = roles(c);
+    let other = other.expect("another standby");
     let reader = Reader::start(c, "director-dies");
     std::thread::sleep(Duration::from_secs(2));
     let killed_at = now_epoch();
@@ -807,7 +822,7 @@ fn director_dies(c: &mut Cluster, form: Form) {
                 && (0..4).all(|_| read(c).is_some_and(|r| r.standby && r.server == other))
         },
     );
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     reader.stop();
     std::thread::sleep(Duration::from_millis(500));
     let after: Vec<(f64, Option<Read>)> = reader
