@@ -159,7 +159,15 @@ fn l5_a_failing_or_empty_list_command_keeps_the_last_good_set() {
             .contains("keeping the last good set (2 real servers)"),
         "{r:?}"
     );
+    // One warning per failure streak, not one per monitor.
+    let r = a.expect_monitor(0);
+    assert!(!r.stderr.contains("keeping the last good set"), "{r:?}");
     std::fs::remove_file(format!("{}.fail", list.display())).unwrap();
+    let r = a.expect_monitor(0);
+    assert!(
+        r.stderr.contains("the source works again (2 real servers)"),
+        "{r:?}"
+    );
     std::fs::write(&list, "\n").unwrap();
     let r = a.expect_monitor(0);
     assert!(r.stderr.contains("printed nothing"), "{r:?}");

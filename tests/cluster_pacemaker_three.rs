@@ -27,7 +27,7 @@ mod support;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pcmk::{BIN, Cluster, LAN_ADDR, Node, OpResult, install_heartbeat_agent, median};
+use pcmk::{BIN, Cluster, LAN_ADDR, Node, OpResult, install_heartbeat_agent, median, nv};
 
 const VIP: &str = "10.250.2.100";
 /// What the real server answers (its index page).
@@ -53,26 +53,13 @@ fn cluster(vips: &[&str]) -> Cluster {
     }
     std::fs::write(c.path("lb.cf"), cf).unwrap();
     // Resources stay where they run when a node comes back (P5 restarts the dead one).
-    let r = c.any().tool(&[
-        "crm_attribute",
-        "-t",
-        "rsc_defaults",
-        "-n",
-        "resource-stickiness",
-        "-v",
-        "100",
-    ]);
-    assert!(r.status.success(), "resource-stickiness: {r:?}");
+    c.rsc_default("resource-stickiness", "100");
     c
 }
 
 /// An HTTP GET from the LAN (a client outside every node), `None` when nothing answers.
 fn get(c: &Cluster, addr: &str) -> Option<String> {
     c.lan.get(addr)
-}
-
-fn nv(owner: &str, name: &str, value: &str) -> String {
-    format!("<nvpair id=\"{owner}-{name}\" name=\"{name}\" value=\"{value}\"/>")
 }
 
 /// `ocf:heartbeat:IPaddr2` on the LAN's `eth0`, `extra` parameters added.

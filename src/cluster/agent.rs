@@ -11,7 +11,7 @@
 //! servers on every recurring monitor, and when the result differs rewrites it and
 //! reloads the daemon, whose reload applies only the difference to IPVS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -243,6 +243,13 @@ impl<'e> Agent<'e> {
             .join(format!("{}.reals.json", self.env.instance()))
     }
 
+    /// The virtual services whose source failed at the last monitor (a failure streak
+    /// warns once, as the daemon does, not on every monitor).
+    fn failing_path(&self) -> PathBuf {
+        self.state_dir
+            .join(format!("{}.failing.json", self.env.instance()))
+    }
+
     fn pid_state(&self) -> PidState {
         let name = instance::instance_name(Some(&self.daemon_config()));
         instance::pid_state(&instance::pid_file(&self.run_dir, &name))
@@ -298,6 +305,10 @@ impl<'e> Agent<'e> {
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default();
+        let mut failing: BTreeSet<String> = std::fs::read_to_string(self.failing_path())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
         let mut inserts = BTreeMap::new();
         for b in &g.blocks {
             let Some(v) = parsed
@@ -310,20 +321,31 @@ impl<'e> Agent<'e> {
             };
             let members = match realsource::select(&b.spec, &g.nodes, v.family, q) {
                 Ok(m) => {
+                    if failing.remove(&b.virtual_text) {
+                        let _ = writeln!(
+                            err,
+                            "real servers of {}: the source works again ({} real server{})",
+                            b.virtual_text,
+                            m.len(),
+                            if m.len() == 1 { "" } else { "s" }
+                        );
+                    }
                     let set = m.iter().map(|m| (m.address, m.weight)).collect();
                     last_good.insert(b.virtual_text.clone(), set);
                     m
                 }
                 Err(why) => {
                     let kept = last_good.get(&b.virtual_text).cloned().unwrap_or_default();
-                    let _ = writeln!(
-                        err,
-                        "WARNING: real servers of {}: {why}; keeping the last good set ({} real \
-                         server{})",
-                        b.virtual_text,
-                        kept.len(),
-                        if kept.len() == 1 { "" } else { "s" }
-                    );
+                    if failing.insert(b.virtual_text.clone()) {
+                        let _ = writeln!(
+                            err,
+                            "WARNING: real servers of {}: {why}; keeping the last good set ({} \
+                             real server{})",
+                            b.virtual_text,
+                            kept.len(),
+                            if kept.len() == 1 { "" } else { "s" }
+                        );
+                    }
                     kept.into_iter()
                         .map(|(address, weight)| realsource::Member {
                             address,
@@ -352,6 +374,10 @@ impl<'e> Agent<'e> {
         write_atomically(
             &self.last_good_path(),
             &serde_json::to_string(&last_good).unwrap_or_default(),
+        )?;
+        write_atomically(
+            &self.failing_path(),
+            &serde_json::to_string(&failing).unwrap_or_default(),
         )?;
         let target = self.generated_path();
         if std::fs::read_to_string(&target).ok().as_deref() == Some(text.as_str()) {
