@@ -2,13 +2,36 @@
 //!
 //! Stock ldirectord runs its checks one after another in a single loop, so a round lasts the
 //! sum of every check plus `checkinterval`, and one hung real delays every other one
-//! (reference §4.2). Here each scheduled check is its own task with its own clock:
+//! (reference §4.2); a side effect is that its checks are spread over the round. Here each
+//! scheduled check is its own task with its own clock, and the spreading is explicit:
 //!
-//! - it first runs after a random delay in `[0, jitter)`, so thousands of checks loaded at
-//!   once do not all fire in the same millisecond;
+//! - **Phases.** By default ([`Phase::Spread`]) every check gets a slot of its own in its
+//!   interval: slot *i* runs at `epoch + vdc(i)·interval + k·interval`, where `vdc` is the
+//!   van der Corput sequence (the bits of *i* mirrored after the binary point: 0, ½, ¼, ¾,
+//!   ⅛, …). Slots are handed out smallest free first, so the checks of one interval sit on
+//!   an almost even grid whatever their number, no two start closer than half the even
+//!   spacing, and any run of consecutive slots is itself spread over the whole interval.
+//!   Callers give one host's checks consecutive slots by scheduling them together (the
+//!   daemon schedules new checks sorted by real-server address), so the many ports and
+//!   virtual services of one shared backend are evenly offset instead of arriving as one
+//!   burst. The epoch is the scheduler's creation, so checks added on a reload fill the
+//!   gaps left by removed ones instead of lining up with each other.
+//! - [`Phase::Jitter`] (`checkjitter=`): the first run after a uniformly random delay in
+//!   `[0, jitter)`, kept as the phase. `Jitter(0)` is lockstep: every check at the same
+//!   instant of its interval, only when a configuration asks for it (`checkspread=lockstep`).
+//! - **Randomness per round** ([`Timing::spread`], `checkspread=P`, HAProxy's
+//!   `spread-checks`): each run starts a uniformly random delay in `[0, spread)` after its
+//!   slot; the slots themselves stay on the grid.
 //! - then every `interval`, on a fixed grid (no drift from the check's own duration);
 //! - a run never overlaps the previous run of the same check: a check slower than its
 //!   interval delays only itself, and the ticks it missed are skipped, not run in a burst;
+//!   since it resumes on its own slot, checks that were all slow at once (an overloaded
+//!   backend) come back spread, not as a herd that keeps the backend overloaded;
+//! - **Pacing.** Spread checks start no closer together than half their even spacing
+//!   (`1 / (2 · Σ 1/interval)`): when the director falls behind (a stall, a busy CPU), the
+//!   checks that became due meanwhile start one after another at twice the nominal rate,
+//!   late, instead of all at once. Checks with an explicit jitter or in lockstep are not
+//!   paced: their configuration chose when they run;
 //! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
 //!   in-flight check future and with it its sockets or child process.
 //!
@@ -19,11 +42,12 @@
 //!
 //! Must be used from inside a tokio runtime (`schedule` spawns).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ldirectord_parsers::config::CheckSpread;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,7 +61,7 @@ pub struct CheckResult<K> {
     /// The key the check was scheduled under, shared: a result costs no clone of it.
     pub key: Arc<K>,
     pub outcome: Outcome,
-    /// When this run was due.
+    /// When this run was due (its slot plus its random delay of the round, if any).
     pub scheduled_at: Instant,
     /// When it actually started (`started_at - scheduled_at` is its lateness).
     pub started_at: Instant,
@@ -50,23 +74,68 @@ impl<K> CheckResult<K> {
     }
 }
 
+/// Where in its interval a check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A slot of its own, spread evenly with the other checks of the same interval (the
+    /// default; see the module documentation).
+    Spread,
+    /// The first run after a uniformly random delay in `[0, jitter)`, kept as the phase
+    /// (`checkjitter=`). Zero is lockstep: the first run at once, then every check at the
+    /// same instant of its interval.
+    Jitter(Duration),
+}
+
 /// When a check runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
-    /// Time between the starts of two runs (ldirectord's `checkinterval`). Must be > 0.
+    /// Time between the slots of two runs (ldirectord's `checkinterval`). Must be > 0.
     pub interval: Duration,
-    /// The first run happens after a uniformly random delay in `[0, jitter)`; zero runs
-    /// the first check at once.
-    pub jitter: Duration,
+    pub phase: Phase,
+    /// Each run starts a uniformly random delay in `[0, spread)` after its slot
+    /// (`checkspread=`); zero (the default) runs on the slot.
+    pub spread: Duration,
 }
 
 impl Timing {
-    /// Run every `interval`, first after a random delay of up to one interval: the usual
-    /// choice, which spreads checks evenly over the interval.
+    /// Run every `interval` in a slot of its own, no randomness: the default.
     pub fn every(interval: Duration) -> Timing {
         Timing {
             interval,
-            jitter: interval,
+            phase: Phase::Spread,
+            spread: Duration::ZERO,
+        }
+    }
+
+    /// The timing of a check every `interval` under `checkjitter=` and `checkspread=`
+    /// (percentages above 100 count as 100): what the daemon runs.
+    pub fn configured(interval: Duration, checkjitter: u32, checkspread: CheckSpread) -> Timing {
+        let percent = |p: u32| interval * p.min(100) / 100;
+        match checkspread {
+            CheckSpread::Lockstep => Timing::lockstep(interval),
+            CheckSpread::Percent(p) => Timing {
+                interval,
+                phase: match checkjitter {
+                    0 => Phase::Spread,
+                    j => Phase::Jitter(percent(j)),
+                },
+                spread: percent(p),
+            },
+        }
+    }
+
+    /// Run at once, then every `interval`, at the same instant as every other lockstep
+    /// check of that interval.
+    pub fn lockstep(interval: Duration) -> Timing {
+        Timing::jittered(interval, Duration::ZERO)
+    }
+
+    /// Run first after a random delay in `[0, jitter)`, then every `interval`.
+    pub fn jittered(interval: Duration, jitter: Duration) -> Timing {
+        Timing {
+            interval,
+            phase: Phase::Jitter(jitter),
+            spread: Duration::ZERO,
         }
     }
 }
@@ -76,11 +145,18 @@ impl Timing {
 pub struct Scheduler<K> {
     results: mpsc::Sender<CheckResult<K>>,
     tasks: HashMap<K, Scheduled>,
+    /// Slots of [`Phase::Spread`] checks, per interval.
+    slots: HashMap<Duration, Slots>,
+    /// Where every spread slot's grid starts.
+    epoch: Instant,
+    pacer: Arc<Mutex<Pacer>>,
 }
 
 #[derive(Debug)]
 struct Scheduled {
     timing: Timing,
+    /// The slot of a [`Phase::Spread`] check.
+    slot: Option<u64>,
     task: JoinHandle<()>,
 }
 
@@ -94,6 +170,9 @@ where
         Scheduler {
             results,
             tasks: HashMap::new(),
+            slots: HashMap::new(),
+            epoch: Instant::now(),
+            pacer: Arc::default(),
         }
     }
 
@@ -108,28 +187,40 @@ where
             !timing.interval.is_zero(),
             "a check interval must be positive"
         );
-        let first = Instant::now() + random_below(timing.jitter);
+        let replaced = self.remove(&key);
+        let now = Instant::now();
+        let (first, slot, pacer) = match timing.phase {
+            Phase::Spread => {
+                let slot = self.slots.entry(timing.interval).or_default().take();
+                let offset = fraction(timing.interval, slot.reverse_bits());
+                let base = self.epoch + offset;
+                let first = if base >= now {
+                    base
+                } else {
+                    next_slot(base, timing.interval, now)
+                };
+                self.pace(timing.interval, true);
+                (first, Some(slot), Some(Arc::clone(&self.pacer)))
+            }
+            Phase::Jitter(jitter) => (now + random_below(jitter), None, None),
+        };
         let task = tokio::spawn(run(
             key.clone(),
             checker,
             first,
-            timing.interval,
+            timing,
+            pacer,
             self.results.clone(),
         ));
-        match self.tasks.insert(key, Scheduled { timing, task }) {
-            Some(old) => {
-                old.task.abort();
-                true
-            }
-            None => false,
-        }
+        self.tasks.insert(key, Scheduled { timing, slot, task });
+        replaced
     }
 
     /// Cancel the check under `key`, dropping its in-flight run. Returns whether it existed.
     pub fn remove(&mut self, key: &K) -> bool {
         match self.tasks.remove(key) {
             Some(old) => {
-                old.task.abort();
+                self.release(old);
                 true
             }
             None => false,
@@ -139,15 +230,11 @@ where
     /// Cancel every check not in `keep` (used on reload: checks whose key survives keep
     /// their timers and phase). Returns how many were removed.
     pub fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) -> usize {
-        let before = self.tasks.len();
-        self.tasks.retain(|key, scheduled| {
-            let keep = keep(key);
-            if !keep {
-                scheduled.task.abort();
-            }
-            keep
-        });
-        before - self.tasks.len()
+        let gone: Vec<K> = self.tasks.keys().filter(|k| !keep(k)).cloned().collect();
+        for key in &gone {
+            self.remove(key);
+        }
+        gone.len()
     }
 
     /// The keys of all scheduled checks, in no particular order.
@@ -173,6 +260,27 @@ where
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+
+    fn release(&mut self, old: Scheduled) {
+        old.task.abort();
+        if let Some(slot) = old.slot {
+            if let Some(slots) = self.slots.get_mut(&old.timing.interval) {
+                slots.give_back(slot);
+            }
+            self.pace(old.timing.interval, false);
+        }
+    }
+
+    /// Count a spread check of `interval` in (or out of) the pacer's rate.
+    fn pace(&mut self, interval: Duration, added: bool) {
+        let mut pacer = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = 1.0 / interval.as_secs_f64();
+        pacer.rate = if added {
+            pacer.rate + rate
+        } else {
+            (pacer.rate - rate).max(0.0)
+        };
+    }
 }
 
 impl<K> Drop for Scheduler<K> {
@@ -183,18 +291,72 @@ impl<K> Drop for Scheduler<K> {
     }
 }
 
+/// The slot numbers of one interval: smallest free first, so the slots in use stay close
+/// to `0..n` and their phases close to an even grid.
+#[derive(Debug, Default)]
+struct Slots {
+    free: BTreeSet<u64>,
+    next: u64,
+}
+
+impl Slots {
+    fn take(&mut self) -> u64 {
+        self.free.pop_first().unwrap_or_else(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn give_back(&mut self, slot: u64) {
+        self.free.insert(slot);
+        // Trim the top so that `next` stays the number of slots in (recent) use.
+        while self.next > 0 && self.free.remove(&(self.next - 1)) {
+            self.next -= 1;
+        }
+    }
+}
+
+/// Spaces the starts of spread checks: no two closer than `1 / (2·rate)`.
+#[derive(Debug, Default)]
+struct Pacer {
+    /// Nominal starts per second of all spread checks.
+    rate: f64,
+    /// The earliest instant the next start may take.
+    next_free: Option<Instant>,
+}
+
+impl Pacer {
+    /// The instant a check woken at `now` may start, reserved for it.
+    fn reserve(&mut self, now: Instant) -> Instant {
+        let start = self.next_free.map_or(now, |free| free.max(now));
+        if self.rate > 0.0 {
+            self.next_free = Some(start + Duration::from_secs_f64(0.5 / self.rate));
+        }
+        start
+    }
+}
+
 /// One check's life: wait for its slot, run, report, repeat.
 async fn run<K: Send + Sync>(
     key: K,
     checker: Arc<dyn Checker>,
     first: Instant,
-    interval: Duration,
+    timing: Timing,
+    pacer: Option<Arc<Mutex<Pacer>>>,
     results: mpsc::Sender<CheckResult<K>>,
 ) {
     let key = Arc::new(key);
-    let mut due = first;
+    let mut slot = first;
     loop {
+        let due = slot + random_below(timing.spread);
         tokio::time::sleep_until(due).await;
+        if let Some(pacer) = &pacer {
+            let now = Instant::now();
+            let start = pacer.lock().unwrap_or_else(|e| e.into_inner()).reserve(now);
+            if start > now {
+                tokio::time::sleep_until(start).await;
+            }
+        }
         let started_at = Instant::now();
         // Awaited here, inside the loop: the next run cannot start before this one ends.
         let outcome = checker.check().await;
@@ -207,13 +369,13 @@ async fn run<K: Send + Sync>(
         if results.send(result).await.is_err() {
             return;
         }
-        due = next_slot(due, interval, Instant::now());
+        slot = next_slot(slot, timing.interval, Instant::now());
     }
 }
 
 /// The first slot on the grid `due + k·interval` (k ≥ 1) that is not in the past at `now`.
 /// A run that overran skips the slots it missed instead of running them in a burst, and the
-/// check keeps its phase (its jitter) instead of drifting by its own duration.
+/// check keeps its phase instead of drifting by its own duration.
 fn next_slot(due: Instant, interval: Duration, now: Instant) -> Instant {
     let next = due + interval;
     if next >= now {
@@ -224,6 +386,12 @@ fn next_slot(due: Instant, interval: Duration, now: Instant) -> Instant {
     let skipped = behind.div_ceil(step);
     let skip = u64::try_from(skipped * step).unwrap_or(u64::MAX);
     next + Duration::from_nanos(skip)
+}
+
+/// `interval · f / 2⁶⁴`.
+fn fraction(interval: Duration, f: u64) -> Duration {
+    let nanos = (interval.as_nanos() * u128::from(f)) >> 64;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 fn random_below(bound: Duration) -> Duration {
@@ -245,6 +413,59 @@ mod tests {
             assert!(random_below(Duration::from_millis(3)) < Duration::from_millis(3));
         }
         assert!(random_below(Duration::from_nanos(1)).is_zero());
+    }
+
+    #[test]
+    fn slots_are_reused_smallest_first_and_spread_like_van_der_corput() {
+        let mut slots = Slots::default();
+        let taken: Vec<u64> = (0..5).map(|_| slots.take()).collect();
+        assert_eq!(taken, [0, 1, 2, 3, 4]);
+        slots.give_back(1);
+        slots.give_back(3);
+        assert_eq!(slots.take(), 1);
+        slots.give_back(4);
+        assert_eq!((slots.next, slots.take(), slots.take()), (3, 3, 4));
+        let s = Duration::from_secs(1);
+        let phases: Vec<u128> = (0..4u64)
+            .map(|i| fraction(s, i.reverse_bits()).as_millis())
+            .collect();
+        assert_eq!(phases, [0, 500, 250, 750]);
+    }
+
+    #[test]
+    fn the_pacer_spaces_starts_at_twice_the_nominal_rate() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer {
+            rate: 100.0,
+            next_free: None,
+        };
+        let starts: Vec<Duration> = (0..3).map(|_| pacer.reserve(t0) - t0).collect();
+        assert_eq!(starts, [0, 5, 10].map(Duration::from_millis));
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(pacer.reserve(later), later);
+    }
+
+    #[test]
+    fn the_default_config_spreads_and_lockstep_is_asked_for() {
+        let s = Duration::from_secs(10);
+        let d = ldirectord_parsers::config::Globals::default();
+        assert_eq!(
+            Timing::configured(s, d.checkjitter, d.checkspread),
+            Timing::every(s),
+            "the default configuration must spread"
+        );
+        assert_eq!(
+            Timing::configured(s, 20, CheckSpread::Percent(50)),
+            Timing {
+                interval: s,
+                phase: Phase::Jitter(Duration::from_secs(2)),
+                spread: Duration::from_secs(5),
+            }
+        );
+        assert_eq!(
+            Timing::configured(s, 20, CheckSpread::Lockstep),
+            Timing::lockstep(s)
+        );
     }
 
     #[test]

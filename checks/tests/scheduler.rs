@@ -84,10 +84,7 @@ async fn runs_every_interval_on_a_fixed_grid() {
     scheduler.schedule(
         "a",
         Probe::taking(Duration::from_millis(300)),
-        Timing {
-            interval: SEC,
-            jitter: Duration::ZERO,
-        },
+        Timing::lockstep(SEC),
     );
     for k in 0..5u32 {
         let r = rx.recv().await.unwrap();
@@ -103,10 +100,7 @@ async fn first_runs_are_spread_over_the_jitter_and_keep_their_phase() {
     let (tx, mut rx) = channel();
     let mut scheduler = Scheduler::new(tx);
     let t0 = Instant::now();
-    let timing = Timing {
-        interval: Duration::from_secs(10),
-        jitter: SEC,
-    };
+    let timing = Timing::jittered(Duration::from_secs(10), SEC);
     const N: usize = 1000;
     for i in 0..N {
         scheduler.schedule(i, Probe::taking(Duration::ZERO), timing);
@@ -151,14 +145,7 @@ async fn a_slow_check_never_overlaps_itself_and_skips_missed_slots() {
     let mut scheduler = Scheduler::new(tx);
     let t0 = Instant::now();
     let slow = Probe::taking(Duration::from_millis(2500));
-    scheduler.schedule(
-        "slow",
-        slow.clone(),
-        Timing {
-            interval: SEC,
-            jitter: Duration::ZERO,
-        },
-    );
+    scheduler.schedule("slow", slow.clone(), Timing::lockstep(SEC));
     // Runs take 2.5 s on a 1 s grid: slots 1 and 2 are skipped, the next run is at 3 s.
     for expected in [0u32, 3, 6, 9] {
         let r = rx.recv().await.unwrap();
@@ -173,10 +160,7 @@ async fn a_hung_check_delays_no_other_check() {
     let (tx, mut rx) = channel();
     let mut scheduler = Scheduler::new(tx);
     let t0 = Instant::now();
-    let every_second = Timing {
-        interval: SEC,
-        jitter: Duration::ZERO,
-    };
+    let every_second = Timing::lockstep(SEC);
     let hung = Arc::new(Hung::default());
     scheduler.schedule("hung".to_owned(), hung.clone(), every_second);
     for i in 0..50 {
@@ -203,22 +187,8 @@ async fn removing_a_check_drops_its_in_flight_run_and_stops_it() {
     let mut scheduler = Scheduler::new(tx);
     let hung = Arc::new(Hung::default());
     let probe = Probe::taking(Duration::ZERO);
-    scheduler.schedule(
-        "hung",
-        hung.clone(),
-        Timing {
-            interval: SEC,
-            jitter: Duration::ZERO,
-        },
-    );
-    scheduler.schedule(
-        "probe",
-        probe.clone(),
-        Timing {
-            interval: SEC,
-            jitter: Duration::ZERO,
-        },
-    );
+    scheduler.schedule("hung", hung.clone(), Timing::lockstep(SEC));
+    scheduler.schedule("probe", probe.clone(), Timing::lockstep(SEC));
     // Let both start.
     assert_eq!(*rx.recv().await.unwrap().key, "probe");
     assert!(hung.started.load(Ordering::SeqCst));
@@ -251,22 +221,8 @@ async fn dropping_the_scheduler_cancels_everything() {
     let (tx, mut rx) = channel();
     let mut scheduler = Scheduler::new(tx);
     let hung = Arc::new(Hung::default());
-    scheduler.schedule(
-        1,
-        hung.clone(),
-        Timing {
-            interval: SEC,
-            jitter: Duration::ZERO,
-        },
-    );
-    scheduler.schedule(
-        2,
-        Probe::taking(Duration::ZERO),
-        Timing {
-            interval: SEC,
-            jitter: Duration::ZERO,
-        },
-    );
+    scheduler.schedule(1, hung.clone(), Timing::lockstep(SEC));
+    scheduler.schedule(2, Probe::taking(Duration::ZERO), Timing::lockstep(SEC));
     assert_eq!(*rx.recv().await.unwrap().key, 2);
     drop(scheduler);
     tokio::task::yield_now().await;
@@ -280,21 +236,11 @@ async fn rescheduling_a_key_replaces_the_check_and_retain_prunes() {
     let mut scheduler = Scheduler::new(tx);
     let t0 = Instant::now();
     let old = Arc::new(Hung::default());
-    assert!(!scheduler.schedule(
-        "a",
-        old.clone(),
-        Timing {
-            interval: SEC,
-            jitter: Duration::ZERO
-        }
-    ));
+    assert!(!scheduler.schedule("a", old.clone(), Timing::lockstep(SEC)));
     tokio::task::yield_now().await;
     assert!(old.started.load(Ordering::SeqCst));
     let new = Probe::taking(Duration::ZERO);
-    let timing = Timing {
-        interval: Duration::from_secs(5),
-        jitter: Duration::ZERO,
-    };
+    let timing = Timing::lockstep(Duration::from_secs(5));
     assert!(scheduler.schedule("a", new.clone(), timing));
     tokio::task::yield_now().await;
     assert!(old.dropped.load(Ordering::SeqCst));
@@ -321,4 +267,228 @@ async fn checks_stop_when_the_results_receiver_is_gone() {
     tokio::time::sleep(3 * SEC).await;
     // The first run found no receiver and the task ended there.
     assert_eq!(probe.runs.load(Ordering::SeqCst), 1);
+}
+
+/// 1024 ms: the even slots of up to 1024 checks fall on whole milliseconds, the timer
+/// wheel's granularity, so start times are exact.
+const INTERVAL: Duration = Duration::from_millis(1024);
+
+/// The start offsets (from `t0`, within one interval) of the first `n` results.
+async fn first_starts<K>(
+    rx: &mut mpsc::Receiver<CheckResult<K>>,
+    n: usize,
+    t0: Instant,
+) -> Vec<(Arc<K>, Duration)> {
+    let mut starts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.lateness(), Duration::ZERO);
+        starts.push((r.key, r.started_at - t0));
+    }
+    starts
+}
+
+/// The most starts in any of `k` equal slices of `INTERVAL` (offsets taken modulo it).
+fn most_in_a_slice(offsets: impl IntoIterator<Item = Duration>, k: u32) -> usize {
+    let mut counts = vec![0; k as usize];
+    for offset in offsets {
+        let within = offset.as_nanos() % INTERVAL.as_nanos();
+        counts[(within * u128::from(k) / INTERVAL.as_nanos()) as usize] += 1;
+    }
+    counts.into_iter().max().unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_default_checks_are_spread_evenly_over_the_interval() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    const N: usize = 1000;
+    for i in 0..N {
+        scheduler.schedule(i, Probe::taking(Duration::ZERO), Timing::every(INTERVAL));
+    }
+    let starts = first_starts(&mut rx, N, t0).await;
+    assert!(starts.iter().all(|(_, at)| *at < INTERVAL));
+    for k in [2, 4, 8, 16, 32, 64] {
+        let most = most_in_a_slice(starts.iter().map(|(_, at)| *at), k);
+        assert!(
+            most <= N.div_ceil(k as usize),
+            "{most} starts in one 1/{k} of the interval"
+        );
+    }
+    // And each keeps its slot: the second round is the first one interval later.
+    let first: std::collections::HashMap<_, _> = starts.into_iter().collect();
+    for _ in 0..N {
+        let r = rx.recv().await.unwrap();
+        assert_eq!(r.started_at - t0, first[&r.key] + INTERVAL);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_checks_of_one_host_are_evenly_offset() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    // 20 hosts with 50 ports each, scheduled host by host as the daemon does.
+    const HOSTS: u16 = 20;
+    const PORTS: u16 = 50;
+    for host in 0..HOSTS {
+        for port in 0..PORTS {
+            scheduler.schedule(
+                (host, port),
+                Probe::taking(Duration::ZERO),
+                Timing::every(INTERVAL),
+            );
+        }
+    }
+    let starts = first_starts(&mut rx, usize::from(HOSTS * PORTS), t0).await;
+    for host in 0..HOSTS {
+        let mine: Vec<Duration> = starts
+            .iter()
+            .filter(|(k, _)| k.0 == host)
+            .map(|(_, at)| *at)
+            .collect();
+        for k in [2, 4, 8] {
+            let most = most_in_a_slice(mine.iter().copied(), k);
+            assert!(
+                most <= usize::from(PORTS).div_ceil(k as usize),
+                "host {host}: {most} starts in one 1/{k}"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn lockstep_only_when_asked() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    for i in 0..100 {
+        scheduler.schedule(
+            ("spread", i),
+            Probe::taking(Duration::ZERO),
+            Timing::every(INTERVAL),
+        );
+        scheduler.schedule(
+            ("lockstep", i),
+            Probe::taking(Duration::ZERO),
+            Timing::lockstep(INTERVAL),
+        );
+    }
+    let starts = first_starts(&mut rx, 200, t0).await;
+    let lockstep: HashSet<Duration> = starts
+        .iter()
+        .filter(|(k, _)| k.0 == "lockstep")
+        .map(|(_, at)| *at)
+        .collect();
+    assert_eq!(
+        lockstep,
+        HashSet::from([Duration::ZERO]),
+        "lockstep checks start together"
+    );
+    let spread: HashSet<Duration> = starts
+        .iter()
+        .filter(|(k, _)| k.0 == "spread")
+        .map(|(_, at)| *at)
+        .collect();
+    assert_eq!(
+        spread.len(),
+        100,
+        "two spread checks started at the same instant"
+    );
+}
+
+/// A check that takes `slow` while the backend is overloaded (before `until`), then no time.
+#[derive(Debug)]
+struct Overloaded {
+    slow: Duration,
+    until: Instant,
+}
+
+impl Checker for Overloaded {
+    fn check(&self) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move {
+            if Instant::now() < self.until {
+                tokio::time::sleep(self.slow).await;
+                return Outcome::down("timeout", self.slow);
+            }
+            Outcome::up("-", Duration::ZERO)
+        })
+    }
+}
+
+/// The most starts within any `window` of the sorted `starts`.
+fn most_within(starts: &[Instant], window: Duration) -> usize {
+    (0..starts.len())
+        .map(|i| {
+            starts[i..]
+                .iter()
+                .take_while(|s| **s - starts[i] < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_an_overload_starts_do_not_come_in_bursts() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    // Every check times out (1.5 s on a 1 s interval) for the first 5 s.
+    let until = t0 + 5 * SEC;
+    for i in 0..100 {
+        let checker = Arc::new(Overloaded {
+            slow: Duration::from_millis(1500),
+            until,
+        });
+        scheduler.schedule(i, checker, Timing::every(SEC));
+    }
+    let mut after = Vec::new();
+    while after.len() < 300 {
+        let r = rx.recv().await.unwrap();
+        if r.started_at >= until {
+            assert!(r.outcome.up);
+            after.push(r.started_at);
+        }
+    }
+    after.sort();
+    // 100 checks a second evenly spread: one every 10 ms, never a herd.
+    assert!(
+        most_within(&after, Duration::from_millis(10)) <= 2,
+        "starts came in a burst after the overload"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_director_that_falls_behind_catches_up_paced() {
+    let (tx, mut rx) = channel();
+    let mut scheduler = Scheduler::new(tx);
+    let t0 = Instant::now();
+    for i in 0..100 {
+        scheduler.schedule(i, Probe::taking(Duration::ZERO), Timing::every(INTERVAL));
+    }
+    let first = first_starts(&mut rx, 100, t0).await;
+    assert!(first.iter().all(|(_, at)| *at < INTERVAL));
+    // The director stalls for half an interval: the checks due meanwhile wake all at once.
+    let stall = INTERVAL + INTERVAL / 2;
+    tokio::time::advance(stall).await;
+    let mut starts = Vec::new();
+    let mut late = Duration::ZERO;
+    for _ in 0..200 {
+        let r = rx.recv().await.unwrap();
+        late = late.max(r.lateness());
+        starts.push(r.started_at);
+    }
+    starts.sort();
+    // They start late, one after another at twice the nominal rate (every 5 ms), not as one
+    // herd, and the backlog drains within half an interval.
+    assert!(
+        late > Duration::ZERO && late < stall + INTERVAL / 2,
+        "lateness {late:?}"
+    );
+    assert!(
+        most_within(&starts, Duration::from_millis(5)) <= 1,
+        "a burst after the stall"
+    );
 }

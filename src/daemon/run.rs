@@ -280,33 +280,37 @@ impl Daemon {
         }
     }
 
-    /// Make the scheduler run exactly `Director::checks()`: checks whose spec and interval
+    /// Make the scheduler run exactly `Director::checks()`: checks whose spec and timing
     /// are unchanged keep their timers; the round towards `running()` starts afresh.
     fn sync_schedule(&mut self) {
         let globals = &self.director.config().globals;
         let maintenancedir = globals.maintenancedir.clone();
-        let jitter_percent = globals.checkjitter.min(100);
+        let (jitter, spread) = (globals.checkjitter, globals.checkspread);
         if maintenancedir != self.maintenancedir {
             self.scheduler.retain(|_| false);
             self.maintenancedir = maintenancedir;
         }
-        let want: HashMap<CheckSpec, Duration> = self
+        let want: HashMap<CheckSpec, Timing> = self
             .director
             .checks()
             .into_iter()
-            .map(|p| (p.spec, p.interval))
+            .map(|p| (p.spec, Timing::configured(p.interval, jitter, spread)))
             .collect();
         let keep: HashSet<CheckSpec> = self
             .scheduler
             .keys()
-            .filter(|k| want.get(*k) == self.scheduler.timing(k).map(|t| t.interval).as_ref())
+            .filter(|k| want.get(*k) == self.scheduler.timing(k).as_ref())
             .cloned()
             .collect();
         self.scheduler.retain(|k| keep.contains(k));
-        for (spec, interval) in &want {
-            if self.scheduler.contains(spec) {
-                continue;
-            }
+        // One host's new checks one after another: they get consecutive slots, which the
+        // scheduler spreads over the whole interval (see its module documentation).
+        let mut new: Vec<(&CheckSpec, &Timing)> = want
+            .iter()
+            .filter(|(spec, _)| !self.scheduler.contains(spec))
+            .collect();
+        new.sort_by_key(|(spec, _)| (spec.ip, spec.real_port, spec.port));
+        for (spec, timing) in new {
             let checker = match ldirectord_checks::build(spec) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
@@ -326,15 +330,7 @@ impl Daemon {
                 }),
                 None => checker,
             };
-            let jitter = *interval * jitter_percent / 100;
-            self.scheduler.schedule(
-                spec.clone(),
-                checker,
-                Timing {
-                    interval: *interval,
-                    jitter,
-                },
-            );
+            self.scheduler.schedule(spec.clone(), checker, *timing);
         }
         self.pending_round = want.into_keys().collect();
         if self.pending_round.is_empty() {
