@@ -273,6 +273,15 @@ async fn checks_stop_when_the_results_receiver_is_gone() {
 /// wheel's granularity, so start times are exact.
 const INTERVAL: Duration = Duration::from_millis(1024);
 
+/// A new scheduler, its results and the instant it was made (its slots' epoch).
+fn started<K>() -> (Scheduler<K>, mpsc::Receiver<CheckResult<K>>, Instant)
+where
+    K: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+{
+    let (tx, rx) = channel();
+    (Scheduler::new(tx), rx, Instant::now())
+}
+
 /// The start offsets (from `t0`, within one interval) of the first `n` results.
 async fn first_starts<K>(
     rx: &mut mpsc::Receiver<CheckResult<K>>,
@@ -300,9 +309,7 @@ fn most_in_a_slice(offsets: impl IntoIterator<Item = Duration>, k: u32) -> usize
 
 #[tokio::test(start_paused = true)]
 async fn by_default_checks_are_spread_evenly_over_the_interval() {
-    let (tx, mut rx) = channel();
-    let mut scheduler = Scheduler::new(tx);
-    let t0 = Instant::now();
+    let (mut scheduler, mut rx, t0) = started();
     const N: usize = 1000;
     for i in 0..N {
         scheduler.schedule(i, Probe::taking(Duration::ZERO), Timing::every(INTERVAL));
@@ -326,9 +333,7 @@ async fn by_default_checks_are_spread_evenly_over_the_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn the_checks_of_one_host_are_evenly_offset() {
-    let (tx, mut rx) = channel();
-    let mut scheduler = Scheduler::new(tx);
-    let t0 = Instant::now();
+    let (mut scheduler, mut rx, t0) = started();
     // 20 hosts with 50 ports each, scheduled host by host as the daemon does.
     const HOSTS: u16 = 20;
     const PORTS: u16 = 50;
@@ -360,9 +365,7 @@ async fn the_checks_of_one_host_are_evenly_offset() {
 
 #[tokio::test(start_paused = true)]
 async fn lockstep_only_when_asked() {
-    let (tx, mut rx) = channel();
-    let mut scheduler = Scheduler::new(tx);
-    let t0 = Instant::now();
+    let (mut scheduler, mut rx, t0) = started();
     for i in 0..100 {
         scheduler.schedule(
             ("spread", i),
@@ -376,23 +379,17 @@ async fn lockstep_only_when_asked() {
         );
     }
     let starts = first_starts(&mut rx, 200, t0).await;
-    let lockstep: HashSet<Duration> = starts
-        .iter()
-        .filter(|(k, _)| k.0 == "lockstep")
-        .map(|(_, at)| *at)
-        .collect();
+    let instants = |kind: &str| -> HashSet<Duration> {
+        let of_kind = starts.iter().filter(|(k, _)| k.0 == kind);
+        of_kind.map(|(_, at)| *at).collect()
+    };
     assert_eq!(
-        lockstep,
+        instants("lockstep"),
         HashSet::from([Duration::ZERO]),
         "lockstep checks start together"
     );
-    let spread: HashSet<Duration> = starts
-        .iter()
-        .filter(|(k, _)| k.0 == "spread")
-        .map(|(_, at)| *at)
-        .collect();
     assert_eq!(
-        spread.len(),
+        instants("spread").len(),
         100,
         "two spread checks started at the same instant"
     );
@@ -432,9 +429,7 @@ fn most_within(starts: &[Instant], window: Duration) -> usize {
 
 #[tokio::test(start_paused = true)]
 async fn after_an_overload_starts_do_not_come_in_bursts() {
-    let (tx, mut rx) = channel();
-    let mut scheduler = Scheduler::new(tx);
-    let t0 = Instant::now();
+    let (mut scheduler, mut rx, t0) = started();
     // Every check times out (1.5 s on a 1 s interval) for the first 5 s.
     let until = t0 + 5 * SEC;
     for i in 0..100 {
@@ -462,9 +457,7 @@ async fn after_an_overload_starts_do_not_come_in_bursts() {
 
 #[tokio::test(start_paused = true)]
 async fn a_director_that_falls_behind_catches_up_paced() {
-    let (tx, mut rx) = channel();
-    let mut scheduler = Scheduler::new(tx);
-    let t0 = Instant::now();
+    let (mut scheduler, mut rx, t0) = started();
     for i in 0..100 {
         scheduler.schedule(i, Probe::taking(Duration::ZERO), Timing::every(INTERVAL));
     }
