@@ -17,7 +17,9 @@
 //!
 //! Every check runs with the timing an operator gets from a configuration without
 //! `checkjitter=` or `checkspread=` ([`Timing::configured`] on the default globals: each
-//! check in an evenly spread slot of its own), every 1 s.
+//! check in an evenly spread slot of its own), every 1 s; `LDRS_BENCH_CHECKJITTER=P` and
+//! `LDRS_BENCH_CHECKSPREAD=P|lockstep` set those directives instead (the table's title says
+//! which timing ran).
 //!
 //! Figures per scenario: checks/s, flaps (healthy reals that were reported down at least
 //! once during the run: with failurecount 1, each left the table), director CPU per check (user+sys of the director process
@@ -43,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use ldirectord_checks::scheduler::{Scheduler, Timing};
 use ldirectord_checks::{CheckSpec, Checker};
-use ldirectord_parsers::config::Globals;
+use ldirectord_parsers::config::{CheckSpread, Globals};
 use ldirectord_parsers::config::{CheckType, Receive, Service};
 
 #[path = "../examples/bench_backend.rs"]
@@ -155,7 +157,7 @@ fn coordinator() {
     println!(
         "\ncheck_load: {secs} s per scenario, checkinterval 1 s, timeouts 2 s, {} cores, timing: {}",
         cores(),
-        TIMING_NAME
+        timing_name()
     );
     println!(
         "{:<28} {:>7} {:>9} {:>9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
@@ -187,17 +189,37 @@ fn coordinator() {
     );
 }
 
-/// How the benchmark's checks are timed, for the table's title.
-const TIMING_NAME: &str = "default (spread slots; no checkjitter, no checkspread)";
-
-/// The timing of a check every second under a configuration without timing directives.
-fn operator_timing() -> Timing {
+/// `checkjitter=` and `checkspread=` as `LDRS_BENCH_CHECKJITTER` and
+/// `LDRS_BENCH_CHECKSPREAD` give them (a percentage, or `lockstep`); unset: the defaults.
+fn timing_directives() -> (u32, CheckSpread) {
     let globals = Globals::default();
-    Timing::configured(
-        Duration::from_secs(1),
-        globals.checkjitter,
-        globals.checkspread,
-    )
+    let jitter = env_or("LDRS_BENCH_CHECKJITTER", globals.checkjitter);
+    let spread = match std::env::var("LDRS_BENCH_CHECKSPREAD").as_deref() {
+        Ok("lockstep") => CheckSpread::Lockstep,
+        Ok(p) => CheckSpread::Percent(p.parse().expect("LDRS_BENCH_CHECKSPREAD: a percentage")),
+        Err(_) => globals.checkspread,
+    };
+    (jitter, spread)
+}
+
+/// How the benchmark's checks are timed, for the table's title.
+fn timing_name() -> String {
+    let (jitter, spread) = timing_directives();
+    let (d, d_spread) = (
+        Globals::default().checkjitter,
+        Globals::default().checkspread,
+    );
+    if (jitter, spread) == (d, d_spread) {
+        "an operator's default (spread slots; no checkjitter, no checkspread)".to_owned()
+    } else {
+        format!("checkjitter={jitter} checkspread={spread}")
+    }
+}
+
+/// The timing of a check every second, as the daemon would run it.
+fn operator_timing() -> Timing {
+    let (jitter, spread) = timing_directives();
+    Timing::configured(Duration::from_secs(1), jitter, spread)
 }
 
 /// One group of reals in a scenario.
