@@ -22,7 +22,8 @@
 //! - **Randomness per round** ([`Timing::spread`], `checkspread=P`, HAProxy's
 //!   `spread-checks`): each run starts a uniformly random delay in `[0, spread)` after its
 //!   slot; the slots themselves stay on the grid.
-//! - then every `interval`, on a fixed grid (no drift from the check's own duration);
+//! - **The grid.** A check then runs every `interval` after its slot, on a fixed grid (no
+//!   drift from the check's own duration);
 //! - a run never overlaps the previous run of the same check: a check slower than its
 //!   interval delays only itself, and the ticks it missed are skipped, not run in a burst;
 //!   since it resumes on its own slot, checks that were all slow at once (an overloaded
@@ -30,8 +31,10 @@
 //! - **Pacing.** Spread checks start no closer together than half their even spacing
 //!   (`1 / (2 · Σ 1/interval)`): when the director falls behind (a stall, a busy CPU), the
 //!   checks that became due meanwhile start one after another at twice the nominal rate,
-//!   late, instead of all at once. Checks with an explicit jitter or in lockstep are not
-//!   paced: their configuration chose when they run;
+//!   late, instead of all at once; a stall of *s* is drained within about *s* more. A start
+//!   reserved less than the timer's 1 ms tick ahead goes at once (the pace holds per tick).
+//!   Checks with an explicit jitter or in lockstep are not paced: their configuration
+//!   chose when they run;
 //! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
 //!   in-flight check future and with it its sockets or child process.
 //!
@@ -54,6 +57,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::check::{Checker, Outcome};
+
+/// The granularity of tokio's timers.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// The result of one scheduled run.
 #[derive(Debug, Clone)]
@@ -353,7 +359,9 @@ async fn run<K: Send + Sync>(
         if let Some(pacer) = &pacer {
             let now = Instant::now();
             let start = pacer.lock().unwrap_or_else(|e| e.into_inner()).reserve(now);
-            if start > now {
+            // Closer than the timer wheel's tick, a sleep would only round up to the next
+            // tick and cost a wake-up: the pace is kept per tick, not below it.
+            if start >= now + TIMER_TICK {
                 tokio::time::sleep_until(start).await;
             }
         }
