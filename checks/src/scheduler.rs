@@ -5,6 +5,17 @@
 //! (reference §4.2); a side effect is that its checks are spread over the round. Here each
 //! scheduled check is its own task with its own clock, and the spreading is explicit:
 //!
+//! - **First runs.** A new check runs at once, as stock's first round does: a spread
+//!   check as soon as the pace below allows, so a thousand new checks (start-up, or a
+//!   reload that adds them) ramp up over half an interval at twice the nominal rate
+//!   instead of arriving as one burst ([`Scheduler::schedule_all`] paces a batch at the
+//!   rate it will have, not at the rate of the checks scheduled before it). The ramp has
+//!   its own cursor and no tolerance: it spaces exactly, and never delays the checks
+//!   already running (they keep their slots; during a ramp the starts add up to at most
+//!   three times the nominal rate). A check with
+//!   `checkjitter=` after its random delay. It then moves onto its slot, the first one at
+//!   least half an interval after the first run, so the ramp never overlaps the grid's
+//!   rounds and no check runs twice in quick succession.
 //! - **Phases.** By default ([`Phase::Spread`]) every check gets a slot of its own in its
 //!   interval: slot *i* runs at `epoch + vdc(i)·interval + k·interval`, where `vdc` is the
 //!   van der Corput sequence (the bits of *i* mirrored after the binary point: 0, ½, ¼, ¾,
@@ -28,13 +39,18 @@
 //!   interval delays only itself, and the ticks it missed are skipped, not run in a burst;
 //!   since it resumes on its own slot, checks that were all slow at once (an overloaded
 //!   backend) come back spread, not as a herd that keeps the backend overloaded;
-//! - **Pacing.** Spread checks start no closer together than half their even spacing
-//!   (`1 / (2 · Σ 1/interval)`): when the director falls behind (a stall, a busy CPU), the
-//!   checks that became due meanwhile start one after another at twice the nominal rate,
-//!   late, instead of all at once; a stall of *s* is drained within about *s* more. A start
-//!   reserved less than the timer's 1 ms tick ahead goes at once (the pace holds per tick).
-//!   Checks with an explicit jitter or in lockstep are not paced: their configuration
-//!   chose when they run;
+//! - **Pacing.** Spread checks start at no more than twice their nominal rate
+//!   (`2 · Σ 1/interval`), with a tolerance of 50 ms ahead of that pace: when the director
+//!   falls behind (a stall, a busy CPU), the first 50 ms of backlog start at once and the
+//!   rest one after another at twice the nominal rate, late, instead of all at once; a
+//!   stall of *s* is drained within about *s* more. The tolerance exists because a pace
+//!   without one made an overloaded director later still: the timer's ordinary lateness
+//!   on a busy host (a worker wakes a few ticks late, and everything due meanwhile
+//!   together) then pushed each start behind the previous one, and in the check-load
+//!   benchmark (10,000 HTTP checks a second on two shared cores) the on-time share fell
+//!   from 78% (no pacing) to 56%. A start reserved less than the timer's 1 ms tick ahead
+//!   goes at once (the pace holds per tick). Checks with an explicit jitter or in
+//!   lockstep are not paced: their configuration chose when they run;
 //! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
 //!   in-flight check future and with it its sockets or child process.
 //!
@@ -156,6 +172,9 @@ pub struct Scheduler<K> {
     /// Where every spread slot's grid starts.
     epoch: Instant,
     pacer: Arc<Mutex<Pacer>>,
+    /// When the next first run may start: first runs are spaced at the pace, without the
+    /// pacer's tolerance, apart from the pacer (a ramp must not delay running checks).
+    ramp: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -179,6 +198,7 @@ where
             slots: HashMap::new(),
             epoch: Instant::now(),
             pacer: Arc::default(),
+            ramp: None,
         }
     }
 
@@ -189,36 +209,63 @@ where
     /// # Panics
     /// If `timing.interval` is zero, or when called outside a tokio runtime.
     pub fn schedule(&mut self, key: K, checker: Arc<dyn Checker>, timing: Timing) -> bool {
-        assert!(
-            !timing.interval.is_zero(),
-            "a check interval must be positive"
-        );
-        let replaced = self.remove(&key);
-        let now = Instant::now();
-        let (first, slot, pacer) = match timing.phase {
-            Phase::Spread => {
-                let slot = self.slots.entry(timing.interval).or_default().take();
-                let offset = fraction(timing.interval, slot.reverse_bits());
-                let base = self.epoch + offset;
-                let first = if base >= now {
-                    base
-                } else {
-                    next_slot(base, timing.interval, now)
-                };
+        self.schedule_all([(key, checker, timing)]) > 0
+    }
+
+    /// [`Scheduler::schedule`] every `(key, checker, timing)`, in order, as one batch: the
+    /// first runs of the batch's spread checks are paced at the rate of all spread checks,
+    /// the batch included, so a thousand new checks ramp up in half an interval instead
+    /// of starting as one burst (or, scheduled one by one, ramping at the rate of the few
+    /// scheduled before them). Give one host's checks one after another. Returns how many
+    /// checks were replaced.
+    ///
+    /// # Panics
+    /// As [`Scheduler::schedule`].
+    pub fn schedule_all(
+        &mut self,
+        checks: impl IntoIterator<Item = (K, Arc<dyn Checker>, Timing)>,
+    ) -> usize {
+        let checks: Vec<_> = checks.into_iter().collect();
+        let mut replaced = 0;
+        for (key, _, timing) in &checks {
+            assert!(
+                !timing.interval.is_zero(),
+                "a check interval must be positive"
+            );
+            replaced += usize::from(self.remove(key));
+            if timing.phase == Phase::Spread {
                 self.pace(timing.interval, true);
-                (first, Some(slot), Some(Arc::clone(&self.pacer)))
             }
-            Phase::Jitter(jitter) => (now + random_below(jitter), None, None),
-        };
-        let task = tokio::spawn(run(
-            key.clone(),
-            checker,
-            first,
-            timing,
-            pacer,
-            self.results.clone(),
-        ));
-        self.tasks.insert(key, Scheduled { timing, slot, task });
+        }
+        let now = Instant::now();
+        for (key, checker, timing) in checks {
+            let (first, grid, slot, pacer) = match timing.phase {
+                Phase::Spread => {
+                    let slot = self.slots.entry(timing.interval).or_default().take();
+                    let grid = self.epoch + fraction(timing.interval, slot.reverse_bits());
+                    let first = self.ramp.map_or(now, |r| r.max(now));
+                    self.ramp = Some(first + self.spacing());
+                    (first, grid, Some(slot), Some(Arc::clone(&self.pacer)))
+                }
+                Phase::Jitter(jitter) => {
+                    let first = now + random_below(jitter);
+                    (first, first, None, None)
+                }
+            };
+            let task = tokio::spawn(run(
+                key.clone(),
+                checker,
+                Start { first, grid },
+                timing,
+                pacer,
+                self.results.clone(),
+            ));
+            // A key given twice in one batch: the later one wins, as with `schedule`.
+            if let Some(old) = self.tasks.insert(key, Scheduled { timing, slot, task }) {
+                self.release(old);
+                replaced += 1;
+            }
+        }
         replaced
     }
 
@@ -277,6 +324,14 @@ where
         }
     }
 
+    /// The pace's spacing between two starts.
+    fn spacing(&self) -> Duration {
+        self.pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spacing()
+    }
+
     /// Count a spread check of `interval` in (or out of) the pacer's rate.
     fn pace(&mut self, interval: Duration, added: bool) {
         let mut pacer = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
@@ -322,41 +377,71 @@ impl Slots {
     }
 }
 
-/// Spaces the starts of spread checks: no two closer than `1 / (2·rate)`.
+/// Spaces the starts of spread checks at twice their nominal rate, `1 / (2·rate)` apart,
+/// allowing starts up to [`PACE_TOLERANCE`] ahead of that pace (a generic cell rate
+/// algorithm that delays instead of dropping).
 #[derive(Debug, Default)]
 struct Pacer {
     /// Nominal starts per second of all spread checks.
     rate: f64,
-    /// The earliest instant the next start may take.
-    next_free: Option<Instant>,
+    /// Where the paced schedule stands: the instant the next start is due at the pace.
+    paced: Option<Instant>,
 }
 
+/// How far ahead of the pace a start may go. Up to this much backlog starts at once, so
+/// the timer's ordinary lateness on a busy host (wake-ups that come a few ticks late,
+/// together) costs nothing; only a real stall is drained at the pace. Measured: without
+/// it (every start at the pace), check_load's on-time share on a saturated host fell from
+/// 78% to 56% (see the module documentation).
+const PACE_TOLERANCE: Duration = Duration::from_millis(50);
+
 impl Pacer {
-    /// The instant a check woken at `now` may start, reserved for it.
+    /// The instant a check ready at `now` may start, reserved for it.
     fn reserve(&mut self, now: Instant) -> Instant {
-        let start = self.next_free.map_or(now, |free| free.max(now));
-        if self.rate > 0.0 {
-            self.next_free = Some(start + Duration::from_secs_f64(0.5 / self.rate));
+        if self.rate <= 0.0 {
+            return now;
         }
+        let paced = self.paced.map_or(now, |p| p.max(now));
+        let start = paced.checked_sub(PACE_TOLERANCE).map_or(now, |s| s.max(now));
+        self.paced = Some(paced + self.spacing());
         start
+    }
+
+    /// Between two starts at the pace: `1 / (2·rate)` (zero without spread checks).
+    fn spacing(&self) -> Duration {
+        if self.rate > 0.0 {
+            Duration::from_secs_f64(0.5 / self.rate)
+        } else {
+            Duration::ZERO
+        }
     }
 }
 
-/// One check's life: wait for its slot, run, report, repeat.
+/// Where a check's life starts.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// The first run (already paced).
+    first: Instant,
+    /// A point on the grid of the check's slots.
+    grid: Instant,
+}
+
+/// One check's life: run once, then wait for its slot, run, report, repeat.
 async fn run<K: Send + Sync>(
     key: K,
     checker: Arc<dyn Checker>,
-    first: Instant,
+    start: Start,
     timing: Timing,
     pacer: Option<Arc<Mutex<Pacer>>>,
     results: mpsc::Sender<CheckResult<K>>,
 ) {
     let key = Arc::new(key);
-    let mut slot = first;
+    let mut due = start.first;
+    // The slot of the run under way; `None` on the first run.
+    let mut slot: Option<Instant> = None;
     loop {
-        let due = slot + random_below(timing.spread);
         tokio::time::sleep_until(due).await;
-        if let Some(pacer) = &pacer {
+        if let (Some(pacer), Some(_)) = (&pacer, slot) {
             let now = Instant::now();
             let start = pacer.lock().unwrap_or_else(|e| e.into_inner()).reserve(now);
             // Closer than the timer wheel's tick, a sleep would only round up to the next
@@ -377,7 +462,21 @@ async fn run<K: Send + Sync>(
         if results.send(result).await.is_err() {
             return;
         }
-        slot = next_slot(slot, timing.interval, Instant::now());
+        let now = Instant::now();
+        let next = match slot {
+            Some(slot) => next_slot(slot, timing.interval, now),
+            // Onto the grid, no sooner than half an interval after the first run.
+            None => {
+                let earliest = now.max(start.first + timing.interval / 2);
+                if start.grid >= earliest {
+                    start.grid
+                } else {
+                    next_slot(start.grid, timing.interval, earliest)
+                }
+            }
+        };
+        slot = Some(next);
+        due = next + random_below(timing.spread);
     }
 }
 
@@ -441,16 +540,22 @@ mod tests {
     }
 
     #[test]
-    fn the_pacer_spaces_starts_at_twice_the_nominal_rate() {
+    fn the_pacer_spaces_starts_at_twice_the_nominal_rate_beyond_its_tolerance() {
         let t0 = Instant::now();
         let mut pacer = Pacer {
             rate: 100.0,
-            next_free: None,
+            paced: None,
         };
-        let starts: Vec<Duration> = (0..3).map(|_| pacer.reserve(t0) - t0).collect();
-        assert_eq!(starts, [0, 5, 10].map(Duration::from_millis));
+        // 5 ms apart at the pace; the first 50 ms of backlog (11 starts) go at once.
+        let starts: Vec<Duration> = (0..13).map(|_| pacer.reserve(t0) - t0).collect();
+        assert_eq!(starts[..11], [Duration::ZERO; 11]);
+        assert_eq!(starts[11..], [5, 10].map(Duration::from_millis));
+        // Once the backlog is gone, a start goes at once again.
         let later = t0 + Duration::from_secs(1);
         assert_eq!(pacer.reserve(later), later);
+        // No spread checks, no pace.
+        let mut idle = Pacer::default();
+        assert_eq!((idle.reserve(t0), idle.reserve(t0)), (t0, t0));
     }
 
     #[test]

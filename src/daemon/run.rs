@@ -310,6 +310,8 @@ impl Daemon {
             .filter(|(spec, _)| !self.scheduler.contains(spec))
             .collect();
         new.sort_by_key(|(spec, _)| (spec.ip, spec.real_port, spec.port));
+        // One batch, so that their first runs ramp up at the pace of the whole population.
+        let mut batch = Vec::with_capacity(new.len());
         for (spec, timing) in new {
             let checker = match ldirectord_checks::build(spec) {
                 Ok(Some(c)) => c,
@@ -330,8 +332,9 @@ impl Daemon {
                 }),
                 None => checker,
             };
-            self.scheduler.schedule(spec.clone(), checker, *timing);
+            batch.push((spec.clone(), checker, *timing));
         }
+        self.scheduler.schedule_all(batch);
         self.pending_round = want.into_keys().collect();
         if self.pending_round.is_empty() {
             self.director.running();
