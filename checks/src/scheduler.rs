@@ -453,15 +453,17 @@ async fn run<K: Send + Sync>(
         let started_at = Instant::now();
         // Awaited here, inside the loop: the next run cannot start before this one ends.
         let outcome = checker.check().await;
-        let result = CheckResult {
+        // A permit first, then the result: `send` would hold the whole result in its future,
+        // the largest state of this task (624 bytes a task instead of 480).
+        let Ok(permit) = results.reserve().await else {
+            return;
+        };
+        permit.send(CheckResult {
             key: Arc::clone(&key),
             outcome,
             scheduled_at: due,
             started_at,
-        };
-        if results.send(result).await.is_err() {
-            return;
-        }
+        });
         let now = Instant::now();
         let next = match slot {
             Some(slot) => next_slot(slot, timing.interval, now),

@@ -161,11 +161,11 @@ struct Daemon {
     dynamic: Dynamic,
     started: Instant,
     /// Owns the scheduled checks and their timings.
-    scheduler: Scheduler<CheckSpec>,
+    scheduler: Scheduler<Arc<CheckSpec>>,
     /// `maintenancedir=` the scheduled checks were built with.
     maintenancedir: Option<PathBuf>,
     /// Checks that have not reported since the last start or reload.
-    pending_round: HashSet<CheckSpec>,
+    pending_round: HashSet<Arc<CheckSpec>>,
     resync_at: Option<Instant>,
     resync_backoff: Duration,
     commands: CommandQueue,
@@ -182,7 +182,7 @@ impl Daemon {
     async fn main_loop(
         mut self,
         events: &mut mpsc::UnboundedReceiver<Event>,
-        mut results: mpsc::Receiver<scheduler::CheckResult<CheckSpec>>,
+        mut results: mpsc::Receiver<scheduler::CheckResult<Arc<CheckSpec>>>,
         mut refreshed: mpsc::Receiver<Refreshed>,
     ) -> i32 {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -268,7 +268,7 @@ impl Daemon {
         }
     }
 
-    async fn on_result(&mut self, result: scheduler::CheckResult<CheckSpec>) {
+    async fn on_result(&mut self, result: scheduler::CheckResult<Arc<CheckSpec>>) {
         if !self.scheduler.contains(&result.key) {
             return; // in flight across a reload that removed it
         }
@@ -290,13 +290,13 @@ impl Daemon {
             self.scheduler.retain(|_| false);
             self.maintenancedir = maintenancedir;
         }
-        let want: HashMap<CheckSpec, Timing> = self
+        let want: HashMap<Arc<CheckSpec>, Timing> = self
             .director
             .checks()
             .into_iter()
             .map(|p| (p.spec, Timing::configured(p.interval, jitter, spread)))
             .collect();
-        let keep: HashSet<CheckSpec> = self
+        let keep: HashSet<Arc<CheckSpec>> = self
             .scheduler
             .keys()
             .filter(|k| want.get(*k) == self.scheduler.timing(k).as_ref())
@@ -305,7 +305,7 @@ impl Daemon {
         self.scheduler.retain(|k| keep.contains(k));
         // One host's new checks one after another: they get consecutive slots, which the
         // scheduler spreads over the whole interval (see its module documentation).
-        let mut new: Vec<(&CheckSpec, &Timing)> = want
+        let mut new: Vec<(&Arc<CheckSpec>, &Timing)> = want
             .iter()
             .filter(|(spec, _)| !self.scheduler.contains(spec))
             .collect();
@@ -332,7 +332,7 @@ impl Daemon {
                 }),
                 None => checker,
             };
-            batch.push((spec.clone(), checker, *timing));
+            batch.push((Arc::clone(spec), checker, *timing));
         }
         self.scheduler.schedule_all(batch);
         self.pending_round = want.into_keys().collect();
