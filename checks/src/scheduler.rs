@@ -402,7 +402,9 @@ impl Pacer {
             return now;
         }
         let paced = self.paced.map_or(now, |p| p.max(now));
-        let start = paced.checked_sub(PACE_TOLERANCE).map_or(now, |s| s.max(now));
+        let start = paced
+            .checked_sub(PACE_TOLERANCE)
+            .map_or(now, |s| s.max(now));
         self.paced = Some(paced + self.spacing());
         start
     }

@@ -292,7 +292,11 @@ async fn first_starts<K>(
     for _ in 0..n {
         let r = rx.recv().await.unwrap();
         // Within the timer's 1 ms tick (the ramp spaces first runs finer than that).
-        assert!(r.lateness() < Duration::from_millis(1), "{:?}", r.lateness());
+        assert!(
+            r.lateness() < Duration::from_millis(1),
+            "{:?}",
+            r.lateness()
+        );
         starts.push((r.key, r.started_at - t0));
     }
     starts
@@ -323,7 +327,11 @@ async fn runs<K: Eq + std::hash::Hash>(
     let mut complete = 0;
     while complete < n {
         let r = rx.recv().await.unwrap();
-        assert!(r.lateness() < Duration::from_millis(1), "{:?}", r.lateness());
+        assert!(
+            r.lateness() < Duration::from_millis(1),
+            "{:?}",
+            r.lateness()
+        );
         let mine = runs.entry(r.key).or_default();
         if mine.len() < rounds {
             mine.push(r.started_at - t0);
@@ -519,7 +527,13 @@ async fn a_director_that_falls_behind_catches_up_paced() {
         "lateness {late:?}"
     );
     let at_once = most_within(&starts, Duration::from_millis(5));
-    assert!(at_once <= 11, "{at_once} starts within 5 ms after the stall");
+    assert!(
+        at_once <= 11,
+        "{at_once} starts within 5 ms after the stall"
+    );
     let herd = most_within(&starts, Duration::from_millis(100));
-    assert!(herd <= 11 + 20, "{herd} starts within 100 ms after the stall");
+    assert!(
+        herd <= 11 + 20,
+        "{herd} starts within 100 ms after the stall"
+    );
 }
