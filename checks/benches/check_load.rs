@@ -382,15 +382,19 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(65_536);
     let mut scheduler = Scheduler::new(tx);
     let mut group_of = Vec::new();
+    // One batch, as the daemon schedules: the first runs ramp up at the whole population's
+    // pace (one by one, each would be paced at the rate of those scheduled before it).
+    let mut batch = Vec::new();
     for (g, group) in groups.iter().enumerate() {
         for spec in &group.specs {
             let checker: Arc<dyn Checker> = ldirectord_checks::build(spec)
                 .expect("the registry builds the check")
                 .expect("not checktype=off");
-            scheduler.schedule(group_of.len(), checker, operator_timing());
+            batch.push((group_of.len(), checker, operator_timing()));
             group_of.push(g);
         }
     }
+    scheduler.schedule_all(batch);
     let mut stats: Vec<Stats> = groups
         .iter()
         .map(|_| Stats {
