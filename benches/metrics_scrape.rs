@@ -170,11 +170,11 @@ async fn run_phase(
 struct Loop {
     director: Director,
     metrics: Metrics,
-    results: mpsc::Receiver<scheduler::CheckResult<CheckSpec>>,
+    results: mpsc::Receiver<scheduler::CheckResult<Arc<CheckSpec>>>,
 }
 
 impl Loop {
-    fn on_result(&mut self, result: scheduler::CheckResult<CheckSpec>) {
+    fn on_result(&mut self, result: scheduler::CheckResult<Arc<CheckSpec>>) {
         self.metrics.check(&result.key, &result.outcome);
         let check = CheckResult::from(&result.outcome);
         let actions = self.director.on_check(&result.key, check, Duration::ZERO);

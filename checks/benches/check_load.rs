@@ -15,7 +15,14 @@
 //! a private network namespace (`unshare --net`, needs root), where the backend listens on
 //! the wildcard address for all of them and nothing outside can connect.
 //!
-//! Figures per scenario: checks/s, director CPU per check (user+sys of the director process
+//! Every check runs with the timing an operator gets from a configuration without
+//! `checkjitter=` or `checkspread=` ([`Timing::configured`] on the default globals: each
+//! check in an evenly spread slot of its own), every 1 s; `LDRS_BENCH_CHECKJITTER=P` and
+//! `LDRS_BENCH_CHECKSPREAD=P|lockstep` set those directives instead (the table's title says
+//! which timing ran).
+//!
+//! Figures per scenario: checks/s, flaps (healthy reals that were reported down at least
+//! once during the run: with failurecount 1, each left the table), director CPU per check (user+sys of the director process
 //! from /proc/self/stat over the run, divided by the checks it ran), peak RSS (VmHWM), the
 //! share of checks started within 50 ms of their schedule, the backend's CPU per check, and
 //! the share of the machine's CPU the hypervisor stole during the run (/proc/stat): on a
@@ -38,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use ldirectord_checks::scheduler::{Scheduler, Timing};
 use ldirectord_checks::{CheckSpec, Checker};
+use ldirectord_parsers::config::{CheckSpread, Globals};
 use ldirectord_parsers::config::{CheckType, Receive, Service};
 
 #[path = "../examples/bench_backend.rs"]
@@ -147,15 +155,17 @@ fn coordinator() {
     let _ = backend.wait();
 
     println!(
-        "\ncheck_load: {secs} s per scenario, checkinterval 1 s, jitter 1 s, timeouts 2 s, {} cores",
-        cores()
+        "\ncheck_load: {secs} s per scenario, checkinterval 1 s, timeouts 2 s, {} cores, timing: {}",
+        cores(),
+        timing_name()
     );
     println!(
-        "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
+        "{:<28} {:>7} {:>9} {:>9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
         "scenario / group",
         "reals",
         "checks",
         "checks/s",
+        "flaps",
         "CPU/check",
         "RSS peak",
         "on time",
@@ -168,20 +178,56 @@ fn coordinator() {
     for row in rows {
         let f: Vec<&str> = row.split('\t').collect();
         println!(
-            "{:<28} {:>7} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
-            f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11]
+            "{:<28} {:>7} {:>9} {:>9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
+            f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12]
         );
     }
     println!(
-        "CPU/check: the director's user+sys CPU per check; backend/chk: the backend process's. \
+        "flaps: healthy reals reported down at least once (each would have left the table). \
+         CPU/check: the director's user+sys CPU per check; backend/chk: the backend process's. \
          steal: the share of the machine's CPU time the hypervisor took during the run."
     );
+}
+
+/// `checkjitter=` and `checkspread=` as `LDRS_BENCH_CHECKJITTER` and
+/// `LDRS_BENCH_CHECKSPREAD` give them (a percentage, or `lockstep`); unset: the defaults.
+fn timing_directives() -> (u32, CheckSpread) {
+    let globals = Globals::default();
+    let jitter = env_or("LDRS_BENCH_CHECKJITTER", globals.checkjitter);
+    let spread = match std::env::var("LDRS_BENCH_CHECKSPREAD").as_deref() {
+        Ok("lockstep") => CheckSpread::Lockstep,
+        Ok(p) => CheckSpread::Percent(p.parse().expect("LDRS_BENCH_CHECKSPREAD: a percentage")),
+        Err(_) => globals.checkspread,
+    };
+    (jitter, spread)
+}
+
+/// How the benchmark's checks are timed, for the table's title.
+fn timing_name() -> String {
+    let (jitter, spread) = timing_directives();
+    let (d, d_spread) = (
+        Globals::default().checkjitter,
+        Globals::default().checkspread,
+    );
+    if (jitter, spread) == (d, d_spread) {
+        "an operator's default (spread slots; no checkjitter, no checkspread)".to_owned()
+    } else {
+        format!("checkjitter={jitter} checkspread={spread}")
+    }
+}
+
+/// The timing of a check every second, as the daemon would run it.
+fn operator_timing() -> Timing {
+    let (jitter, spread) = timing_directives();
+    Timing::configured(Duration::from_secs(1), jitter, spread)
 }
 
 /// One group of reals in a scenario.
 struct Group {
     name: &'static str,
     specs: Vec<CheckSpec>,
+    /// Whether its backend answers: a down result is then a flap.
+    healthy: bool,
 }
 
 fn director(scenario: &str) {
@@ -194,19 +240,23 @@ fn director(scenario: &str) {
         "http" => vec![Group {
             name: "http",
             specs: http_specs(1, http, HTTP_PORT),
+            healthy: true,
         }],
         "tcp" => vec![Group {
             name: "tcp connect",
             specs: tcp_specs(2, tcp),
+            healthy: true,
         }],
         "hung" => vec![
             Group {
                 name: "http beside hung",
                 specs: http_specs(3, http, HTTP_PORT),
+                healthy: true,
             },
             Group {
                 name: "  the hung ones",
                 specs: http_specs(4, hung, HUNG_PORT),
+                healthy: false,
             },
         ],
         "floor-http" | "floor-tcp" => return floor(scenario, secs.min(10)),
@@ -235,11 +285,16 @@ fn director(scenario: &str) {
     for (group, s) in groups.iter().zip(&stats) {
         let per_check = cpu.as_secs_f64() / total_checks.max(1) as f64;
         println!(
-            "ROW\t{}\t{}\t{}\t{:.0}\t{:.1} µs\t{:.1} MiB\t{:.3}%\t{} ms\t{} ms\t{:.1}%\t{:.1}%",
+            "ROW\t{}\t{}\t{}\t{:.0}\t{}\t{:.1} µs\t{:.1} MiB\t{:.3}%\t{} ms\t{} ms\t{:.1}%\t{:.1}%",
             group.name,
             group.specs.len(),
             s.checks,
             s.checks as f64 / secs as f64,
+            if group.healthy {
+                s.flapped.len().to_string()
+            } else {
+                "-".to_owned()
+            },
             per_check * 1e6,
             rss as f64 / 1024.0,
             100.0 * s.on_time as f64 / s.checks.max(1) as f64,
@@ -287,7 +342,7 @@ fn floor(scenario: &str, secs: u64) {
     let cpu = cpu_time() - cpu0;
     let wall = start.elapsed().as_secs_f64();
     println!(
-        "ROW\t{scenario} (1 thread, blocking)\t-\t{n}\t{:.0}\t{:.1} µs\t-\t-\t-\t-\t-\t-",
+        "ROW\t{scenario} (1 thread, blocking)\t-\t{n}\t{:.0}\t-\t{:.1} µs\t-\t-\t-\t-\t-\t-",
         n as f64 / wall,
         cpu.as_secs_f64() / n as f64 * 1e6,
     );
@@ -298,6 +353,8 @@ struct Stats {
     checks: u64,
     on_time: u64,
     up: u64,
+    /// The reals (by index) reported down at least once.
+    flapped: std::collections::HashSet<usize>,
     /// Lateness histogram in whole milliseconds, the last bucket catching the rest.
     late_ms: Vec<u64>,
     max_late_ms: u64,
@@ -325,19 +382,19 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(65_536);
     let mut scheduler = Scheduler::new(tx);
     let mut group_of = Vec::new();
+    // One batch, as the daemon schedules: the first runs ramp up at the whole population's
+    // pace (one by one, each would be paced at the rate of those scheduled before it).
+    let mut batch = Vec::new();
     for (g, group) in groups.iter().enumerate() {
         for spec in &group.specs {
             let checker: Arc<dyn Checker> = ldirectord_checks::build(spec)
                 .expect("the registry builds the check")
                 .expect("not checktype=off");
-            scheduler.schedule(
-                group_of.len(),
-                checker,
-                Timing::every(Duration::from_secs(1)),
-            );
+            batch.push((group_of.len(), checker, operator_timing()));
             group_of.push(g);
         }
     }
+    scheduler.schedule_all(batch);
     let mut stats: Vec<Stats> = groups
         .iter()
         .map(|_| Stats {
@@ -366,8 +423,11 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
         s.max_late_ms = s.max_late_ms.max(ms);
         if result.outcome.is_up() {
             s.up += 1;
-        } else if group_of[*result.key] == 0 {
-            *reasons.entry(result.outcome.reason).or_insert(0u64) += 1;
+        } else {
+            s.flapped.insert(*result.key);
+            if group_of[*result.key] == 0 {
+                *reasons.entry(result.outcome.reason).or_insert(0u64) += 1;
+            }
         }
     }
     let cpu = cpu_time() - cpu0;

@@ -454,6 +454,21 @@ fn warnings_for_traps() {
 }
 
 #[test]
+fn checkspread_takes_a_percentage_or_lockstep() {
+    assert_eq!(ok("").globals.checkspread, CheckSpread::Percent(0));
+    assert_eq!(
+        ok("checkspread=20\n").globals.checkspread,
+        CheckSpread::Percent(20)
+    );
+    assert_eq!(
+        ok("checkspread=lockstep\n").globals.checkspread,
+        CheckSpread::Lockstep
+    );
+    assert_eq!(err("checkspread=101\n").1, "invalid check spread");
+    assert_eq!(err("checkspread=sometimes\n").1, "invalid check spread");
+}
+
+#[test]
 fn extension_directives() {
     let c = ok(
         "risecount=2\ncheckjitter=25\nvirtual=1.2.3.4:5432\n\tpgsqlrole=standby\n\tpgsqlmaxlag=10s\n\tpgsqlsyncstate=sync, potential\n\ttlsverify=yes\n",

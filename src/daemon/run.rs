@@ -205,11 +205,11 @@ struct Daemon {
     dynamic: Dynamic,
     started: Instant,
     /// Owns the scheduled checks and their timings.
-    scheduler: Scheduler<CheckSpec>,
+    scheduler: Scheduler<Arc<CheckSpec>>,
     /// `maintenancedir=` the scheduled checks were built with.
     maintenancedir: Option<PathBuf>,
     /// Checks that have not reported since the last start or reload.
-    pending_round: HashSet<CheckSpec>,
+    pending_round: HashSet<Arc<CheckSpec>>,
     resync_at: Option<Instant>,
     resync_backoff: Duration,
     commands: CommandQueue,
@@ -263,7 +263,7 @@ impl Daemon {
     async fn main_loop(
         mut self,
         events: &mut mpsc::UnboundedReceiver<Event>,
-        mut results: mpsc::Receiver<scheduler::CheckResult<CheckSpec>>,
+        mut results: mpsc::Receiver<scheduler::CheckResult<Arc<CheckSpec>>>,
         mut refreshed: mpsc::Receiver<Refreshed>,
     ) -> i32 {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -378,7 +378,7 @@ impl Daemon {
         }
     }
 
-    async fn on_result(&mut self, result: scheduler::CheckResult<CheckSpec>) {
+    async fn on_result(&mut self, result: scheduler::CheckResult<Arc<CheckSpec>>) {
         if !self.scheduler.contains(&result.key) {
             return; // in flight across a reload that removed it
         }
@@ -401,33 +401,39 @@ impl Daemon {
         let _ = request.reply.send(response);
     }
 
-    /// Make the scheduler run exactly `Director::checks()`: checks whose spec and interval
+    /// Make the scheduler run exactly `Director::checks()`: checks whose spec and timing
     /// are unchanged keep their timers; the round towards `running()` starts afresh.
     fn sync_schedule(&mut self) {
         let globals = &self.director.config().globals;
         let maintenancedir = globals.maintenancedir.clone();
-        let jitter_percent = globals.checkjitter.min(100);
+        let (jitter, spread) = (globals.checkjitter, globals.checkspread);
         if maintenancedir != self.maintenancedir {
             self.scheduler.retain(|_| false);
             self.maintenancedir = maintenancedir;
         }
-        let want: HashMap<CheckSpec, Duration> = self
+        let want: HashMap<Arc<CheckSpec>, Timing> = self
             .director
             .checks()
             .into_iter()
-            .map(|p| (p.spec, p.interval))
+            .map(|p| (p.spec, Timing::configured(p.interval, jitter, spread)))
             .collect();
-        let keep: HashSet<CheckSpec> = self
+        let keep: HashSet<Arc<CheckSpec>> = self
             .scheduler
             .keys()
-            .filter(|k| want.get(*k) == self.scheduler.timing(k).map(|t| t.interval).as_ref())
+            .filter(|k| want.get(*k) == self.scheduler.timing(k).as_ref())
             .cloned()
             .collect();
         self.scheduler.retain(|k| keep.contains(k));
-        for (spec, interval) in &want {
-            if self.scheduler.contains(spec) {
-                continue;
-            }
+        // One host's new checks one after another: they get consecutive slots, which the
+        // scheduler spreads over the whole interval (see its module documentation).
+        let mut new: Vec<(&Arc<CheckSpec>, &Timing)> = want
+            .iter()
+            .filter(|(spec, _)| !self.scheduler.contains(spec))
+            .collect();
+        new.sort_by_key(|(spec, _)| (spec.ip, spec.real_port, spec.port));
+        // One batch, so that their first runs ramp up at the pace of the whole population.
+        let mut batch = Vec::with_capacity(new.len());
+        for (spec, timing) in new {
             let checker = match ldirectord_checks::build(spec) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
@@ -447,16 +453,9 @@ impl Daemon {
                 }),
                 None => checker,
             };
-            let jitter = *interval * jitter_percent / 100;
-            self.scheduler.schedule(
-                spec.clone(),
-                checker,
-                Timing {
-                    interval: *interval,
-                    jitter,
-                },
-            );
+            batch.push((Arc::clone(spec), checker, *timing));
         }
+        self.scheduler.schedule_all(batch);
         self.observe.retain(|k| want.contains_key(k));
         self.pending_round = want.into_keys().collect();
         if self.pending_round.is_empty() {

@@ -2,6 +2,7 @@
 //! results in, [`Action`]s out. The daemon shell performs the actions in order.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldirectord_checks::{CheckSpec, Outcome, Verdict};
@@ -68,7 +69,8 @@ impl<'a> From<&'a Outcome> for CheckResult<'a> {
 /// (virtual, real) pairs it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckPlan {
-    pub spec: CheckSpec,
+    /// Shared with the director: a plan costs no copy of the spec.
+    pub spec: Arc<CheckSpec>,
     /// The shortest `checkinterval` of the virtuals that use this check.
     pub interval: Duration,
 }

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldirectord_checks::CheckSpec;
@@ -33,7 +34,7 @@ pub struct Director {
     readdquiescent: bool,
     virtuals: Vec<Virtual>,
     checks: Vec<Check>,
-    check_index: HashMap<CheckSpec, usize>,
+    check_index: HashMap<Arc<CheckSpec>, usize>,
     /// The kernel table as last dumped, with our own operations applied since: what we
     /// believe the kernel holds. A fresh dump replaces it ([`Director::on_table`]).
     observed: HashMap<ServiceKey, ServiceEntry>,
@@ -127,7 +128,8 @@ impl Health {
 struct Check {
     /// What the shell runs, and the sharing key: [`CheckSpec::for_real`] leaves out
     /// everything a check does not depend on, so equal specs are one check (scenario 23).
-    spec: CheckSpec,
+    /// Shared with the index, the plans and the shell's scheduler: one copy per check.
+    spec: Arc<CheckSpec>,
     /// (virtual, real) indices that this check decides, in file order.
     users: Vec<(usize, usize)>,
     interval: u32,
@@ -265,7 +267,7 @@ impl Director {
             .iter()
             .filter(|c| !matches!(c.spec.checktype, CheckType::Off | CheckType::On))
             .map(|c| CheckPlan {
-                spec: c.spec.clone(),
+                spec: Arc::clone(&c.spec),
                 interval: Duration::from_secs(u64::from(c.interval.max(1))),
             })
             .collect()
@@ -470,10 +472,10 @@ impl Director {
         let old_checks = std::mem::take(&mut self.checks);
         let memo: HashMap<&CheckSpec, bool> = old_checks
             .iter()
-            .filter_map(|c| c.last.map(|up| (&c.spec, up)))
+            .filter_map(|c| c.last.map(|up| (&*c.spec, up)))
             .collect();
         for check in &mut checks {
-            check.last = memo.get(&check.spec).copied();
+            check.last = memo.get(&*check.spec).copied();
         }
         let old_by_key: HashMap<ServiceKey, usize> = old_virtuals
             .iter()
@@ -1128,7 +1130,7 @@ fn alert_for(state: DaemonState, virt: &Virtual, message: String) -> Option<Acti
     }))
 }
 
-type Built = (Vec<Virtual>, Vec<Check>, HashMap<CheckSpec, usize>);
+type Built = (Vec<Virtual>, Vec<Check>, HashMap<Arc<CheckSpec>, usize>);
 
 /// Set each real's drained flag from `drains` (before health is adopted).
 fn mark_drained(virtuals: &mut [Virtual], drains: &[DrainTarget]) {
@@ -1146,7 +1148,7 @@ fn mark_drained(virtuals: &mut [Virtual], drains: &[DrainTarget]) {
 fn build(config: &Config, out: &mut Vec<Action>) -> Built {
     let mut virtuals = Vec::with_capacity(config.virtuals.len());
     let mut checks: Vec<Check> = Vec::new();
-    let mut index: HashMap<CheckSpec, usize> = HashMap::new();
+    let mut index: HashMap<Arc<CheckSpec>, usize> = HashMap::new();
     for vs in &config.virtuals {
         let v = virtuals.len();
         let mut virt = build_virtual(vs);
@@ -1167,7 +1169,8 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
                     c
                 }
                 None => {
-                    index.insert(spec.clone(), checks.len());
+                    let spec = Arc::new(spec);
+                    index.insert(Arc::clone(&spec), checks.len());
                     checks.push(Check {
                         spec,
                         users: Vec::new(),

@@ -616,4 +616,18 @@ mod tests {
         shared_client(&b).unwrap();
         assert!(cached(&b));
     }
+
+    /// Every in-flight check holds its future: at 10,000 reals a few thousand are in flight
+    /// at once, so its size is memory per real (issue 17; 7,448 bytes while the header
+    /// array lived in it, 1,432 since).
+    #[tokio::test]
+    async fn an_in_flight_check_is_small() {
+        use ldirectord_parsers::config::CheckType;
+        let ip = "127.0.0.1".parse().unwrap();
+        let spec = crate::CheckSpec::new(CheckType::Negotiate, Service::Http, ip, 9);
+        let checker = build(&spec).unwrap();
+        let future = checker.check();
+        let size = std::mem::size_of_val(&*future);
+        assert!(size <= 2048, "an HTTP check's future is {size} bytes");
+    }
 }

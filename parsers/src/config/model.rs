@@ -52,6 +52,32 @@ impl Protocol {
     }
 }
 
+/// Extension `checkspread=`: how the checks of one interval are placed in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum CheckSpread {
+    /// Each check in a slot of its own, spread over the interval; every run starts up to
+    /// this percentage of the interval after its slot, at random (`checkspread=P`,
+    /// default 0: on the slot).
+    Percent(u32),
+    /// Every check at the same instant of its interval (`checkspread=lockstep`).
+    Lockstep,
+}
+
+impl Default for CheckSpread {
+    fn default() -> Self {
+        CheckSpread::Percent(0)
+    }
+}
+
+impl std::fmt::Display for CheckSpread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckSpread::Percent(p) => write!(f, "{p}"),
+            CheckSpread::Lockstep => f.write_str("lockstep"),
+        }
+    }
+}
+
 /// Extension `engine=`: how the daemon programs IPVS. The command line's `--engine` wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum EngineName {
@@ -599,9 +625,12 @@ pub struct Globals {
     pub emailalertfrom: Option<String>,
     /// Extension: successes needed before a down real comes back (default 1 = stock).
     pub risecount: u32,
-    /// Extension: spread each check's first run over this fraction of the interval
-    /// (`checkjitter=`, percent, default 0 = stock).
+    /// Extension: run each check first after a random delay of up to this fraction of the
+    /// interval and keep that phase (`checkjitter=`, percent); default 0: the check gets
+    /// an evenly spread slot of its own instead.
     pub checkjitter: u32,
+    /// Extension `checkspread=` (default `0`).
+    pub checkspread: CheckSpread,
     /// Extension `nodeaddress=NODE ADDRESS`: the address of a cluster node named by a
     /// real-server source (names not listed go through the resolver).
     pub node_addresses: BTreeMap<String, IpAddr>,
@@ -651,6 +680,7 @@ impl Default for Globals {
             emailalertfrom: None,
             risecount: 1,
             checkjitter: 0,
+            checkspread: CheckSpread::default(),
             node_addresses: BTreeMap::new(),
             engine: EngineName::Netlink,
             syncdaemon: None,

@@ -86,6 +86,9 @@ fn globals(out: &mut String, g: &Globals) {
     if g.checkjitter != d.checkjitter {
         line(format!("checkjitter={}", g.checkjitter));
     }
+    if g.checkspread != d.checkspread {
+        line(format!("checkspread={}", g.checkspread));
+    }
     for (node, addr) in &g.node_addresses {
         line(format!("nodeaddress={node} {addr}"));
     }

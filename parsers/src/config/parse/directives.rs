@@ -123,7 +123,7 @@ mod tests {
     fn the_help_lists_are_the_ones_users_know() {
         assert_eq!(
             listed(GLOBAL),
-            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics)"
+            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, checkspread, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics)"
         );
         assert_eq!(
             listed(VIRTUAL),
@@ -151,6 +151,7 @@ mod tests {
                 "emailalertfrom",
                 "maintenancedir",
                 "checkjitter",
+                "checkspread",
                 "nodeaddress",
                 "engine",
                 "syncdaemon",
@@ -237,6 +238,7 @@ mod tests {
                 (Scope::Global, "cleanstop") => yn(g.cleanstop),
                 (Scope::Global, "risecount") => g.risecount.to_string(),
                 (Scope::Global, "checkjitter") => g.checkjitter.to_string(),
+                (Scope::Global, "checkspread") => g.checkspread.to_string(),
                 (Scope::Global, "engine") => g.engine.as_str().to_owned(),
                 (Scope::Global, "fallbackcommandonstop") => yn(g.fallbackcommandonstop),
                 (Scope::Virtual, "request") => v.check.request.clone(),

@@ -7,7 +7,7 @@ use crate::config::diag::Diagnostic;
 use crate::config::lex;
 use std::net::IpAddr;
 
-use crate::config::model::{EngineName, Family, LogTarget, Protocol, SyncDaemon, SyncRole};
+use crate::config::model::{CheckSpread, EngineName, Family, LogTarget, Protocol, SyncDaemon, SyncRole};
 use crate::ipvs::{SYNC_MAXLEN_MASTER, valid_interface_name};
 
 use super::line::At;
@@ -170,6 +170,25 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
                     .help("a percentage of the check interval from 0 to 100, e.g. checkjitter=20")
                     .extension()
             })? as u32;
+        Ok(())
+    })
+    .extension()
+    .default("0"),
+    row("checkspread", Plain, |p, at, v| {
+        let v = v.trim_end();
+        p.globals.checkspread = if v.eq_ignore_ascii_case("lockstep") {
+            CheckSpread::Lockstep
+        } else {
+            let percent = lex::first_digits(v)
+                .map(lex::number)
+                .filter(|&n| n <= 100)
+                .ok_or_else(|| {
+                    Diagnostic::error(at.value(v), "invalid check spread")
+                        .help("a percentage of the check interval from 0 to 100, e.g. checkspread=20, or lockstep")
+                        .extension()
+                })?;
+            CheckSpread::Percent(percent as u32)
+        };
         Ok(())
     })
     .extension()
