@@ -305,7 +305,7 @@ mod tests {
             family: Family::Inet,
         };
         let service = |key: &ServiceKey, scheduler: &str, persistent| ServiceSpec {
-            key: key.clone(),
+            key: *key,
             scheduler: scheduler.into(),
             persistent,
             netmask: None,
@@ -326,19 +326,19 @@ mod tests {
                 "web-two-reals",
                 vec![
                     Op::AddService(service(&web, "wrr", None)),
-                    Op::AddDest(web.clone(), dest("10.0.0.1", 80, Forward::Gate, 1)),
-                    Op::AddDest(web.clone(), dest("10.0.0.2", 8080, Forward::Masq, 0)),
+                    Op::AddDest(web, dest("10.0.0.1", 80, Forward::Gate, 1)),
+                    Op::AddDest(web, dest("10.0.0.2", 8080, Forward::Masq, 0)),
                 ],
             ),
             (
                 "three-kinds",
                 vec![
                     Op::AddService(service(&web, "rr", Some(300))),
-                    Op::AddDest(web.clone(), dest("10.0.0.1", 80, Forward::Ipip, 5)),
+                    Op::AddDest(web, dest("10.0.0.1", 80, Forward::Ipip, 5)),
                     Op::AddService(service(&dns6, "sh", None)),
-                    Op::AddDest(dns6.clone(), dest("2001:db8::1", 53, Forward::Gate, 1)),
+                    Op::AddDest(dns6, dest("2001:db8::1", 53, Forward::Gate, 1)),
                     Op::AddService(service(&mark, "lc", None)),
-                    Op::AddDest(mark.clone(), dest("10.0.0.3", 0, Forward::Gate, 2)),
+                    Op::AddDest(mark, dest("10.0.0.3", 0, Forward::Gate, 2)),
                 ],
             ),
         ]
