@@ -142,7 +142,11 @@ impl Transport for Recorder {
             let replies = self.kernel.request(message).await?;
             let mut bytes = self.bytes.lock().expect("recorder lock");
             for reply in &replies {
-                bytes.extend_from_slice(&wire::to_bytes(reply));
+                // Decoded nlctrl replies keep only the family id and name: the length
+                // in the header is recomputed for what is left.
+                let mut reply = reply.clone();
+                reply.finalize();
+                bytes.extend_from_slice(&wire::to_bytes(&reply));
             }
             Ok(replies)
         })
@@ -364,6 +368,14 @@ mod tests {
                 std::fs::write(Path::new(&dir).join(name), &bytes).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn fuzz_findings_stay_fixed() {
+        // An nlctrl reply with a malformed op-policy nest: netlink-packet-generic panicked.
+        netlink_replies(include_bytes!(
+            "../fuzz/seeds/netlink_replies/regress-ctrl-op-policy"
+        ));
     }
 
     #[test]
