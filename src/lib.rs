@@ -30,6 +30,8 @@ pub mod cluster;
 pub mod daemon;
 pub mod director;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod instance;
 pub mod probe;
 pub mod realsource;

@@ -215,6 +215,34 @@ fn test_mode_ok_and_bad() {
 }
 
 #[test]
+fn test_mode_warns_about_a_secret_everyone_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let w = World::new();
+    let cfg = w.config(
+        "secret.cf",
+        "virtual=127.0.0.100:21\n\treal=127.0.0.1:21 masq\n\tservice=ftp\n\tlogin=\"anonymous\"\n\tpasswd=\"hunter2\"\n",
+    );
+    let c = cfg.to_str().unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = w.ld(&["--test", c]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{c} is readable by every user and holds a secret (passwd= at line 6)"
+        )) && err.contains(&format!("chmod o-r {c}")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "the warning shows the secret: {err}"
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = w.ld(&["--test", c]);
+    assert!(!text(&out.stderr).contains("readable by every user"));
+}
+
+#[test]
 fn userspace_engine_starts_and_stops_without_root() {
     // The userspace engine needs neither IPVS nor privileges (tests/userspace_*.rs cover
     // its forwarding); here only that start detaches and stop ends it.

@@ -4,7 +4,8 @@
 //! fallbackcommand, reload by SIGHUP (one `-e`), a reload with a syntax error (§8-14),
 //! autoreload and callback (§8-15), stop with cleanstop, a hung backend that does not delay
 //! the others, engine errors that converge, e-mail alerts over SMTP, and children (check,
-//! fallbackcommand, ipvsadm) that never see the daemon's private variable.
+//! fallbackcommand, ipvsadm) that never see the daemon's private variable, and a detached
+//! daemon that keeps no descriptor it inherited.
 
 #[path = "fixtures/daemon/support.rs"]
 mod support;
@@ -539,6 +540,60 @@ fn children_never_see_the_daemons_private_variable() {
             !text.contains("LDIRECTORD_RS_DAEMON_CHILD"),
             "{} inherited the daemon's options: {text}",
             record.display()
+        );
+    }
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
+#[test]
+fn the_detached_daemon_keeps_no_inherited_descriptor() {
+    // Under heartbeat the daemon kept heartbeat's sockets and log files: whatever the
+    // invoking process had open without close-on-exec. Here `start` runs with fd 7 open on
+    // a marker file (a shell's `exec 7<` leaves it inheritable); the daemon must not hold it.
+    let w = World::new();
+    let r1 = Backend::start("127.0.0.1", Mode::Healthy);
+    let cfg = w.config("fd.cf", &http_virtual(&[(&r1, 1)], ""));
+    let c = cfg.to_str().unwrap();
+    let marker = w.path("inherited-marker");
+    std::fs::write(&marker, "held by whoever started ldirectord\n").unwrap();
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", "exec 7<\"$1\"; shift; exec \"$@\"", "sh"])
+        .arg(&marker)
+        .arg(support::BIN)
+        .arg("--run-dir")
+        .arg(w.path("run"))
+        .arg("--ipvsadm")
+        .arg(w.path("ipvsadm"))
+        .args([c, "start"])
+        .current_dir(w.dir.path())
+        .env("LDIRECTORD_HA_DIR", w.path("ha.d"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pid = w.pid("fd.cf").expect("pid file after start");
+    let a1 = r1.addr.to_string();
+    wait_until(30, "the real is up", || {
+        w.reals(V) == sorted(vec![(a1.clone(), 1)])
+    });
+    let fds: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), target))
+        })
+        .collect();
+    assert!(
+        fds.iter().all(|(_, target)| *target != marker),
+        "the daemon holds the inherited descriptor: {fds:?}"
+    );
+    for std_fd in ["0", "1", "2"] {
+        let target = fds.iter().find(|(fd, _)| fd == std_fd).map(|(_, t)| t);
+        assert_eq!(
+            target.map(|t| t.as_path()),
+            Some(std::path::Path::new("/dev/null")),
+            "fd {std_fd}: {fds:?}"
         );
     }
     assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));

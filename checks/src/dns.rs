@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-use ldirectord_parsers::config::Protocol;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ldirectord_parsers::config::{Protocol, Receive};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto;
@@ -91,33 +91,39 @@ impl DnsCheck {
             }
         };
 
-        let code = response.metadata.response_code;
-        if code != ResponseCode::NoError {
-            return Err(Failure::protocol(format!(
-                "No answer received: {}",
-                rcode_name(code)
-            )));
-        }
-        if response.answers.is_empty() {
-            return Err(Failure::mismatch("No answer received"));
-        }
-        let mut seen = Vec::new();
-        for record in &response.answers {
-            let text = match &record.data {
-                RData::A(a) => a.0.to_string(),
-                RData::PTR(ptr) => ptr.0.to_utf8().trim_end_matches('.').to_owned(),
-                _ => continue,
-            };
-            if receive.is_match(text.as_bytes()) {
-                return Ok("Success".to_owned());
-            }
-            seen.push(text);
-        }
-        Err(Failure::mismatch(format!(
-            "Response mismatch: {}",
-            proto::quote(seen.join(" ").as_bytes())
-        )))
+        judge(&response, receive)
     }
+}
+
+/// The verdict on the response that answers our query: up when an A or PTR answer
+/// matches `receive`.
+pub(crate) fn judge(response: &Message, receive: &Receive) -> Result<String, Failure> {
+    let code = response.metadata.response_code;
+    if code != ResponseCode::NoError {
+        return Err(Failure::protocol(format!(
+            "No answer received: {}",
+            rcode_name(code)
+        )));
+    }
+    if response.answers.is_empty() {
+        return Err(Failure::mismatch("No answer received"));
+    }
+    let mut seen = Vec::new();
+    for record in &response.answers {
+        let text = match &record.data {
+            RData::A(a) => a.0.to_string(),
+            RData::PTR(ptr) => ptr.0.to_utf8().trim_end_matches('.').to_owned(),
+            _ => continue,
+        };
+        if receive.is_match(text.as_bytes()) {
+            return Ok("Success".to_owned());
+        }
+        seen.push(text);
+    }
+    Err(Failure::mismatch(format!(
+        "Response mismatch: {}",
+        proto::quote(seen.join(" ").as_bytes())
+    )))
 }
 
 /// Send over a connected UDP socket and wait for the matching response.
@@ -128,14 +134,18 @@ async fn ask_udp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, F
     loop {
         // An ICMP port unreachable surfaces here as `Connection refused`.
         let n = socket.recv(&mut buf).await.map_err(proto::io_failure)?;
-        match Message::from_vec(&buf[..n]) {
-            Ok(m) if m.metadata.id == id && m.metadata.message_type == MessageType::Response => {
-                return Ok(m);
-            }
-            // Late answers to earlier runs, forgeries, garbage: keep waiting.
-            _ => continue,
+        // Late answers to earlier runs, forgeries, garbage: keep waiting.
+        if let Some(m) = udp_answer(&buf[..n], id) {
+            return Ok(m);
         }
     }
+}
+
+/// The response in a UDP datagram, when it parses and answers query `id`.
+pub(crate) fn udp_answer(datagram: &[u8], id: u16) -> Option<Message> {
+    Message::from_vec(datagram)
+        .ok()
+        .filter(|m| m.metadata.id == id && m.metadata.message_type == MessageType::Response)
 }
 
 /// One query over TCP, length-prefixed both ways.
@@ -146,6 +156,14 @@ async fn ask_tcp(addr: SocketAddr, request: &[u8], id: u16) -> Result<Message, F
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(request);
     stream.write_all(&framed).await.map_err(proto::io_failure)?;
+    read_tcp_answer(&mut stream, id).await
+}
+
+/// The length-prefixed response to query `id` read from `stream`.
+pub(crate) async fn read_tcp_answer<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    id: u16,
+) -> Result<Message, Failure> {
     let mut len = [0u8; 2];
     stream
         .read_exact(&mut len)

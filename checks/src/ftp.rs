@@ -17,10 +17,10 @@
 //!
 //! The whole exchange is bounded by `negotiatetimeout` (stock: per operation).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::proto::{self, LineConn};
@@ -53,40 +53,8 @@ impl FtpCheck {
     async fn run(&self) -> Result<String, Failure> {
         let addr = proto::target(&self.spec)?;
         let mut conn = LineConn::greeted(addr).await?;
-
-        conn.send(&format!("USER {}", self.spec.login)).await?;
-        let mut reply = conn.read_reply().await?;
-        if reply.is_intermediate() {
-            conn.send(&format!("PASS {}", self.spec.passwd)).await?;
-            reply = conn.read_reply().await?;
-        }
-        if !reply.is_ok() {
-            return Err(Failure::auth(format!("login failed: {}", reply.line)));
-        }
-
-        // Stock ignores these two; a server without `/` or binary mode may still serve
-        // the file.
-        conn.send("CWD /").await?;
-        conn.read_reply().await?;
-        conn.send("TYPE I").await?;
-        conn.read_reply().await?;
-
-        let data_addr = match addr.ip() {
-            IpAddr::V4(_) => {
-                conn.send("PASV").await?;
-                let reply = conn.read_reply().await?;
-                let port = pasv_port(&reply.line)
-                    .ok_or_else(|| Failure::protocol(format!("PASV failed: {}", reply.line)))?;
-                SocketAddr::new(addr.ip(), port)
-            }
-            IpAddr::V6(_) => {
-                conn.send("EPSV").await?;
-                let reply = conn.read_reply().await?;
-                let port = epsv_port(&reply.line)
-                    .ok_or_else(|| Failure::protocol(format!("EPSV failed: {}", reply.line)))?;
-                SocketAddr::new(addr.ip(), port)
-            }
-        };
+        let port = login_and_passive(&mut conn, &self.spec, addr.is_ipv6()).await?;
+        let data_addr = SocketAddr::new(addr.ip(), port);
         let mut data = proto::connect_tcp(data_addr)
             .await
             .map_err(|e| e.context(&format!("data connection to port {}: ", data_addr.port())))?;
@@ -128,6 +96,40 @@ impl FtpCheck {
             _ => Ok("-".to_owned()),
         }
     }
+}
+
+/// After the greeting: log in as `spec` says, then ask for passive mode (`EPSV` when
+/// `ipv6`, else `PASV`) and return the data port.
+pub(crate) async fn login_and_passive<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut LineConn<S>,
+    spec: &CheckSpec,
+    ipv6: bool,
+) -> Result<u16, Failure> {
+    conn.send(&format!("USER {}", spec.login)).await?;
+    let mut reply = conn.read_reply().await?;
+    if reply.is_intermediate() {
+        conn.send(&format!("PASS {}", spec.passwd)).await?;
+        reply = conn.read_reply().await?;
+    }
+    if !reply.is_ok() {
+        return Err(Failure::auth(format!("login failed: {}", reply.line)));
+    }
+
+    // Stock ignores these two; a server without `/` or binary mode may still serve
+    // the file.
+    conn.send("CWD /").await?;
+    conn.read_reply().await?;
+    conn.send("TYPE I").await?;
+    conn.read_reply().await?;
+
+    let (command, port): (_, fn(&str) -> Option<u16>) = if ipv6 {
+        ("EPSV", epsv_port)
+    } else {
+        ("PASV", pasv_port)
+    };
+    conn.send(command).await?;
+    let reply = conn.read_reply().await?;
+    port(&reply.line).ok_or_else(|| Failure::protocol(format!("{command} failed: {}", reply.line)))
 }
 
 /// The data port of a `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)` reply (RFC 959;

@@ -29,7 +29,7 @@ pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
 }
 
 #[derive(Debug)]
-struct Imap;
+pub(crate) struct Imap;
 
 impl Dialogue for Imap {
     async fn talk<S: AsyncRead + AsyncWrite + Unpin + Send>(

@@ -15,6 +15,7 @@
 //!   services `http` … `nntp`), built on `proto` (target address, I/O reasons, a capped
 //!   line reader, UDP) and `tls` (the checks' one TLS client setup).
 //! - [`scheduler`]: one owner of every check's timer.
+//! - `fuzzing`: the fuzz targets' entry points (each decoder of server bytes, no socket).
 //! - [`process`]: where every program ldirectord-rs starts is built (without the
 //!   daemon's private variable).
 #![forbid(unsafe_code)]
@@ -35,6 +36,8 @@ pub mod connect;
 pub mod dns;
 pub mod external;
 pub mod ftp;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod imap;
 pub mod ldap;

@@ -21,7 +21,7 @@ use crate::proto::io_failure;
 use crate::spec::CheckSpec;
 
 /// Bytes read from the greeting, as stock.
-const GREETING_BYTES: usize = 64;
+pub(crate) const GREETING_BYTES: usize = 64;
 
 /// The NNTP checker for `spec`.
 pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
@@ -61,7 +61,7 @@ impl Checker for Nntp {
 }
 
 /// Up iff the greeting starts with `2`; the reason is the greeting's first line.
-fn greeting_result(greeting: &[u8]) -> Result<String, Failure> {
+pub(crate) fn greeting_result(greeting: &[u8]) -> Result<String, Failure> {
     if greeting.is_empty() {
         return Err(Failure::protocol("connection closed without a greeting"));
     }

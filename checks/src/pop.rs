@@ -24,7 +24,7 @@ pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
 }
 
 #[derive(Debug)]
-struct Pop;
+pub(crate) struct Pop;
 
 impl Dialogue for Pop {
     async fn talk<S: AsyncRead + AsyncWrite + Unpin + Send>(

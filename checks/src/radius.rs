@@ -44,7 +44,7 @@ const NAS_IPV6_ADDRESS: u8 = 95;
 pub const MIN_RETRANSMIT: Duration = Duration::from_millis(500);
 
 /// RFC 2865 §3: the largest RADIUS packet.
-const MAX_PACKET: usize = 4096;
+pub(crate) const MAX_PACKET: usize = 4096;
 /// RFC 2865 §5.2: the hidden password is at most 128 octets.
 const MAX_PASSWORD: usize = 128;
 
@@ -198,7 +198,7 @@ fn hmac_md5(key: &[u8], data: &[u8]) -> [u8; 16] {
 }
 
 /// The verdict on one datagram, `None` when it is not an answer to our request.
-fn judge(
+pub(crate) fn judge(
     reply: &[u8],
     identifier: u8,
     request_auth: &[u8; 16],
@@ -236,6 +236,34 @@ fn judge(
         ACCESS_CHALLENGE => Err(Failure::auth("Access-Challenge")),
         other => Err(Failure::protocol(format!("unexpected RADIUS code {other}"))),
     })
+}
+
+/// What a server does to a reply before sending it: fill in the Message-Authenticator
+/// (RFC 3579 §3.2, computed with the Request Authenticator in place), when the reply has
+/// one, then the Response Authenticator (RFC 2865 §3). `reply` is the whole packet (at
+/// least the 20-byte header) with its Length; used by the tests and the fuzz target.
+pub(crate) fn sign_reply(reply: &mut [u8], request_auth: &[u8; 16], secret: &[u8]) {
+    reply[4..20].copy_from_slice(request_auth);
+    let mut at = 20;
+    while at + 2 <= reply.len() {
+        let alen = usize::from(reply[at + 1]);
+        if alen < 2 || at + alen > reply.len() {
+            break;
+        }
+        if reply[at] == MESSAGE_AUTHENTICATOR && alen == 18 {
+            reply[at + 2..at + 18].fill(0);
+            let mac = hmac_md5(secret, reply);
+            reply[at + 2..at + 18].copy_from_slice(&mac);
+            break;
+        }
+        at += alen;
+    }
+    let mut md5 = Md5::new();
+    md5.update(&reply[..4]);
+    md5.update(request_auth);
+    md5.update(&reply[20..]);
+    md5.update(secret);
+    reply[4..20].copy_from_slice(&md5.finalize());
 }
 
 /// RFC 3579 §3.2: when the reply carries a Message-Authenticator it is the HMAC-MD5 of
@@ -308,11 +336,8 @@ mod tests {
 
     fn reply(code: u8, id: u8, request_auth: &[u8; 16], secret: &[u8]) -> Vec<u8> {
         let mut packet = vec![code, id, 0, 20];
-        let mut md5 = Md5::new();
-        md5.update(&packet[..4]);
-        md5.update(request_auth);
-        md5.update(secret);
-        packet.extend_from_slice(&md5.finalize());
+        packet.extend_from_slice(&[0; 16]);
+        sign_reply(&mut packet, request_auth, secret);
         packet
     }
 

@@ -60,11 +60,7 @@ impl SipCheck {
         } else {
             self.over_tcp(addr).await?
         };
-        if status.starts_with(b"SIP/2.0 200 OK") {
-            Ok(quote(&status))
-        } else {
-            Err(Failure::protocol(quote(&status)))
-        }
+        verdict(&status)
     }
 
     async fn over_udp(&self, addr: SocketAddr) -> Result<Vec<u8>, Failure> {
@@ -77,8 +73,7 @@ impl SipCheck {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         // ICMP port unreachable surfaces here as `Connection refused`.
         let n = socket.recv(&mut buf).await.map_err(proto::io_failure)?;
-        let first = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-        Ok(first.strip_suffix(b"\r").unwrap_or(first).to_vec())
+        Ok(first_line(&buf[..n]).to_vec())
     }
 
     async fn over_tcp(&self, addr: SocketAddr) -> Result<Vec<u8>, Failure> {
@@ -89,6 +84,21 @@ impl SipCheck {
             .await
             .map_err(proto::io_failure)?;
         LineConn::new(stream).read_line().await
+    }
+}
+
+/// The status line of a reply datagram: its first line, without CR LF.
+pub(crate) fn first_line(datagram: &[u8]) -> &[u8] {
+    let first = datagram.split(|&b| b == b'\n').next().unwrap_or_default();
+    first.strip_suffix(b"\r").unwrap_or(first)
+}
+
+/// Up when the status line starts with `SIP/2.0 200 OK`; the reason is the line.
+pub(crate) fn verdict(status: &[u8]) -> Result<String, Failure> {
+    if status.starts_with(b"SIP/2.0 200 OK") {
+        Ok(quote(status))
+    } else {
+        Err(Failure::protocol(quote(status)))
     }
 }
 

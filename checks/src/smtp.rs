@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::spec::CheckSpec;
 
@@ -41,19 +43,27 @@ impl SmtpCheck {
     async fn run(&self) -> Result<String, Failure> {
         let addr = proto::target(&self.spec)?;
         let mut conn = LineConn::greeted(addr).await?;
-        conn.send(&format!("EHLO {CLIENT_NAME}")).await?;
-        let ehlo = conn.read_reply().await?;
-        if !ehlo.is_ok() {
-            conn.send(&format!("HELO {CLIENT_NAME}")).await?;
-            let helo = conn.read_reply().await?;
-            if !helo.is_ok() {
-                return Err(Failure::protocol(format!(
-                    "HELO rejected: {} (EHLO: {})",
-                    helo.line, ehlo.line
-                )));
-            }
-        }
+        hello(&mut conn).await?;
         conn.goodbye("QUIT").await;
         Ok("-".to_owned())
     }
+}
+
+/// `EHLO`, or `HELO` when EHLO is refused: one of them must be accepted.
+pub(crate) async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut LineConn<S>,
+) -> Result<(), Failure> {
+    conn.send(&format!("EHLO {CLIENT_NAME}")).await?;
+    let ehlo = conn.read_reply().await?;
+    if !ehlo.is_ok() {
+        conn.send(&format!("HELO {CLIENT_NAME}")).await?;
+        let helo = conn.read_reply().await?;
+        if !helo.is_ok() {
+            return Err(Failure::protocol(format!(
+                "HELO rejected: {} (EHLO: {})",
+                helo.line, ehlo.line
+            )));
+        }
+    }
+    Ok(())
 }

@@ -840,3 +840,35 @@ fn dynamic_real_server_errors_name_line_and_column() {
         Some("`realsource` belongs inside a virtual block")
     );
 }
+
+#[test]
+fn a_secret_in_a_file_everyone_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ldirectord.cf");
+    std::fs::write(
+        &path,
+        "checktimeout=3\nvirtual=127.0.0.1:1812\n\treal=127.0.0.2:1812 gate\n\tservice=radius\n\tprotocol=udp\n\tlogin=\"bob\"\n\tsecret=\"testing123\"\n",
+    )
+    .unwrap();
+    let exposed = |mode| {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let parsed = ldirectord_parsers::config::load(&path).unwrap();
+        parsed
+            .warnings
+            .into_iter()
+            .find(|w| w.message.contains("readable by every user"))
+    };
+    let w = exposed(0o644).expect("a warning for mode 644");
+    assert!(
+        w.message.contains("ldirectord.cf") && w.message.contains("(secret= at line 7)"),
+        "{w:?}"
+    );
+    assert!(!w.message.contains("testing123"));
+    assert_eq!(
+        w.help.as_deref(),
+        Some(format!("chmod o-r {}", path.display()).as_str())
+    );
+    assert_eq!(exposed(0o640), None);
+    assert_eq!(exposed(0o600), None);
+}

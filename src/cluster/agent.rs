@@ -74,13 +74,13 @@ enum Target {
 }
 
 #[derive(Debug)]
-struct Generated {
+pub(crate) struct Generated {
     /// Where the definition came from, for messages (a path, or "the parameters").
     origin: String,
     /// The operator's file, when there is one.
     source: Option<PathBuf>,
     /// The definition without real servers from the cluster (extension lines commented).
-    sanitized: String,
+    pub(crate) sanitized: String,
     blocks: Vec<BlockSources>,
     nodes: BTreeMap<String, IpAddr>,
     /// Why the operator's file does not parse (`PATH:LINE:COLUMN: message`), if it does
@@ -508,7 +508,7 @@ impl<'e> Agent<'e> {
 }
 
 /// The virtual service of the `vip`/`port` parameters, with lvsdr's real-server sources.
-fn inline(env: &Env) -> Result<Generated, Fail> {
+pub(crate) fn inline(env: &Env) -> Result<Generated, Fail> {
     let vip = ocf::vip(env.param("vip").unwrap_or_default())?;
     let port = env
         .param("port")

@@ -44,7 +44,7 @@ pub struct Vip {
     pub mode: Mode,
 }
 
-fn parse_vip(vip: Option<&str>, mode: Option<&str>) -> Result<Vip, Fail> {
+pub(crate) fn parse_vip(vip: Option<&str>, mode: Option<&str>) -> Result<Vip, Fail> {
     let text = vip.ok_or_else(|| Fail::configured("vip is required"))?;
     let address = ocf::vip(text)?;
     let mode = match mode.unwrap_or("dr") {

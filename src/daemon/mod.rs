@@ -168,6 +168,35 @@ fn detach_stdio() {
     }
 }
 
+/// Close every descriptor above stderr that this process inherited from whoever started
+/// it (under heartbeat: its sockets and log files), so the daemon neither keeps them open
+/// nor passes them on to the programs it runs. What this program opened itself is left:
+/// std and tokio open everything with `O_CLOEXEC`, so a descriptor without the flag came
+/// through `exec`. The flag is read from `/proc/self/fdinfo` (`fcntl` on a bare number
+/// needs `unsafe`, which this crate forbids).
+fn close_inherited_descriptors() {
+    /// `O_CLOEXEC` as `/proc/PID/fdinfo` shows it, in the octal `flags:` field.
+    const O_CLOEXEC: u32 = 0o2_000_000;
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        let flags = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .ok()
+            .and_then(|info| {
+                let value = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                u32::from_str_radix(value.trim(), 8).ok()
+            });
+        if flags.is_some_and(|f| f & O_CLOEXEC == 0) {
+            let _ = nix::unistd::close(fd);
+        }
+    }
+}
+
 /// Run the daemon's main loop as a task on the runtime's workers rather than on this
 /// thread: every check result wakes the main loop, and waking a task on a worker is much
 /// cheaper than waking a parked thread (thousands of results a second on a big cluster).
@@ -209,6 +238,7 @@ pub fn daemon_child(opts: Options, parsed: Parsed, log: LogHandle, pid_file: &Pa
         ready.fail(&format!("cannot detach: {e}"));
         return 1;
     }
+    close_inherited_descriptors();
     let mut lock = match PidLock::acquire(pid_file) {
         Ok(lock) => lock,
         Err(PidLockError::Held(_)) => {

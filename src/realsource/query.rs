@@ -100,6 +100,25 @@ fn run(cmd: &mut Command, timeout: Duration) -> Result<(i32, String, String), So
     ))
 }
 
+/// The nodes in `crm_resource --locate -Q` output: one per line; a promoted instance may
+/// carry a role word after it.
+pub fn locate_output(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The members in `crm_node -p` output: names separated by blanks.
+pub fn partition_output(out: &str) -> Vec<String> {
+    out.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The value in `crm_attribute -G -q` output (exit code 0).
+pub fn attribute_output(out: &str) -> String {
+    out.trim().to_owned()
+}
+
 impl ClusterQuery for SystemQuery {
     fn locate(&self, resource: &str) -> Result<Vec<String>, SourceError> {
         let (rc, out, err) = run(
@@ -113,12 +132,7 @@ impl ClusterQuery for SystemQuery {
                 stderr: err,
             });
         }
-        // -Q prints one node per line; a promoted instance may carry a role word after it.
-        Ok(out
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect())
+        Ok(locate_output(&out))
     }
 
     fn partition(&self) -> Result<Vec<String>, SourceError> {
@@ -130,7 +144,7 @@ impl ClusterQuery for SystemQuery {
                 stderr: err,
             });
         }
-        Ok(out.split_whitespace().map(str::to_owned).collect())
+        Ok(partition_output(&out))
     }
 
     fn attribute(&self, node: &str, name: &str) -> Result<Option<String>, SourceError> {
@@ -140,7 +154,7 @@ impl ClusterQuery for SystemQuery {
             self.timeout,
         )?;
         match rc {
-            0 => Ok(Some(out.trim().to_owned())),
+            0 => Ok(Some(attribute_output(&out))),
             // CRM_EX_NOSUCH: the node has no such attribute.
             105 => Ok(None),
             _ => Err(SourceError::ToolFailed {

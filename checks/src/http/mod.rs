@@ -56,7 +56,7 @@ use crate::proto::{io_failure, io_reason};
 use crate::spec::CheckSpec;
 use crate::tls::{self, Verify};
 
-mod h1;
+pub(crate) mod h1;
 
 /// Most body bytes read and matched against `receive`.
 pub const MAX_BODY: usize = 1024 * 1024;

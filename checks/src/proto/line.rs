@@ -105,10 +105,7 @@ impl LineConn<TcpStream> {
     /// Connect to `addr` and read an FTP/SMTP greeting, which must be 2xx.
     pub async fn greeted(addr: SocketAddr) -> Result<LineConn<TcpStream>, Failure> {
         let mut conn = LineConn::new(connect_tcp(addr).await?);
-        let greeting = conn.read_reply().await?;
-        if !greeting.is_ok() {
-            return Err(Failure::protocol(format!("greeting: {}", greeting.line)));
-        }
+        conn.greeting().await?;
         Ok(conn)
     }
 }
@@ -156,6 +153,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineConn<S> {
             line.pop();
         }
         Ok(line)
+    }
+
+    /// Read an FTP/SMTP greeting, which must be 2xx.
+    pub async fn greeting(&mut self) -> Result<(), Failure> {
+        let greeting = self.read_reply().await?;
+        if !greeting.is_ok() {
+            return Err(Failure::protocol(format!("greeting: {}", greeting.line)));
+        }
+        Ok(())
     }
 
     /// Send one command line, CR LF appended.

@@ -306,7 +306,8 @@ impl NetlinkDeserializable for GenlPayload {
     fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, Self::Error> {
         if header.message_type == GENL_ID_CTRL {
             Ok(GenlPayload::Ctrl(GenlMessage::<GenlCtrl>::deserialize(
-                header, payload,
+                header,
+                &ctrl_essentials(payload),
             )?))
         } else {
             Ok(GenlPayload::Ipvs(GenlMessage::<IpvsMessage>::deserialize(
@@ -314,6 +315,34 @@ impl NetlinkDeserializable for GenlPayload {
             )?))
         }
     }
+}
+
+/// `CTRL_ATTR_FAMILY_ID` and `CTRL_ATTR_FAMILY_NAME`.
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
+const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+
+/// An nlctrl message cut down to its generic-netlink header and the family id and name,
+/// the only attributes anyone reads (the family lookup, and the in-memory kernel reading
+/// that request). Why: netlink-packet-generic 0.5 panics on a malformed length inside the
+/// nested op-policy attributes (fuzz target `netlink_replies`, seed
+/// `regress-ctrl-op-policy`); attributes are walked here with checked lengths, and a
+/// malformed one ends the walk.
+fn ctrl_essentials(payload: &[u8]) -> Vec<u8> {
+    let mut out = payload[..payload.len().min(4)].to_vec();
+    let mut at = 4;
+    while let Some(head) = payload.get(at..at + 4) {
+        let len = usize::from(u16::from_ne_bytes([head[0], head[1]]));
+        let kind = u16::from_ne_bytes([head[2], head[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > payload.len() - at {
+            break;
+        }
+        if kind == CTRL_ATTR_FAMILY_ID || kind == CTRL_ATTR_FAMILY_NAME {
+            out.extend_from_slice(&payload[at..at + len]);
+            out.resize(out.len().next_multiple_of(4), 0);
+        }
+        at += len.next_multiple_of(4);
+    }
+    out
 }
 
 impl From<GenlPayload> for NetlinkPayload<GenlPayload> {

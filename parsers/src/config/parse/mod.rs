@@ -56,7 +56,14 @@ pub fn load(path: &Path) -> Result<Parsed, ConfigError> {
 /// [`load`] with options.
 pub fn load_with(path: &Path, opts: &ParseOptions<'_>) -> Result<Parsed, ConfigError> {
     match std::fs::read(path) {
-        Ok(bytes) => parse_with(&String::from_utf8_lossy(&bytes), path, opts),
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let mut parsed = parse_with(&text, path, opts)?;
+            if readable_by_others(path) {
+                parsed.warnings.extend(exposed_secret(&text, path));
+            }
+            Ok(parsed)
+        }
         Err(e) => Err(ConfigError {
             path: path.to_owned(),
             error: Box::new(
@@ -69,6 +76,37 @@ pub fn load_with(path: &Path, opts: &ParseOptions<'_>) -> Result<Parsed, ConfigE
             warnings: Vec::new(),
         }),
     }
+}
+
+/// Whether every user may read `path` (mode `o+r`).
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+/// The warning for a file every user can read that holds a `passwd=` or `secret=`
+/// (checks' passwords, RADIUS secrets), naming the first such line. It has no span: the
+/// excerpt under a spanned diagnostic would print the secret.
+fn exposed_secret(text: &str, path: &Path) -> Option<Diagnostic> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let rest = line.trim_start();
+        let name = ["passwd", "secret"].into_iter().find(|n| {
+            rest.strip_prefix(n)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })?;
+        Some(
+            Diagnostic::warning(
+                Span::default(),
+                format!(
+                    "{} is readable by every user and holds a secret ({name}= at line {})",
+                    path.display(),
+                    i + 1
+                ),
+            )
+            .extension()
+            .help(format!("chmod o-r {}", path.display())),
+        )
+    })
 }
 
 /// Parse configuration text that was read from `path`, with the system resolver.
