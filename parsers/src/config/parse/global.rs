@@ -7,7 +7,9 @@ use crate::config::diag::Diagnostic;
 use crate::config::lex;
 use std::net::IpAddr;
 
-use crate::config::model::{CheckSpread, EngineName, Family, LogTarget, Protocol, SyncDaemon, SyncRole};
+use crate::config::model::{
+    CheckSpread, EngineName, Family, LogTarget, Protocol, SyncDaemon, SyncRole,
+};
 use crate::ipvs::{SYNC_MAXLEN_MASTER, valid_interface_name};
 
 use super::line::At;
