@@ -486,7 +486,18 @@ fn the_director_as_a_clone_beside_an_ipaddr2_clone() {
         if n.is_running() {
             assert_eq!(held(n), [*vip], "{node} kept its VIP only");
             assert!(daemon_pid(n).is_some() && listens(n), "{}", c.explain());
-            assert_eq!(get(&c, vip).as_deref(), Some(PAGE), "{vip} through {node}");
+            // Polled: on a loaded machine a survivor's check of the shared real server can
+            // time out while the dead node's resources are sorted out, and the userspace
+            // engine then refuses until the next good check.
+            let answer = (0..20)
+                .find_map(|_| {
+                    get(&c, vip).filter(|a| a == PAGE).or_else(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(500));
+                        None
+                    })
+                })
+                .or_else(|| get(&c, vip));
+            assert_eq!(answer.as_deref(), Some(PAGE), "{vip} through {node}");
         } else {
             assert_eq!(get(&c, vip), None, "{vip} of the dead {node} answers");
         }
