@@ -376,6 +376,10 @@ mod tests {
         netlink_replies(include_bytes!(
             "../fuzz/seeds/netlink_replies/regress-ctrl-op-policy"
         ));
+        // A dump's NLMSG_DONE carrying i32::MIN as its code: negating it overflowed.
+        netlink_replies(include_bytes!(
+            "../fuzz/seeds/netlink_replies/regress-done-code-min"
+        ));
     }
 
     #[test]

@@ -129,11 +129,11 @@ impl NetlinkEngine {
             match reply.payload {
                 NetlinkPayload::InnerMessage(GenlPayload::Ipvs(genl)) => data.push(genl.payload),
                 NetlinkPayload::Error(e) => match e.code {
-                    Some(code) => return Ok(Err(Errno::from_raw(-code.get()))),
+                    Some(code) => return Ok(Err(errno_of(code.get()))),
                     None => return Ok(Ok(data)),
                 },
                 NetlinkPayload::Done(done) if done.code < 0 => {
-                    return Ok(Err(Errno::from_raw(-done.code)));
+                    return Ok(Err(errno_of(done.code)));
                 }
                 NetlinkPayload::Done(_) => return Ok(Ok(data)),
                 _ => {}
@@ -322,7 +322,7 @@ async fn resolve_family(transport: &mut dyn Transport) -> Result<Option<u16>, En
                     return Ok(Some(id));
                 }
             }
-            NetlinkPayload::Error(e) => match e.code.map(|c| Errno::from_raw(-c.get())) {
+            NetlinkPayload::Error(e) => match e.code.map(|c| errno_of(c.get())) {
                 Some(Errno::ENOENT) => return Ok(None),
                 Some(Errno::EPERM | Errno::EACCES) => {
                     return Err(EngineError::Unavailable(
@@ -372,4 +372,10 @@ fn rejected(what: &str, errno: Errno, op: Option<&Op>) -> EngineError {
         message,
         errno: Some(errno),
     }
+}
+
+/// The errno of a netlink error or done code, which the kernel sends negated. A code
+/// no kernel sends (i32::MIN, found by fuzzing) must not overflow the negation.
+fn errno_of(code: i32) -> Errno {
+    Errno::from_raw(code.saturating_neg())
 }
