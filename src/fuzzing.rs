@@ -380,6 +380,10 @@ mod tests {
         netlink_replies(include_bytes!(
             "../fuzz/seeds/netlink_replies/regress-done-code-min"
         ));
+        // `virtual_service_options=-s 0`: accepted by the agent, refused by the parser.
+        ocf_environment(include_bytes!(
+            "../fuzz/seeds/ocf_environment/regress-scheduler-digit"
+        ));
     }
 
     #[test]

@@ -237,7 +237,9 @@ pub fn service_options(text: &str) -> Result<Vec<String>, ServiceOptionsError> {
         }
         i += 1;
     }
-    if !scheduler.chars().all(|c| c.is_ascii_alphanumeric()) {
+    // The config parser's rule for scheduler= (lowercase letters), so that parameters
+    // accepted here never make a configuration it refuses (found by fuzzing: "-s 0").
+    if scheduler.is_empty() || !scheduler.chars().all(|c| c.is_ascii_lowercase()) {
         return Err(ServiceOptionsError::Scheduler(scheduler));
     }
     out.insert(0, format!("scheduler={scheduler}"));
@@ -374,5 +376,7 @@ virtual=192.168.0.238:80
         );
         assert!(service_options("-x").is_err());
         assert!(service_options("-s").is_err());
+        assert!(service_options("-s 0").is_err());
+        assert!(service_options("-s Wrr").is_err());
     }
 }
