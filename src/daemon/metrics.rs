@@ -343,7 +343,6 @@ struct RealRow {
 impl Reals {
     fn refresh(&self, director: &Director) {
         let status = director.status();
-        let weights = director.table_weights();
         let mut snap = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let old = std::mem::take(&mut snap.rows);
         let was: HashMap<(&str, &str), &RealRow> = old
@@ -354,8 +353,7 @@ impl Reals {
             .into_iter()
             .flat_map(|v| v.reals.into_iter().map(move |r| (v.virtual_id.clone(), r)));
         snap.rows = reals
-            .zip(weights)
-            .map(|((virtual_id, s), w)| {
+            .map(|(virtual_id, s)| {
                 let up = s.health == Health::Up;
                 let mut transitions = [0; 2];
                 if let Some(before) = was.get(&(virtual_id.as_str(), s.real.as_str())) {
@@ -366,7 +364,7 @@ impl Reals {
                 }
                 RealRow {
                     up,
-                    weight: w.unwrap_or(0),
+                    weight: s.table_weight.unwrap_or(0),
                     transitions,
                     virtual_id,
                     real: s.real,

@@ -279,6 +279,15 @@ impl Director {
             .iter()
             .map(|v| {
                 let entry = self.observed.get(&v.key);
+                // One map per service, so that 10,000 reals under one virtual stay linear.
+                let weights: HashMap<(IpAddr, u16), u32> = entry
+                    .map(|e| {
+                        e.dests
+                            .iter()
+                            .map(|d| ((d.spec.ip, d.spec.port), d.spec.weight))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let reals = v
                     .reals
                     .iter()
@@ -287,9 +296,10 @@ impl Director {
                         RealStatus {
                             real: r.text.clone(),
                             dest: r.dest,
-                            table_weight: entry
-                                .and_then(|e| find_dest(e, r))
-                                .map(|d| d.spec.weight),
+                            table_weight: {
+                                let at = |p: u16| weights.get(&(r.dest.ip, p)).copied();
+                                at(r.dest.port).or_else(|| r.alt_port.and_then(at))
+                            },
                             health: r.health,
                             drained: r.drained,
                             maintenance: r.maintenance,
@@ -385,31 +395,6 @@ impl Director {
         Table {
             services: self.observed.values().cloned().collect(),
         }
-    }
-
-    /// The weight each configured (virtual, real) has in the table as we believe the kernel
-    /// holds it, in the order of [`Director::status`]; `None` where the kernel has no such
-    /// real. One pass over each service's destinations (10,000 reals under one virtual
-    /// stay linear), for the metrics exporter.
-    pub fn table_weights(&self) -> Vec<Option<u32>> {
-        let mut out = Vec::new();
-        for v in &self.virtuals {
-            let weights: HashMap<(IpAddr, u16), u32> = self
-                .observed
-                .get(&v.key)
-                .map(|e| {
-                    e.dests
-                        .iter()
-                        .map(|d| ((d.spec.ip, d.spec.port), d.spec.weight))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.extend(v.reals.iter().map(|r| {
-                let at = |p: u16| weights.get(&(r.dest.ip, p)).copied();
-                at(r.dest.port).or_else(|| r.alt_port.and_then(at))
-            }));
-        }
-        out
     }
 
     /// A check result for `spec`, applied to every (virtual, real) that uses this check. A
