@@ -346,7 +346,10 @@ impl Daemon {
                     }
                 }
                 Action::Log(line) => tracing::info!("{line}"),
-                Action::RunFallbackCommand(cmd) => self.commands.run(cmd.shell_line()),
+                Action::RunFallbackCommand(cmd) => {
+                    let user = self.director.config().globals.scriptuser.clone();
+                    self.commands.run(cmd.shell_line(), user);
+                }
                 Action::Alert(alert) => {
                     let from = self.director.config().globals.emailalertfrom.clone();
                     self.mailer.send(&alert, from.as_deref());
@@ -503,7 +506,8 @@ impl Daemon {
         if let Some(callback) = self.director.config().globals.callback.clone()
             && is_executable(Path::new(&callback))
         {
-            self.commands.run(format!("{callback} {path}"));
+            let user = self.director.config().globals.scriptuser.clone();
+            self.commands.run(format!("{callback} {path}"), user);
         }
     }
 
