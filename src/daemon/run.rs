@@ -106,7 +106,8 @@ pub async fn run(
         }
     };
     // Before anything touches the table: no other live instance manages this file or
-    // one of its virtual services.
+    // one of its virtual services (blocks this start-up task up to START_GRACE when one
+    // does; nothing else runs yet).
     let claims = match Claims::claim(
         &opts.run_dir,
         &opts.instance,

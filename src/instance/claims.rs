@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
 /// The registry's file name in the run dir.
 pub const REGISTRY: &str = "ldirectord.claims";
 
+/// How long a start waits for a conflicting holder to go away before it gives up.
+pub const START_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One live instance's claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
@@ -80,7 +83,9 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// Claim `services` of `config` for `instance` in `run_dir` (this process).
+    /// Claim `services` of `config` for `instance` in `run_dir` (this process). A
+    /// conflict is asked again for up to [`START_GRACE`]: a start right after `kill -9`
+    /// of the holder may come before the kernel has finished it off.
     pub fn claim(
         run_dir: &Path,
         instance: &str,
@@ -94,8 +99,19 @@ impl Claims {
             started: start_time(pid).unwrap_or(0),
             instance: instance.to_owned(),
         };
-        claims.update(config, services)?;
-        Ok(claims)
+        let services: Vec<ServiceKey> = services.into_iter().collect();
+        let deadline = std::time::Instant::now() + START_GRACE;
+        loop {
+            match claims.update(config, services.iter().copied()) {
+                Err(ClaimError::SameConfig { .. } | ClaimError::Service { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(claims),
+            }
+        }
     }
 
     /// Replace this process's claim (a reload); on a conflict the old claim stays.
