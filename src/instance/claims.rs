@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub const REGISTRY: &str = "ldirectord.claims";
 
 /// How long a start waits for a conflicting holder to go away before it gives up.
-pub const START_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+pub const START_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One live instance's claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
