@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
 /// The registry's file name in the run dir.
 pub const REGISTRY: &str = "ldirectord.claims";
 
+/// How long a change waits for the registry's lock (held by others for microseconds).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a start waits for a conflicting holder to go away before it gives up.
 pub const START_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -80,6 +83,8 @@ pub struct Claims {
     pid: i32,
     started: u64,
     instance: String,
+    /// Whether the registry holds a claim of ours (what dropping has to remove).
+    held: bool,
 }
 
 impl Claims {
@@ -93,11 +98,12 @@ impl Claims {
         services: impl IntoIterator<Item = ServiceKey>,
     ) -> Result<Claims, ClaimError> {
         let pid = std::process::id() as i32;
-        let claims = Claims {
+        let mut claims = Claims {
             run_dir: run_dir.to_path_buf(),
             pid,
             started: start_time(pid).unwrap_or(0),
             instance: instance.to_owned(),
+            held: false,
         };
         let services: Vec<ServiceKey> = services.into_iter().collect();
         let deadline = std::time::Instant::now() + START_GRACE;
@@ -109,7 +115,10 @@ impl Claims {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err(e) => return Err(e),
-                Ok(()) => return Ok(claims),
+                Ok(()) => {
+                    claims.held = true;
+                    return Ok(claims);
+                }
             }
         }
     }
@@ -147,6 +156,9 @@ impl Claims {
 
 impl Drop for Claims {
     fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
         let _ = transact(&self.run_dir, |claims| {
             claims.retain(|c| !self.is_mine(c));
             Ok(())
@@ -196,8 +208,25 @@ fn transact(
         .truncate(false)
         .open(&lock_path)
         .map_err(io)?;
-    // Held for a read and a small write only; released when `lock` is dropped.
-    lock.lock().map_err(io)?;
+    // Held for a read and a small write only; released when `lock` is dropped. Bounded:
+    // a holder stopped mid-change (SIGSTOP) must not hang a start or the daemon's reload.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io(std::io::Error::other(format!(
+                    "{} stayed locked for {} s",
+                    lock_path.display(),
+                    LOCK_WAIT.as_secs()
+                ))));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
     let mut claims = read(&path);
     claims.retain(is_live);
     change(&mut claims)?;
@@ -299,6 +328,7 @@ mod tests {
             pid: held.pid,
             started: held.started + 1,
             instance: "b".into(),
+            held: false,
         };
         let refused = twin.update(&cf, [key(81)]).unwrap_err();
         assert!(
@@ -312,6 +342,19 @@ mod tests {
         drop(held);
         assert!(live(run).is_empty());
         assert_eq!(read(&run.join(REGISTRY)), []);
+    }
+
+    #[test]
+    fn a_registry_locked_by_someone_else_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let cf = dir.path().join("a.cf");
+        std::fs::write(&cf, "").unwrap();
+        let held = std::fs::File::create(dir.path().join(format!("{REGISTRY}.lock"))).unwrap();
+        held.lock().unwrap();
+        let err = Claims::claim(dir.path(), "a", &cf, [key(80)]).unwrap_err();
+        assert!(err.to_string().contains("stayed locked for 2 s"), "{err}");
+        drop(held);
+        Claims::claim(dir.path(), "a", &cf, [key(80)]).unwrap();
     }
 
     #[test]
