@@ -607,3 +607,30 @@ fn syncbackup_agent_passes_ocf_tester() {
     a.param("interface", "lo").param("engine", "userspace");
     a.expect("start", 6);
 }
+
+/// One director per table under Pacemaker: the primitive's start on a file that
+/// `ldirectord start` already runs (another instance name) is OCF_ERR_GENERIC (another
+/// node may run it), the exit reason names that instance; once it stops, the start works.
+#[test]
+fn a_start_on_a_file_another_instance_runs_is_a_generic_error() {
+    let w = World::new();
+    let cfg = good_config(&w, "lb.cf", 1);
+    let link = w.path("other.cf");
+    std::os::unix::fs::symlink(&cfg, &link).unwrap();
+    let other = link.to_str().unwrap();
+    let pid = w.start(other);
+    let mut a = Agent::new(&w, "lb");
+    a.param("configfile", &cfg);
+    let r = a.expect("start", 1);
+    let reason = format!("is already managed by instance other.cf (pid {pid})");
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("ocf-exit-reason:") && l.contains(&reason)),
+        "{r:?}"
+    );
+    a.expect("monitor", 7);
+    assert_eq!(w.ld(&[other, "stop"]).status.code(), Some(0));
+    a.expect("start", 0);
+    a.expect("stop", 0);
+}

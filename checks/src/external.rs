@@ -19,7 +19,8 @@
 //! so the check itself still ends at its timeout. stdin and stdout are `/dev/null`;
 //! the last [`STDERR_TAIL`] bytes of stderr are kept for the reason.
 //!
-//! Defaults: `checkcommand` `/bin/true`, timeout `checktimeout` (5 s, §2.8).
+//! Defaults: `checkcommand` `/bin/true`, timeout `checktimeout` (5 s, §2.8). With
+//! `scriptuser=` the command runs as that user and group (see [`crate::process`]).
 //! Reasons: `-` when up; `exit status 3` (plus `: <stderr tail>` if the script wrote
 //! any), `killed by signal 9 (SIGKILL)`, `cannot run /x/check: No such file or directory`,
 //! `timed out after 5s` when down.
@@ -30,7 +31,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ldirectord_parsers::config::{CheckType, VirtualAddress, ip_text};
+use ldirectord_parsers::config::{CheckType, ScriptUser, VirtualAddress, ip_text};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
@@ -71,6 +72,7 @@ pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
         program,
         args,
         timeout: spec.checktimeout,
+        user: spec.scriptuser.clone(),
     }))
 }
 
@@ -89,6 +91,8 @@ pub struct External {
     program: OsString,
     args: Vec<OsString>,
     timeout: Duration,
+    /// `scriptuser=`: who the command runs as (`None`: the daemon's user).
+    user: Option<ScriptUser>,
 }
 
 impl External {
@@ -98,11 +102,12 @@ impl External {
             program: program.into(),
             args,
             timeout,
+            user: None,
         }
     }
 
     async fn run(&self) -> Result<String, Failure> {
-        let mut cmd = crate::process::command(&self.program);
+        let mut cmd = crate::process::script_command(&self.program, self.user.as_ref());
         cmd.args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,5 +1,5 @@
 //! Where every program ldirectord-rs starts is built: checks, fallback commands and
-//! callbacks, mailers, `ipvsadm` and `modprobe`, realsource queries, sub-instances and the
+//! callbacks (as `scriptuser=` when set: [`script_command`]), mailers, `ipvsadm` and `modprobe`, realsource queries, sub-instances and the
 //! daemon itself. One place, so that no child inherits what is private to our own
 //! processes: the daemon child's carried options ([`DAEMON_CHILD_ENV`]) must reach the
 //! daemon and nothing it runs (an `ldirectord … start` from a fallbackcommand that saw
@@ -18,6 +18,8 @@
 
 use std::ffi::OsStr;
 
+use ldirectord_parsers::config::ScriptUser;
+
 /// Set by `ldirectord CONFIG start` in the environment of the re-executed child that
 /// becomes the daemon, to the options it carries over (a JSON array), so that the
 /// daemon's command line stays `PROGRAM CONFIG start` as typed.
@@ -32,6 +34,23 @@ pub fn command(program: impl AsRef<OsStr>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     for name in std::iter::once(DAEMON_CHILD_ENV).chain(NOTIFY_ENV) {
         cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// [`command`] for an operator's program (an `external` check, `fallbackcommand`,
+/// `callback`): as `user` when `scriptuser=` names one. std then calls `setgroups(0)`
+/// before `setuid`, so the child keeps no supplementary group: giving it the user's own
+/// would need `setgroups` between fork and exec (`pre_exec`, unsafe, which the crates
+/// forbid) or the unstable `CommandExt::groups`. `USER:GROUP` picks the one group a
+/// script needs.
+pub fn script_command(
+    program: impl AsRef<OsStr>,
+    user: Option<&ScriptUser>,
+) -> tokio::process::Command {
+    let mut cmd = command(program);
+    if let Some(user) = user {
+        cmd.uid(user.uid).gid(user.gid);
     }
     cmd
 }

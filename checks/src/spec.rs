@@ -4,13 +4,14 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ldirectord_parsers::config::{
-    CheckType, Family, HttpMethod, PgRoleCheck, Protocol, RealServer, Receive, Service,
+    CheckType, Family, HttpMethod, PgRoleCheck, Protocol, RealServer, Receive, ScriptUser, Service,
     VirtualAddress, VirtualService, ip_text,
 };
 
 /// Everything one check of one real server needs, and nothing else (no weight, no
 /// forwarding method): two specs that compare equal are the same check and run once.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Its `Debug` shows `passwd` and `secret` as `***`.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CheckSpec {
     pub checktype: CheckType,
     pub service: Service,
@@ -45,6 +46,8 @@ pub struct CheckSpec {
     pub tls_verify: bool,
     pub tls_sni: bool,
     pub pgsql_role: Option<PgRoleCheck>,
+    /// `scriptuser=`, for `external` checks only (others run inside the daemon).
+    pub scriptuser: Option<ScriptUser>,
 }
 
 impl CheckSpec {
@@ -59,6 +62,7 @@ impl CheckSpec {
     /// the real and the check, request `/` and no receive, `GET`, no virtualhost, empty
     /// login, passwd, database and secret, checkcommand `/bin/true`, 5 s check and
     /// negotiate timeouts, checkcount 1, no certificate verification or SNI, no pgsql role,
+    /// no script user,
     /// and [`CheckSpec::ANY_VIRTUAL`]. An HTTP-family check gets its URL as
     /// [`CheckSpec::for_real`] builds it (`http://IP:PORT/`). For tests and tools; the
     /// daemon uses [`CheckSpec::for_real`].
@@ -88,6 +92,7 @@ impl CheckSpec {
             tls_verify: false,
             tls_sni: false,
             pgsql_role: None,
+            scriptuser: None,
         }
     }
 
@@ -156,6 +161,10 @@ impl CheckSpec {
             tls_verify: c.tls_verify,
             tls_sni: c.tls_sni,
             pgsql_role: c.pgsql_role.clone(),
+            scriptuser: match c.checktype {
+                CheckType::External | CheckType::ExternalPerl => c.scriptuser.clone(),
+                _ => None,
+            },
         }
     }
 
@@ -175,6 +184,44 @@ impl CheckSpec {
             }
             other => other.name().to_owned(),
         }
+    }
+}
+
+impl std::fmt::Debug for CheckSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |s: &str| {
+            if s.is_empty() {
+                ""
+            } else {
+                crate::registry::REDACTED
+            }
+        };
+        f.debug_struct("CheckSpec")
+            .field("checktype", &self.checktype)
+            .field("service", &self.service)
+            .field("protocol", &self.protocol)
+            .field("virtual_address", &self.virtual_address)
+            .field("ip", &self.ip)
+            .field("real_port", &self.real_port)
+            .field("port", &self.port)
+            .field("request", &self.request)
+            .field("receive", &self.receive)
+            .field("url", &self.url)
+            .field("httpmethod", &self.httpmethod)
+            .field("virtualhost", &self.virtualhost)
+            .field("login", &self.login)
+            .field("passwd", &hidden(&self.passwd))
+            .field("database", &self.database)
+            .field("secret", &hidden(&self.secret))
+            .field("checkcommand", &self.checkcommand)
+            .field("checktimeout", &self.checktimeout)
+            .field("negotiatetimeout", &self.negotiatetimeout)
+            .field("checkcount", &self.checkcount)
+            .field("tls_verify", &self.tls_verify)
+            .field("tls_sni", &self.tls_sni)
+            .field("pgsql_role", &self.pgsql_role)
+            .field("scriptuser", &self.scriptuser)
+            .finish()
     }
 }
 

@@ -26,7 +26,14 @@ fn resolver() -> StaticResolver {
             services.insert((name.to_owned(), proto.to_owned()), port);
         }
     }
-    StaticResolver { hosts, services }
+    let users = HashMap::from([("nobody".to_owned(), (65534, 65534))]);
+    let groups = HashMap::from([("nogroup".to_owned(), 65534), ("adm".to_owned(), 4)]);
+    StaticResolver {
+        hosts,
+        services,
+        users,
+        groups,
+    }
 }
 
 fn parse(text: &str) -> Result<Parsed, ConfigError> {
@@ -871,4 +878,59 @@ fn a_secret_in_a_file_everyone_can_read_is_warned_about() {
     );
     assert_eq!(exposed(0o640), None);
     assert_eq!(exposed(0o600), None);
+}
+
+/// `scriptuser=USER[:GROUP]` (extension): resolved when read, whole-file, only external
+/// checks carry it; an unknown user or group is an error at its column.
+#[test]
+fn script_user_is_resolved_and_applies_to_external_checks() {
+    let c = ok(
+        "virtual=192.0.2.1:80\n\treal=192.0.2.2:80 masq\n\tchecktype=external\n\
+                virtual=192.0.2.1:81\n\treal=192.0.2.2:81 masq\n\
+                scriptuser=nobody:adm\n",
+    );
+    let user = c.globals.scriptuser.clone().unwrap();
+    assert_eq!(
+        (user.written.as_str(), user.uid, user.gid),
+        ("nobody:adm", 65534, 4)
+    );
+    for v in &c.virtuals {
+        assert_eq!(v.check.scriptuser.as_ref(), Some(&user), "whole-file");
+    }
+    assert_eq!(
+        ok("scriptuser=nobody\n").globals.scriptuser.unwrap().gid,
+        65534
+    );
+    let parsed = parse("checktimeout=3\nscriptuser=nobdy:nogroup\n").unwrap_err();
+    let e = &parsed.error;
+    assert_eq!((e.span.line, e.span.column), (2, 12));
+    assert_eq!(e.message, "unknown user nobdy");
+    let parsed = parse("scriptuser=nobody:nogrp\n").unwrap_err();
+    assert_eq!(
+        (parsed.error.span.column, parsed.error.message.as_str()),
+        (19, "unknown group nogrp")
+    );
+    assert_eq!(err("scriptuser=nobody:\n").1, "invalid script user");
+}
+
+/// Stock's messages quote the raw line; for a `passwd=`/`secret=` line the value is cut
+/// out of the message and of the excerpt (`--test`, the log).
+#[test]
+fn a_secret_on_a_broken_line_is_not_shown() {
+    let text = "virtual=192.0.2.1:110\n\treal=192.0.2.2:110 masq\n\tservice=pop\n\tpasswd=Unquoted5ecret\n";
+    let e = parse(text).unwrap_err().error;
+    assert_eq!(e.span.line, 4);
+    assert_eq!(e.message, "Unknown command \"\tpasswd=***\n\"");
+    let shown = format!(
+        "{}{}",
+        e.stock_format(1, Path::new("t.cf")),
+        e.render(Path::new("t.cf"), text)
+    );
+    assert!(!shown.contains("Unquoted5ecret"), "{shown}");
+    assert!(shown.contains("passwd=***"), "{shown}");
+    // Other lines are shown as written.
+    let e = parse("virtual=192.0.2.1:110\n\tbogus=Unquoted5ecret\n")
+        .unwrap_err()
+        .error;
+    assert!(e.message.contains("Unquoted5ecret"), "{}", e.message);
 }

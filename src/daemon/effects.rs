@@ -3,7 +3,7 @@
 //!
 //! Commands run one at a time, in the order asked, on a worker task: a `start` and the
 //! `stop` that follows can never overtake each other, and the check loop never waits for
-//! them. Each runs as `/bin/sh -c LINE` in its own process group, bounded by
+//! them. Each runs as `/bin/sh -c LINE` (as `scriptuser=` when set) in its own process group, bounded by
 //! [`COMMAND_TIMEOUT`] (then the whole group gets SIGKILL) and always reaped. Alerts are
 //! sent on their own tasks ([`super::mail`]).
 
@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use ldirectord_parsers::config::ScriptUser;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -25,24 +26,24 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs shell lines in order on a worker task.
 #[derive(Debug)]
 pub struct CommandQueue {
-    tx: mpsc::UnboundedSender<String>,
+    tx: mpsc::UnboundedSender<(String, Option<ScriptUser>)>,
     worker: tokio::task::JoinHandle<()>,
 }
 
 impl CommandQueue {
     pub fn new() -> CommandQueue {
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(String, Option<ScriptUser>)>();
         let worker = tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
-                run_shell(&line, COMMAND_TIMEOUT).await;
+            while let Some((line, user)) = rx.recv().await {
+                run_shell(&line, user.as_ref(), COMMAND_TIMEOUT).await;
             }
         });
         CommandQueue { tx, worker }
     }
 
-    /// Queue `line` for `/bin/sh -c`.
-    pub fn run(&self, line: String) {
-        let _ = self.tx.send(line);
+    /// Queue `line` for `/bin/sh -c`, as `user` (`scriptuser=`) when given.
+    pub fn run(&self, line: String, user: Option<ScriptUser>) {
+        let _ = self.tx.send((line, user));
     }
 
     /// Let the queued commands finish, at most `bound` in all.
@@ -55,9 +56,10 @@ impl CommandQueue {
     }
 }
 
-/// Run one shell line, bounded, logging stock's `system(LINE) failed: …` on failure.
-pub async fn run_shell(line: &str, timeout: Duration) {
-    let child = ldirectord_checks::process::command("/bin/sh")
+/// Run one shell line (as `user` when given), bounded, logging stock's
+/// `system(LINE) failed: …` on failure.
+pub async fn run_shell(line: &str, user: Option<&ScriptUser>, timeout: Duration) {
+    let child = ldirectord_checks::process::script_command("/bin/sh", user)
         .arg("-c")
         .arg(line)
         .stdin(Stdio::null())

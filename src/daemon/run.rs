@@ -46,6 +46,7 @@ use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
 use crate::engine::sync::{self, SyncError, SyncStart, SyncStop};
 use crate::engine::userspace::UserspaceEngine;
 use crate::engine::{Engine, EngineError, SyncDaemon, Table};
+use crate::instance::claims::Claims;
 use crate::instance::pidfile::PidLock;
 use crate::instance::{control_socket, drain_file};
 
@@ -101,6 +102,26 @@ pub async fn run(
             let msg = format!("cannot install signal handlers: {e}");
             tracing::info!("{msg}");
             ready.fail(&msg);
+            return 1;
+        }
+    };
+    // Before anything touches the table: no other live instance manages this file or
+    // one of its virtual services (blocks this start-up task up to START_GRACE when one
+    // does; nothing else runs yet).
+    let claims = match Claims::claim(
+        &opts.run_dir,
+        &opts.instance,
+        &opts.config_path,
+        service_keys(&parsed.config),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::info!("{msg}");
+            ready.fail(&msg);
+            if let Some(pid) = pid {
+                pid.remove();
+            }
             return 1;
         }
     };
@@ -175,6 +196,7 @@ pub async fn run(
         commands: CommandQueue::new(),
         mailer: Mailer::default(),
         pid,
+        claims,
         sync,
         observe,
         control,
@@ -216,6 +238,9 @@ struct Daemon {
     mailer: Mailer,
     watch: FileWatch,
     pid: Option<PidLock>,
+    /// The virtual services this instance manages, in the run dir's registry (released
+    /// when the daemon is dropped).
+    claims: Claims,
     /// The master sync daemon this director runs (`syncdaemon=`).
     sync: Option<SyncDaemon>,
     /// Last check runs and daemon facts, for `status`.
@@ -322,7 +347,10 @@ impl Daemon {
                     }
                 }
                 Action::Log(line) => tracing::info!("{line}"),
-                Action::RunFallbackCommand(cmd) => self.commands.run(cmd.shell_line()),
+                Action::RunFallbackCommand(cmd) => {
+                    let user = self.director.config().globals.scriptuser.clone();
+                    self.commands.run(cmd.shell_line(), user);
+                }
                 Action::Alert(alert) => {
                     let from = self.director.config().globals.emailalertfrom.clone();
                     self.mailer.send(&alert, from.as_deref());
@@ -479,7 +507,8 @@ impl Daemon {
         if let Some(callback) = self.director.config().globals.callback.clone()
             && is_executable(Path::new(&callback))
         {
-            self.commands.run(format!("{callback} {path}"));
+            let user = self.director.config().globals.scriptuser.clone();
+            self.commands.run(format!("{callback} {path}"), user);
         }
     }
 
@@ -543,6 +572,12 @@ impl Daemon {
             }
         };
         log_diagnostics(&parsed.warnings, pid, &path);
+        if let Err(e) = self.claims.update(&path, service_keys(&parsed.config)) {
+            let msg = format!("{e}: the configuration is not reloaded");
+            tracing::info!("{msg}");
+            self.observe.on_reload(Err(msg));
+            return false;
+        }
         self.observe.on_reload(Ok(()));
         let old_execute = self.director.config().globals.execute.clone();
         let table = self.dump_or_believed().await;
@@ -631,8 +666,15 @@ impl Daemon {
         if let Some(pid) = self.pid.take() {
             pid.remove();
         }
+        // The claims go when `self` is dropped, after the pid file: a start that sees no
+        // pid file may find the claim a moment longer, never the other way round.
         0
     }
+}
+
+/// The kernel identities of the configuration's virtual services.
+fn service_keys(config: &Config) -> impl Iterator<Item = crate::engine::ServiceKey> + '_ {
+    config.virtuals.iter().map(crate::director::service_key)
 }
 
 fn metrics_bind_error(addr: Option<SocketAddr>, e: &std::io::Error) -> String {

@@ -5,6 +5,8 @@
 //!   `/etc/ha.d/conf/CONFIG`, then as given);
 //! - the instance's name ([`instance_name`]) and its pid file ([`pidfile`]:
 //!   `RUNDIR/ldirectord.NAME.pid`, its liveness rule and the daemon's lock on it);
+//! - which virtual services each live instance manages ([`claims`]: one director per
+//!   configuration file and per virtual service);
 //! - how an instance is stopped ([`stop`]: SIGTERM, then wait for its cleanup, at most
 //!   [`STOP_TIMEOUT`]).
 //!
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+pub mod claims;
 pub mod pidfile;
 
 pub use pidfile::{PidState, pid_file, pid_state};

@@ -3,6 +3,7 @@
 //! what an operator needs to fix it: the column, the offending line with a caret, and what
 //! would be valid.
 
+use crate::config::lex;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -115,7 +116,8 @@ impl Diagnostic {
             if let Some(text) = source.lines().nth(self.span.line - 1) {
                 let num = self.span.line.to_string();
                 let pad = " ".repeat(num.len());
-                let shown = text.trim_end_matches('\r');
+                let masked = mask_secret(text.trim_end_matches('\r'));
+                let shown = masked.as_str();
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{num} | {}", visible(shown));
                 let col = self.span.column.max(1);
@@ -141,6 +143,55 @@ impl Diagnostic {
             let _ = writeln!(out, "  = help: {help}");
         }
         out
+    }
+}
+
+/// What a diagnostic shows instead of a `passwd=` or `secret=` value.
+pub const REDACTED: &str = "***";
+
+/// The value of a `passwd=` or `secret=` line (as written, quotes included), if `line` is
+/// one and the value is not empty.
+pub fn secret_value(line: &str) -> Option<&str> {
+    let l = line.trim_start_matches(lex::is_space);
+    let v = lex::directive(l, "passwd").or_else(|| lex::directive(l, "secret"))?;
+    let v = v.trim_end();
+    (!v.is_empty()).then_some(v)
+}
+
+/// `line` with its `passwd=`/`secret=` value replaced by [`REDACTED`].
+fn mask_secret(line: &str) -> String {
+    match secret_value(line) {
+        Some(v) => line.replacen(v, REDACTED, 1),
+        None => line.to_owned(),
+    }
+}
+
+impl Diagnostic {
+    /// Cut the value of a `passwd=`/`secret=` line this diagnostic points at out of its
+    /// texts: stock's messages quote the raw line (`Unknown command "passwd=…"`), and
+    /// diagnostics reach the log and `--test`'s output.
+    pub(crate) fn redact_secret(&mut self, text: &str) {
+        let Some(line) = self
+            .span
+            .line
+            .checked_sub(1)
+            .and_then(|i| text.lines().nth(i))
+        else {
+            return;
+        };
+        let Some(v) = secret_value(line) else { return };
+        for t in [
+            Some(&mut self.message),
+            self.label.as_mut(),
+            self.help.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if t.contains(v) {
+                *t = t.replace(v, REDACTED);
+            }
+        }
     }
 }
 

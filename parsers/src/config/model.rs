@@ -519,6 +519,8 @@ pub struct CheckSettings {
     pub tls_sni: bool,
     /// Extension: PostgreSQL role check.
     pub pgsql_role: Option<PgRoleCheck>,
+    /// The global `scriptuser=`, which `external` checks run as.
+    pub scriptuser: Option<ScriptUser>,
 }
 
 /// One `real=`/`real6=` entry (a range gives one per address).
@@ -648,6 +650,27 @@ pub struct Globals {
     pub controlgroup: Option<String>,
     /// Extension `metrics=ADDR:PORT`: serve Prometheus metrics there (default: off).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Extension `scriptuser=USER[:GROUP]`: who external checks, `fallbackcommand` and
+    /// `callback` run as (default: the daemon's user, root). Whole-file: every virtual's
+    /// [`CheckSettings::scriptuser`] is this, wherever the line is.
+    pub scriptuser: Option<ScriptUser>,
+}
+
+/// A `scriptuser=` value, resolved through the system's user database when the file is
+/// read (an unknown user or group is a configuration error).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ScriptUser {
+    /// As written: `USER` or `USER:GROUP`.
+    pub written: String,
+    pub uid: u32,
+    /// GROUP's id, else USER's primary group.
+    pub gid: u32,
+}
+
+impl fmt::Display for ScriptUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
 }
 
 impl Default for Globals {
@@ -687,6 +710,7 @@ impl Default for Globals {
             fallbackcommandonstop: false,
             controlgroup: None,
             metrics: None,
+            scriptuser: None,
         }
     }
 }

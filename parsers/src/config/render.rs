@@ -116,6 +116,9 @@ fn globals(out: &mut String, g: &Globals) {
     if let Some(addr) = g.metrics {
         line(format!("metrics={addr}"));
     }
+    if let Some(user) = &g.scriptuser {
+        line(format!("scriptuser={user}"));
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are

@@ -1,7 +1,8 @@
 //! Name and service resolution as stock ldirectord does it: host names through the
 //! system resolver (getaddrinfo) in the block's address family, first address only;
 //! service names through the services database (`/etc/services`). Numeric addresses and
-//! ports never touch the resolver, so large numeric configurations parse fast.
+//! ports never touch the resolver, so large numeric configurations parse fast. Users and
+//! groups (`scriptuser=`) through the system's user database (NSS, `getpwnam_r`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
@@ -16,6 +17,10 @@ pub trait Resolver: Sync {
     fn host(&self, name: &str, family: Family) -> Option<IpAddr>;
     /// The port of service `name` for `proto` (`tcp`, `udp`, or `""` for any).
     fn service(&self, name: &str, proto: &str) -> Option<u16>;
+    /// A user's id and primary group, by name or number.
+    fn user(&self, name: &str) -> Option<(u32, u32)>;
+    /// A group's id, by name or number.
+    fn group(&self, name: &str) -> Option<u32>;
 }
 
 /// The system resolver and `/etc/services`.
@@ -41,6 +46,26 @@ impl Resolver for SystemResolver {
         services()
             .get(&(name.to_owned(), proto.to_owned()))
             .copied()
+    }
+
+    fn user(&self, name: &str) -> Option<(u32, u32)> {
+        use nix::unistd::{Uid, User};
+        let user = match name.parse::<u32>() {
+            Ok(n) => User::from_uid(Uid::from_raw(n)),
+            Err(_) => User::from_name(name),
+        };
+        user.ok()
+            .flatten()
+            .map(|u| (u.uid.as_raw(), u.gid.as_raw()))
+    }
+
+    fn group(&self, name: &str) -> Option<u32> {
+        use nix::unistd::{Gid, Group};
+        let group = match name.parse::<u32>() {
+            Ok(n) => Group::from_gid(Gid::from_raw(n)),
+            Err(_) => Group::from_name(name),
+        };
+        group.ok().flatten().map(|g| g.gid.as_raw())
     }
 }
 
@@ -90,6 +115,9 @@ pub fn parse_services(text: &str) -> HashMap<(String, String), u16> {
 pub struct StaticResolver {
     pub hosts: HashMap<String, Vec<IpAddr>>,
     pub services: HashMap<(String, String), u16>,
+    /// User name -> (uid, primary gid).
+    pub users: HashMap<String, (u32, u32)>,
+    pub groups: HashMap<String, u32>,
 }
 
 impl Resolver for StaticResolver {
@@ -107,6 +135,12 @@ impl Resolver for StaticResolver {
         self.services
             .get(&(name.to_owned(), proto.to_owned()))
             .copied()
+    }
+    fn user(&self, name: &str) -> Option<(u32, u32)> {
+        self.users.get(name).copied()
+    }
+    fn group(&self, name: &str) -> Option<u32> {
+        self.groups.get(name).copied()
     }
 }
 

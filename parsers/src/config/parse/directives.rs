@@ -123,7 +123,7 @@ mod tests {
     fn the_help_lists_are_the_ones_users_know() {
         assert_eq!(
             listed(GLOBAL),
-            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, checkspread, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics)"
+            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, checkspread, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics, scriptuser)"
         );
         assert_eq!(
             listed(VIRTUAL),
@@ -162,6 +162,7 @@ mod tests {
                 "fallbackcommandonstop",
                 "controlgroup",
                 "metrics",
+                "scriptuser",
                 "timeout"
             ]
         );

@@ -8,7 +8,7 @@ use crate::config::lex;
 use std::net::IpAddr;
 
 use crate::config::model::{
-    CheckSpread, EngineName, Family, LogTarget, Protocol, SyncDaemon, SyncRole,
+    CheckSpread, EngineName, Family, LogTarget, Protocol, ScriptUser, SyncDaemon, SyncRole,
 };
 use crate::ipvs::{SYNC_MAXLEN_MASTER, valid_interface_name};
 
@@ -261,8 +261,45 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
         Ok(())
     })
     .extension(),
+    row("scriptuser", Plain, |p, at, v| {
+        p.globals.scriptuser = Some(script_user(p, at, v.trim_end())?);
+        Ok(())
+    })
+    .extension(),
     row("timeout", Plain, |_, at, _| Err(timeout(at))).deprecated(),
 ];
+
+/// `scriptuser=USER[:GROUP]`: names or numbers from the system's user database.
+fn script_user(p: &Parser<'_, '_>, at: &At<'_, '_>, v: &str) -> Res<ScriptUser> {
+    const HELP: &str = "scriptuser=USER[:GROUP], a user (and group) this system knows, e.g. scriptuser=nobody:nogroup";
+    let (user, group) = match v.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (v, None),
+    };
+    if user.is_empty() || v.contains(char::is_whitespace) || group == Some("") {
+        return Err(Diagnostic::error(at.value(v), "invalid script user")
+            .help(HELP)
+            .extension());
+    }
+    let (uid, primary) = p.opts.resolver.user(user).ok_or_else(|| {
+        Diagnostic::error(at.value(user), format!("unknown user {user}"))
+            .help(HELP)
+            .extension()
+    })?;
+    let gid = match group {
+        None => primary,
+        Some(g) => p.opts.resolver.group(g).ok_or_else(|| {
+            Diagnostic::error(at.value(g), format!("unknown group {g}"))
+                .help(HELP)
+                .extension()
+        })?,
+    };
+    Ok(ScriptUser {
+        written: v.to_owned(),
+        uid,
+        gid,
+    })
+}
 
 /// `syncdaemon=IFACE [SYNCID]`: the master sync daemon on IFACE with id SYNCID (0-255,
 /// default 0).

@@ -117,8 +117,16 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Parsed, ConfigError> {
 /// Parse configuration text with options.
 pub fn parse_with(text: &str, path: &Path, opts: &ParseOptions<'_>) -> Result<Parsed, ConfigError> {
     let mut p = Parser::new(opts);
-    match p.run(text) {
+    let result = p.run(text);
+    for w in &mut p.warnings {
+        w.redact_secret(text);
+    }
+    match result {
         Ok(()) => {
+            // Whole-file: the line may come after the blocks it applies to.
+            for v in &mut p.virtuals {
+                v.check.scriptuser.clone_from(&p.globals.scriptuser);
+            }
             let config = Config {
                 path: path.to_owned(),
                 globals: p.globals,
@@ -129,11 +137,14 @@ pub fn parse_with(text: &str, path: &Path, opts: &ParseOptions<'_>) -> Result<Pa
                 warnings: p.warnings,
             })
         }
-        Err(error) => Err(ConfigError {
-            path: path.to_owned(),
-            error: Box::new(error),
-            warnings: p.warnings,
-        }),
+        Err(mut error) => {
+            error.redact_secret(text);
+            Err(ConfigError {
+                path: path.to_owned(),
+                error: Box::new(error),
+                warnings: p.warnings,
+            })
+        }
     }
 }
 

@@ -154,6 +154,7 @@ impl Parser<'_, '_> {
                 tls_verify: b.tls_verify.unwrap_or(false),
                 tls_sni: b.tls_sni.unwrap_or(false),
                 pgsql_role,
+                scriptuser: None,
             },
             checkinterval: b.checkinterval.unwrap_or(g.checkinterval),
             checkinterval_set: b.checkinterval.is_some(),
