@@ -60,7 +60,7 @@ pub async fn run(config: &Config) -> Vec<ProbeRow> {
     let mut rows = Vec::new();
     // `checkpath=forwarding` checks go through the helper services of the running
     // director (same configuration, same marks); without one they find no helper.
-    let routes = crate::director::check_routes(config);
+    let routes = ldirectord_checks::route::check_routes(config);
     for (vs, routes) in config.virtuals.iter().zip(&routes) {
         for (real, route) in vs.reals.iter().zip(routes) {
             let mut spec = CheckSpec::for_real(vs, real);

@@ -26,7 +26,7 @@ pub fn build(spec: &CheckSpec) -> Result<Option<Arc<dyn Checker>>, BuildError> {
             let via = build_direct(&via)?.ok_or_else(|| {
                 BuildError::Invalid("a forwarded check that checks nothing".to_owned())
             })?;
-            Arc::new(route::Forwarding::new(route.mark, via, direct))
+            Arc::new(route::Forwarding::new(route.mark, spec.ip, via, direct))
         }
         _ => Arc::new(route::DirectOnly::new(direct)),
     }))

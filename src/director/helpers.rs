@@ -7,66 +7,16 @@
 //! `ldirectord_checks::route`), never clients' traffic, so its weight never changes.
 //!
 //! Marks: the range `checkmarkbase` .. `checkmarkbase + CHECK_MARK_COUNT` belongs to the
-//! director. Each (virtual, real) gets the mark its identity hashes to (FNV-1a of the
-//! virtual id and `RIP:PORT`), the next free one on a collision, so a reload that adds or
-//! removes other reals keeps a real's mark, its check identity and thus its health. Any
-//! fwmark service in the range that is not a wanted helper is the director's leftover
-//! (a crash, an older config) and is deleted at start, reload and resync.
+//! director; [`check_routes`] (in the checks crate, which `--probe` shares) gives each
+//! (virtual, real) its mark. Any fwmark service in the range that is not a wanted helper
+//! is the director's leftover (a crash, an older config) and is deleted at start, reload
+//! and resync.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
-
-use ldirectord_checks::{CheckRoute, CheckSpec};
-use ldirectord_parsers::config::{
-    CHECK_MARK_COUNT, CheckPath, Config, Family, Forward, RealServer, VirtualAddress,
-};
+use ldirectord_checks::CheckSpec;
+pub use ldirectord_checks::route::check_routes;
+use ldirectord_parsers::config::{CHECK_MARK_COUNT, Config, Family, Forward};
 
 use crate::engine::{DestSpec, ServiceKey, ServiceSpec};
-
-/// The forwarding-path route of every configured (virtual, real), indexed like
-/// `config.virtuals[v].reals[r]`; `None`: checked on the direct path (`checkpath=direct`,
-/// a `masq` real, or a fwmark virtual, which has no single address to check).
-pub fn check_routes(config: &Config) -> Vec<Vec<Option<CheckRoute>>> {
-    let base = config.globals.checkmarkbase;
-    let mut taken: HashSet<u32> = HashSet::new();
-    config
-        .virtuals
-        .iter()
-        .map(|vs| {
-            let vip = match (vs.checkpath, vs.address) {
-                (CheckPath::Forwarding, VirtualAddress::Inet { ip, .. }) => Some(ip),
-                _ => None,
-            };
-            let id = vs.id();
-            vs.reals
-                .iter()
-                .map(|real| {
-                    let vip =
-                        vip.filter(|_| matches!(real.forward, Forward::Gate | Forward::Ipip))?;
-                    let mark = free_mark(base, &mut taken, &id, real)?;
-                    Some(CheckRoute { vip, mark })
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// The mark `real` of virtual `id` hashes to, or the next free one; `None` when the
-/// whole range is taken (the real is then checked on the direct path).
-fn free_mark(base: u32, taken: &mut HashSet<u32>, id: &str, real: &RealServer) -> Option<u32> {
-    let start = fnv1a(format!("{id} {}", SocketAddr::new(real.ip, real.port)).as_bytes())
-        % CHECK_MARK_COUNT;
-    (0..CHECK_MARK_COUNT)
-        .map(|i| base + (start + i) % CHECK_MARK_COUNT)
-        .find(|&mark| taken.insert(mark))
-}
-
-/// 32-bit FNV-1a: stable across runs and builds (std's hasher is seeded per process).
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |h: u32, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
 
 /// The helper service that carries `spec`'s checks, when it goes through the forwarding
 /// path: the service of its mark and its one destination.
@@ -98,6 +48,7 @@ mod tests {
     use super::*;
     use ldirectord_parsers::config::resolve::StaticResolver;
     use ldirectord_parsers::config::{ParseOptions, parse_with};
+    use std::collections::HashSet;
     use std::path::Path;
 
     fn config(text: &str) -> Config {
