@@ -5,7 +5,8 @@
 # no client request lost once it is out, back when the VIP returns. TUN: r3 (ipip) with
 # the VIP on tunl0, then without. A hung real, a reload switching checkpath and a restart
 # over the live table leave nothing behind (ipvsadm -Sn compared); stop removes the
-# helpers and restores accept_local.
+# helpers and restores accept_local. ENGINE=ipvsadm (set by a scenario that sources this
+# one) runs it with the ipvsadm engine.
 REASON="no answer through the forwarding path; direct path answers"
 modprobe ipip 2>/dev/null && [ -d /proc/sys/net/ipv4/conf/tunl0 ] || fail "ipip.ko is missing from the image"
 setup_net
@@ -28,7 +29,7 @@ in_table() { ipvsadm -Ln | grep -q -- "-> $1 "; }
 monitor_says() { tail -n 50 /tmp/fwd.monitor 2>/dev/null | grep "10.0.0.2" | tail -n 1 | grep -qF "$1"; }
 cpu_ticks() { awk '{ print $14 + $15 }' /proc/"$(director_pid)"/stat; }
 
-start_director /tmp/fwd.cf
+start_director /tmp/fwd.cf "${ENGINE:-netlink}"
 wait_until 40 has_real 10.0.0.1:80 1 || { cat /tmp/ld.log; ipvsadm -Ln; fail "r1 (VIP on lo) never added through the forwarding path"; }
 wait_until 30 has_real 10.0.0.3:81 1 || { cat /tmp/ld.log; ipvsadm -Ln; fail "r3 (VIP on tunl0) never added through the forwarding path"; }
 wait_until 30 monitor_says "$REASON" || { cat /tmp/fwd.monitor; tail -30 /tmp/ld.log; fail "r2's reason is not '$REASON'"; }
@@ -127,7 +128,7 @@ wait_until 20 has_real 10.0.0.1:80 1 || fail "r1 not in before the restart"
 ipvsadm -Sn | sort > /tmp/saved.before-kill
 kill -9 "$(director_pid)"
 [ -f /tmp/ldirectord.fwd.cf.accept_local ] || fail "the original accept_local is not recorded"
-start_director /tmp/fwd.cf
+start_director /tmp/fwd.cf "${ENGINE:-netlink}"
 sleep 6
 kill -0 "$(director_pid)" || { tail -20 /tmp/ld.log; fail "the restarted director is not running"; }
 ipvsadm -Sn | sort > /tmp/saved.after-restart
