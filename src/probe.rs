@@ -58,9 +58,15 @@ pub async fn run(config: &Config) -> Vec<ProbeRow> {
     let mut unique: Vec<(CheckSpec, Arc<dyn Checker>)> = Vec::new();
     let mut index: HashMap<CheckSpec, usize> = HashMap::new();
     let mut rows = Vec::new();
-    for vs in &config.virtuals {
-        for real in &vs.reals {
-            let spec = CheckSpec::for_real(vs, real);
+    // `checkpath=forwarding` checks go through the helper services of the running
+    // director (same configuration, same marks); without one they find no helper.
+    let routes = ldirectord_checks::route::check_routes(config);
+    for (vs, routes) in config.virtuals.iter().zip(&routes) {
+        for (real, route) in vs.reals.iter().zip(routes) {
+            let mut spec = CheckSpec::for_real(vs, real);
+            if let Some(route) = *route {
+                spec = spec.through(route);
+            }
             let pending = if spec.checktype == CheckType::Off {
                 Pending::Done(Outcome::down("checktype=off: not checked", Duration::ZERO))
             } else if let Some(&i) = index.get(&spec) {

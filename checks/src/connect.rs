@@ -72,7 +72,7 @@ impl Checker for Connect {
 /// Connect to `addr`, with the error as an operator-readable reason of class
 /// [`Connect`](crate::FailureClass::Connect).
 pub async fn tcp(addr: SocketAddr) -> Result<TcpStream, Failure> {
-    TcpStream::connect(addr).await.map_err(io_failure)
+    crate::route::tcp(addr).await.map_err(io_failure)
 }
 
 /// Drop `stream` with `SO_LINGER` 0 so the close is a reset and leaves no TIME_WAIT

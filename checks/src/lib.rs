@@ -26,7 +26,7 @@ pub mod spec;
 
 pub use check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, Verdict, bounded};
 pub use registry::build;
-pub use spec::CheckSpec;
+pub use spec::{CheckRoute, CheckSpec};
 
 mod proto;
 mod tls;
@@ -48,6 +48,7 @@ pub mod ping;
 pub mod pop;
 pub mod process;
 pub mod radius;
+pub mod route;
 pub mod scheduler;
 pub mod simpletcp;
 pub mod sip;

@@ -9,12 +9,31 @@ use crate::check::{BoxFuture, BuildError, Checker, Outcome};
 use crate::spec::CheckSpec;
 use crate::{
     combined, connect, dns, external, ftp, http, imap, ldap, mysql, nntp, pgsql, ping, pop, radius,
-    simpletcp, sip, smtp,
+    route, simpletcp, sip, smtp,
 };
 
 /// Build the checker for `spec`. `Ok(None)` for `checktype=off`, which checks nothing and
 /// changes nothing.
 pub fn build(spec: &CheckSpec) -> Result<Option<Arc<dyn Checker>>, BuildError> {
+    let Some(route) = spec.route else {
+        return build_direct(spec);
+    };
+    let Some(direct) = build_direct(&spec.direct())? else {
+        return Ok(None);
+    };
+    Ok(Some(match spec.via_vip() {
+        Some(via) if spec.forwardable() => {
+            let via = build_direct(&via)?.ok_or_else(|| {
+                BuildError::Invalid("a forwarded check that checks nothing".to_owned())
+            })?;
+            Arc::new(route::Forwarding::new(route.mark, spec.ip, via, direct))
+        }
+        _ => Arc::new(route::DirectOnly::new(direct)),
+    }))
+}
+
+/// The checker of `spec` on the direct path (its `route` is not looked at).
+fn build_direct(spec: &CheckSpec) -> Result<Option<Arc<dyn Checker>>, BuildError> {
     let checker: Arc<dyn Checker> = match spec.checktype {
         CheckType::Off => return Ok(None),
         CheckType::On => Arc::new(AlwaysUp),

@@ -48,6 +48,18 @@ pub struct CheckSpec {
     pub pgsql_role: Option<PgRoleCheck>,
     /// `scriptuser=`, for `external` checks only (others run inside the daemon).
     pub scriptuser: Option<ScriptUser>,
+    /// `checkpath=forwarding`: the check goes to the virtual's address through the
+    /// helper service of this mark ([`CheckRoute`]); `None`: to the real's own address.
+    pub route: Option<CheckRoute>,
+}
+
+/// The forwarding path of one (virtual, real): the check dials `vip` (at the check port)
+/// with firewall mark `mark` on its socket, and the director's one-real helper service of
+/// that mark hands it to the real the way IPVS hands it clients' traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckRoute {
+    pub vip: IpAddr,
+    pub mark: u32,
 }
 
 impl CheckSpec {
@@ -93,6 +105,7 @@ impl CheckSpec {
             tls_sni: false,
             pgsql_role: None,
             scriptuser: None,
+            route: None,
         }
     }
 
@@ -165,6 +178,64 @@ impl CheckSpec {
                 CheckType::External | CheckType::ExternalPerl => c.scriptuser.clone(),
                 _ => None,
             },
+            route: None,
+        }
+    }
+
+    /// Through the forwarding path `route` (`checkpath=forwarding`).
+    pub fn through(mut self, route: CheckRoute) -> CheckSpec {
+        self.route = Some(route);
+        self
+    }
+
+    /// Whether this kind of check can go through the forwarding path: it speaks TCP or
+    /// UDP over a socket this crate opens, so the socket can carry the mark. `ping` (ICMP),
+    /// `external` (another program), `on`/`off` (nothing sent), and the services whose
+    /// client library opens its own socket (`https` through reqwest, `ldap`/`ldaps`,
+    /// `mysql`, `pgsql`) cannot, and are checked on the direct path.
+    pub fn forwardable(&self) -> bool {
+        let speaks = |service: Service| {
+            !matches!(
+                service,
+                Service::None
+                    | Service::Https
+                    | Service::Ldap
+                    | Service::Ldaps
+                    | Service::Mysql
+                    | Service::Pgsql
+                    | Service::Oracle
+            )
+        };
+        match self.checktype {
+            CheckType::Connect => self.protocol != Protocol::Udp,
+            CheckType::Negotiate | CheckType::Combined(_) => speaks(self.service),
+            CheckType::Ping
+            | CheckType::External
+            | CheckType::ExternalPerl
+            | CheckType::On
+            | CheckType::Off => false,
+        }
+    }
+
+    /// The same check sent to the route's VIP instead of the real (the URL of an HTTP
+    /// check follows, so its default Host is the VIP, as clients send it).
+    pub(crate) fn via_vip(&self) -> Option<CheckSpec> {
+        let route = self.route?;
+        let mut spec = self.clone();
+        spec.route = None;
+        if let Some(url) = &spec.url {
+            let (real, vip) = (ip_text(self.ip), ip_text(route.vip));
+            spec.url = Some(url.replacen(&format!("://{real}:"), &format!("://{vip}:"), 1));
+        }
+        spec.ip = route.vip;
+        Some(spec)
+    }
+
+    /// The same check on the direct path (the real's own address).
+    pub(crate) fn direct(&self) -> CheckSpec {
+        CheckSpec {
+            route: None,
+            ..self.clone()
         }
     }
 
@@ -221,6 +292,7 @@ impl std::fmt::Debug for CheckSpec {
             .field("tls_sni", &self.tls_sni)
             .field("pgsql_role", &self.pgsql_role)
             .field("scriptuser", &self.scriptuser)
+            .field("route", &self.route)
             .finish()
     }
 }

@@ -934,3 +934,33 @@ fn a_secret_on_a_broken_line_is_not_shown() {
         .error;
     assert!(e.message.contains("Unquoted5ecret"), "{}", e.message);
 }
+
+#[test]
+fn checkpath_and_checkmarkbase() {
+    let c = ok(
+        "checkpath=forwarding\ncheckmarkbase=0x100\nvirtual=1.2.3.4:80\n\treal=1.1.1.1:80 gate\nvirtual=1.2.3.4:81\n\treal=1.1.1.1:81 gate\n\tcheckpath=direct\n",
+    );
+    assert_eq!(c.globals.checkpath, CheckPath::Forwarding);
+    assert_eq!(c.globals.checkmarkbase, 0x100);
+    assert_eq!(c.virtuals[0].checkpath, CheckPath::Forwarding);
+    assert_eq!(c.virtuals[1].checkpath, CheckPath::Direct);
+    let c = ok("virtual=1.2.3.4:80\n\treal=1.1.1.1:80 gate\n\tcheckpath=forwarding\n");
+    assert_eq!(c.globals.checkpath, CheckPath::Direct);
+    assert_eq!(c.globals.checkmarkbase, DEFAULT_CHECK_MARK_BASE);
+    assert_eq!(c.virtuals[0].checkpath, CheckPath::Forwarding);
+    assert_eq!(ok("checkmarkbase=4096\n").globals.checkmarkbase, 4096);
+    let cases = [
+        ("checkpath=sideways\n", 1, "invalid check path"),
+        (
+            "virtual=1.2.3.4:80\n\tcheckpath=Forwarding\n",
+            2,
+            "invalid check path",
+        ),
+        ("checkmarkbase=0\n", 1, "invalid check mark base"),
+        ("checkmarkbase=0xffffffff\n", 1, "invalid check mark base"),
+        ("checkmarkbase=lots\n", 1, "invalid check mark base"),
+    ];
+    for (text, line, message) in cases {
+        assert_eq!(err(text), (line, message.to_owned()), "{text}");
+    }
+}

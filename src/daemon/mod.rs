@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use ldirectord_parsers::config::Parsed;
 
+pub mod accept_local;
 pub mod control;
 pub mod drain;
 pub mod dynamic;

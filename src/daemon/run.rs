@@ -30,6 +30,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::accept_local::AcceptLocal;
 use super::control::{Control, Pending};
 use super::drain::is_drain_file;
 use super::dynamic::{Dynamic, Refreshed};
@@ -179,6 +180,7 @@ pub async fn run(
     let (director, actions) =
         Director::start_drained(dynamic.derive(&base), &table, control.targets());
     let (results_tx, results) = mpsc::channel(1024);
+    let (opts_run_dir, opts_instance) = (opts.run_dir.clone(), opts.instance.clone());
     let mut daemon = Daemon {
         watch: FileWatch::new(&opts.config_path),
         opts,
@@ -202,7 +204,9 @@ pub async fn run(
         control,
         metrics,
         notify,
+        accept_local: AcceptLocal::new(&opts_run_dir, &opts_instance),
     };
+    daemon.accept_local_as_wanted();
     daemon.perform(actions).await;
     daemon.report_status();
     // Before the pipe's `ready`: systemd must know MAINPID before the invoker exits.
@@ -249,6 +253,8 @@ struct Daemon {
     control: Control,
     metrics: Metrics,
     notify: Notifier,
+    /// `accept_local` held at 1 while `checkpath=forwarding` helpers exist.
+    accept_local: AcceptLocal,
 }
 
 /// Start (or adopt) the sync daemon, and log which.
@@ -521,6 +527,7 @@ impl Daemon {
         }
         let table = self.dump_or_believed().await;
         let actions = self.director.reload(config, &table, self.now());
+        self.accept_local_as_wanted();
         self.perform(actions).await;
         self.sync_schedule();
     }
@@ -586,6 +593,7 @@ impl Daemon {
         self.base = parsed.config;
         let now = self.now();
         let actions = self.director.reload(config, &table, now);
+        self.accept_local_as_wanted();
         self.perform(actions).await;
         self.log.set(Destination::for_config(
             self.director.config(),
@@ -643,6 +651,14 @@ impl Daemon {
         }
     }
 
+    /// `accept_local` on while the director wants forwarding-path helpers, restored when
+    /// it no longer does (before the checks through them start).
+    fn accept_local_as_wanted(&mut self) {
+        if let Some(line) = self.accept_local.want(self.director.has_helpers()) {
+            tracing::info!("{line}");
+        }
+    }
+
     /// Orderly stop (§1.5, §4.8).
     async fn stop(mut self, signal: &str) -> i32 {
         self.notify.stopping();
@@ -653,6 +669,9 @@ impl Daemon {
         self.scheduler.retain(|_| false);
         let actions = self.director.stop();
         self.perform(actions).await;
+        if let Some(line) = self.accept_local.want(false) {
+            tracing::info!("{line}");
+        }
         if let Some(ours) = self.sync.take() {
             stop_sync(self.engine.as_mut(), &ours).await;
         }

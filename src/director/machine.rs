@@ -22,6 +22,7 @@ use super::desired::{
     dest_matches, dest_quiesced, fallback_dest, mapped_port, real_dest, service_key,
     service_matches, service_spec,
 };
+use super::helpers;
 use super::text::{self, Phase, Tag};
 use crate::engine::{DestEntry, DestSpec, Op, ServiceEntry, ServiceKey, ServiceSpec, Table};
 
@@ -40,6 +41,8 @@ pub struct Director {
     observed: HashMap<ServiceKey, ServiceEntry>,
     /// Operators' drains in force, across reloads.
     drains: Vec<DrainTarget>,
+    /// The `checkpath=forwarding` helper services wanted now, each with its one real.
+    helpers: Vec<(ServiceSpec, DestSpec)>,
 }
 
 /// One virtual service as the director sees it, for status output and tests.
@@ -230,6 +233,7 @@ impl Director {
         mark_drained(&mut virtuals, &drains);
         let mut director = Director {
             drains,
+            helpers: wanted_helpers(&virtuals, &checks),
             readdquiescent: config.globals.readdquiescent,
             config,
             state: DaemonState::Starting,
@@ -242,6 +246,7 @@ impl Director {
             // No check has run yet, so no real starts down and no reminder is armed.
             director.adopt(v, None, Duration::ZERO, &mut out);
         }
+        director.sync_helpers(&mut out);
         (director, out)
     }
 
@@ -253,6 +258,12 @@ impl Director {
 
     pub fn state(&self) -> DaemonState {
         self.state
+    }
+
+    /// Whether some check goes through the forwarding path (`checkpath=forwarding`), so
+    /// helper services are wanted.
+    pub fn has_helpers(&self) -> bool {
+        !self.helpers.is_empty()
     }
 
     /// The configuration in force.
@@ -438,6 +449,7 @@ impl Director {
             }
             self.sync_fallback(v, &mut out);
         }
+        self.sync_helpers(&mut out);
         out
     }
 
@@ -499,6 +511,7 @@ impl Director {
         }
         mark_drained(&mut virtuals, &self.drains);
         let new_keys: HashSet<ServiceKey> = virtuals.iter().map(|v| v.key).collect();
+        self.helpers = wanted_helpers(&virtuals, &checks);
         self.virtuals = virtuals;
         self.checks = checks;
         self.check_index = check_index;
@@ -519,6 +532,7 @@ impl Director {
                 text::purged_virtual(Phase::Start, &old.text),
             );
         }
+        self.sync_helpers(&mut out);
         out
     }
 
@@ -534,6 +548,10 @@ impl Director {
         self.state = DaemonState::Stopping;
         for v in 0..self.virtuals.len() {
             self.stop_virtual(v, &mut out);
+        }
+        // Helpers carry only our own checks: they go whatever `cleanstop` says.
+        for key in self.helper_keys_present(|_| true) {
+            self.emit(Op::DelService(key), &mut out);
         }
         if self.config.globals.fallbackcommandonstop {
             for v in 0..self.virtuals.len() {
@@ -974,6 +992,68 @@ impl Director {
         });
     }
 
+    /// The `checkpath=forwarding` helpers as wanted: each present with its one real and
+    /// nothing else; any other service in the helper mark range (a crash's or an older
+    /// configuration's leftover) deleted. Start-up, reload and resync share it.
+    fn sync_helpers(&mut self, out: &mut Vec<Action>) {
+        let wanted = std::mem::take(&mut self.helpers);
+        for (service, dest) in &wanted {
+            let key = service.key;
+            let Some(entry) = self.observed.get(&key) else {
+                self.emit(Op::AddService(service.clone()), out);
+                self.emit(Op::AddDest(key, *dest), out);
+                continue;
+            };
+            let edit = !service_matches(&entry.spec, service);
+            let same = |d: &DestEntry| (d.spec.ip, d.spec.port) == (dest.ip, dest.port);
+            let found = entry.dests.iter().find(|d| same(d)).copied();
+            let strays: Vec<(IpAddr, u16)> = entry
+                .dests
+                .iter()
+                .filter(|d| !same(d))
+                .map(|d| (d.spec.ip, d.spec.port))
+                .collect();
+            if edit {
+                self.emit(Op::EditService(service.clone()), out);
+            }
+            for (ip, port) in strays {
+                let op = Op::DelDest {
+                    service: key,
+                    ip,
+                    port,
+                };
+                self.emit(op, out);
+            }
+            match found {
+                None => self.emit(Op::AddDest(key, *dest), out),
+                Some(have) if !dest_matches(&have, dest) => {
+                    self.emit(Op::EditDest(key, *dest), out)
+                }
+                Some(_) => {}
+            }
+        }
+        let keep: HashSet<ServiceKey> = wanted.iter().map(|(s, _)| s.key).collect();
+        self.helpers = wanted;
+        for key in self.helper_keys_present(|k| !keep.contains(k)) {
+            self.emit(Op::DelService(key), out);
+        }
+    }
+
+    /// The services in the table, in the helper mark range and not a configured virtual,
+    /// that `pick` selects, in mark order.
+    fn helper_keys_present(&self, pick: impl Fn(&ServiceKey) -> bool) -> Vec<ServiceKey> {
+        let configured: HashSet<ServiceKey> = self.virtuals.iter().map(|v| v.key).collect();
+        let mut keys: Vec<ServiceKey> = self
+            .observed
+            .keys()
+            .filter(|k| helpers::is_helper_key(&self.config, k))
+            .filter(|k| !configured.contains(k) && pick(k))
+            .copied()
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// Hand an operation to the shell and assume it worked until a dump says otherwise.
     fn emit(&mut self, op: Op, out: &mut Vec<Action>) {
         apply_to(&mut self.observed, &op);
@@ -1117,6 +1197,18 @@ fn alert_for(state: DaemonState, virt: &Virtual, message: String) -> Option<Acti
 
 type Built = (Vec<Virtual>, Vec<Check>, HashMap<Arc<CheckSpec>, usize>);
 
+/// The helper service of every check that goes through the forwarding path (one user
+/// each: the mark is part of the check's identity).
+fn wanted_helpers(virtuals: &[Virtual], checks: &[Check]) -> Vec<(ServiceSpec, DestSpec)> {
+    checks
+        .iter()
+        .filter_map(|c| {
+            let &(v, r) = c.users.first()?;
+            helpers::helper(&c.spec, virtuals[v].reals[r].dest.forward)
+        })
+        .collect()
+}
+
 /// Set each real's drained flag from `drains` (before health is adopted).
 fn mark_drained(virtuals: &mut [Virtual], drains: &[DrainTarget]) {
     for virt in virtuals {
@@ -1134,11 +1226,12 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
     let mut virtuals = Vec::with_capacity(config.virtuals.len());
     let mut checks: Vec<Check> = Vec::new();
     let mut index: HashMap<Arc<CheckSpec>, usize> = HashMap::new();
-    for vs in &config.virtuals {
+    let routes = helpers::check_routes(config);
+    for (vs, routes) in config.virtuals.iter().zip(&routes) {
         let v = virtuals.len();
         let mut virt = build_virtual(vs);
         let mut seen: HashSet<(IpAddr, u16)> = HashSet::with_capacity(vs.reals.len());
-        for rs in &vs.reals {
+        for (rs, route) in vs.reals.iter().zip(routes) {
             if !seen.insert((rs.ip, rs.port)) {
                 out.push(Action::Log(text::duplicate_real(
                     &SocketAddr::new(rs.ip, rs.port).to_string(),
@@ -1146,7 +1239,10 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
                 )));
                 continue;
             }
-            let spec = CheckSpec::for_real(vs, rs);
+            let mut spec = CheckSpec::for_real(vs, rs);
+            if let Some(route) = *route {
+                spec = spec.through(route);
+            }
             let r = virt.reals.len();
             let c = match index.get(&spec) {
                 Some(&c) => {

@@ -26,6 +26,7 @@
 
 mod action;
 mod desired;
+mod helpers;
 mod machine;
 mod text;
 
@@ -35,5 +36,6 @@ pub use action::{
 pub use desired::{
     dest_matches, fallback_dest, mapped_port, real_dest, service_key, service_matches, service_spec,
 };
+pub use helpers::{check_routes, helper, is_helper_key};
 pub use machine::{Director, DrainTarget, Health, RealStatus, VirtualStatus, apply_op};
 pub use text::{IN_MAINTENANCE, escape_message, maintenance_names, monitor_identity, monitor_line};

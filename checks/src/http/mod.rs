@@ -47,7 +47,6 @@ use reqwest::header::{CONNECTION, HOST, LOCATION};
 use reqwest::{Client, Method, StatusCode, Url, redirect};
 use rustls::CertificateError;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use url::{Host, Position};
 
 use crate::check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, bounded};
@@ -321,7 +320,7 @@ impl Target {
     async fn fetch_plain(&self, url: &Url, hops: usize) -> Result<Reply, Failure> {
         let peer = || self.peer(url);
         let addr = self.plain_address(url).await?;
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| {
+        let mut stream = crate::route::tcp(addr).await.map_err(|e| {
             Failure::connect(format!("Can't connect to {} ({})", peer(), io_reason(&e)))
         })?;
         let _ = stream.set_zero_linger();

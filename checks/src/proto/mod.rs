@@ -7,7 +7,7 @@ mod line;
 pub(crate) use line::{Dialogue, LineCheck, LineConn};
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -50,7 +50,7 @@ pub(crate) fn io_failure(e: io::Error) -> Failure {
 
 /// Open a TCP connection to `addr`.
 pub(crate) async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, Failure> {
-    let stream = TcpStream::connect(addr).await.map_err(io_failure)?;
+    let stream = crate::route::tcp(addr).await.map_err(io_failure)?;
     // Checks send a few short commands and wait for each answer.
     let _ = stream.set_nodelay(true);
     Ok(stream)
@@ -59,13 +59,7 @@ pub(crate) async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, Failure> 
 /// A UDP socket on the wildcard address of `addr`'s family, connected to `addr`: being
 /// connected, an ICMP port unreachable comes back from `recv` as `Connection refused`.
 pub(crate) async fn connect_udp(addr: SocketAddr) -> Result<UdpSocket, Failure> {
-    let local: SocketAddr = match addr {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(local).await.map_err(io_failure)?;
-    socket.connect(addr).await.map_err(io_failure)?;
-    Ok(socket)
+    crate::route::udp(addr).await.map_err(io_failure)
 }
 
 /// Server text made safe to quote in a reason: lossy UTF-8, control characters replaced,

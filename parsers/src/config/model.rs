@@ -112,6 +112,42 @@ impl EngineName {
     }
 }
 
+/// Extension `checkpath=`: which way a check of a `gate` or `ipip` real travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub enum CheckPath {
+    /// To the real's own address, as stock ldirectord checks (the default).
+    #[default]
+    Direct,
+    /// To the virtual's address and port through a one-real firewall-mark helper
+    /// service, so the kernel delivers it as it delivers clients' traffic (to the real's
+    /// MAC, or inside an IPIP packet). `masq` reals are still checked directly.
+    Forwarding,
+}
+
+impl CheckPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckPath::Direct => "direct",
+            CheckPath::Forwarding => "forwarding",
+        }
+    }
+
+    /// The path a word names, if any.
+    pub fn from_word(word: &str) -> Option<CheckPath> {
+        [CheckPath::Direct, CheckPath::Forwarding]
+            .into_iter()
+            .find(|p| p.as_str() == word)
+    }
+}
+
+/// The first firewall mark of the helper services of `checkpath=forwarding` when
+/// `checkmarkbase=` is not set: 0x6c640000 ("ld"), far above the small marks operators
+/// usually give their own fwmark virtuals.
+pub const DEFAULT_CHECK_MARK_BASE: u32 = 0x6c64_0000;
+
+/// How many marks from `checkmarkbase=` on belong to the director's helper services.
+pub const CHECK_MARK_COUNT: u32 = 0x1_0000;
+
 /// What IPVS is told to balance: an address and port, or a firewall mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum VirtualAddress {
@@ -650,6 +686,11 @@ pub struct Globals {
     pub controlgroup: Option<String>,
     /// Extension `metrics=ADDR:PORT`: serve Prometheus metrics there (default: off).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Extension `checkpath=` (default direct); a block's own value wins.
+    pub checkpath: CheckPath,
+    /// Extension `checkmarkbase=`: the first of the [`CHECK_MARK_COUNT`] firewall marks
+    /// the forwarding-path helper services use (default [`DEFAULT_CHECK_MARK_BASE`]).
+    pub checkmarkbase: u32,
     /// Extension `scriptuser=USER[:GROUP]`: who external checks, `fallbackcommand` and
     /// `callback` run as (default: the daemon's user, root). Whole-file: every virtual's
     /// [`CheckSettings::scriptuser`] is this, wherever the line is.
@@ -711,6 +752,8 @@ impl Default for Globals {
             controlgroup: None,
             metrics: None,
             scriptuser: None,
+            checkpath: CheckPath::Direct,
+            checkmarkbase: DEFAULT_CHECK_MARK_BASE,
         }
     }
 }
@@ -810,6 +853,8 @@ pub struct VirtualService {
     pub comment: Option<String>,
     /// Extension: real servers chosen by the cluster, in addition to `reals`.
     pub real_sources: Option<RealSources>,
+    /// Extension `checkpath=` (the global value unless the block sets it).
+    pub checkpath: CheckPath,
 }
 
 impl VirtualService {

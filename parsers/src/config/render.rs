@@ -92,6 +92,12 @@ fn globals(out: &mut String, g: &Globals) {
     for (node, addr) in &g.node_addresses {
         line(format!("nodeaddress={node} {addr}"));
     }
+    if g.checkpath != d.checkpath {
+        line(format!("checkpath={}", g.checkpath.as_str()));
+    }
+    if g.checkmarkbase != d.checkmarkbase {
+        line(format!("checkmarkbase={:#x}", g.checkmarkbase));
+    }
     if g.engine != d.engine {
         line(format!("engine={}", g.engine.as_str()));
     }
@@ -339,6 +345,9 @@ fn virtual_block(out: &mut String, v: &VirtualService, g: &Globals) {
     }
     line(format!("failurecount={}", v.failurecount));
     line(format!("risecount={}", v.risecount));
+    if v.checkpath != g.checkpath {
+        line(format!("checkpath={}", v.checkpath.as_str()));
+    }
     if v.checkinterval_set {
         line(format!("checkinterval={}", v.checkinterval));
     }

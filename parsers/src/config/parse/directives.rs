@@ -123,11 +123,11 @@ mod tests {
     fn the_help_lists_are_the_ones_users_know() {
         assert_eq!(
             listed(GLOBAL),
-            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, checkspread, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics, scriptuser)"
+            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, checkspread, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics, scriptuser, checkpath, checkmarkbase)"
         );
         assert_eq!(
             listed(VIRTUAL),
-            "real, real6, request, receive, checktype, checkcommand, checktimeout, negotiatetimeout, checkcount, failurecount, checkinterval, checkport, login, passwd, database, secret, load, scheduler, persistent, netmask, schedflags, protocol, ops, service, httpmethod, virtualhost, fallback, fallback6, fallbackcommand, quiescent, emailalert, emailalertfreq, emailalertstatus, monitorfile, cleanstop, smtp, servicename, comment (extensions: risecount, tlsverify, tlssni, pgsqlrole, pgsqlmaxlag, pgsqlsyncstate, realsource, realfilter, realweights, realdefault)"
+            "real, real6, request, receive, checktype, checkcommand, checktimeout, negotiatetimeout, checkcount, failurecount, checkinterval, checkport, login, passwd, database, secret, load, scheduler, persistent, netmask, schedflags, protocol, ops, service, httpmethod, virtualhost, fallback, fallback6, fallbackcommand, quiescent, emailalert, emailalertfreq, emailalertstatus, monitorfile, cleanstop, smtp, servicename, comment (extensions: risecount, tlsverify, tlssni, pgsqlrole, pgsqlmaxlag, pgsqlsyncstate, realsource, realfilter, realweights, realdefault, checkpath)"
         );
     }
 
@@ -163,6 +163,7 @@ mod tests {
                 "controlgroup",
                 "metrics",
                 "scriptuser",
+                "checkmarkbase",
                 "timeout"
             ]
         );
@@ -242,6 +243,8 @@ mod tests {
                 (Scope::Global, "checkspread") => g.checkspread.to_string(),
                 (Scope::Global, "engine") => g.engine.as_str().to_owned(),
                 (Scope::Global, "fallbackcommandonstop") => yn(g.fallbackcommandonstop),
+                (Scope::Global, "checkpath") => v.checkpath.as_str().to_owned(),
+                (Scope::Global, "checkmarkbase") => format!("{:#x}", g.checkmarkbase),
                 (Scope::Virtual, "request") => v.check.request.clone(),
                 (Scope::Virtual, "checktype") => v.check.checktype.name().to_owned(),
                 (Scope::Virtual, "checkcommand") => v.check.checkcommand.clone(),

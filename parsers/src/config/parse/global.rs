@@ -8,7 +8,8 @@ use crate::config::lex;
 use std::net::IpAddr;
 
 use crate::config::model::{
-    CheckSpread, EngineName, Family, LogTarget, Protocol, ScriptUser, SyncDaemon, SyncRole,
+    CHECK_MARK_COUNT, CheckSpread, EngineName, Family, LogTarget, Protocol, ScriptUser, SyncDaemon,
+    SyncRole,
 };
 use crate::ipvs::{SYNC_MAXLEN_MASTER, valid_interface_name};
 
@@ -266,6 +267,25 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
         Ok(())
     })
     .extension(),
+    row("checkpath", Plain, |p, at, v| {
+        store(&mut p.globals.checkpath, check_path(at, v))
+    })
+    .extension()
+    .default("direct"),
+    row("checkmarkbase", Plain, |p, at, v| {
+        p.globals.checkmarkbase = check_mark_base(v.trim_end()).ok_or_else(|| {
+            Diagnostic::error(at.value(v), "invalid check mark base")
+                .help(format!(
+                    "the first of {CHECK_MARK_COUNT} firewall marks for checkpath=forwarding, \
+                     decimal or 0x hexadecimal, at most {:#x}, e.g. checkmarkbase=0x6c640000",
+                    u32::MAX - (CHECK_MARK_COUNT - 1)
+                ))
+                .extension()
+        })?;
+        Ok(())
+    })
+    .extension()
+    .default("0x6c640000"),
     row("timeout", Plain, |_, at, _| Err(timeout(at))).deprecated(),
 ];
 
@@ -437,4 +457,14 @@ impl Parser<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// `checkmarkbase=`: decimal or `0x` hexadecimal, greater than 0, with room for the whole
+/// range of helper marks below 2^32.
+fn check_mark_base(v: &str) -> Option<u32> {
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+        None => v.parse::<u32>().ok()?,
+    };
+    (n > 0 && n <= u32::MAX - (CHECK_MARK_COUNT - 1)).then_some(n)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::diag::Diagnostic;
 use crate::config::lex;
-use crate::config::model::{AlertStatus, Forward, Span};
+use crate::config::model::{AlertStatus, CheckPath, Forward, Span};
 
 use super::line::At;
 use super::state::Res;
@@ -241,4 +241,13 @@ pub(super) fn given(at: &At<'_, '_>, v: &str, message: &str) -> Res<String> {
 pub(super) fn store<T, V: Into<T>>(setting: &mut T, value: Res<V>) -> Res {
     *setting = value?.into();
     Ok(())
+}
+
+/// `checkpath=direct|forwarding` (global or in a block).
+pub(super) fn check_path(at: &At<'_, '_>, v: &str) -> Res<CheckPath> {
+    CheckPath::from_word(v.trim_end()).ok_or_else(|| {
+        Diagnostic::error(at.value(v), "invalid check path")
+            .help("direct (check the real's own address, as stock) or forwarding (check VIP:port through the way IPVS sends the traffic, for gate and ipip reals)")
+            .extension()
+    })
 }

@@ -172,6 +172,7 @@ impl Parser<'_, '_> {
             servicename: b.servicename,
             comment: b.comment,
             real_sources,
+            checkpath: b.checkpath.unwrap_or(g.checkpath),
         };
         if vs.check.checktype == CheckType::Negotiate
             && vs.check.service == Service::None

@@ -52,6 +52,7 @@ pub(super) struct Block {
     checkcount: Option<u32>,
     failurecount: Option<u32>,
     risecount: Option<u32>,
+    checkpath: Option<CheckPath>,
     checkinterval: Option<u32>,
     checkport: Option<u16>,
     httpmethod: HttpMethod,
@@ -163,6 +164,7 @@ impl Parser<'_, '_> {
             checkcount: None,
             failurecount: None,
             risecount: None,
+            checkpath: None,
             checkinterval: None,
             checkport: None,
             httpmethod: HttpMethod::Get,
@@ -514,6 +516,11 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
     })
     .extension()
     .default("gate 1"),
+    row("checkpath", Plain, |_, b, at, v| {
+        b.checkpath = Some(check_path(at, v)?);
+        Ok(())
+    })
+    .extension(),
 ];
 
 /// `real=`/`real6=`: kept until the block is complete (stock resolves reals afterwards).
