@@ -328,8 +328,12 @@ fn setup(form: Form) -> Cluster {
         "<rsc_order id=\"demote-then-stop-wvip\" first=\"pgsql-clone\" \
          first-action=\"demote\" then=\"wvip\" then-action=\"stop\" symmetrical=\"false\" \
          score=\"0\"/>",
+        // influence=false: the reader group follows a standby and never steers which
+        // node is promoted (with influence, its stickiness once made Pacemaker demote a
+        // just promoted standby to keep the group where it was: that node's pgsql then
+        // refused to start over PGSQL.lock).
         "<rsc_colocation id=\"reader-with-standby\" rsc=\"reader\" with-rsc=\"pgsql-clone\" \
-         with-rsc-role=\"Unpromoted\" score=\"INFINITY\"/>",
+         with-rsc-role=\"Unpromoted\" score=\"INFINITY\" influence=\"false\"/>",
         "<rsc_order id=\"pgsql-then-reader\" first=\"pgsql-clone\" then=\"reader\" \
          score=\"0\"/>",
     ] {
