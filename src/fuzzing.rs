@@ -271,6 +271,7 @@ pub fn crm_outputs(data: &[u8]) {
             spans: Vec::new(),
             candidates,
             filters,
+            fallback_filters: Vec::new(),
             weights: Vec::new(),
             default_weight: 1,
             forward: Forward::Gate,

@@ -118,6 +118,34 @@ fn l1_to_l4_parameters_follow_the_cluster_by_difference() {
         "{after:?}"
     );
 
+    // O15: with a fallback value the hot standbys stay while none streams (every one
+    // HS:alone while a primary is elected); once one streams again, it alone.
+    a.param("realserver_dependent_attribute_fallback_value", "HS:alone");
+    a.expect("reload", 0);
+    let before = w.changes();
+    set_status(&cib, "2", "HS:sync", "HS:alone");
+    set_status(&cib, "3", "HS:potential", "HS:alone");
+    a.expect_monitor(0);
+    // What the monitor handed the daemon (its file, rewritten on every monitor).
+    let generated = std::fs::read_to_string(w.path("rsctmp/ldirectord-rs/lvsdr.cf")).unwrap();
+    for addr in ["10.0.0.2", "10.0.0.3"] {
+        assert!(
+            generated.contains(&format!("real={addr}:5432")),
+            "{generated}"
+        );
+    }
+    set_status(&cib, "3", "HS:alone", "HS:async");
+    a.expect_monitor(0);
+    wait_until(30, "node3 alone once it streams", || {
+        reals(&w) == Some(vec![route("10.0.0.3", 1)])
+    });
+    let after = w.changes();
+    assert_eq!(
+        &after[before.len()..],
+        ["-d -t 192.168.0.237:5432 -r 10.0.0.2:5432"],
+        "both kept while none streamed, then node2 removed"
+    );
+
     // L7: start on a running instance adopts the table, no churn.
     let before = w.changes();
     a.expect("start", 0);

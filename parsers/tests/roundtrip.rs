@@ -136,6 +136,7 @@ fn real_sources() -> impl Strategy<Value = Vec<String>> {
         Just("realfilter=attribute readable \"1\"".to_owned()),
         Just("realfilter=attribute role (primary|standby) x?".to_owned()),
         "/usr/local/bin/[a-z]{1,8}".prop_map(|c| format!("realfilter=command {c}")),
+        Just("realfallback=attribute pgsql-status HS:alone".to_owned()),
         host_weights().prop_map(|w| format!("realweights={w}")),
         (
             prop::sample::select(vec!["gate", "masq", "ipip"]),
@@ -147,6 +148,12 @@ fn real_sources() -> impl Strategy<Value = Vec<String>> {
             }),
     ];
     (source, prop::collection::vec(extra, 0..4)).prop_map(|(s, mut rest)| {
+        // realfallback= needs a realfilter= (a config error otherwise).
+        if rest.iter().any(|l| l.starts_with("realfallback="))
+            && !rest.iter().any(|l| l.starts_with("realfilter="))
+        {
+            rest.push("realfilter=attribute readable 1".to_owned());
+        }
         rest.insert(0, s);
         rest
     })

@@ -707,8 +707,21 @@ fn dynamic_real_server_directives() {
         s.spans.iter().map(|s| s.line).collect::<Vec<_>>(),
         [5, 6, 7, 8, 9]
     );
+    assert!(s.fallback_filters.is_empty());
     assert_eq!(c.virtuals[0].reals.len(), 1, "static reals stay");
     assert_eq!(c.virtuals[1].real_sources, None);
+
+    // realfallback= (the pool when the filters keep none), any order after realfilter=.
+    let c = ok("virtual=1.2.3.4:5432\n\trealsource=resource pgsql-clone\n\
+         \trealfallback=attribute pgsql-status HS:alone\n\
+         \trealfilter=attribute pgsql-status HS:sync|HS:potential|HS:async\n");
+    let s = c.virtuals[0].real_sources.as_ref().unwrap();
+    assert_eq!(s.filters.len(), 1);
+    let [RealFilter::Attribute { name, pattern }] = &s.fallback_filters[..] else {
+        panic!("{:?}", s.fallback_filters)
+    };
+    assert_eq!(name, "pgsql-status");
+    assert!(pattern.is_match("HS:alone") && !pattern.is_match("HS:async"));
 
     let c = ok(
         "virtual=1.2.3.4:80\n\trealsource=list node1,5 10.0.0.7 node2\n\
@@ -747,7 +760,19 @@ fn dynamic_real_server_directives() {
 
 #[test]
 fn dynamic_real_server_errors_name_line_and_column() {
-    let cases: [(&str, usize, usize, &str); 12] = [
+    let cases: [(&str, usize, usize, &str); 14] = [
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfallback=attribute s HS:alone\n",
+            3,
+            2,
+            "realfallback= needs a realfilter=",
+        ),
+        (
+            "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfallback=attribute s (x\n",
+            3,
+            15,
+            "invalid realfallback regular expression",
+        ),
         (
             "virtual=1.2.3.4:80\n\trealsource=everything\n",
             2,
@@ -770,7 +795,7 @@ fn dynamic_real_server_errors_name_line_and_column() {
             "virtual=1.2.3.4:80\n\tchecktype=on\n\trealweights=a,1\n",
             3,
             2,
-            "realfilter=, realweights= and realdefault= need a realsource= in the same virtual block",
+            "realfilter=, realfallback=, realweights= and realdefault= need a realsource= in the same virtual block",
         ),
         (
             "virtual=1.2.3.4:80\n\trealsource=partition\n\trealfilter=attribute s (HS\n",

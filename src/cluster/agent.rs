@@ -560,19 +560,23 @@ pub(crate) fn inline(env: &Env) -> Result<Generated, Fail> {
         RealCandidates::Partition
     };
     let mut filters = Vec::new();
+    let mut fallback_filters = Vec::new();
     if let Some(name) = env.param("realserver_dependent_attribute_name") {
-        let regex = env
-            .param("realserver_dependent_attribute_value")
-            .unwrap_or("1");
-        let pattern = ValuePattern::new(regex).map_err(|e| {
-            Fail::configured(format!(
-                "realserver_dependent_attribute_value={regex}: bad regular expression: {e}"
-            ))
-        })?;
-        filters.push(RealFilter::Attribute {
-            name: name.to_owned(),
-            pattern,
-        });
+        let attribute = |param: &str, regex: &str| {
+            let pattern = ValuePattern::new(regex).map_err(|e| {
+                Fail::configured(format!("{param}={regex}: bad regular expression: {e}"))
+            })?;
+            Ok::<_, Fail>(RealFilter::Attribute {
+                name: name.to_owned(),
+                pattern,
+            })
+        };
+        let param = "realserver_dependent_attribute_value";
+        filters.push(attribute(param, env.param(param).unwrap_or("1"))?);
+        let param = "realserver_dependent_attribute_fallback_value";
+        if let Some(regex) = env.param(param) {
+            fallback_filters.push(attribute(param, regex)?);
+        }
     }
     if let Some(c) = env.param("realserver_check_active_real_server_script") {
         filters.push(RealFilter::Command(c.to_owned()));
@@ -591,6 +595,7 @@ pub(crate) fn inline(env: &Env) -> Result<Generated, Fail> {
                 spans: Vec::new(),
                 candidates,
                 filters,
+                fallback_filters,
                 weights,
                 default_weight,
                 forward,

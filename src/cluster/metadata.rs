@@ -143,6 +143,16 @@ pub const DIRECTOR_PARAMS: &[Param] = &[
          HS:sync|HS:potential|HS:async.",
     ),
     p(
+        "realserver_dependent_attribute_fallback_value",
+        false,
+        "string",
+        None,
+        "filter when none matches: regular expression",
+        "When no node's attribute matches realserver_dependent_attribute_value, the real \
+         servers are the nodes whose attribute matches this instead (extension, e.g. \
+         HS:alone: the hot standbys serve while a primary is elected). None when empty.",
+    ),
+    p(
         "realserver_get_real_servers_script",
         false,
         "string",

@@ -135,8 +135,8 @@ pub struct Member {
     pub host: String,
 }
 
-/// Select the real servers of `spec`: candidates, then filters, then addresses. Sorted by
-/// address, one entry per address. An `Err` means the source failed (keep the last set):
+/// Select the real servers of `spec`: candidates, then filters (the fallback filters when
+/// the filters keep none), then addresses. Sorted by address, one entry per address. An `Err` means the source failed (keep the last set):
 /// a command that fails or prints nothing, a cluster tool that fails, a name that does not
 /// resolve. Candidates that the filters all drop are an empty set, not an error.
 pub fn select(
@@ -157,21 +157,9 @@ pub fn select(
         }
         RealCandidates::List(items) => items.iter().map(|(h, _)| h.clone()).collect(),
     };
-    let mut kept = Vec::new();
-    'candidate: for host in candidates {
-        for f in &spec.filters {
-            let keep = match f {
-                RealFilter::Attribute { name, pattern } => match q.attribute(&host, name)? {
-                    Some(value) => pattern.is_match(&value),
-                    None => false,
-                },
-                RealFilter::Command(c) => q.check_command(c, &host),
-            };
-            if !keep {
-                continue 'candidate;
-            }
-        }
-        kept.push(host);
+    let mut kept = passing(&candidates, &spec.filters, q)?;
+    if kept.is_empty() && !spec.fallback_filters.is_empty() {
+        kept = passing(&candidates, &spec.fallback_filters, q)?;
     }
     let mut out: BTreeMap<IpAddr, Member> = BTreeMap::new();
     for host in kept {
@@ -197,6 +185,31 @@ pub fn select(
         });
     }
     Ok(out.into_values().collect())
+}
+
+/// The candidates that every one of `filters` keeps, in order.
+fn passing(
+    candidates: &[String],
+    filters: &[RealFilter],
+    q: &dyn ClusterQuery,
+) -> Result<Vec<String>, SourceError> {
+    let mut kept = Vec::new();
+    'candidate: for host in candidates {
+        for f in filters {
+            let keep = match f {
+                RealFilter::Attribute { name, pattern } => match q.attribute(host, name)? {
+                    Some(value) => pattern.is_match(&value),
+                    None => false,
+                },
+                RealFilter::Command(c) => q.check_command(c, host),
+            };
+            if !keep {
+                continue 'candidate;
+            }
+        }
+        kept.push(host.clone());
+    }
+    Ok(kept)
 }
 
 #[cfg(test)]
@@ -252,6 +265,7 @@ mod tests {
             spans: Vec::new(),
             candidates,
             filters: Vec::new(),
+            fallback_filters: Vec::new(),
             weights: Vec::new(),
             default_weight: 1,
             forward: ldirectord_parsers::config::Forward::Gate,
@@ -304,6 +318,47 @@ mod tests {
             .insert(("node3".into(), "pgsql-status".into()), "HS:alone".into());
         let got = select(&spec, &nodes(), Family::Inet, &f).unwrap();
         assert_eq!(addrs(&got), [("10.0.0.2".into(), 1)]);
+    }
+
+    /// While a primary is elected every standby is `HS:alone`: the fallback filter keeps
+    /// them; once one streams again, the filters choose alone.
+    #[test]
+    fn the_fallback_filters_choose_when_the_filters_keep_none() {
+        let mut spec = sources(RealCandidates::Resource("realsvr".into()));
+        spec.filters
+            .push(attribute("pgsql-status", "HS:sync|HS:potential|HS:async"));
+        spec.fallback_filters
+            .push(attribute("pgsql-status", "HS:alone"));
+        let mut f = pgsql();
+        f.running.insert(
+            "realsvr".into(),
+            vec!["node1".into(), "node2".into(), "node3".into()],
+        );
+        let got = select(&spec, &nodes(), Family::Inet, &f).unwrap();
+        assert_eq!(addrs(&got).len(), 2, "no fallback while one streams");
+        for (n, v) in [("node2", "HS:alone"), ("node3", "HS:alone")] {
+            f.attrs.insert((n.into(), "pgsql-status".into()), v.into());
+        }
+        let got = select(&spec, &nodes(), Family::Inet, &f).unwrap();
+        assert_eq!(
+            addrs(&got),
+            [("10.0.0.2".into(), 1), ("10.0.0.3".into(), 1)],
+            "both hot standbys while none streams"
+        );
+        f.attrs
+            .insert(("node3".into(), "pgsql-status".into()), "HS:async".into());
+        let got = select(&spec, &nodes(), Family::Inet, &f).unwrap();
+        assert_eq!(
+            addrs(&got),
+            [("10.0.0.3".into(), 1)],
+            "the streaming one only"
+        );
+        for n in ["node2", "node3"] {
+            f.attrs
+                .insert((n.into(), "pgsql-status".into()), "STOP".into());
+        }
+        let got = select(&spec, &nodes(), Family::Inet, &f).unwrap();
+        assert!(got.is_empty(), "neither keeps a stopped one: {got:?}");
     }
 
     #[test]

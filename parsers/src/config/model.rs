@@ -486,7 +486,7 @@ pub enum RealFilter {
 }
 
 /// The dynamic real servers of one virtual service (extension directives `realsource=`,
-/// `realfilter=`, `realweights=`, `realdefault=`): lvsdr-style real servers chosen by the
+/// `realfilter=`, `realfallback=`, `realweights=`, `realdefault=`): lvsdr-style real servers chosen by the
 /// cluster, refreshed while running, added next to the block's static `real=` lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RealSources {
@@ -495,6 +495,10 @@ pub struct RealSources {
     pub spans: Vec<Span>,
     pub candidates: RealCandidates,
     pub filters: Vec<RealFilter>,
+    /// `realfallback=` (extension): the filters that choose the pool instead when
+    /// `filters` keep none of the candidates (e.g. PostgreSQL standbys that stream none of
+    /// them, `HS:alone`, while a primary is elected). Empty: an empty pool stays empty.
+    pub fallback_filters: Vec<RealFilter>,
     /// `realweights=HOST,WEIGHT ...`: weights by host (node name or address as printed).
     pub weights: Vec<(String, u32)>,
     /// `realdefault=FORWARD [WEIGHT]`: the weight of a host without one (default 1)...

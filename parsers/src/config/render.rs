@@ -157,15 +157,16 @@ fn real_sources(s: &RealSources) -> Vec<String> {
             format!("realsource=list {}", host_weights(items.iter().cloned()))
         }
     }];
-    for f in &s.filters {
+    let filters = s.filters.iter().map(|f| ("realfilter", f));
+    for (directive, f) in filters.chain(s.fallback_filters.iter().map(|f| ("realfallback", f))) {
         out.push(match f {
             RealFilter::Attribute { name, pattern } => {
                 format!(
-                    "realfilter=attribute {name} {}",
+                    "{directive}=attribute {name} {}",
                     maybe_quoted(pattern.as_str())
                 )
             }
-            RealFilter::Command(c) => format!("realfilter=command {}", maybe_quoted(c)),
+            RealFilter::Command(c) => format!("{directive}=command {}", maybe_quoted(c)),
         });
     }
     if !s.weights.is_empty() {

@@ -127,7 +127,7 @@ mod tests {
         );
         assert_eq!(
             listed(VIRTUAL),
-            "real, real6, request, receive, checktype, checkcommand, checktimeout, negotiatetimeout, checkcount, failurecount, checkinterval, checkport, login, passwd, database, secret, load, scheduler, persistent, netmask, schedflags, protocol, ops, service, httpmethod, virtualhost, fallback, fallback6, fallbackcommand, quiescent, emailalert, emailalertfreq, emailalertstatus, monitorfile, cleanstop, smtp, servicename, comment (extensions: risecount, tlsverify, tlssni, pgsqlrole, pgsqlmaxlag, pgsqlsyncstate, realsource, realfilter, realweights, realdefault, checkpath)"
+            "real, real6, request, receive, checktype, checkcommand, checktimeout, negotiatetimeout, checkcount, failurecount, checkinterval, checkport, login, passwd, database, secret, load, scheduler, persistent, netmask, schedflags, protocol, ops, service, httpmethod, virtualhost, fallback, fallback6, fallbackcommand, quiescent, emailalert, emailalertfreq, emailalertstatus, monitorfile, cleanstop, smtp, servicename, comment (extensions: risecount, tlsverify, tlssni, pgsqlrole, pgsqlmaxlag, pgsqlsyncstate, realsource, realfilter, realfallback, realweights, realdefault, checkpath)"
         );
     }
 

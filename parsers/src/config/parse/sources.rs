@@ -1,5 +1,5 @@
 //! Dynamic real servers (extension): the values of `realsource=`, `realfilter=`,
-//! `realweights=` and `realdefault=` in a block, collected until the block is complete,
+//! `realfallback=`, `realweights=` and `realdefault=` in a block, collected until the block is complete,
 //! and the global `nodeaddress=`.
 
 use std::net::IpAddr;
@@ -10,13 +10,14 @@ use crate::config::model::{Forward, RealCandidates, RealFilter, RealSources, Spa
 
 use super::state::Res;
 
-/// The `realsource=`/`realfilter=`/`realweights=`/`realdefault=` lines of a block
+/// The `realsource=`/`realfilter=`/`realfallback=`/`realweights=`/`realdefault=` lines of a block
 /// (extension), resolved when the block is complete (weights default to `realdefault=`'s).
 #[derive(Default)]
 pub(super) struct SourcesTodo {
     pub(super) spans: Vec<Span>,
     pub(super) candidates: Option<RealCandidates>,
     pub(super) filters: Vec<RealFilter>,
+    pub(super) fallback_filters: Vec<(RealFilter, Span)>,
     pub(super) weights: Vec<(String, Option<u32>)>,
     pub(super) default: Option<(Forward, Option<u32>)>,
 }
@@ -62,8 +63,11 @@ pub(super) fn real_candidates(v: &str, span: Span) -> Res<RealCandidates> {
     })
 }
 
-pub(super) fn real_filter(v: &str, span: Span) -> Res<RealFilter> {
-    let help = "realfilter=attribute NAME REGEX (keep nodes whose transient attribute NAME matches REGEX as a whole), or realfilter=command CMD ARGS... (keep a candidate when CMD ARGS... CANDIDATE prints t)";
+/// `realfilter=` or `realfallback=` (`directive`): the same two forms.
+pub(super) fn real_filter(directive: &str, v: &str, span: Span) -> Res<RealFilter> {
+    let help = format!(
+        "{directive}=attribute NAME REGEX (keep nodes whose transient attribute NAME matches REGEX as a whole), or {directive}=command CMD ARGS... (keep a candidate when CMD ARGS... CANDIDATE prints t)"
+    );
     match word_and_rest(v) {
         ("attribute", rest) => {
             let (name, regex) = word_and_rest(rest);
@@ -71,13 +75,13 @@ pub(super) fn real_filter(v: &str, span: Span) -> Res<RealFilter> {
             if name.is_empty() || regex.is_empty() {
                 return Err(Diagnostic::error(
                     span,
-                    format!("realfilter={v}: expected attribute NAME REGEX"),
+                    format!("{directive}={v}: expected attribute NAME REGEX"),
                 )
                 .extension()
                 .help(help));
             }
             let pattern = ValuePattern::new(regex).map_err(|e| {
-                Diagnostic::error(span, format!("invalid realfilter regular expression: {e}"))
+                Diagnostic::error(span, format!("invalid {directive} regular expression: {e}"))
                     .extension()
                     .help("REGEX is a Perl-compatible regular expression matched against the whole attribute value, e.g. HS:sync|HS:potential|HS:async")
             })?;
@@ -89,7 +93,7 @@ pub(super) fn real_filter(v: &str, span: Span) -> Res<RealFilter> {
         ("command", c) if !unquote(c).is_empty() => Ok(RealFilter::Command(unquote(c).to_owned())),
         _ => Err(Diagnostic::error(
             span,
-            format!("realfilter={v}: expected attribute NAME REGEX or command CMD..."),
+            format!("{directive}={v}: expected attribute NAME REGEX or command CMD..."),
         )
         .extension()
         .help(help)),
@@ -156,18 +160,26 @@ pub(super) fn real_sources(todo: SourcesTodo) -> Res<Option<RealSources>> {
             None => Ok(None),
             Some(span) => Err(Diagnostic::error(
                 *span,
-                "realfilter=, realweights= and realdefault= need a realsource= in the same virtual block",
+                "realfilter=, realfallback=, realweights= and realdefault= need a realsource= in the same virtual block",
             )
             .extension()
             .help(REALSOURCE_HELP)),
         };
     };
+    if let Some((_, span)) = todo.fallback_filters.first()
+        && todo.filters.is_empty()
+    {
+        return Err(Diagnostic::error(*span, "realfallback= needs a realfilter=")
+            .extension()
+            .help("realfallback= chooses the pool when the realfilter= lines keep no candidate; without a realfilter= every candidate is kept"));
+    }
     let (forward, default_weight) = todo.default.unwrap_or((Forward::Gate, None));
     let default_weight = default_weight.unwrap_or(1);
     Ok(Some(RealSources {
         spans: todo.spans,
         candidates,
         filters: todo.filters,
+        fallback_filters: todo.fallback_filters.into_iter().map(|(f, _)| f).collect(),
         weights: todo
             .weights
             .into_iter()

@@ -498,7 +498,16 @@ pub(super) static VIRTUAL: &[Row<VirtualFn>] = &[
     row("pgsqlsyncstate", Plain, pgsql_sync_state).extension(),
     row("realsource", Trimmed, realsource).extension(),
     row("realfilter", Trimmed, |_, b, at, v| {
-        b.sources.filters.push(real_filter(v, at.value(v))?);
+        b.sources
+            .filters
+            .push(real_filter("realfilter", v, at.value(v))?);
+        b.sources.spans.push(at.whole());
+        Ok(())
+    })
+    .extension(),
+    row("realfallback", Trimmed, |_, b, at, v| {
+        let f = real_filter("realfallback", v, at.value(v))?;
+        b.sources.fallback_filters.push((f, at.whole()));
         b.sources.spans.push(at.whole());
         Ok(())
     })
