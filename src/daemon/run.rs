@@ -41,6 +41,7 @@ use super::observe::Observer;
 use super::watch::FileWatch;
 use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
+use crate::engine::deferred::{self, Deferred};
 use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
 use crate::engine::sync::{self, SyncError, SyncStart, SyncStop};
@@ -71,6 +72,19 @@ pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, Engin
         EngineChoice::Ipvsadm(path) => Ok(Box::new(IpvsadmEngine::new(path.clone()))),
         EngineChoice::Userspace => Ok(Box::new(UserspaceEngine::new())),
     }
+}
+
+/// The netlink engine, connected on the first call after the `ip_vs` module is loaded.
+fn waiting_for_ipvs() -> Box<dyn Engine> {
+    Box::new(Deferred::new(
+        "netlink",
+        Box::new(|| {
+            Box::pin(async {
+                let engine = NetlinkEngine::connect(NetlinkOptions::default()).await?;
+                Ok(Box::new(engine) as Box<dyn Engine>)
+            })
+        }),
+    ))
 }
 
 /// stock's wording for a failed engine operation.
@@ -115,8 +129,18 @@ pub async fn run(
         return 1;
     }
     let notify = Notifier::from_env(pid.is_some());
-    let mut engine = match make_engine(&opts.engine).await {
-        Ok(e) => e,
+    let (mut engine, waiting) = match make_engine(&opts.engine).await {
+        Ok(e) => (e, false),
+        Err(EngineError::Unavailable(m))
+            if opts.engine == EngineChoice::Netlink && deferred::ipvs_module_installed() =>
+        {
+            tracing::info!(
+                "IPVS is not available: {m}; the ip_vs module is installed but not loaded: \
+                 checking the real servers meanwhile and retrying (backoff up to {} s)",
+                MAX_RESYNC_BACKOFF.as_secs()
+            );
+            (waiting_for_ipvs(), true)
+        }
         Err(e) => {
             let msg = e.to_string();
             tracing::info!("{msg}");
@@ -140,6 +164,8 @@ pub async fn run(
     dynamic.configure(&base).await;
     let table = match engine.dump().await {
         Ok(t) => t,
+        // Converged by the first resync that reads the table.
+        Err(EngineError::Unavailable(_)) if waiting => Table::default(),
         Err(e) => {
             let msg = engine_error_text(engine.name(), &e);
             tracing::info!("{msg}");
@@ -170,8 +196,9 @@ pub async fn run(
         scheduler: Scheduler::new(results_tx),
         maintenancedir: None,
         pending_round: HashSet::new(),
-        resync_at: None,
+        resync_at: waiting.then(|| Instant::now() + Duration::from_secs(1)),
         resync_backoff: Duration::from_secs(1),
+        unavailable: waiting,
         commands: CommandQueue::new(),
         mailer: Mailer::default(),
         pid,
@@ -212,6 +239,9 @@ struct Daemon {
     pending_round: HashSet<Arc<CheckSpec>>,
     resync_at: Option<Instant>,
     resync_backoff: Duration,
+    /// IPVS was reported unavailable and has not answered since: the same report is not
+    /// logged for every operation of every pass.
+    unavailable: bool,
     commands: CommandQueue,
     mailer: Mailer,
     watch: FileWatch,
@@ -316,9 +346,12 @@ impl Daemon {
                 Action::Apply(op) => {
                     let applied = self.engine.apply(&op).await;
                     self.metrics.engine_op(&op, applied.is_ok());
-                    if let Err(e) = applied {
-                        tracing::info!("{}", engine_error_text(self.engine.name(), &e));
-                        failed = true;
+                    match applied {
+                        Ok(()) => self.unavailable = false,
+                        Err(e) => {
+                            self.engine_error(&e);
+                            failed = true;
+                        }
                     }
                 }
                 Action::Log(line) => tracing::info!("{line}"),
@@ -334,6 +367,15 @@ impl Daemon {
             self.resync_at = Some(Instant::now() + self.resync_backoff);
         }
         self.metrics.observe(&self.director, acted);
+    }
+
+    /// Log an engine error; IPVS being unavailable once per outage, not for every try.
+    fn engine_error(&mut self, e: &EngineError) {
+        let repeated = matches!(e, EngineError::Unavailable(_)) && self.unavailable;
+        self.unavailable = matches!(e, EngineError::Unavailable(_));
+        if !repeated {
+            tracing::info!("{}", engine_error_text(self.engine.name(), e));
+        }
     }
 
     /// `STATUS=` for systemd: virtual services and reals up.
@@ -361,11 +403,12 @@ impl Daemon {
         self.metrics.engine_dump(dumped.is_ok());
         match dumped {
             Ok(table) => {
+                self.unavailable = false;
                 let actions = self.director.on_table(&table);
                 self.perform(actions).await;
             }
             Err(e) => {
-                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                self.engine_error(&e);
                 self.resync_at = Some(Instant::now());
             }
         }
@@ -502,9 +545,12 @@ impl Daemon {
         let dumped = self.engine.dump().await;
         self.metrics.engine_dump(dumped.is_ok());
         match dumped {
-            Ok(t) => t,
+            Ok(t) => {
+                self.unavailable = false;
+                t
+            }
             Err(e) => {
-                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                self.engine_error(&e);
                 self.resync_at
                     .get_or_insert(Instant::now() + self.resync_backoff);
                 self.director.believed_table()
