@@ -356,6 +356,8 @@ fn engine_errors_are_logged_and_the_table_converges() {
     });
     // Someone clears the table behind the daemon's back; then a real dies, so the
     // daemon's `-d` fails: it logs stock's system() line and rebuilds from a fresh dump.
+    // Unless its read-back (every 10 s) came first: then it reports the change and
+    // restores the table before the `-d`, which succeeds. Either way it is logged.
     let status = std::process::Command::new(w.path("ipvsadm"))
         .arg("-C")
         .status()
@@ -363,17 +365,55 @@ fn engine_errors_are_logged_and_the_table_converges() {
     assert!(status.success());
     r1.kill();
     let failed = format!("-d -t 127.0.0.100:80 -r {a1}) failed: ");
-    wait_until(30, "engine error logged", || w.log().contains(&failed));
-    assert!(
-        w.log()
-            .contains(&format!("system({}", w.path("ipvsadm").display()))
-    );
+    let restored = "IPVS table changed outside ldirectord: virtual server 127.0.0.100:80 removed";
+    wait_until(30, "engine error or outside change logged", || {
+        let log = w.log();
+        log.contains(&failed) || log.contains(restored)
+    });
+    if w.log().contains(&failed) {
+        assert!(
+            w.log()
+                .contains(&format!("system({}", w.path("ipvsadm").display()))
+        );
+    }
     wait_until(30, "table rebuilt", || {
         w.reals(V) == sorted(vec![(a2.clone(), 1)])
     });
     assert!(
         ldirectord::instance::alive(pid),
         "the daemon survived engine errors"
+    );
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_table_cleared_behind_the_daemons_back_is_reported_and_restored() {
+    let w = World::new();
+    let r1 = Backend::start("127.0.0.1", Mode::Healthy);
+    let r2 = Backend::start("127.0.0.1", Mode::Healthy);
+    let body = format!(
+        "checkinterval=1\nchecktimeout=1\n{}",
+        http_virtual(&[(&r1, 1), (&r2, 2)], "")
+    );
+    let cfg = w.config("v.cf", &body);
+    let c = cfg.to_str().unwrap();
+    w.start(c);
+    let whole = sorted(vec![(r1.addr.to_string(), 1), (r2.addr.to_string(), 2)]);
+    wait_until(30, "up", || w.reals(V) == whole);
+    // No real changes state: only the read-back (every 10 s) can find it.
+    let status = std::process::Command::new(w.path("ipvsadm"))
+        .arg("-C")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until(30, "table restored", || w.reals(V) == whole);
+    assert!(
+        w.log().contains(
+            "IPVS table changed outside ldirectord: virtual server 127.0.0.100:80 removed; \
+             restoring"
+        ),
+        "{}",
+        w.log()
     );
     assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
 }

@@ -53,6 +53,10 @@ use crate::instance::{control_socket, drain_file};
 /// Longest wait between two resync attempts while engine errors persist.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
 
+/// How often the table is read back to find what was removed behind the daemon's back
+/// (one dump: a few milliseconds for thousands of destinations).
+const VERIFY_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How long `stop` waits for alerts and commands still in flight.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(10);
 
@@ -199,6 +203,7 @@ pub async fn run(
         resync_at: waiting.then(|| Instant::now() + Duration::from_secs(1)),
         resync_backoff: Duration::from_secs(1),
         unavailable: waiting,
+        verify_at: Instant::now() + VERIFY_INTERVAL,
         commands: CommandQueue::new(),
         mailer: Mailer::default(),
         pid,
@@ -242,6 +247,8 @@ struct Daemon {
     /// IPVS was reported unavailable and has not answered since: the same report is not
     /// logged for every operation of every pass.
     unavailable: bool,
+    /// When the table is next read back ([`VERIFY_INTERVAL`]).
+    verify_at: Instant,
     commands: CommandQueue,
     mailer: Mailer,
     watch: FileWatch,
@@ -327,6 +334,7 @@ impl Daemon {
                     self.perform(actions).await;
                     self.poll_config().await;
                     self.maybe_resync().await;
+                    self.maybe_verify().await;
                     self.metrics.observe(&self.director, false);
                     self.report_status();
                 }
@@ -419,6 +427,38 @@ impl Daemon {
         } else {
             self.resync_backoff = Duration::from_secs(1);
         }
+    }
+
+    /// Every [`VERIFY_INTERVAL`] while no resync is due: a dump; what the director had put
+    /// in and someone removed (stock leaves it missing until a reload, §4.5) is reported
+    /// and restored, with the rest of the table, as after an engine error.
+    async fn maybe_verify(&mut self) {
+        let now = Instant::now();
+        if self.resync_at.is_some() || now < self.verify_at {
+            return;
+        }
+        self.verify_at = now + VERIFY_INTERVAL;
+        let dumped = self.engine.dump().await;
+        self.metrics.engine_dump(dumped.is_ok());
+        let table = match dumped {
+            Ok(table) => table,
+            Err(e) => {
+                self.engine_error(&e);
+                self.resync_at = Some(now + self.resync_backoff);
+                return;
+            }
+        };
+        self.unavailable = false;
+        let missing = self.director.missing_from(&table);
+        if missing.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "IPVS table changed outside ldirectord: {} removed; restoring",
+            missing.join(", ")
+        );
+        let actions = self.director.on_table(&table);
+        self.perform(actions).await;
     }
 
     async fn on_result(&mut self, result: scheduler::CheckResult<Arc<CheckSpec>>) {

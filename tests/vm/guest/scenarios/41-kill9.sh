@@ -12,7 +12,8 @@
 # cleanstop=no: a stop that leaves the table is the disturbance-free way to stop a director
 # (with cleanstop=yes a stop deletes by design, and a kill during it leaves part of that).
 read -r RUNS SEED < /test/kill9-runs || true
-trap 'touch /tmp/k9.stop; kill -9 $(pidof ldirectord) 2>/dev/null' EXIT
+# On the way out (also on a failure): stop the clients and every director, keep the status.
+trap 'rc=$?; touch /tmp/k9.stop; kill -9 $(pidof ldirectord) 2>/dev/null || true; exit $rc' EXIT
 RUNS=${RUNS:-6}
 SEED=${SEED:-$(now_ms)}
 log "kill -9 runs: $RUNS, seed $SEED"
