@@ -386,6 +386,48 @@ fn engine_errors_are_logged_and_the_table_converges() {
     assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
 }
 
+/// The host's kill -9 (the VM's scenario 41 does it at random moments with real IPVS): the
+/// pid file and the lock of a SIGKILLed daemon do not keep the next `start` from working,
+/// and the new daemon adopts the table: its only change is the one a check asks for.
+#[test]
+fn after_sigkill_the_next_start_works_and_adopts_the_table() {
+    let w = World::new();
+    let r1 = Backend::start("127.0.0.1", Mode::Healthy);
+    let r2 = Backend::start("127.0.0.1", Mode::Healthy);
+    let body = format!(
+        "checkinterval=1\nchecktimeout=1\n{}",
+        http_virtual(&[(&r1, 1), (&r2, 2)], "")
+    );
+    let cfg = w.config("k.cf", &body);
+    let c = cfg.to_str().unwrap();
+    let old = w.start(c);
+    let (a1, a2) = (r1.addr.to_string(), r2.addr.to_string());
+    wait_until(30, "up", || {
+        w.reals(V) == sorted(vec![(a1.clone(), 1), (a2.clone(), 2)])
+    });
+    ldirectord::instance::signal(old, nix::sys::signal::Signal::SIGKILL);
+    assert!(ldirectord::instance::wait_gone(
+        old,
+        std::time::Duration::from_secs(10)
+    ));
+    assert!(w.pid_file("k.cf").exists(), "SIGKILL leaves the pid file");
+    assert_eq!(w.ld(&[c, "status"]).status.code(), Some(1), "stale");
+    let before = w.changes().len();
+    let new = w.start(c);
+    assert_ne!(new, old);
+    assert_eq!(w.ld(&[c, "status"]).status.code(), Some(0));
+    r1.kill();
+    wait_until(30, "r1 removed by the new daemon", || {
+        w.reals(V) == sorted(vec![(a2.clone(), 2)])
+    });
+    assert_eq!(
+        w.changes()[before..],
+        [format!("-d -t 127.0.0.100:80 -r {a1}")],
+        "the restarted daemon changed more than the dead real"
+    );
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
 #[test]
 fn a_table_cleared_behind_the_daemons_back_is_reported_and_restored() {
     let w = World::new();

@@ -96,8 +96,10 @@ sleep_ms() { sleep "$(awk -v m="$1" 'BEGIN { printf "%.3f", m / 1000 }')"; }
 # file naming a live daemon and answer status 0.
 restart() {
     echo "--- run $1 restart" >> /tmp/k9.log
+    s0=$(now_ms)
     timeout 120 ldirectord --run-dir /tmp "$CF" start > /tmp/k9.start 2>&1 ||
         { cat /tmp/k9.start; tail -30 /tmp/k9.log; fail "run $1: start failed after kill -9 ($(cat /tmp/k9.start))"; }
+    start_ms=$(( $(now_ms) - s0 ))
     pid=$(cat $PIDF 2>/dev/null) || fail "run $1: no pid file after start"
     kill -0 "$pid" 2>/dev/null || fail "run $1: the pid file names no live process ($pid)"
     echo "$pid" >> "$PIDS_FILE"
@@ -172,7 +174,7 @@ while [ $run -le "$RUNS" ]; do
     if sed -n "/^--- run $run restart/,\$p" /tmp/k9.log | grep -E "Deleted|Purged|Added|Quiescent"; then
         fail "run $run ($kind): the restarted director deleted or added a destination (log lines above)"
     fi
-    log "run $run: $kind killed after ${delay} ms; restarted and converged in $took ms"
+    log "run $run: $kind killed after ${delay} ms; restarted and converged in $took ms (start took $start_ms ms)"
     survived=$(( survived + 1 ))
     run=$(( run + 1 ))
 done
