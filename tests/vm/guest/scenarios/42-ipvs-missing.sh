@@ -8,6 +8,8 @@
 #    dies as deleted, while the kernel has no IPVS), retries with backoff, and once an
 #    operator runs `modprobe ip_vs` the table converges on what the checks found meanwhile.
 #    (Stock: its ipvsadm loads ip_vs by name, blacklist or not; DEVIATIONS L24.)
+# /tmp/ld.log holds earlier scenarios' lines (same addresses): start it afresh.
+: > /tmp/ld.log
 setup_net
 for n in 1 2; do start_httpd $n; done
 cat > /tmp/ef.cf <<EOF
@@ -44,7 +46,7 @@ for n in 1 2; do
     wait_until 30 grep -q "Added real server: 10.0.0.$n:80" /tmp/ld.log ||
         { cat /tmp/ld.log; fail "r$n was not added"; }
 done
-[ -d /sys/module/ip_vs ] || fail "ip_vs is not loaded, yet the director added real servers"
+[ -d /sys/module/ip_vs ] || { cat /tmp/ld.log; lsmod; dmesg | tail -20; ls /etc/modprobe.d 2>&1; fail "ip_vs is not loaded, yet the director added real servers"; }
 if grep "IPVS is not available" /tmp/ld.log; then fail "IPVS was reported missing though the kernel loads it"; fi
 has_real 10.0.0.1:80 1 && has_real 10.0.0.2:80 1 || { ipvsadm -Ln; fail "the table is not programmed"; }
 log "unloaded ip_vs: loaded by the kernel at the director's family lookup, table programmed at start"

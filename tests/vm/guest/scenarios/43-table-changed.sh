@@ -2,6 +2,8 @@
 # (`ipvsadm -d`), then the whole virtual service (`ipvsadm -D`). The daemon reads the table
 # back every 10 s, reports what it had put in and is gone, and restores it (stock leaves
 # it missing until a reload; DEVIATIONS L25). Traffic through the VIP works again.
+# /tmp/ld.log holds earlier scenarios' lines (same addresses): start it afresh.
+: > /tmp/ld.log
 setup_net
 for n in 1 2; do start_httpd $n; done
 start_director /test/conf/nat.cf
