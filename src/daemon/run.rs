@@ -53,8 +53,8 @@ use crate::instance::{control_socket, drain_file};
 /// Longest wait between two resync attempts while engine errors persist.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
 
-/// How often the table is read back to find what was removed behind the daemon's back
-/// (one dump: a few milliseconds for thousands of destinations).
+/// How often the table is read back to find what was removed behind the daemon's back:
+/// one dump of the whole table on the main loop (checks go on meanwhile in their tasks).
 const VERIFY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long `stop` waits for alerts and commands still in flight.
@@ -136,7 +136,8 @@ pub async fn run(
     let (mut engine, waiting) = match make_engine(&opts.engine).await {
         Ok(e) => (e, false),
         Err(EngineError::Unavailable(m))
-            if opts.engine == EngineChoice::Netlink && deferred::ipvs_module_installed() =>
+            if opts.engine == EngineChoice::Netlink
+                && deferred::ip_vs_installed_but_not_loaded() =>
         {
             tracing::info!(
                 "IPVS is not available: {m}; the ip_vs module is installed but not loaded: \

@@ -11,8 +11,8 @@
 //!
 //! Stock ldirectord never waits: each `ipvsadm` it runs loads `ip_vs` itself. The netlink
 //! engine loads no module (see `NetlinkOptions::modprobe`), so it waits instead, but only
-//! when waiting can end: [`ipvs_module_installed`] tells whether the running kernel has an
-//! `ip_vs` module to load at all.
+//! when waiting can end: [`ip_vs_installed_but_not_loaded`] tells whether the running
+//! kernel has an `ip_vs` module to load and has not loaded it.
 
 use std::path::Path;
 
@@ -95,11 +95,17 @@ impl Engine for Deferred {
     }
 }
 
-/// Whether the running kernel can load an `ip_vs` module: `modules.dep` of
-/// `/lib/modules/RELEASE` lists one. False on a kernel built without IPVS (as this
+/// Whether waiting for IPVS can end: `ip_vs` is not loaded (`/sys/module/ip_vs` is absent;
+/// when it is there, IPVS failed for another reason, such as a missing CAP_NET_ADMIN) and
+/// the running kernel has an `ip_vs` module to load (`modules.dep` of
+/// `/lib/modules/RELEASE` lists one). False on a kernel built without IPVS (as this
 /// project's development machines are) and when the module tree is missing, so the daemon
 /// fails at start there instead of waiting for ever.
-pub fn ipvs_module_installed() -> bool {
+pub fn ip_vs_installed_but_not_loaded() -> bool {
+    !Path::new("/sys/module/ip_vs").exists() && ipvs_module_installed()
+}
+
+fn ipvs_module_installed() -> bool {
     let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
         return false;
     };
