@@ -4,8 +4,11 @@
 # started again each time. After every restart: `start` works (exit 0, pid file, status
 # 0), the table converges to the file's (`ipvsadm -Sn`), every held connection's entry is
 # still in `ipvsadm -Lnc` and it is still answered, and no destination was deleted and
-# re-added (no such log line since the restart, no snapshot of the watcher without one,
-# no destination counter that went back).
+# re-added: the daemon logs every destination it deletes or adds, and there must be no
+# such line since the restart; no snapshot of the watcher may lack one; no destination
+# counter may go back (IPVS sends no netlink events to watch; and the counters only show a
+# re-add of a destination without connections: one still referenced comes back from the
+# kernel's trash with its counters, as 43-table-changed records).
 #
 # Runs: LDRS_KILL9_RUNS (tests/vm/run passes it; default 6: two of each kind), delays from
 # the seed LDRS_KILL9_SEED (default: the guest's clock; printed, to replay a failure).
