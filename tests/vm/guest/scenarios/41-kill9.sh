@@ -4,11 +4,13 @@
 # started again each time. After every restart: `start` works (exit 0, pid file, status
 # 0), the table converges to the file's (`ipvsadm -Sn`), every held connection's entry is
 # still in `ipvsadm -Lnc` and it is still answered, and no destination was deleted and
-# re-added: the daemon logs every destination it deletes or adds, and there must be no
-# such line since the restart; no snapshot of the watcher may lack one; no destination
-# counter may go back (IPVS sends no netlink events to watch; and the counters only show a
-# re-add of a destination without connections: one still referenced comes back from the
-# kernel's trash with its counters, as 43-table-changed records).
+# re-added: ftrace, where the kernel allows it (checked on a scratch service first), must
+# see no call of ip_vs_add_dest/ip_vs_del_dest/ip_vs_add_service during the whole series
+# (IPVS sends no netlink events to watch); the daemon logs every destination it deletes
+# or adds, and there must be no such line since the restart; no snapshot of the watcher
+# may lack one; no destination counter may go back (counters only show a re-add of a
+# destination without connections: one still referenced comes back from the kernel's
+# trash with its counters, as 43-table-changed records).
 #
 # Runs: LDRS_KILL9_RUNS (tests/vm/run passes it; default 6: two of each kind), delays from
 # the seed LDRS_KILL9_SEED (default: the guest's clock; printed, to replay a failure).
@@ -126,6 +128,26 @@ held_entries > /tmp/k9.held
     sleep 0.2
 done > /tmp/k9.fetch) &
 echo $! >> "$PIDS_FILE"
+# The kernel's own record, where the guest kernel lets ftrace see them: every call of the
+# IPVS functions that add or delete a destination or a service, from here on.
+T=/sys/kernel/tracing
+TRACED=""
+[ -f $T/available_filter_functions ] || mount -t tracefs nodev $T 2>/dev/null || true
+if [ -f $T/available_filter_functions ]; then
+    # One read: the list is long and slow to produce under emulation.
+    TRACED=$(awk '$1 ~ /^(ip_vs_add_dest|ip_vs_del_dest|ip_vs_add_service|ip_vs_del_service|__ip_vs_del_service)$/ { printf " %s", $1 }' $T/available_filter_functions)
+fi
+# Tracing must be seen to work: an add of a scratch service and real must show up.
+if [ -n "$TRACED" ] && echo "$TRACED" > $T/set_ftrace_filter && echo function > $T/current_tracer &&
+    echo > $T/trace && echo 1 > $T/tracing_on &&
+    ipvsadm -A -t 10.9.9.9:1 && ipvsadm -a -t 10.9.9.9:1 -r 10.0.0.1:1 -m && ipvsadm -D -t 10.9.9.9:1 &&
+    grep -q ip_vs_add_dest $T/trace && grep -q ip_vs_add_service $T/trace; then
+    echo > $T/trace
+    log "ftrace watches:$TRACED"
+else
+    TRACED=""
+    log "ftrace cannot watch the IPVS functions in this kernel: log, watcher and counters only"
+fi
 # The watcher: every snapshot holds all four destinations (with any weight).
 (while [ ! -f /tmp/k9.stop ]; do
     s=$(ipvsadm -Ln)
@@ -184,9 +206,17 @@ done
 touch /tmp/k9.stop
 sleep 1
 ld stop > /dev/null 2>&1 || true
+calls=none
+if [ -n "$TRACED" ]; then
+    echo 0 > $T/tracing_on
+    grep -v '^#' $T/trace > /tmp/k9.trace || true
+    echo nop > $T/current_tracer; echo > $T/set_ftrace_filter
+    calls=$(wc -l < /tmp/k9.trace)
+    [ "$calls" -eq 0 ] || { head -20 /tmp/k9.trace; fail "the kernel saw $calls destination or service adds/deletes during the kills"; }
+fi
 fails=$(grep -c FAIL /tmp/k9.fetch || true)
 oks=$(grep -c ok /tmp/k9.fetch || true)
 if grep -q BAD /tmp/k9.watch; then grep -A12 BAD /tmp/k9.watch | head -40; fail "a destination was missing from a snapshot"; fi
-log "FIGURE kill -9 runs survived: $survived of $RUNS (seed $SEED); table snapshots without a missing destination: $(grep -c snap /tmp/k9.watch); new HTTP connections: $oks ok, $fails failed; echo lines answered: $(cat /tmp/echo.* | wc -l)"
+log "FIGURE kill -9 runs survived: $survived of $RUNS (seed $SEED); IPVS add/delete calls traced: $calls (${TRACED:- not traced}); table snapshots without a missing destination: $(grep -c snap /tmp/k9.watch); new HTTP connections: $oks ok, $fails failed; echo lines answered: $(cat /tmp/echo.* | wc -l)"
 [ "$fails" -eq 0 ] || { grep FAIL /tmp/k9.fetch | head; fail "$fails new connections failed"; }
 [ "$survived" -eq "$RUNS" ]
