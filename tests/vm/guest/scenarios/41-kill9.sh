@@ -18,7 +18,8 @@
 # (with cleanstop=yes a stop deletes by design, and a kill during it leaves part of that).
 read -r RUNS SEED < /test/kill9-runs || true
 # On the way out (also on a failure): stop the clients and every director, keep the status.
-trap 'rc=$?; touch /tmp/k9.stop; kill -9 $(pidof ldirectord) 2>/dev/null || true; exit $rc' EXIT
+trap 'rc=$?; touch /tmp/k9.stop; kill -9 $(pidof ldirectord) 2>/dev/null || true
+      echo nop > /sys/kernel/tracing/current_tracer 2>/dev/null || true; exit $rc' EXIT
 RUNS=${RUNS:-6}
 SEED=${SEED:-$(now_ms)}
 log "kill -9 runs: $RUNS, seed $SEED"
