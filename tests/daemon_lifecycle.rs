@@ -338,36 +338,68 @@ fn a_hung_backend_does_not_delay_detection_of_a_dead_one() {
     assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
 }
 
-#[test]
-fn engine_errors_are_logged_and_the_table_converges() {
+/// A started daemon (instance `name`) directing two healthy HTTP backends, both up.
+struct TwoUp {
+    w: World,
+    r1: Backend,
+    /// Held so that it keeps serving.
+    _r2: Backend,
+    /// Their addresses, as `reals()` lists them.
+    a1: String,
+    a2: String,
+    cfg: String,
+    pid: i32,
+}
+
+fn two_up(name: &str, weights: (u32, u32)) -> TwoUp {
     let w = World::new();
     let r1 = Backend::start("127.0.0.1", Mode::Healthy);
     let r2 = Backend::start("127.0.0.1", Mode::Healthy);
     let body = format!(
         "checkinterval=1\nchecktimeout=1\n{}",
-        http_virtual(&[(&r1, 1), (&r2, 1)], "")
+        http_virtual(&[(&r1, weights.0), (&r2, weights.1)], "")
     );
-    let cfg = w.config("e.cf", &body);
-    let c = cfg.to_str().unwrap();
-    let pid = w.start(c);
+    let cfg = w.config(name, &body).to_str().unwrap().to_owned();
+    let pid = w.start(&cfg);
     let (a1, a2) = (r1.addr.to_string(), r2.addr.to_string());
-    wait_until(30, "up", || {
-        w.reals(V) == sorted(vec![(a1.clone(), 1), (a2.clone(), 1)])
-    });
+    let both = sorted(vec![
+        (a1.clone(), weights.0.into()),
+        (a2.clone(), weights.1.into()),
+    ]);
+    wait_until(30, "both reals up", || w.reals(V) == both);
+    TwoUp {
+        w,
+        r1,
+        _r2: r2,
+        a1,
+        a2,
+        cfg,
+        pid,
+    }
+}
+
+#[test]
+fn engine_errors_are_logged_and_the_table_converges() {
+    let t = two_up("e.cf", (1, 1));
+    let (w, cfg, a1, a2, pid) = (&t.w, &t.cfg, &t.a1, &t.a2, t.pid);
     // Someone clears the table behind the daemon's back; then a real dies, so the
     // daemon's `-d` fails: it logs stock's system() line and rebuilds from a fresh dump.
-    let status = std::process::Command::new(w.path("ipvsadm"))
-        .arg("-C")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    r1.kill();
+    // Unless its read-back (every 10 s) came first: then it reports the change and
+    // restores the table before the `-d`, which succeeds. Either way it is logged.
+    w.ipvsadm(&["-C"]);
+    t.r1.kill();
     let failed = format!("-d -t 127.0.0.100:80 -r {a1}) failed: ");
-    wait_until(30, "engine error logged", || w.log().contains(&failed));
-    assert!(
-        w.log()
-            .contains(&format!("system({}", w.path("ipvsadm").display()))
-    );
+    let restored = "IPVS table changed outside ldirectord: virtual server 127.0.0.100:80 removed";
+    wait_until(30, "engine error or outside change logged", || {
+        let log = w.log();
+        log.contains(&failed) || log.contains(restored)
+    });
+    if w.log().contains(&failed) {
+        assert!(
+            w.log()
+                .contains(&format!("system({}", w.path("ipvsadm").display()))
+        );
+    }
     wait_until(30, "table rebuilt", || {
         w.reals(V) == sorted(vec![(a2.clone(), 1)])
     });
@@ -375,7 +407,55 @@ fn engine_errors_are_logged_and_the_table_converges() {
         ldirectord::instance::alive(pid),
         "the daemon survived engine errors"
     );
-    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+    assert_eq!(w.ld(&[cfg, "stop"]).status.code(), Some(0));
+}
+
+/// The host's kill -9 (the VM's scenario 41 does it at random moments with real IPVS): the
+/// pid file and the lock of a SIGKILLed daemon do not keep the next `start` from working,
+/// and the new daemon adopts the table: its only change is the one a check asks for.
+#[test]
+fn after_sigkill_the_next_start_works_and_adopts_the_table() {
+    let t = two_up("k.cf", (1, 2));
+    let (w, cfg, a1, a2, old) = (&t.w, &t.cfg, &t.a1, &t.a2, t.pid);
+    ldirectord::instance::signal(old, nix::sys::signal::Signal::SIGKILL);
+    assert!(ldirectord::instance::wait_gone(
+        old,
+        std::time::Duration::from_secs(10)
+    ));
+    assert!(w.pid_file("k.cf").exists(), "SIGKILL leaves the pid file");
+    assert_eq!(w.ld(&[cfg, "status"]).status.code(), Some(1), "stale");
+    let before = w.changes().len();
+    let new = w.start(cfg);
+    assert_ne!(new, old);
+    assert_eq!(w.ld(&[cfg, "status"]).status.code(), Some(0));
+    t.r1.kill();
+    wait_until(30, "r1 removed by the new daemon", || {
+        w.reals(V) == sorted(vec![(a2.clone(), 2)])
+    });
+    assert_eq!(
+        w.changes()[before..],
+        [format!("-d -t 127.0.0.100:80 -r {a1}")],
+        "the restarted daemon changed more than the dead real"
+    );
+    assert_eq!(w.ld(&[cfg, "stop"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_table_cleared_behind_the_daemons_back_is_reported_and_restored() {
+    let t = two_up("v.cf", (1, 2));
+    let whole = sorted(vec![(t.a1.clone(), 1), (t.a2.clone(), 2)]);
+    // No real changes state: only the read-back (every 10 s) can find it.
+    t.w.ipvsadm(&["-C"]);
+    wait_until(30, "table restored", || t.w.reals(V) == whole);
+    assert!(
+        t.w.log().contains(
+            "IPVS table changed outside ldirectord: virtual server 127.0.0.100:80 removed; \
+             restoring"
+        ),
+        "{}",
+        t.w.log()
+    );
+    assert_eq!(t.w.ld(&[&t.cfg, "stop"]).status.code(), Some(0));
 }
 
 #[test]

@@ -669,3 +669,46 @@ fn fallbackcommandonstop_runs_start_at_shutdown_once() {
     h.up(0, 0);
     assert!(!h.stop().iter().any(|l| l.starts_with("run:")));
 }
+
+#[test]
+fn what_an_operator_removed_is_missing_and_the_next_dump_restores_it() {
+    let cfg = "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\treal=10.0.0.2:80 gate 2\nvirtual=10.0.0.101:80\n\treal=10.0.0.1:80 gate\n";
+    let (mut h, _) = Harness::start(cfg, empty());
+    h.up(0, 0);
+    h.up(0, 1);
+    h.up(1, 0);
+    let whole = h.listing();
+    assert!(h.director.missing_from(&h.kernel).is_empty());
+    // A weight set by hand is not missing: left alone while the real stays up (stock).
+    let by_hand = DestSpec::new(director_support::ip("10.0.0.1"), 80, Forward::Gate, 0);
+    apply_op(&mut h.kernel, &Op::EditDest(tcp("10.0.0.100", 80), by_hand));
+    assert!(h.director.missing_from(&h.kernel).is_empty());
+    // ipvsadm -d of one real, ipvsadm -D of the other virtual.
+    apply_op(
+        &mut h.kernel,
+        &Op::DelDest {
+            service: tcp("10.0.0.100", 80),
+            ip: director_support::ip("10.0.0.2"),
+            port: 80,
+        },
+    );
+    apply_op(&mut h.kernel, &Op::DelService(tcp("10.0.0.101", 80)));
+    assert_eq!(
+        h.director.missing_from(&h.kernel),
+        lines(&[
+            "real server 10.0.0.2:80 (10.0.0.100:80)",
+            "virtual server 10.0.0.101:80",
+        ])
+    );
+    let restored = h.dump();
+    assert!(
+        restored.iter().any(|l| l.contains("-A -t 10.0.0.101:80")),
+        "{restored:?}"
+    );
+    assert_eq!(
+        h.listing(),
+        whole,
+        "the whole table, the hand-set weight too"
+    );
+    assert!(h.director.missing_from(&h.kernel).is_empty());
+}

@@ -42,6 +42,7 @@ use super::observe::Observer;
 use super::watch::FileWatch;
 use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
+use crate::engine::deferred::{self, Deferred};
 use crate::engine::ipvsadm::IpvsadmEngine;
 use crate::engine::netlink::{NetlinkEngine, NetlinkOptions};
 use crate::engine::sync::{self, SyncError, SyncStart, SyncStop};
@@ -53,6 +54,10 @@ use crate::instance::{control_socket, drain_file};
 
 /// Longest wait between two resync attempts while engine errors persist.
 const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How often the table is read back to find what was removed behind the daemon's back:
+/// one dump of the whole table on the main loop (checks go on meanwhile in their tasks).
+const VERIFY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long `stop` waits for alerts and commands still in flight.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(10);
@@ -73,6 +78,19 @@ pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, Engin
         EngineChoice::Ipvsadm(path) => Ok(Box::new(IpvsadmEngine::new(path.clone()))),
         EngineChoice::Userspace => Ok(Box::new(UserspaceEngine::new())),
     }
+}
+
+/// The netlink engine, connected on the first call after the `ip_vs` module is loaded.
+fn waiting_for_ipvs() -> Box<dyn Engine> {
+    Box::new(Deferred::new(
+        "netlink",
+        Box::new(|| {
+            Box::pin(async {
+                let engine = NetlinkEngine::connect(NetlinkOptions::default()).await?;
+                Ok(Box::new(engine) as Box<dyn Engine>)
+            })
+        }),
+    ))
 }
 
 /// stock's wording for a failed engine operation.
@@ -137,8 +155,19 @@ pub async fn run(
         return 1;
     }
     let notify = Notifier::from_env(pid.is_some());
-    let mut engine = match make_engine(&opts.engine).await {
-        Ok(e) => e,
+    let (mut engine, waiting) = match make_engine(&opts.engine).await {
+        Ok(e) => (e, false),
+        Err(EngineError::Unavailable(m))
+            if opts.engine == EngineChoice::Netlink
+                && deferred::ip_vs_installed_but_not_loaded() =>
+        {
+            tracing::info!(
+                "IPVS is not available: {m}; the ip_vs module is installed but not loaded: \
+                 checking the real servers meanwhile and retrying (backoff up to {} s)",
+                MAX_RESYNC_BACKOFF.as_secs()
+            );
+            (waiting_for_ipvs(), true)
+        }
         Err(e) => {
             let msg = e.to_string();
             tracing::info!("{msg}");
@@ -162,6 +191,8 @@ pub async fn run(
     dynamic.configure(&base).await;
     let table = match engine.dump().await {
         Ok(t) => t,
+        // Converged by the first resync that reads the table.
+        Err(EngineError::Unavailable(_)) if waiting => Table::default(),
         Err(e) => {
             let msg = engine_error_text(engine.name(), &e);
             tracing::info!("{msg}");
@@ -193,8 +224,10 @@ pub async fn run(
         scheduler: Scheduler::new(results_tx),
         maintenancedir: None,
         pending_round: HashSet::new(),
-        resync_at: None,
+        resync_at: waiting.then(|| Instant::now() + Duration::from_secs(1)),
         resync_backoff: Duration::from_secs(1),
+        unavailable: waiting,
+        verify_at: Instant::now() + VERIFY_INTERVAL,
         commands: CommandQueue::new(),
         mailer: Mailer::default(),
         pid,
@@ -238,6 +271,11 @@ struct Daemon {
     pending_round: HashSet<Arc<CheckSpec>>,
     resync_at: Option<Instant>,
     resync_backoff: Duration,
+    /// IPVS was reported unavailable and has not answered since: the same report is not
+    /// logged for every operation of every pass.
+    unavailable: bool,
+    /// When the table is next read back ([`VERIFY_INTERVAL`]).
+    verify_at: Instant,
     commands: CommandQueue,
     mailer: Mailer,
     watch: FileWatch,
@@ -328,6 +366,7 @@ impl Daemon {
                     self.perform(actions).await;
                     self.poll_config().await;
                     self.maybe_resync().await;
+                    self.maybe_verify().await;
                     self.metrics.observe(&self.director, false);
                     self.report_status();
                 }
@@ -347,9 +386,12 @@ impl Daemon {
                 Action::Apply(op) => {
                     let applied = self.engine.apply(&op).await;
                     self.metrics.engine_op(&op, applied.is_ok());
-                    if let Err(e) = applied {
-                        tracing::info!("{}", engine_error_text(self.engine.name(), &e));
-                        failed = true;
+                    match applied {
+                        Ok(()) => self.unavailable = false,
+                        Err(e) => {
+                            self.engine_error(&e);
+                            failed = true;
+                        }
                     }
                 }
                 Action::Log(line) => tracing::info!("{line}"),
@@ -368,6 +410,15 @@ impl Daemon {
             self.resync_at = Some(Instant::now() + self.resync_backoff);
         }
         self.metrics.observe(&self.director, acted);
+    }
+
+    /// Log an engine error; IPVS being unavailable once per outage, not for every try.
+    fn engine_error(&mut self, e: &EngineError) {
+        let repeated = matches!(e, EngineError::Unavailable(_)) && self.unavailable;
+        self.unavailable = matches!(e, EngineError::Unavailable(_));
+        if !repeated {
+            tracing::info!("{}", engine_error_text(self.engine.name(), e));
+        }
     }
 
     /// `STATUS=` for systemd: virtual services and reals up.
@@ -395,11 +446,12 @@ impl Daemon {
         self.metrics.engine_dump(dumped.is_ok());
         match dumped {
             Ok(table) => {
+                self.unavailable = false;
                 let actions = self.director.on_table(&table);
                 self.perform(actions).await;
             }
             Err(e) => {
-                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                self.engine_error(&e);
                 self.resync_at = Some(Instant::now());
             }
         }
@@ -410,6 +462,38 @@ impl Daemon {
         } else {
             self.resync_backoff = Duration::from_secs(1);
         }
+    }
+
+    /// Every [`VERIFY_INTERVAL`] while no resync is due: a dump; what the director had put
+    /// in and someone removed (stock leaves it missing until a reload, §4.5) is reported
+    /// and restored, with the rest of the table, as after an engine error.
+    async fn maybe_verify(&mut self) {
+        let now = Instant::now();
+        if self.resync_at.is_some() || now < self.verify_at {
+            return;
+        }
+        self.verify_at = now + VERIFY_INTERVAL;
+        let dumped = self.engine.dump().await;
+        self.metrics.engine_dump(dumped.is_ok());
+        let table = match dumped {
+            Ok(table) => table,
+            Err(e) => {
+                self.engine_error(&e);
+                self.resync_at = Some(now + self.resync_backoff);
+                return;
+            }
+        };
+        self.unavailable = false;
+        let missing = self.director.missing_from(&table);
+        if missing.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "IPVS table changed outside ldirectord: {} removed; restoring",
+            missing.join(", ")
+        );
+        let actions = self.director.on_table(&table);
+        self.perform(actions).await;
     }
 
     async fn on_result(&mut self, result: scheduler::CheckResult<Arc<CheckSpec>>) {
@@ -538,9 +622,12 @@ impl Daemon {
         let dumped = self.engine.dump().await;
         self.metrics.engine_dump(dumped.is_ok());
         match dumped {
-            Ok(t) => t,
+            Ok(t) => {
+                self.unavailable = false;
+                t
+            }
             Err(e) => {
-                tracing::info!("{}", engine_error_text(self.engine.name(), &e));
+                self.engine_error(&e);
                 self.resync_at
                     .get_or_insert(Instant::now() + self.resync_backoff);
                 self.director.believed_table()

@@ -408,6 +408,35 @@ impl Director {
         }
     }
 
+    /// What the director put in the kernel that `table`, a fresh dump, lacks: its virtual
+    /// services and the destinations it believes they hold, removed behind its back (an
+    /// operator's `ipvsadm -D`, `-d` or `-C`). Weights are not compared: a weight set by
+    /// hand is left alone while the real stays up, as stock leaves it (§4.5).
+    pub fn missing_from(&self, table: &Table) -> Vec<String> {
+        let mut missing = Vec::new();
+        for virt in &self.virtuals {
+            let Some(believed) = self.observed.get(&virt.key) else {
+                continue;
+            };
+            let Some(found) = table.service(&virt.key) else {
+                missing.push(format!("virtual server {}", virt.text));
+                continue;
+            };
+            for dest in &believed.dests {
+                let (ip, port) = (dest.spec.ip, dest.spec.port);
+                if !found
+                    .dests
+                    .iter()
+                    .any(|d| d.spec.ip == ip && d.spec.port == port)
+                {
+                    let addr = std::net::SocketAddr::new(ip, port);
+                    missing.push(format!("real server {addr} ({})", virt.text));
+                }
+            }
+        }
+        missing
+    }
+
     /// A check result for `spec`, applied to every (virtual, real) that uses this check. A
     /// result for a check that is no longer configured (in flight across a reload) is
     /// ignored.

@@ -14,6 +14,7 @@ pub use ldirectord_parsers::ipvs::{
 };
 pub use nix::errno::Errno;
 
+pub mod deferred;
 pub mod ipvsadm;
 pub mod netlink;
 pub mod sync;
