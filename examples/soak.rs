@@ -30,7 +30,9 @@
 //! cargo build --bin ldirectord && cargo run --example soak -- --minutes 10
 //! ```
 //! Options: `--minutes N` (30), `--reals N` (5000), `--interval S` (10), `--bin PATH`
-//! (`target/debug/ldirectord`; `LDIRECTORD` also works).
+//! (`target/debug/ldirectord`; `LDIRECTORD` also works); `--no-reloads` (no reloads, no
+//! SIGHUP bursts) and `--no-reads` (status and metrics read only to measure) tell their
+//! cost from the rest.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
@@ -61,6 +63,10 @@ struct Args {
     reals: usize,
     interval: u64,
     bin: PathBuf,
+    /// `--no-reloads`: no reloads, no SIGHUP bursts (to tell their cost from the rest).
+    reloads: bool,
+    /// `--no-reads`: no status or metrics reads during the run.
+    reads: bool,
 }
 
 fn args() -> Args {
@@ -72,10 +78,23 @@ fn args() -> Args {
         bin: std::env::var_os("LDIRECTORD")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target/debug/ldirectord")),
+        reloads: true,
+        reads: true,
     };
     let all: Vec<String> = std::env::args().skip(1).collect();
     let mut it = all.iter();
     while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--no-reloads" => {
+                out.reloads = false;
+                continue;
+            }
+            "--no-reads" => {
+                out.reads = false;
+                continue;
+            }
+            _ => {}
+        }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--minutes" => out.minutes = value.parse().expect("--minutes N"),
@@ -332,13 +351,20 @@ fn read_every_second(
     started: Instant,
     warmup: Duration,
     stop: &AtomicBool,
+    all: bool,
 ) -> Reads {
     let mut reads = Reads::default();
     let mut last_checked: HashMap<(String, String), (String, Instant)> = HashMap::new();
     let mut next = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        let warm = started.elapsed() >= warmup;
+        if !all && (reads.lateness_at_warmup.is_some() || !warm) {
+            // Only the metrics at the end of the warm-up (and at the end).
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
         let asked = Instant::now();
-        match status(socket) {
+        match status(socket).filter(|_| all) {
             Some(snapshot) => {
                 reads.status_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
                 let now = Instant::now();
@@ -360,7 +386,8 @@ fn read_every_second(
                     }
                 }
             }
-            None => reads.status_failed += 1,
+            None if all => reads.status_failed += 1,
+            None => {}
         }
         let asked = Instant::now();
         match get_metrics() {
@@ -379,6 +406,9 @@ fn read_every_second(
             next += Duration::from_secs(1);
         }
         std::thread::sleep(next - now);
+    }
+    if let Some(m) = get_metrics() {
+        reads.last_metrics = m;
     }
     reads
 }
@@ -561,7 +591,7 @@ fn main() {
     let mut second = 0u64;
     let mut died = false;
     let reads = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| read_every_second(&socket, started, warmup, &stop));
+        let reader = scope.spawn(|| read_every_second(&socket, started, warmup, &stop, args.reads));
         while started.elapsed() < total {
             second += 1;
             let tick = started + Duration::from_secs(second);
@@ -577,7 +607,7 @@ fn main() {
                     }
                 }
             }
-            if second.is_multiple_of(10) {
+            if args.reloads && second.is_multiple_of(10) {
                 let next = Variant::CYCLE[variant % Variant::CYCLE.len()];
                 variant += 1;
                 soak.write_config(next, &args);
@@ -585,7 +615,7 @@ fn main() {
                 reloads += 1;
                 hups += 1;
             }
-            if second % 60 == 35 {
+            if args.reloads && second % 60 == 35 {
                 for _ in 0..5 {
                     soak.hup();
                     hups += 1;
