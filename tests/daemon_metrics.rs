@@ -81,17 +81,15 @@ fn a_scrape_passes_promtool_and_counts_what_happened() {
     let (addr, cfg, pid) = daemon_with_metrics(&w, "m.cf", &[&good, &bad]);
     let port = addr.port();
     let (g, b) = (good.addr.to_string(), bad.addr.to_string());
-    // The failing real reads 0 before its first check too: wait for that check's result.
-    wait_until(
-        30,
-        "good real up, failing real checked and down in the scrape",
-        || {
-            let t = scrape(addr);
-            sample(&t, &real_up(&g)) == Some(1.0)
-                && sample(&t, &real_up(&b)) == Some(0.0)
-                && sample(&t, "ldirectord_check_results_total{result=\"protocol\"}") >= Some(1.0)
-        },
-    );
+    // Also the failing real's first result, and the engine's report of the add: an
+    // unchecked real is 0 too, and operations are counted when the engine's task reports.
+    wait_until(30, "good real up, failing real down in the scrape", || {
+        let t = scrape(addr);
+        sample(&t, &real_up(&g)) == Some(1.0)
+            && sample(&t, &real_up(&b)) == Some(0.0)
+            && sample(&t, "ldirectord_check_results_total{result=\"protocol\"}") >= Some(1.0)
+            && sample(&t, "ldirectord_engine_operations_total{op=\"add_real\"}") == Some(1.0)
+    });
     let text = scrape(addr);
     let weight = |r: &str| {
         sample(

@@ -67,6 +67,7 @@ struct Shared {
     registry: Registry,
     reals: Arc<Reals>,
     check_duration: Family<Labels1, Histogram, fn() -> Histogram>,
+    check_lateness: Histogram,
     check_results: Family<Labels1, Counter>,
     engine_ops: Family<Labels1, Counter>,
     engine_errors: Family<Labels1, Counter>,
@@ -115,6 +116,12 @@ impl Metrics {
             "Wall time of one check run, by check type",
             check_duration.clone(),
         );
+        let check_lateness = check_histogram();
+        registry.register(
+            "ldirectord_check_lateness_seconds",
+            "How long after its due time a check run started",
+            check_lateness.clone(),
+        );
         let check_results = counters(
             &mut registry,
             "ldirectord_check_results",
@@ -153,6 +160,7 @@ impl Metrics {
             registry,
             reals,
             check_duration,
+            check_lateness,
             check_results,
             engine_ops,
             engine_errors,
@@ -228,6 +236,11 @@ impl Metrics {
             .check_duration
             .get_or_create(&[("checktype", spec.checktype.name())])
             .observe(outcome.latency.as_secs_f64());
+    }
+
+    /// A check run started `late` after it was due.
+    pub fn check_lateness(&self, late: Duration) {
+        self.shared.check_lateness.observe(late.as_secs_f64());
     }
 
     /// The engine applied `op` (`ok`) or failed it.

@@ -39,6 +39,7 @@ pub mod notify;
 pub mod observe;
 pub mod run;
 pub mod watch;
+pub mod worker;
 
 use crate::instance::pidfile::{PidLock, PidLockError};
 use logging::LogHandle;
@@ -75,6 +76,9 @@ pub enum EngineChoice {
     Ipvsadm(PathBuf),
     /// The embedded TCP forwarder (no IPVS needed; see `engine::userspace`).
     Userspace,
+    /// The netlink engine over an in-memory kernel, for tests that run the daemon in
+    /// process and inject kernel faults (issue 14); no command line reaches it.
+    InMemory(crate::engine::netlink::FakeKernel),
 }
 
 impl EngineChoice {
@@ -83,6 +87,7 @@ impl EngineChoice {
             EngineChoice::Netlink => "netlink",
             EngineChoice::Ipvsadm(_) => "ipvsadm",
             EngineChoice::Userspace => "userspace",
+            EngineChoice::InMemory(_) => "netlink",
         }
     }
 }

@@ -8,9 +8,13 @@
 //!                 engine ops · log lines · commands · alerts · monitorfile lines
 //! ```
 //!
-//! Engine errors never stop the loop: they are logged, and the table is dumped again and
-//! handed to [`Director::on_table`] on a later pass (after 1 s, doubling up to 60 s while
-//! errors persist), so the kernel converges on what the director wants.
+//! The engine runs in a task of its own ([`super::worker`]): the loop hands it operations
+//! and never waits for them, so a hung `ipvsadm` or a slow kernel holds up neither check
+//! results nor the control socket nor signals. Engine errors never stop the loop: the
+//! worker reports them, they are logged, and the table is dumped again and handed to
+//! [`Director::on_table`] on a later pass (after 1 s, doubling up to 60 s while errors
+//! persist, back to 1 s once a resync finds nothing to fix), so the kernel converges on
+//! what the director wants.
 
 // CheckSpec holds a compiled regex behind an Arc but hashes and compares by the pattern's
 // text, so it is a sound map key.
@@ -27,7 +31,7 @@ use ldirectord_checks::scheduler::{self, Scheduler, Timing};
 use ldirectord_checks::{BoxFuture, CheckSpec, Checker, Outcome};
 use ldirectord_parsers::config::{self, Config, Diagnostic, Parsed};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::accept_local::AcceptLocal;
@@ -40,6 +44,7 @@ use super::metrics::Metrics;
 use super::notify::{self, Notifier};
 use super::observe::Observer;
 use super::watch::FileWatch;
+use super::worker::{Report, Worker};
 use super::{EngineChoice, Options, Ready, SubInstances};
 use crate::director::{Action, CheckResult, Director, IN_MAINTENANCE, maintenance_names};
 use crate::engine::deferred::{self, Deferred};
@@ -59,8 +64,12 @@ const MAX_RESYNC_BACKOFF: Duration = Duration::from_secs(60);
 /// one dump of the whole table on the main loop (checks go on meanwhile in their tasks).
 const VERIFY_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How long `stop` waits for alerts and commands still in flight.
+/// How long `stop` waits for alerts, commands and engine operations still in flight.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(10);
+
+/// How long a reload waits for the table dump before it goes on with the table the
+/// director believes the kernel holds (and schedules a resync).
+const RELOAD_DUMP_WAIT: Duration = Duration::from_secs(2);
 
 /// What the signal tasks tell the loop.
 #[derive(Debug)]
@@ -77,6 +86,11 @@ pub async fn make_engine(choice: &EngineChoice) -> Result<Box<dyn Engine>, Engin
             .map(|e| Box::new(e) as Box<dyn Engine>),
         EngineChoice::Ipvsadm(path) => Ok(Box::new(IpvsadmEngine::new(path.clone()))),
         EngineChoice::Userspace => Ok(Box::new(UserspaceEngine::new())),
+        EngineChoice::InMemory(kernel) => {
+            NetlinkEngine::with_transport(kernel.clone(), NetlinkOptions::default())
+                .await
+                .map(|e| Box::new(e) as Box<dyn Engine>)
+        }
     }
 }
 
@@ -94,7 +108,7 @@ fn waiting_for_ipvs() -> Box<dyn Engine> {
 }
 
 /// stock's wording for a failed engine operation.
-fn engine_error_text(engine: &str, error: &EngineError) -> String {
+pub(super) fn engine_error_text(engine: &str, error: &EngineError) -> String {
     match error {
         EngineError::Command { command, message } => {
             format!("system({command}) failed: {message}")
@@ -212,11 +226,15 @@ pub async fn run(
         Director::start_drained(dynamic.derive(&base), &table, control.targets());
     let (results_tx, results) = mpsc::channel(1024);
     let (opts_run_dir, opts_instance) = (opts.run_dir.clone(), opts.instance.clone());
+    let (worker, reports) = Worker::spawn(engine);
     let mut daemon = Daemon {
         watch: FileWatch::new(&opts.config_path),
         opts,
         log,
-        engine,
+        worker,
+        reports,
+        pending_dump: None,
+        sent_since_dump: false,
         director,
         base,
         dynamic,
@@ -228,6 +246,7 @@ pub async fn run(
         resync_backoff: Duration::from_secs(1),
         unavailable: waiting,
         verify_at: Instant::now() + VERIFY_INTERVAL,
+        verifying: false,
         commands: CommandQueue::new(),
         mailer: Mailer::default(),
         pid,
@@ -241,6 +260,8 @@ pub async fn run(
     };
     daemon.accept_local_as_wanted();
     daemon.perform(actions).await;
+    // `ready` means the initial table is programmed (each operation is bounded).
+    daemon.worker.flush(super::READY_TIMEOUT).await;
     daemon.report_status();
     // Before the pipe's `ready`: systemd must know MAINPID before the invoker exits.
     daemon.notify.ready();
@@ -256,7 +277,13 @@ pub async fn run(
 struct Daemon {
     opts: Options,
     log: LogHandle,
-    engine: Box<dyn Engine>,
+    /// The engine's task.
+    worker: Worker,
+    reports: mpsc::UnboundedReceiver<Report>,
+    /// A resync's dump, asked for and not answered yet.
+    pending_dump: Option<oneshot::Receiver<Result<Table, EngineError>>>,
+    /// Operations were sent after the pending dump: it will not show them.
+    sent_since_dump: bool,
     director: Director,
     /// The configuration as read from the file (the director runs on it plus the real
     /// servers selected by `realsource=` directives).
@@ -276,6 +303,8 @@ struct Daemon {
     unavailable: bool,
     /// When the table is next read back ([`VERIFY_INTERVAL`]).
     verify_at: Instant,
+    /// The dump in [`Daemon::pending_dump`] is a read-back, not a resync.
+    verifying: bool,
     commands: CommandQueue,
     mailer: Mailer,
     watch: FileWatch,
@@ -309,6 +338,41 @@ fn sync_error_text(engine: &str, error: &SyncError) -> String {
     match error {
         SyncError::Engine(e) => engine_error_text(engine, e),
         other => format!("cannot start the sync daemon: {other}"),
+    }
+}
+
+/// Stop `old` (if any), start `new` (if any); if `new` cannot start, start `old` again
+/// (the next reload retries). Returns the sync daemon that runs.
+pub(super) async fn change_sync(
+    engine: &mut dyn Engine,
+    old: Option<SyncDaemon>,
+    new: Option<SyncDaemon>,
+) -> Option<SyncDaemon> {
+    if let Some(old) = &old {
+        stop_sync(engine, old).await;
+    }
+    let new = new?;
+    match start_sync(engine, &new).await {
+        Ok(()) => Some(new),
+        Err(e) => {
+            tracing::info!("{}", sync_error_text(engine.name(), &e));
+            let old = old?;
+            start_sync(engine, &old).await.is_ok().then_some(old)
+        }
+    }
+}
+
+/// A resync's dump, once it comes; never, when none was asked for.
+async fn dump_reply(
+    pending: &mut Option<oneshot::Receiver<Result<Table, EngineError>>>,
+) -> Result<Table, EngineError> {
+    match pending {
+        Some(rx) => rx.await.unwrap_or_else(|_| {
+            Err(EngineError::Io(std::io::Error::other(
+                "the engine task has ended",
+            )))
+        }),
+        None => std::future::pending().await,
     }
 }
 
@@ -354,6 +418,11 @@ impl Daemon {
                 },
                 Some(result) = results.recv() => self.on_result(result).await,
                 Some(request) = self.control.requests.recv() => self.on_control(request).await,
+                Some(report) = self.reports.recv() => self.on_report(report),
+                dumped = dump_reply(&mut self.pending_dump), if self.pending_dump.is_some() => {
+                    self.pending_dump = None;
+                    self.on_dump(dumped).await;
+                }
                 Some(r) = refreshed.recv() => {
                     if self.dynamic.on_refreshed(r) {
                         self.apply_sources().await;
@@ -366,7 +435,7 @@ impl Daemon {
                     self.perform(actions).await;
                     self.poll_config().await;
                     self.maybe_resync().await;
-                    self.maybe_verify().await;
+                    self.maybe_verify();
                     self.metrics.observe(&self.director, false);
                     self.report_status();
                 }
@@ -376,24 +445,14 @@ impl Daemon {
         self.stop(signal).await
     }
 
-    /// Perform the core's actions in order. A failed engine operation is logged and
-    /// schedules a resync; the rest of the batch still runs.
+    /// Perform the core's actions in order; engine operations go to the engine's task,
+    /// which reports each one ([`Daemon::on_report`]).
     async fn perform(&mut self, actions: Vec<Action>) {
-        let mut failed = false;
         let acted = !actions.is_empty();
+        let mut ops = Vec::new();
         for action in actions {
             match action {
-                Action::Apply(op) => {
-                    let applied = self.engine.apply(&op).await;
-                    self.metrics.engine_op(&op, applied.is_ok());
-                    match applied {
-                        Ok(()) => self.unavailable = false,
-                        Err(e) => {
-                            self.engine_error(&e);
-                            failed = true;
-                        }
-                    }
-                }
+                Action::Apply(op) => ops.push(op),
                 Action::Log(line) => tracing::info!("{line}"),
                 Action::RunFallbackCommand(cmd) => {
                     let user = self.director.config().globals.scriptuser.clone();
@@ -406,8 +465,9 @@ impl Daemon {
                 Action::Monitor { path, line } => append_monitor(&path, &line),
             }
         }
-        if failed && self.resync_at.is_none() {
-            self.resync_at = Some(Instant::now() + self.resync_backoff);
+        if !ops.is_empty() {
+            self.sent_since_dump |= self.pending_dump.is_some();
+            self.worker.apply(ops);
         }
         self.metrics.observe(&self.director, acted);
     }
@@ -417,7 +477,45 @@ impl Daemon {
         let repeated = matches!(e, EngineError::Unavailable(_)) && self.unavailable;
         self.unavailable = matches!(e, EngineError::Unavailable(_));
         if !repeated {
-            tracing::info!("{}", engine_error_text(self.engine.name(), e));
+            tracing::info!("{}", engine_error_text(self.worker.name(), e));
+        }
+    }
+
+    /// The engine's task tried an operation (or gave up on some).
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Applied(op, applied) => {
+                self.metrics.engine_op(&op, applied.is_ok());
+                match applied {
+                    Err(e) => {
+                        self.engine_error(&e);
+                        self.engine_failed();
+                    }
+                    // Nothing failed since the last resync: the streak is over, and the
+                    // next failure is retried after 1 s again.
+                    Ok(()) if self.resync_at.is_none() && self.pending_dump.is_none() => {
+                        self.unavailable = false;
+                        self.resync_backoff = Duration::from_secs(1);
+                    }
+                    Ok(()) => self.unavailable = false,
+                }
+            }
+            Report::Skipped(n) => {
+                tracing::info!(
+                    "{} engine: {n} more operation(s) not tried after that failure; \
+                     the resync applies what is still missing",
+                    self.worker.name()
+                );
+                self.engine_failed();
+            }
+        }
+    }
+
+    /// Schedule a resync, backing off while failures go on.
+    fn engine_failed(&mut self) {
+        if self.resync_at.is_none() {
+            self.resync_at = Some(Instant::now() + self.resync_backoff);
+            self.resync_backoff = (self.resync_backoff * 2).min(MAX_RESYNC_BACKOFF);
         }
     }
 
@@ -435,65 +533,68 @@ impl Daemon {
             .status(notify::status_line(status.len(), up, reals().count()));
     }
 
-    /// After engine errors: dump and let the core converge.
+    /// After engine errors: ask for a dump (answered in [`Daemon::on_dump`]).
     async fn maybe_resync(&mut self) {
         let Some(at) = self.resync_at else { return };
-        if Instant::now() < at {
+        if Instant::now() < at || self.pending_dump.is_some() {
             return;
         }
         self.resync_at = None;
-        let dumped = self.engine.dump().await;
+        self.sent_since_dump = false;
+        self.pending_dump = Some(self.worker.request_dump());
+    }
+
+    /// A resync's dump: let the core converge on it. A failed dump backs off; a dump
+    /// that operations sent meanwhile have already overtaken is asked for again.
+    async fn on_dump(&mut self, dumped: Result<Table, EngineError>) {
+        let verifying = std::mem::take(&mut self.verifying);
         self.metrics.engine_dump(dumped.is_ok());
         match dumped {
+            // A read-back overtaken by operations proves nothing: the next one looks again.
+            Ok(_) if self.sent_since_dump && verifying => {}
+            Ok(_) if self.sent_since_dump => {
+                self.resync_at.get_or_insert(Instant::now());
+            }
             Ok(table) => {
                 self.unavailable = false;
+                if verifying {
+                    // Hand-set weights are left alone while nothing is missing.
+                    let missing = self.director.missing_from(&table);
+                    if missing.is_empty() {
+                        return;
+                    }
+                    tracing::info!(
+                        "IPVS table changed outside ldirectord: {} removed; restoring",
+                        missing.join(", ")
+                    );
+                }
                 let actions = self.director.on_table(&table);
+                if !actions.iter().any(|a| matches!(a, Action::Apply(_))) {
+                    // Converged: the next failure starts again from 1 s.
+                    self.resync_backoff = Duration::from_secs(1);
+                }
                 self.perform(actions).await;
             }
             Err(e) => {
                 self.engine_error(&e);
-                self.resync_at = Some(Instant::now());
+                self.engine_failed();
             }
-        }
-        if let Some(at) = self.resync_at {
-            // Still failing: back off so a persistent error is not retried every second.
-            self.resync_backoff = (self.resync_backoff * 2).min(MAX_RESYNC_BACKOFF);
-            self.resync_at = Some(at.max(Instant::now()) + self.resync_backoff);
-        } else {
-            self.resync_backoff = Duration::from_secs(1);
         }
     }
 
-    /// Every [`VERIFY_INTERVAL`] while no resync is due: a dump; what the director had put
-    /// in and someone removed (stock leaves it missing until a reload, §4.5) is reported
-    /// and restored, with the rest of the table, as after an engine error.
-    async fn maybe_verify(&mut self) {
+    /// Every [`VERIFY_INTERVAL`] while no resync is due: a dump, asked of the engine's task
+    /// like a resync's (the loop never waits for it); what the director had put in and
+    /// someone removed (stock leaves it missing until a reload, §4.5) is reported and
+    /// restored, with the rest of the table, as after an engine error ([`Daemon::on_dump`]).
+    fn maybe_verify(&mut self) {
         let now = Instant::now();
-        if self.resync_at.is_some() || now < self.verify_at {
+        if self.resync_at.is_some() || self.pending_dump.is_some() || now < self.verify_at {
             return;
         }
         self.verify_at = now + VERIFY_INTERVAL;
-        let dumped = self.engine.dump().await;
-        self.metrics.engine_dump(dumped.is_ok());
-        let table = match dumped {
-            Ok(table) => table,
-            Err(e) => {
-                self.engine_error(&e);
-                self.resync_at = Some(now + self.resync_backoff);
-                return;
-            }
-        };
-        self.unavailable = false;
-        let missing = self.director.missing_from(&table);
-        if missing.is_empty() {
-            return;
-        }
-        tracing::info!(
-            "IPVS table changed outside ldirectord: {} removed; restoring",
-            missing.join(", ")
-        );
-        let actions = self.director.on_table(&table);
-        self.perform(actions).await;
+        self.sent_since_dump = false;
+        self.verifying = true;
+        self.pending_dump = Some(self.worker.request_dump());
     }
 
     async fn on_result(&mut self, result: scheduler::CheckResult<Arc<CheckSpec>>) {
@@ -502,6 +603,7 @@ impl Daemon {
         }
         self.observe.on_check(&result.key, &result.outcome);
         self.metrics.check(&result.key, &result.outcome);
+        self.metrics.check_lateness(result.lateness());
         let check = CheckResult::from(&result.outcome);
         let actions = self.director.on_check(&result.key, check, self.now());
         self.perform(actions).await;
@@ -619,7 +721,7 @@ impl Daemon {
     /// The kernel table for a reload; when the dump fails, what the director believes it
     /// holds (and a resync is scheduled).
     async fn dump_or_believed(&mut self) -> Table {
-        let dumped = self.engine.dump().await;
+        let dumped = self.worker.dump_within(RELOAD_DUMP_WAIT).await;
         self.metrics.engine_dump(dumped.is_ok());
         match dumped {
             Ok(t) => {
@@ -628,8 +730,7 @@ impl Daemon {
             }
             Err(e) => {
                 self.engine_error(&e);
-                self.resync_at
-                    .get_or_insert(Instant::now() + self.resync_backoff);
+                self.engine_failed();
                 self.director.believed_table()
             }
         }
@@ -689,7 +790,9 @@ impl Daemon {
         ));
         self.sync_schedule();
         let want_sync = self.director.config().globals.syncdaemon.clone();
-        self.change_sync(want_sync).await;
+        if want_sync != self.sync {
+            self.sync = self.worker.change_sync(self.sync.take(), want_sync).await;
+        }
         let new_execute = self.director.config().globals.execute.clone();
         for name in old_execute.iter().filter(|n| !new_execute.contains(n)) {
             self.opts.subs.run(name, "stop").await;
@@ -714,30 +817,6 @@ impl Daemon {
         true
     }
 
-    /// A reload changed `syncdaemon=`: restart the daemon with the new settings. If the
-    /// new one cannot start, the old one is started again (and the next reload retries).
-    async fn change_sync(&mut self, want: Option<SyncDaemon>) {
-        if want == self.sync {
-            return;
-        }
-        let old = self.sync.take();
-        if let Some(old) = &old {
-            stop_sync(self.engine.as_mut(), old).await;
-        }
-        let Some(new) = want else { return };
-        match start_sync(self.engine.as_mut(), &new).await {
-            Ok(()) => self.sync = Some(new),
-            Err(e) => {
-                tracing::info!("{}", sync_error_text(self.engine.name(), &e));
-                if let Some(old) = old
-                    && start_sync(self.engine.as_mut(), &old).await.is_ok()
-                {
-                    self.sync = Some(old);
-                }
-            }
-        }
-    }
-
     /// `accept_local` on while the director wants forwarding-path helpers, restored when
     /// it no longer does (before the checks through them start).
     fn accept_local_as_wanted(&mut self) {
@@ -760,7 +839,17 @@ impl Daemon {
             tracing::info!("{line}");
         }
         if let Some(ours) = self.sync.take() {
-            stop_sync(self.engine.as_mut(), &ours).await;
+            self.worker.change_sync(Some(ours), None).await;
+        }
+        if !self.worker.flush(DRAIN_ON_STOP).await {
+            tracing::info!(
+                "{} engine: operations still unfinished after {}s, leaving them",
+                self.worker.name(),
+                DRAIN_ON_STOP.as_secs()
+            );
+        }
+        while let Ok(report) = self.reports.try_recv() {
+            self.on_report(report);
         }
         let reason = format!("Linux Director Daemon terminated on signal: {signal}");
         tracing::info!("{reason}");

@@ -16,6 +16,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use ldirectord_parsers::ipvsadm as listing;
 
@@ -32,17 +33,33 @@ pub const LIST_THRESHOLDS_ARGS: [&str; 3] = ["-L", "-n", "--thresholds"];
 /// --daemon`).
 pub const LIST_DAEMON_ARGS: [&str; 2] = ["-L", "--daemon"];
 
+/// How long one run of the program may take before it is killed. ipvsadm answers in
+/// milliseconds; one that hangs (a wedged kernel lock, a wrapper waiting on something)
+/// must not hold up the table forever. Stock waits without a bound. Generous, because a
+/// wrapper script on a loaded host can take seconds to start (the tests' Python stand-in
+/// took more than 4 s at a load average of 23 on 2 cores).
+pub const PROGRAM_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Drives IPVS through an `ipvsadm` program.
 #[derive(Debug, Clone)]
 pub struct IpvsadmEngine {
     program: PathBuf,
+    timeout: Duration,
 }
 
 impl IpvsadmEngine {
     /// `program` is the ipvsadm to run. Stock uses `/sbin/ipvsadm` if it is executable,
     /// else `/usr/sbin/ipvsadm`; [`IpvsadmEngine::default_program`] does the same lookup.
     pub fn new(program: PathBuf) -> Self {
-        IpvsadmEngine { program }
+        IpvsadmEngine {
+            program,
+            timeout: PROGRAM_TIMEOUT,
+        }
+    }
+
+    /// Kill a run after `timeout` instead of [`PROGRAM_TIMEOUT`].
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        IpvsadmEngine { timeout, ..self }
     }
 
     /// Stock's lookup: `/sbin/ipvsadm` if it exists, else `/usr/sbin/ipvsadm`.
@@ -64,11 +81,23 @@ impl IpvsadmEngine {
     /// like stock's `system(<command>) failed` log line.
     async fn run(&self, args: &[String]) -> Result<Output, EngineError> {
         let command_line = format!("{} {}", self.program.display(), args.join(" "));
-        let output = ldirectord_checks::process::command(&self.program)
+        let run = ldirectord_checks::process::command(&self.program)
             .args(args)
             .stdin(std::process::Stdio::null())
-            .output()
+            .kill_on_drop(true)
+            .output();
+        // On the timeout the future is dropped, and with it (kill_on_drop) the program.
+        let output = tokio::time::timeout(self.timeout, run)
             .await
+            .map_err(|_| {
+                EngineError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "{command_line}: no answer within {}s, killed",
+                        self.timeout.as_secs_f64()
+                    ),
+                ))
+            })?
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
                     EngineError::Unavailable(format!("cannot run {}: {e}", self.program.display()))
@@ -111,6 +140,11 @@ impl IpvsadmEngine {
 impl Engine for IpvsadmEngine {
     fn name(&self) -> &'static str {
         "ipvsadm"
+    }
+
+    /// A dump runs the program twice.
+    fn call_timeout(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(1)
     }
 
     fn dump(&mut self) -> BoxFuture<'_, Result<Table, EngineError>> {

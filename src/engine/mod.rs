@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 pub use ldirectord_parsers::ipvs::{
     DestEntry, DestSpec, Family, Forward, IpProto, Netmask, Op, SchedFlag, SchedFlags,
@@ -19,6 +20,10 @@ pub mod ipvsadm;
 pub mod netlink;
 pub mod sync;
 pub mod userspace;
+
+/// How long an engine call may take by default: a kernel answers in milliseconds; 10 s
+/// means it is not answering.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A boxed future, so engines can be chosen at run time (`--engine`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -61,6 +66,11 @@ impl EngineError {
 pub trait Engine: Send {
     /// A short name for logs: `netlink`, `ipvsadm`, `userspace`.
     fn name(&self) -> &'static str;
+    /// The longest one call ([`Engine::dump`], [`Engine::apply`]) may take before the
+    /// daemon gives up on it and resyncs later. Default [`DEFAULT_CALL_TIMEOUT`].
+    fn call_timeout(&self) -> Duration {
+        DEFAULT_CALL_TIMEOUT
+    }
     /// Read the whole table.
     fn dump(&mut self) -> BoxFuture<'_, Result<Table, EngineError>>;
     /// Apply one operation.

@@ -41,6 +41,24 @@ pub trait Transport: Send {
         &mut self,
         message: NetlinkMessage<GenlPayload>,
     ) -> BoxFuture<'_, io::Result<Vec<NetlinkMessage<GenlPayload>>>>;
+
+    /// Replaces a connection that failed (a request answered [`is_connection_lost`])
+    /// with a new one. By default a transport cannot.
+    fn reopen(&mut self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this transport cannot be reopened",
+        ))
+    }
+}
+
+/// Whether a transport error means the connection is gone (as opposed to one exchange
+/// failing): every later request would fail the same way until it is reopened.
+pub fn is_connection_lost(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
+    )
 }
 
 /// How the engine starts.
@@ -56,6 +74,8 @@ pub struct NetlinkOptions {
 pub struct NetlinkEngine {
     transport: Box<dyn Transport>,
     family_id: u16,
+    /// The last request found the connection gone: reopen it before the next one.
+    lost: bool,
 }
 
 impl std::fmt::Debug for NetlinkEngine {
@@ -113,6 +133,7 @@ impl NetlinkEngine {
         Ok(NetlinkEngine {
             transport,
             family_id,
+            lost: false,
         })
     }
 
@@ -122,8 +143,21 @@ impl NetlinkEngine {
         flags: u16,
         message: IpvsMessage,
     ) -> Result<Result<Vec<IpvsMessage>, Errno>, EngineError> {
+        if self.lost {
+            // The family id survives: it is fixed while the module stays loaded, and a
+            // reloaded module answers a stale id with ENOENT, which the resync reports.
+            self.transport.reopen()?;
+            self.lost = false;
+            tracing::info!("netlink engine: reopened the generic netlink socket");
+        }
         let request = wire::netlink_message(self.family_id, flags, message);
-        let replies = self.transport.request(request).await?;
+        let replies = match self.transport.request(request).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                self.lost = is_connection_lost(&e);
+                return Err(e.into());
+            }
+        };
         let mut data = Vec::new();
         for reply in replies {
             match reply.payload {

@@ -14,11 +14,15 @@
 //! most, its defaults filled in, ENODEV for an interface it does not have: `lo` and `eth0`
 //! plus [`FakeKernel::add_interface`]); nothing is synchronised.
 //!
+//! Faults can be queued with [`FakeKernel::inject`] (issue 14): each [`Fault`] spoils the
+//! next request it applies to, the way a kernel or a socket fails in production, so the
+//! engine and the daemon can be shown to report, retry and converge.
+//!
 //! What it does not emulate: connection tracking (counters stay as set with
 //! [`FakeKernel::set_connections`]), timeouts, the kernel's dump order (it dumps services
 //! by key and destinations in insertion order; ipvsadm sorts anyway).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -80,6 +84,40 @@ struct State {
     /// Running sync daemons, master first, with the kernel's defaults filled in.
     daemons: Vec<SyncDaemon>,
     interfaces: HashSet<String>,
+    /// Faults still to happen, oldest first.
+    faults: VecDeque<Fault>,
+    /// The transport was closed under the engine; requests fail until it is reopened.
+    closed: bool,
+}
+
+/// One failure to inject, consumed by the first request it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The next dump fails on the socket with `ENOBUFS` (the receive buffer overflowed
+    /// and the kernel dropped replies).
+    NoBufs,
+    /// The next dump's multi-part reply ends without `NLMSG_DONE`.
+    MissingDone,
+    /// The next dump's last data message arrives cut in half.
+    CutMessage,
+    /// The next change (not a dump) is refused with this errno, e.g. `EBUSY`, `ENOMEM`.
+    Refuse(Errno),
+    /// The next request finds the transport closed, and so does every one after it until
+    /// the engine reopens it ([`Transport::reopen`]).
+    Closed,
+    /// The next request is never answered.
+    Unanswered,
+}
+
+impl Fault {
+    /// Whether this fault spoils a request that is (or is not) a dump.
+    fn applies_to(self, dump: bool) -> bool {
+        match self {
+            Fault::NoBufs | Fault::MissingDone | Fault::CutMessage => dump,
+            Fault::Refuse(_) => !dump,
+            Fault::Closed | Fault::Unanswered => true,
+        }
+    }
 }
 
 /// An emulated kernel with (or without) IPVS. Clones share one table, so a test can keep
@@ -88,6 +126,15 @@ struct State {
 pub struct FakeKernel {
     state: Arc<Mutex<State>>,
 }
+
+/// Two handles are equal when they share one kernel.
+impl PartialEq for FakeKernel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
+    }
+}
+
+impl Eq for FakeKernel {}
 
 impl Default for FakeKernel {
     fn default() -> Self {
@@ -108,6 +155,8 @@ impl FakeKernel {
                 requests: 0,
                 daemons: Vec::new(),
                 interfaces: ["lo", "eth0"].map(str::to_owned).into(),
+                faults: VecDeque::new(),
+                closed: false,
             })),
         }
     }
@@ -173,9 +222,39 @@ impl FakeKernel {
         self.lock().daemons.clone()
     }
 
+    /// Queues faults; each spoils the first later request it applies to (see [`Fault`]),
+    /// in order. Requests of the IPVS family count; the family lookup does not.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Faults injected that have not happened yet.
+    pub fn pending_faults(&self) -> usize {
+        self.lock().faults.len()
+    }
+
+    /// The fault the next request (a dump or not) meets, taken off the queue.
+    fn next_fault(&self, dump: bool) -> Option<Fault> {
+        let mut state = self.lock();
+        if state.closed {
+            return Some(Fault::Closed);
+        }
+        let index = state.faults.iter().position(|f| f.applies_to(dump))?;
+        let fault = state.faults.remove(index)?;
+        if fault == Fault::Closed {
+            state.closed = true;
+        }
+        Some(fault)
+    }
+
     /// How many requests the kernel has answered.
     pub fn requests(&self) -> u64 {
         self.lock().requests
+    }
+
+    /// The table as it is, read without a request (so no fault is consumed).
+    pub fn services(&self) -> Vec<ServiceEntry> {
+        self.lock().services.values().cloned().collect()
     }
 
     /// Number of virtual services and of real servers in the table.
@@ -805,7 +884,37 @@ impl Transport for FakeKernel {
             state.next_seq
         };
         message.header.sequence_number = seq;
-        let replies = self.handle(&wire::to_bytes(&message));
+        let ipvs = matches!(
+            message.payload,
+            NetlinkPayload::InnerMessage(GenlPayload::Ipvs(_))
+        );
+        let dump = message.header.flags & NLM_F_DUMP == NLM_F_DUMP;
+        let fault = if ipvs { self.next_fault(dump) } else { None };
+        let mut replies = match fault {
+            Some(Fault::Closed) => return Box::pin(std::future::ready(Err(closed()))),
+            Some(Fault::NoBufs) => {
+                let error = io::Error::from_raw_os_error(Errno::ENOBUFS as i32);
+                return Box::pin(std::future::ready(Err(error)));
+            }
+            Some(Fault::Unanswered) => return Box::pin(std::future::pending()),
+            Some(Fault::Refuse(errno)) => {
+                let request = wire::to_bytes(&message);
+                self.lock().requests += 1;
+                vec![error_reply(&request, errno)]
+            }
+            _ => self.handle(&wire::to_bytes(&message)),
+        };
+        match fault {
+            Some(Fault::MissingDone) => {
+                replies.pop();
+            }
+            Some(Fault::CutMessage) if replies.len() >= 2 => {
+                let last = replies.len() - 2;
+                let cut = replies[last].len() / 2;
+                replies[last].truncate(cut);
+            }
+            _ => {}
+        }
         let parsed = replies
             .iter()
             .map(|bytes| {
@@ -815,4 +924,16 @@ impl Transport for FakeKernel {
             .collect();
         Box::pin(std::future::ready(parsed))
     }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.lock().closed = false;
+        Ok(())
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the netlink socket was closed (in-memory kernel)",
+    )
 }

@@ -55,4 +55,10 @@ impl Transport for SocketTransport {
             Ok(stream.collect().await)
         })
     }
+
+    /// A new socket and connection task; the old task is stopped.
+    fn reopen(&mut self) -> io::Result<()> {
+        *self = SocketTransport::open()?;
+        Ok(())
+    }
 }
