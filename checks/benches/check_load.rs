@@ -6,6 +6,11 @@
 //! - `tcp`: 50,000 reals, TCP connect, every 1 s;
 //! - `hung`: 10,000 healthy HTTP reals plus 1,000 that accept and never answer
 //!   (negotiatetimeout 2 s): the healthy ones' on-time share must not suffer;
+//! - `recovery`: 10,000 healthy HTTP reals (`LDRS_BENCH_HTTP_REALS`) every 1 s; after
+//!   `LDRS_BENCH_SECS` the backend is stopped (SIGSTOP) until every real has been reported
+//!   down, stays stopped 6 s more, and resumes: the figure is how long after the resume the
+//!   table would be complete again (every real's last result up), the issue-17 target
+//!   being two intervals plus the timeout (4 s). Not in the default list;
 //! - `floor-http`, `floor-tcp`: the same exchange done by one
 //!   thread with blocking sockets as fast as it can, for at most 10 s. Its CPU per exchange
 //!   is roughly what the kernel alone costs per check on this machine, the floor under any
@@ -122,11 +127,13 @@ fn coordinator() {
     assert_eq!(ready.trim(), "ready", "backend did not start");
 
     let mut rows = Vec::new();
+    let mut recoveries = Vec::new();
     for scenario in scenarios.split(',').filter(|s| !s.is_empty()) {
         eprintln!("check_load: scenario {scenario}, {secs} s ...");
         let backend_cpu0 = process_cpu(&backend.id().to_string());
         let out = Command::new(&exe)
             .env(ROLE, "director")
+            .env("LDRS_BENCH_BACKEND_PID", backend.id().to_string())
             .env("LDRS_BENCH_SCENARIO", scenario)
             .env("LDRS_BENCH_SECS", secs.to_string())
             .stderr(Stdio::inherit())
@@ -137,6 +144,16 @@ fn coordinator() {
             panic!("director for {scenario} failed");
         }
         let backend_cpu = process_cpu(&backend.id().to_string()) - backend_cpu0;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(r) = line.strip_prefix("RECOVERY\t") {
+                let f: Vec<&str> = r.split('\t').collect();
+                recoveries.push(format!(
+                    "recovery: {} reals every 1 s, backend stopped until all were down, 6 s more, then resumed: \
+                     table complete {} s after the resume (target 4 s), {} checks meanwhile, latest start {} ms late",
+                    f[0], f[1], f[2], f[3]
+                ));
+            }
+        }
         let scenario_rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.strip_prefix("ROW\t"))
@@ -181,6 +198,9 @@ fn coordinator() {
             "{:<28} {:>7} {:>9} {:>9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>11}",
             f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12]
         );
+    }
+    for line in &recoveries {
+        println!("{line}");
     }
     println!(
         "flaps: healthy reals reported down at least once (each would have left the table). \
@@ -259,6 +279,11 @@ fn director(scenario: &str) {
                 healthy: false,
             },
         ],
+        "recovery" => vec![Group {
+            name: "http recovery",
+            specs: http_specs(5, http, HTTP_PORT),
+            healthy: true,
+        }],
         "floor-http" | "floor-tcp" => return floor(scenario, secs.min(10)),
         other => panic!("unknown scenario {other}"),
     };
@@ -276,7 +301,8 @@ fn director(scenario: &str) {
     let groups = Arc::new(groups);
     let task = {
         let groups = Arc::clone(&groups);
-        runtime.spawn(async move { run(&groups, Duration::from_secs(secs)).await })
+        let recovery = scenario == "recovery";
+        runtime.spawn(async move { run(&groups, Duration::from_secs(secs), recovery).await })
     };
     let stats = runtime.block_on(task).unwrap();
     let total_checks: u64 = stats.iter().map(|s| s.checks).sum();
@@ -378,7 +404,67 @@ impl Stats {
     }
 }
 
-async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
+/// How long the backend stays stopped after every real was reported down.
+const STOPPED: Duration = Duration::from_secs(6);
+
+/// The recovery phase: where it stands, and each real's last result.
+struct Recovery {
+    backend: String,
+    last_up: Vec<bool>,
+    down: usize,
+    phase: RecoveryPhase,
+}
+
+#[derive(Clone, Copy)]
+enum RecoveryPhase {
+    /// The backend is stopped since this instant, and not every real is down yet.
+    Stopping(tokio::time::Instant),
+    /// Every real is down; the backend resumes at this instant.
+    Stopped(tokio::time::Instant),
+    /// The backend resumed at this instant.
+    Resumed(tokio::time::Instant),
+}
+
+impl Recovery {
+    fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.backend])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {} failed", self.backend);
+    }
+
+    /// Take one result in; returns the time to recover once the table is complete again.
+    fn observe(&mut self, real: usize, up: bool) -> Option<Duration> {
+        if self.last_up[real] != up {
+            self.last_up[real] = up;
+            if up {
+                self.down -= 1;
+            } else {
+                self.down += 1;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        match self.phase {
+            RecoveryPhase::Stopping(since) if self.down == self.last_up.len() => {
+                eprintln!(
+                    "check_load: every real down {:.1} s after the backend stopped",
+                    (now - since).as_secs_f64()
+                );
+                self.phase = RecoveryPhase::Stopped(now + STOPPED);
+            }
+            RecoveryPhase::Stopped(at) if now >= at => {
+                self.signal("-CONT");
+                self.phase = RecoveryPhase::Resumed(now);
+            }
+            RecoveryPhase::Resumed(at) if self.down == 0 => return Some(now - at),
+            _ => {}
+        }
+        None
+    }
+}
+
+async fn run(groups: &[Group], duration: Duration, recovery: bool) -> Vec<Stats> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(65_536);
     let mut scheduler = Scheduler::new(tx);
     let mut group_of = Vec::new();
@@ -433,6 +519,9 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
     let cpu = cpu_time() - cpu0;
     let steal = MachineCpu::now().steal_since(&machine0);
     eprintln!("check_load: ran {:.1} s", wall.elapsed().as_secs_f64());
+    if recovery {
+        recover(&mut rx, group_of.len()).await;
+    }
     let mut reasons: Vec<_> = reasons.into_iter().collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     for (reason, n) in reasons.iter().take(3) {
@@ -444,6 +533,47 @@ async fn run(groups: &[Group], duration: Duration) -> Vec<Stats> {
         s.steal = steal;
     }
     stats
+}
+
+/// Stop the backend, let every real go down, resume it, and print how long until every
+/// real is up again (at most 60 s of waiting in all).
+async fn recover(
+    rx: &mut tokio::sync::mpsc::Receiver<ldirectord_checks::scheduler::CheckResult<usize>>,
+    reals: usize,
+) {
+    let mut recovery = Recovery {
+        backend: std::env::var("LDRS_BENCH_BACKEND_PID").expect("the backend's pid"),
+        last_up: vec![true; reals],
+        down: 0,
+        phase: RecoveryPhase::Stopping(tokio::time::Instant::now()),
+    };
+    recovery.signal("-STOP");
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (mut checks, mut late) = (0u64, Duration::ZERO);
+    loop {
+        let result = tokio::select! {
+            r = rx.recv() => r.expect("scheduler alive"),
+            _ = tokio::time::sleep_until(give_up) => break,
+        };
+        if let RecoveryPhase::Resumed(_) = recovery.phase {
+            checks += 1;
+            late = late.max(result.lateness());
+        }
+        if let Some(took) = recovery.observe(*result.key, result.outcome.is_up()) {
+            println!(
+                "RECOVERY\t{reals}\t{:.2}\t{checks}\t{}",
+                took.as_secs_f64(),
+                late.as_millis()
+            );
+            return;
+        }
+    }
+    recovery.signal("-CONT");
+    println!(
+        "RECOVERY\t{reals}\tnot within 60 s ({} down)\t{checks}\t{}",
+        recovery.down,
+        late.as_millis()
+    );
 }
 
 /// `127.B.x.y` for real `i` of a block: 250 hosts per /24, never .0 or .255.

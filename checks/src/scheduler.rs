@@ -53,6 +53,17 @@
 //!   from 78% (no pacing) to 56%. A start reserved less than the timer's 1 ms tick ahead
 //!   goes at once (the pace holds per tick). Checks with an explicit jitter or in
 //!   lockstep are not paced: their configuration chose when they run;
+//! - **Beyond capacity (known limit, issue 17).** Nothing above caps the checks in flight:
+//!   when checks are due faster than the director and the backends can run them, every one
+//!   still starts (the pace, twice the nominal rate, does not bind), they share the CPU and
+//!   the backend, all slow down together and time out together, and the failing ones keep
+//!   running at their full rate: the overload sustains itself. Measured with `check_load`'s
+//!   `recovery` scenario on a loaded 2-core host: 2,000 HTTP reals every 1 s recover 1.0 s
+//!   after the backend resumes, 10,000 (demand 10,000 checks/s, capacity 2,600-4,800) 12.9
+//!   s, then twice not within 60 s. A pace that shrinks on timeouts (AIMD, the failing
+//!   checks first) settled below capacity in a paused-clock model but kept flapping healthy
+//!   reals at its equilibrium, so it is not in; a delay-based limit needs each check's
+//!   timeout here;
 //! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
 //!   in-flight check future and with it its sockets or child process.
 //!

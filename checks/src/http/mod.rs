@@ -9,7 +9,10 @@
 //!   (Perl semantics, [`Receive::is_match`]). The body is read up to [`MAX_BODY`] (1 MiB);
 //!   `receive` is matched against that much. No content decoding: the raw body, as stock;
 //! - the whole exchange (connect, TLS, every redirect, the body) is bounded by
-//!   `negotiatetimeout` (30 s unless set, §2.8);
+//!   `negotiatetimeout` (30 s unless set, §2.8), as stock's one alarm around the LWP request
+//!   bounds it (reference §3.4). keepalived's `HTTP_GET` bounds each step by
+//!   `connect_timeout` instead, so a slow but progressing exchange on a busy host can fail
+//!   here and pass there: that is stock's meaning, kept (issue 17);
 //! - every check opens a fresh connection and sends `Connection: close`; proxies from the
 //!   environment are never used (`HTTP_PROXY` must not reroute health checks);
 //! - plain `http://` hops go through a lean HTTP/1.1 exchange ([`h1`]): one write, one

@@ -151,3 +151,38 @@ bodies() {
     while [ $i -lt "$2" ]; do fetch "$1" >> /tmp/bodies 2>/dev/null || echo "(failed)" >> /tmp/bodies; i=$((i + 1)); done
     sort -u /tmp/bodies | tr '\n' ' ' | sed 's/ $//'
 }
+
+# The check-load network (issue 17): netns be, where every address of 10.1.0.0/16 is
+# local, so one listener answers for every real; load_director_net NS N adds netns NS
+# (10.9.N.1) on a veth to be (10.9.N.2), routing 10.1.0.0/16 there.
+load_backend_net() {
+    modprobe veth
+    ip netns add be
+    ip -n be link set lo up
+    ip -n be route add local 10.1.0.0/16 dev lo
+}
+load_director_net() {
+    ip netns add "$1"
+    ip -n "$1" link set lo up
+    ip link add "v$1" netns "$1" type veth peer name "e$1" netns be
+    ip -n "$1" addr add "10.9.$2.1/30" dev "v$1"
+    ip -n "$1" link set "v$1" up
+    ip -n be addr add "10.9.$2.2/30" dev "e$1"
+    ip -n be link set "e$1" up
+    ip -n "$1" route add 10.1.0.0/16 via "10.9.$2.2"
+}
+# The check-load shape: real K of the one shared backend is load_real_addr K
+# (10.1.0.0/16, 250 a /24).
+load_real_addr() { echo "10.1.$(( $1 / 250 )).$(( $1 % 250 + 1 ))"; }
+# load_config REALS INTERVAL: REALS masq reals over 10 virtual services, HTTP checks,
+# timeout 2 s, failurecount 1, quiescent=no: stock directives only.
+load_config() {
+    printf 'checktimeout=2\nnegotiatetimeout=2\ncheckinterval=%s\nfailurecount=1\nquiescent=no\n\n' "$2"
+    for v in $(seq 0 9); do
+        echo "virtual=10.0.0.$((v + 1)):80"
+        for k in $(seq $((v * $1 / 10)) $(((v + 1) * $1 / 10 - 1))); do
+            echo "	real=$(load_real_addr "$k"):80 masq"
+        done
+        printf '\tservice=http\n\trequest="/"\n\treceive="OK"\n\tchecktype=negotiate\n\tscheduler=rr\n\n'
+    done
+}

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the scenarios named in $@ (default: all of scenarios/*.sh) and prints one line per
-# scenario: "SCENARIO <name> PASS|FAIL|SKIP <seconds>s". Exits 1 if any failed.
+# scenario: "SCENARIO <name> PASS|FAIL|SKIP <seconds>s". Exits 1 if any failed. A name
+# not in scenarios/ is looked up in on-demand/ (run only when named).
 cd /test
 export PATH=/test:/sbin:/usr/sbin:/bin:/usr/bin:/bbin
 . /test/lib.sh
@@ -12,7 +13,9 @@ failed=0
 for name in "$@"; do
     echo "=== $name"
     start=$(now_ms)
-    ( set -e; . "scenarios/$name.sh" ) > "/tmp/$name.log" 2>&1
+    script=scenarios/$name.sh
+    [ -f "$script" ] || script=on-demand/$name.sh
+    ( set -e; . "$script" ) > "/tmp/$name.log" 2>&1
     rc=$?
     cat "/tmp/$name.log"
     took=$(( $(now_ms) - start ))

@@ -16,23 +16,9 @@
 REALS=${LOAD_REALS:-1000}
 WINDOW=${LOAD_WINDOW:-60}
 
-modprobe veth
-ip netns add be
-ip -n be link set lo up
-# Every address of 10.1.0.0/16 is local in the backend's namespace: one listener answers
-# them all.
-ip -n be route add local 10.1.0.0/16 dev lo
-for d in ours ka; do
-    ip netns add $d
-    ip -n $d link set lo up
-    n=1; [ $d = ka ] && n=2
-    ip link add v$d netns $d type veth peer name e$d netns be
-    ip -n $d addr add 10.9.$n.1/30 dev v$d
-    ip -n $d link set v$d up
-    ip -n be addr add 10.9.$n.2/30 dev e$d
-    ip -n be link set e$d up
-    ip -n $d route add 10.1.0.0/16 via 10.9.$n.2
-done
+load_backend_net
+load_director_net ours 1
+load_director_net ka 2
 
 cat > /tmp/nginx.conf <<'EOF'
 worker_processes 1;
@@ -49,19 +35,6 @@ bg ip netns exec be nginx -c /tmp/nginx.conf
 wait_until 10 ip netns exec be sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 10.1.0.1 80 | grep -q OK' ||
     fail "nginx does not answer"
 
-real_addr() { echo "10.1.$(( $1 / 250 )).$(( $1 % 250 + 1 ))"; }
-
-# our_config INTERVAL: stock directives only.
-our_config() {
-    printf 'checktimeout=2\nnegotiatetimeout=2\ncheckinterval=%s\nfailurecount=1\nquiescent=no\n\n' "$1"
-    for v in $(seq 0 9); do
-        echo "virtual=10.0.0.$((v + 1)):80"
-        for k in $(seq $((v * REALS / 10)) $(((v + 1) * REALS / 10 - 1))); do
-            echo "	real=$(real_addr $k):80 masq"
-        done
-        printf '\tservice=http\n\trequest="/"\n\treceive="OK"\n\tchecktype=negotiate\n\tscheduler=rr\n\n'
-    done
-}
 
 ka_config() {
     echo "global_defs { router_id ldrs }"
@@ -69,7 +42,7 @@ ka_config() {
         echo "virtual_server 10.0.0.$((v + 1)) 80 {"
         echo "  delay_loop $1"; echo "  lb_algo rr"; echo "  lb_kind NAT"; echo "  protocol TCP"
         for k in $(seq $((v * REALS / 10)) $(((v + 1) * REALS / 10 - 1))); do
-            echo "  real_server $(real_addr $k) 80 { HTTP_GET { url { path / status_code 200 } connect_timeout 2 retry 0 } }"
+            echo "  real_server $(load_real_addr $k) 80 { HTTP_GET { url { path / status_code 200 } connect_timeout 2 retry 0 } }"
         done
         echo "}"
     done
@@ -111,7 +84,7 @@ stop() { kill "$1" 2>/dev/null || true; wait_until 30 sh -c "! kill -0 $1" || ki
 why() { echo "deleted: $(grep -c 'Deleted real server' "$1" || true)"; grep -v -e 'Added real server' -e 'Deleted real server' "$1" | tail -n 15; }
 
 # 1. Ours, interval 5 s.
-our_config 5 > /tmp/load5.cf
+load_config "$REALS" 5 > /tmp/load5.cf
 start_ours /tmp/load5.cf /tmp/ld.log
 wait_until 60 table_full ours || fail "ours: the table never filled ($(in_table ours | wc -l) of $REALS)"
 sleep 5
@@ -141,7 +114,7 @@ stop "$(cat /tmp/ka.pid 2>/dev/null || echo $ka)"
 
 # 3. Ours at interval 1 s: the backend stops for 6 s, then resumes.
 ip netns exec ours ipvsadm -C
-our_config 1 > /tmp/load1.cf
+load_config "$REALS" 1 > /tmp/load1.cf
 start_ours /tmp/load1.cf /tmp/ld1.log
 wait_until 60 table_full ours || fail "ours at 1 s: the table never filled ($(in_table ours | wc -l) of $REALS)"
 kill -STOP $(cat /tmp/nginx.pid) $(pgrep -P "$(cat /tmp/nginx.pid)")
