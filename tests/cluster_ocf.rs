@@ -537,7 +537,22 @@ fn the_stock_agent_drives_our_binary() {
     let pid = a.pid("stock.cf").unwrap();
     std::fs::write(&cfg, "virtual=127.0.0.100:80\n\tbogus=1\n").unwrap();
     a.expect_monitor(1);
-    a.expect("stop", 0);
+    // The agent sends SIGTERM and looks with pgrep at once, then SIGKILL and looks at once
+    // again: a daemon not yet scheduled to die (a loaded machine) is still found by that
+    // second look, and the agent returns 1 (its race, stock's daemon meets it too). Only
+    // then: the daemon must be gone, and the next stop succeed.
+    let stop = a.run("stop");
+    if stop.code != 0 {
+        assert!(
+            stop.code == 1 && stop.stderr.contains("with SIGKILL"),
+            "stop: {stop:?}\n--- ld.log:\n{}",
+            w.log()
+        );
+        wait_until(30, "daemon gone after SIGKILL", || {
+            !ldirectord::instance::alive(pid)
+        });
+        a.expect("stop", 0);
+    }
     wait_until(30, "daemon gone after stop", || {
         !ldirectord::instance::alive(pid)
     });

@@ -186,8 +186,9 @@ pub struct Scheduler<K> {
     epoch: Instant,
     pacer: Arc<Mutex<Pacer>>,
     /// When the next first run may start: first runs are spaced at the pace, without the
-    /// pacer's tolerance, apart from the pacer (a ramp must not delay running checks).
-    ramp: Option<Instant>,
+    /// pacer's tolerance, apart from the pacer (a ramp must not delay running checks);
+    /// with the spacing it was laid at, so that a faster pace shortens what is left of it.
+    ramp: Option<(Instant, Duration)>,
 }
 
 #[derive(Debug)]
@@ -251,14 +252,25 @@ where
             }
         }
         let now = Instant::now();
+        // What is left of an earlier ramp was laid at that time's pace: at a faster pace
+        // now (a reload from `checkinterval=3600` to 1 s), it is as many starts, closer
+        // together; kept as it was, it would hold the new checks back for up to an hour.
+        let spacing = self.spacing();
+        if let Some((at, laid)) = self.ramp
+            && at > now
+            && spacing < laid
+        {
+            let left = (at - now).mul_f64(spacing.as_secs_f64() / laid.as_secs_f64());
+            self.ramp = Some((now + left, spacing));
+        }
         for (key, checker, timing) in checks {
             let (first, grid, slot, pacer) = match timing.phase {
                 Phase::Spread => {
                     let slot = self.slots.entry(timing.interval).or_default().take();
                     let grid = self.epoch + fraction(timing.interval, slot.reverse_bits());
-                    let first = self.ramp.map_or(now, |r| r.max(now));
+                    let first = self.ramp.map_or(now, |(r, _)| r.max(now));
                     // The nominal rate: twice the pacer's spacing.
-                    self.ramp = Some(first + 2 * self.spacing());
+                    self.ramp = Some((first + 2 * spacing, spacing));
                     (first, grid, Some(slot), Some(Arc::clone(&self.pacer)))
                 }
                 Phase::Jitter(jitter) => {

@@ -351,6 +351,28 @@ async fn first_runs_start_at_once_and_ramp_up_at_the_nominal_rate() {
     );
 }
 
+/// A ramp laid at a slow pace does not hold back the checks of a faster one: three checks
+/// every hour ramp over an hour; after a reload to three checks every `INTERVAL`, what is
+/// left of the old ramp is as many starts at the new pace, so the new checks start within
+/// two `INTERVAL`s (found in the VM: first runs 20 minutes late).
+#[tokio::test(start_paused = true)]
+async fn a_reload_to_a_shorter_interval_is_not_held_back_by_the_old_ramp() {
+    let (mut scheduler, mut rx, _) = started();
+    let hourly = |k: u32| {
+        let probe: Arc<dyn Checker> = Probe::taking(Duration::ZERO);
+        (k, probe, Timing::every(Duration::from_secs(3600)))
+    };
+    scheduler.schedule_all((0..3).map(hourly));
+    rx.recv().await.unwrap();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    scheduler.retain(|_| false);
+    let t0 = Instant::now();
+    schedule_spread(&mut scheduler, 10..13);
+    let runs = runs(&mut rx, 3, 1, t0).await;
+    let last = runs.values().map(|at| at[0]).max().unwrap();
+    assert!(last < 2 * INTERVAL, "a first run {last:?} after the reload");
+}
+
 #[tokio::test(start_paused = true)]
 async fn by_default_checks_are_spread_evenly_over_the_interval() {
     let (mut scheduler, mut rx, t0) = started();
