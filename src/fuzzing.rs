@@ -7,7 +7,9 @@
 //!   [`NetlinkEngine`], as netlink-proto hands them over;
 //! - [`ocf_environment`]: the environment Pacemaker gives the OCF agents;
 //! - [`crm_outputs`]: what `crm_resource`, `crm_node` and `crm_attribute` print, through
-//!   the real-server selection.
+//!   the real-server selection;
+//! - [`control_request`]: a line a client writes to the control socket, decoded, resolved
+//!   and answered as the daemon does it.
 //!
 //! The ipvsadm listing and the configuration parser are fuzzed through
 //! `ldirectord-parsers` directly, the checks' decoders through `ldirectord_checks::fuzzing`.
@@ -213,6 +215,54 @@ pub fn ocf_environment(data: &[u8]) {
     }
 }
 
+/// The configuration the control requests are resolved against: two virtual services, one
+/// of them UDP, sharing a real, and an IPv6 one.
+const CONTROL_CONFIG: &str = "virtual=192.0.2.10:80\n\treal=10.0.0.1:80 masq\n\treal=10.0.0.2:8080 masq\n\
+virtual=192.0.2.10:53\n\tprotocol=udp\n\treal=10.0.0.1:53 masq\n\
+virtual6=[2001:db8::10]:443\n\treal6=[2001:db8::1]:443 masq\n";
+
+/// A control-socket request line (what a client writes to `RUNDIR/ldirectord.NAME.sock`,
+/// cut at the daemon's limit): decoded as the daemon decodes it, a `drain`/`ready` resolved
+/// against [`CONTROL_CONFIG`] as the daemon resolves it, and a refusal encoded as the
+/// daemon writes it, one JSON line.
+pub fn control_request(data: &[u8]) {
+    use crate::daemon::control;
+    use crate::status::protocol::{Command, MAX_REQUEST};
+    thread_local! {
+        static DIRECTOR: crate::director::Director = {
+            let resolver = StaticResolver::default();
+            let opts = ParseOptions {
+                resolver: &resolver,
+                check_files: false,
+                hostname: Some("fuzz".into()),
+            };
+            let parsed = ldirectord_parsers::config::parse_with(
+                CONTROL_CONFIG,
+                Path::new("fuzz.cf"),
+                &opts,
+            )
+            .expect("the fuzz configuration parses");
+            crate::director::Director::start(parsed.config, &Table::default()).0
+        };
+    }
+    let line = &data[..data.len().min(MAX_REQUEST)];
+    let refusal = match control::decode_request(line) {
+        Ok(Command::Status) => return,
+        Ok(Command::Drain { real, r#virtual } | Command::Ready { real, r#virtual }) => {
+            match DIRECTOR.with(|d| control::resolve(&real, r#virtual.as_deref(), d)) {
+                Ok(targets) => {
+                    assert!(!targets.is_empty(), "a drain names at least one real");
+                    return;
+                }
+                Err(refusal) => refusal,
+            }
+        }
+        Err(refusal) => refusal,
+    };
+    let text = serde_json::to_vec(&refusal).expect("an answer encodes");
+    assert!(!text.contains(&b'\n'), "an answer is one line");
+}
+
 /// Pacemaker's answers, recorded: the outputs of `crm_resource --locate`, `crm_node -p`
 /// and `crm_attribute -G` (separated by NUL bytes in the fuzz input).
 struct Recorded {
@@ -369,6 +419,49 @@ mod tests {
                 std::fs::write(Path::new(&dir).join(name), &bytes).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn control_requests_as_clients_send_them() {
+        use crate::daemon::control::{decode_request, resolve};
+        use crate::status::protocol::Command;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/control_request");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            control_request(&std::fs::read(entry.unwrap().path()).unwrap());
+            seen += 1;
+        }
+        assert!(seen >= 8, "{seen} seeds");
+        // The resolution the target relies on: a configured real is found, in its
+        // virtual service or in all of them; an unknown one is refused.
+        let parsed = ldirectord_parsers::config::parse_with(
+            CONTROL_CONFIG,
+            Path::new("fuzz.cf"),
+            &ParseOptions {
+                resolver: &StaticResolver::default(),
+                check_files: false,
+                hostname: None,
+            },
+        )
+        .unwrap();
+        let director = crate::director::Director::start(parsed.config, &Table::default()).0;
+        let Ok(Command::Drain { real, r#virtual }) = decode_request(
+            b"{\"version\":1,\"command\":\"drain\",\"real\":\"10.0.0.1\",\"virtual\":\"tcp:192.0.2.10:80\"}\n",
+        ) else {
+            panic!("a drain request");
+        };
+        assert_eq!(
+            resolve(&real, r#virtual.as_deref(), &director)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(resolve("10.0.0.1", None, &director).unwrap().len(), 1);
+        assert!(resolve("10.0.0.9", None, &director).is_err());
+        assert!(decode_request(b"{\"version\":1,\"command\":\"status\"}").is_err());
+        // Bytes that are no request at all: refused, never a panic.
+        control_request(&[0xff; 5000]);
+        control_request(b"{\"version\":1,\"command\":\"drain\",\"real\":\"\\u0000\\n\"}\n");
     }
 
     #[test]

@@ -319,7 +319,7 @@ fn virtual_ids(text: &str, director: &Director) -> Result<Vec<String>, Response>
 }
 
 /// The drains `drain REAL [VIRTUAL]` asks for; each names at least one configured real.
-fn resolve(
+pub(crate) fn resolve(
     real: &str,
     virt: Option<&str>,
     director: &Director,
@@ -465,6 +465,13 @@ async fn read_request(stream: &mut UnixStream) -> Result<Command, Response> {
         Ok(Err(e)) => return Err(Response::failed(ErrorKind::BadRequest, e.to_string())),
         Ok(Ok(_)) => {}
     }
+    decode_request(&line)
+}
+
+/// One request line as read (at most [`MAX_REQUEST`] bytes, its newline included): the
+/// command, or the answer that refuses it. Also what the `control_request` fuzz target
+/// drives.
+pub(crate) fn decode_request(line: &[u8]) -> Result<Command, Response> {
     if !line.ends_with(b"\n") {
         let why = if line.len() >= MAX_REQUEST {
             format!("request longer than {MAX_REQUEST} bytes")
@@ -473,7 +480,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<Command, Response> {
         };
         return Err(Response::failed(ErrorKind::BadRequest, why));
     }
-    let value: serde_json::Value = serde_json::from_slice(&line)
+    let value: serde_json::Value = serde_json::from_slice(line)
         .map_err(|e| Response::failed(ErrorKind::BadRequest, format!("not a JSON request: {e}")))?;
     let version = value.get("version").and_then(|v| v.as_u64());
     if version != Some(u64::from(PROTOCOL_VERSION)) {
