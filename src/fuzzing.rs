@@ -478,6 +478,11 @@ mod tests {
         ocf_environment(include_bytes!(
             "../fuzz/seeds/ocf_environment/regress-scheduler-digit"
         ));
+        // `virtual_service_options=` with `-M` among tabs: accepted by the agent, refused
+        // by the parser.
+        ocf_environment(include_bytes!(
+            "../fuzz/seeds/ocf_environment/regress-netmask-tabs"
+        ));
     }
 
     #[test]

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use ldirectord_checks::process::blocking_command;
 use ldirectord_parsers::config::{
-    self, ConfigError, EngineName, Forward, RealCandidates, RealFilter, RealSources, ValuePattern,
+    self, ConfigError, EngineName, Family, Forward, RealCandidates, RealFilter, RealSources,
+    ValuePattern,
 };
 use nix::sys::signal::Signal;
 
@@ -523,9 +524,15 @@ pub(crate) fn inline(env: &Env) -> Result<Generated, Fail> {
         p @ ("tcp" | "udp") => p,
         p => return Err(Fail::configured(format!("protocol={p}: tcp or udp"))),
     };
-    let options =
-        generate::service_options(env.param("virtual_service_options").unwrap_or("-s rr"))
-            .map_err(|e| Fail::configured(e.to_string()))?;
+    let options = generate::service_options(
+        env.param("virtual_service_options").unwrap_or("-s rr"),
+        if vip.is_ipv6() {
+            Family::Inet6
+        } else {
+            Family::Inet
+        },
+    )
+    .map_err(|e| Fail::configured(e.to_string()))?;
     let default_weight = match env.param("default_weight") {
         None => 1,
         Some(w) => w

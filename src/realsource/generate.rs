@@ -32,7 +32,8 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use ldirectord_parsers::config::{
-    Config, Family, Forward, RealServer, RealSources, VirtualAddress, VirtualService,
+    Config, Family, Forward, NetmaskSetting, RealServer, RealSources, VirtualAddress,
+    VirtualService,
 };
 
 use super::Member;
@@ -202,10 +203,15 @@ pub enum ServiceOptionsError {
     Unsupported(String),
     #[error("virtual_service_options: bad scheduler {0:?}")]
     Scheduler(String),
+    #[error(
+        "virtual_service_options: bad netmask {0:?} (IPv4: a dotted quad; IPv6: a prefix length)"
+    )]
+    Netmask(String),
 }
 
-/// `virtual_service_options` (ipvsadm -A style) as block directives.
-pub fn service_options(text: &str) -> Result<Vec<String>, ServiceOptionsError> {
+/// `virtual_service_options` (ipvsadm -A style) as block directives, for a virtual
+/// service of `family`.
+pub fn service_options(text: &str, family: Family) -> Result<Vec<String>, ServiceOptionsError> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut out = Vec::new();
     let mut scheduler = "rr".to_owned();
@@ -230,7 +236,15 @@ pub fn service_options(text: &str) -> Result<Vec<String>, ServiceOptionsError> {
                 };
                 out.push(format!("persistent={timeout}"));
             }
-            "-M" | "--netmask" => out.push(format!("netmask={}", arg(&mut i, "-M")?)),
+            "-M" | "--netmask" => {
+                // The config parser's rule for netmask= in this family (found by fuzzing:
+                // any word was passed on, and the generated configuration refused).
+                let mask = arg(&mut i, "-M")?;
+                if NetmaskSetting::parse(&mask, family).is_none() {
+                    return Err(ServiceOptionsError::Netmask(mask));
+                }
+                out.push(format!("netmask={mask}"));
+            }
             "-b" | "--sched-flags" => out.push(format!("schedflags={}", arg(&mut i, "-b")?)),
             "-o" | "--ops" => out.push("ops=yes".into()),
             other => return Err(ServiceOptionsError::Unsupported(other.to_owned())),
@@ -365,18 +379,24 @@ virtual=192.168.0.238:80
 
     #[test]
     fn service_options_translate_ipvsadm_flags() {
-        assert_eq!(service_options("").unwrap(), ["scheduler=rr"]);
+        assert_eq!(service_options("", Family::Inet).unwrap(), ["scheduler=rr"]);
         assert_eq!(
-            service_options("-s wlc -p -o").unwrap(),
+            service_options("-s wlc -p -o", Family::Inet).unwrap(),
             ["scheduler=wlc", "persistent=300", "ops=yes"]
         );
         assert_eq!(
-            service_options("-p 60 -M 255.255.255.0").unwrap(),
+            service_options("-p 60 -M 255.255.255.0", Family::Inet).unwrap(),
             ["scheduler=rr", "persistent=60", "netmask=255.255.255.0"]
         );
-        assert!(service_options("-x").is_err());
-        assert!(service_options("-s").is_err());
-        assert!(service_options("-s 0").is_err());
-        assert!(service_options("-s Wrr").is_err());
+        assert!(service_options("-x", Family::Inet).is_err());
+        assert!(service_options("-s", Family::Inet).is_err());
+        assert!(service_options("-s 0", Family::Inet).is_err());
+        assert!(service_options("-s Wrr", Family::Inet).is_err());
+        assert!(service_options("-M ,x", Family::Inet).is_err());
+        assert!(service_options("-M 64", Family::Inet).is_err());
+        assert_eq!(
+            service_options("-M 64", Family::Inet6).unwrap(),
+            ["scheduler=rr", "netmask=64"]
+        );
     }
 }
