@@ -221,6 +221,20 @@ const CONTROL_CONFIG: &str = "virtual=192.0.2.10:80\n\treal=10.0.0.1:80 masq\n\t
 virtual=192.0.2.10:53\n\tprotocol=udp\n\treal=10.0.0.1:53 masq\n\
 virtual6=[2001:db8::10]:443\n\treal6=[2001:db8::1]:443 masq\n";
 
+/// The director of [`CONTROL_CONFIG`], as a daemon starts it over an empty table.
+fn control_director() -> crate::director::Director {
+    let resolver = StaticResolver::default();
+    let opts = ParseOptions {
+        resolver: &resolver,
+        check_files: false,
+        hostname: Some("fuzz".into()),
+    };
+    let parsed =
+        ldirectord_parsers::config::parse_with(CONTROL_CONFIG, Path::new("fuzz.cf"), &opts)
+            .expect("the fuzz configuration parses");
+    crate::director::Director::start(parsed.config, &Table::default()).0
+}
+
 /// A control-socket request line (what a client writes to `RUNDIR/ldirectord.NAME.sock`,
 /// cut at the daemon's limit): decoded as the daemon decodes it, a `drain`/`ready` resolved
 /// against [`CONTROL_CONFIG`] as the daemon resolves it, and a refusal encoded as the
@@ -229,21 +243,7 @@ pub fn control_request(data: &[u8]) {
     use crate::daemon::control;
     use crate::status::protocol::{Command, MAX_REQUEST};
     thread_local! {
-        static DIRECTOR: crate::director::Director = {
-            let resolver = StaticResolver::default();
-            let opts = ParseOptions {
-                resolver: &resolver,
-                check_files: false,
-                hostname: Some("fuzz".into()),
-            };
-            let parsed = ldirectord_parsers::config::parse_with(
-                CONTROL_CONFIG,
-                Path::new("fuzz.cf"),
-                &opts,
-            )
-            .expect("the fuzz configuration parses");
-            crate::director::Director::start(parsed.config, &Table::default()).0
-        };
+        static DIRECTOR: crate::director::Director = control_director();
     }
     let line = &data[..data.len().min(MAX_REQUEST)];
     let refusal = match control::decode_request(line) {
@@ -434,17 +434,7 @@ mod tests {
         assert!(seen >= 8, "{seen} seeds");
         // The resolution the target relies on: a configured real is found, in its
         // virtual service or in all of them; an unknown one is refused.
-        let parsed = ldirectord_parsers::config::parse_with(
-            CONTROL_CONFIG,
-            Path::new("fuzz.cf"),
-            &ParseOptions {
-                resolver: &StaticResolver::default(),
-                check_files: false,
-                hostname: None,
-            },
-        )
-        .unwrap();
-        let director = crate::director::Director::start(parsed.config, &Table::default()).0;
+        let director = control_director();
         let Ok(Command::Drain { real, r#virtual }) = decode_request(
             b"{\"version\":1,\"command\":\"drain\",\"real\":\"10.0.0.1\",\"virtual\":\"tcp:192.0.2.10:80\"}\n",
         ) else {

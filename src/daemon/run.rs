@@ -225,7 +225,7 @@ pub async fn run(
     let (director, actions) =
         Director::start_drained(dynamic.derive(&base), &table, control.targets());
     let (results_tx, results) = mpsc::channel(1024);
-    let (opts_run_dir, opts_instance) = (opts.run_dir.clone(), opts.instance.clone());
+    let accept_local = AcceptLocal::new(&opts.run_dir, &opts.instance);
     let (worker, reports) = Worker::spawn(engine);
     let mut daemon = Daemon {
         watch: FileWatch::new(&opts.config_path),
@@ -256,7 +256,7 @@ pub async fn run(
         control,
         metrics,
         notify,
-        accept_local: AcceptLocal::new(&opts_run_dir, &opts_instance),
+        accept_local,
     };
     daemon.accept_local_as_wanted();
     daemon.perform(actions).await;
