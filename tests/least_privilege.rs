@@ -304,7 +304,10 @@ fn no_secret_in_any_output() {
     // then take whatever else arrives.
     let mut sessions = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !sessions.iter().any(|s: &String| s.contains("Deleted real server")) {
+    while !sessions
+        .iter()
+        .any(|s: &String| s.contains("Deleted real server"))
+    {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match mails.recv_timeout(left) {
             Ok(s) => sessions.push(s),
