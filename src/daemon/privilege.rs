@@ -92,7 +92,10 @@ pub fn drop_to_needed(keep_all: bool) -> Privilege {
     if keep_all {
         return Privilege::KeptAll;
     }
-    let threads = std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count());
+    let threads = match std::fs::read_dir("/proc/self/task") {
+        Ok(tasks) => tasks.count(),
+        Err(e) => return Privilege::Failed(format!("cannot count threads: {e}")),
+    };
     if threads > 1 {
         return Privilege::Failed(format!(
             "{threads} threads already run (a thread's capabilities are its own)"
