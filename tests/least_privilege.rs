@@ -1,7 +1,9 @@
 //! Least privilege (issue 14) through the real binary: `scriptuser=` runs external
 //! checks, `fallbackcommand` and `callback` as that user while the daemon stays root
 //! (with Debian's `nobody`/`nogroup`, so the machine is left as found), and an unknown
-//! user is a configuration error `--test` reports at its column.
+//! user is a configuration error `--test` reports at its column; the daemon keeps only
+//! the capabilities it needs while root's scripts keep all of root's
+//! (`keepcapabilities=yes` keeps them all); no secret in any output.
 
 #[path = "fixtures/daemon/support.rs"]
 mod support;
@@ -12,17 +14,102 @@ use support::{Backend, Mode, World, sorted, wait_until};
 
 const V: &str = "TCP 127.0.0.100:80";
 
-/// `uid gid groups` of a process, as `id` prints them.
+/// A script that records `uid gid groups` (as `id` prints them) on its first line, then
+/// its own `CapPrm:` and `CapEff:` lines; the record is written whole by a rename.
 fn recorder(w: &World, name: &str, then: &str) -> std::path::PathBuf {
     let record = w.path(&format!("out/{name}.id"));
     w.script(
         name,
         &format!(
-            "#!/bin/sh\necho \"$(id -u) $(id -g) $(id -G)\" > '{}'\n{then}\n",
-            record.display()
+            "#!/bin/sh\n{{ echo \"$(id -u) $(id -g) $(id -G)\"; \
+             grep -E '^Cap(Prm|Eff):' /proc/$$/status; }} > '{r}.$$'\n\
+             mv '{r}.$$' '{r}'\n{then}\n",
+            r = record.display()
         ),
     );
     record
+}
+
+/// The `CapPrm`/`CapEff` masks a [`recorder`] wrote.
+fn recorded_caps(record: &std::path::Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(record).unwrap();
+    (cap_field(&text, "CapPrm"), cap_field(&text, "CapEff"))
+}
+
+/// A `Cap…:` mask out of `/proc/…/status` text.
+fn cap_field(status: &str, field: &str) -> u64 {
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+/// `field` of this test process and of every thread of `pid`.
+fn caps_of(pid: i32, field: &str) -> Vec<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|status| cap_field(&status, field))
+        .collect()
+}
+
+/// This test process's own `field` mask.
+fn own(field: &str) -> u64 {
+    cap_field(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        field,
+    )
+}
+
+/// What the daemon keeps (`daemon::privilege::NEEDED`), by capability number.
+const NEEDED: [(u32, &str); 7] = [
+    (0, "CAP_CHOWN"),
+    (5, "CAP_KILL"),
+    (6, "CAP_SETGID"),
+    (7, "CAP_SETUID"),
+    (10, "CAP_NET_BIND_SERVICE"),
+    (12, "CAP_NET_ADMIN"),
+    (13, "CAP_NET_RAW"),
+];
+
+/// The part of [`NEEDED`] within `permitted`: its mask and names.
+fn needed_within(permitted: u64) -> (u64, Vec<&'static str>) {
+    let kept: Vec<_> = NEEDED
+        .iter()
+        .filter(|(bit, _)| permitted & 1 << bit != 0)
+        .collect();
+    (
+        kept.iter().fold(0, |m, (bit, _)| m | 1 << bit),
+        kept.iter().map(|(_, name)| *name).collect(),
+    )
+}
+
+/// `GET /metrics` on `port` of 127.0.0.1: the whole answer, or `None` when nobody answers.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// A port below 1024 free on 127.0.0.1 (bound, then released).
+fn free_privileged_port() -> u16 {
+    (600..1000)
+        .rev()
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port below 1024 on 127.0.0.1")
+}
+
+/// `status --json` of the config `c`, parsed.
+fn status_json(w: &World, c: &str) -> serde_json::Value {
+    let out = w.ld(&[c, "status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The `Uid:` line's real uid of `pid`.
@@ -44,17 +131,30 @@ fn scripts_run_as_the_script_user_and_the_daemon_stays_root() {
     let check = recorder(&w, "check", "exit 0");
     let fb = recorder(&w, "fb", "exit 0");
     let cb = recorder(&w, "cb", "exit 0");
+    // A check that outlives checktimeout: the daemon (root, with CAP_KILL kept) must
+    // kill nobody's process group.
+    let hung = Hung(w.path("out/hang.pids"));
+    w.script(
+        "hang",
+        &format!(
+            "#!/bin/sh\necho $$ >> '{}'\nexec sleep 300\n",
+            hung.0.display()
+        ),
+    );
     let script = |name: &str| w.path(name).display().to_string();
     let dead = support::free_port();
     let body = format!(
         "checkinterval=1\nchecktimeout=2\nfallbackcommand={}\ncallback=\"{}\"\n\
          virtual=127.0.0.100:80\n\treal={} masq 1\n\tchecktype=external\n\tcheckcommand=\"{}\"\n\
          virtual=127.0.0.101:80\n\treal=127.0.0.1:{dead} masq 1\n\tchecktype=connect\n\
+         virtual=127.0.0.103:80\n\treal={} masq 1\n\tchecktype=external\n\tcheckcommand=\"{}\"\n\
          scriptuser=nobody:nogroup\n",
         script("fb"),
         script("cb"),
         r.addr,
         script("check"),
+        r.addr,
+        script("hang"),
     );
     let cfg = w.config("priv.cf", &body);
     let c = cfg.to_str().unwrap();
@@ -74,9 +174,241 @@ fn scripts_run_as_the_script_user_and_the_daemon_stays_root() {
     for record in [&check, &fb, &cb] {
         let text = std::fs::read_to_string(record).unwrap();
         // No supplementary group beyond nogroup (std clears them before setuid).
-        assert_eq!(text.trim(), "65534 65534 65534", "{}", record.display());
+        assert_eq!(
+            text.lines().next(),
+            Some("65534 65534 65534"),
+            "{}",
+            record.display()
+        );
+        // No capability either: the daemon's kept ones end at setuid.
+        assert_eq!(recorded_caps(record), (0, 0), "{}", record.display());
     }
     assert_eq!(uid_of(pid), 0, "the daemon itself stays root");
+    wait_until(30, "a timed-out check of nobody's killed", || {
+        hung.pids()
+            .first()
+            .is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
+/// The pids a hanging check script appended to this file; any still running when the
+/// test ends (it failed) are killed.
+struct Hung(std::path::PathBuf);
+
+impl Hung {
+    fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        for pid in self.pids() {
+            // Only our own sleep: the pid may have gone and been reused.
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline != b"sleep\x00300\x00" {
+                continue;
+            }
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Started as root, the daemon keeps only what it needs (every thread of it), its bounding
+/// set stays, and what it runs as root still gets all of root's capabilities; ping
+/// checks, metrics, a reload to a metrics port below 1024 and a control group (chown),
+/// the control socket and the fallbackcommand all work after the drop.
+#[test]
+fn the_daemon_keeps_only_the_capabilities_it_needs() {
+    assert_eq!(nix::unistd::getuid().as_raw(), 0, "run as root, as CI does");
+    let w = World::new();
+    std::fs::create_dir(w.path("out")).unwrap();
+    let r = Backend::start("127.0.0.1", Mode::Healthy);
+    let check = recorder(&w, "check", "exit 0");
+    let fb = recorder(&w, "fb", "exit 0");
+    let (dead, metrics) = (support::free_port(), support::free_port());
+    let body = |metrics: u16, extra: &str| {
+        format!(
+            "checkinterval=1\nchecktimeout=3\nmetrics=127.0.0.1:{metrics}\nfallbackcommand={}\n{extra}\
+             virtual=127.0.0.100:80\n\treal={} masq 1\n\tchecktype=external\n\tcheckcommand=\"{}\"\n\
+             virtual=127.0.0.102:80\n\treal=127.0.0.1:80 masq 1\n\tchecktype=ping\n\
+             virtual=127.0.0.101:80\n\treal=127.0.0.1:{dead} masq 1\n\tchecktype=connect\n",
+            w.path("fb").display(),
+            r.addr,
+            w.path("check").display(),
+        )
+    };
+    let cfg = w.config("caps.cf", &body(metrics, ""));
+    let c = cfg.to_str().unwrap();
+    let pid = w.start(c);
+    let a = r.addr.to_string();
+    wait_until(30, "the external check brought its real up", || {
+        w.reals(V) == sorted(vec![(a.clone(), 1)])
+    });
+    wait_until(30, "the ping check brought its real up", || {
+        w.reals("TCP 127.0.0.102:80") == sorted(vec![("127.0.0.1:80".into(), 1)])
+    });
+    wait_until(30, "the fallbackcommand ran", || fb.exists());
+    let (bounding, permitted) = (own("CapBnd"), own("CapPrm"));
+    let (kept, names) = needed_within(permitted);
+    let threads = |field: &str| caps_of(pid, field);
+    let every_thread = |what: &str| {
+        assert!(
+            threads("CapEff").len() > 1,
+            "the runtime's threads are listed"
+        );
+        for (field, want) in [
+            ("CapEff", kept),
+            ("CapPrm", kept),
+            ("CapInh", 0),
+            ("CapAmb", 0),
+            ("CapBnd", bounding),
+        ] {
+            for got in threads(field) {
+                assert_eq!(got, want, "{what}: {field} {got:#x}, want {want:#x}");
+            }
+        }
+    };
+    every_thread("after start");
+    // Root's programs: permitted and effective are the bounding set again.
+    for record in [&check, &fb] {
+        assert_eq!(
+            recorded_caps(record),
+            (bounding, bounding),
+            "{}",
+            record.display()
+        );
+    }
+    assert!(
+        w.log().contains(&format!(
+            "Keeping capabilities {} and dropping",
+            names.join(",")
+        )),
+        "{}",
+        w.log()
+    );
+    let json = status_json(&w, c);
+    assert_eq!(json["daemon"]["capabilities"], serde_json::json!(names));
+    assert!(scrape(metrics).is_some_and(|t| t.contains("ldirectord_")));
+    // A reload moves metrics below 1024 and hands the control socket to nogroup.
+    let low = free_privileged_port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "logfile=\"{}\"\n{}",
+            w.path("ld.log").display(),
+            body(low, "controlgroup=nogroup\n")
+        ),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_until(30, "metrics served on the port below 1024", || {
+        scrape(low).is_some_and(|t| t.contains("ldirectord_"))
+    });
+    let socket = w.path("run").join("ldirectord.caps.cf.sock");
+    wait_until(30, "the control socket handed to nogroup", || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&socket).is_ok_and(|m| m.gid() == 65534)
+    });
+    assert_eq!(status_json(&w, c)["daemon"]["last_reload"]["result"], "ok");
+    every_thread("after the reload");
+    assert!(!w.log().contains("Permission denied"), "{}", w.log());
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
+/// `keepcapabilities=yes`: the daemon keeps every capability it started with.
+#[test]
+fn keepcapabilities_yes_keeps_them_all() {
+    assert_eq!(nix::unistd::getuid().as_raw(), 0, "run as root, as CI does");
+    let w = World::new();
+    let r = Backend::start("127.0.0.1", Mode::Healthy);
+    let cfg = w.config(
+        "keep.cf",
+        &format!(
+            "checkinterval=1\nkeepcapabilities=yes\nvirtual=127.0.0.100:80\n\treal={} masq 1\n",
+            r.addr
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    let pid = w.start(c);
+    wait_until(30, "the real up", || {
+        w.reals(V) == sorted(vec![(r.addr.to_string(), 1)])
+    });
+    for field in ["CapEff", "CapPrm", "CapBnd"] {
+        for got in caps_of(pid, field) {
+            assert_eq!(got, own(field), "{field}");
+        }
+    }
+    assert!(
+        w.log()
+            .contains("keepcapabilities=yes: keeping all of root's capabilities"),
+        "{}",
+        w.log()
+    );
+    let json = status_json(&w, c);
+    let listed = json["daemon"]["capabilities"].as_array().unwrap().len();
+    assert_eq!(listed as u32, own("CapEff").count_ones());
+    assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
+}
+
+/// Not root: nothing to drop, nothing said, no error (the userspace engine as `nobody`).
+#[test]
+fn a_daemon_not_run_as_root_changes_nothing() {
+    use std::os::unix::process::CommandExt;
+    assert_eq!(nix::unistd::getuid().as_raw(), 0, "run as root, as CI does");
+    let w = World::new();
+    std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = (
+        nix::unistd::Uid::from_raw(65534),
+        nix::unistd::Gid::from_raw(65534),
+    );
+    std::fs::write(w.path("ld.log"), "").unwrap();
+    for owned in [w.path("run"), w.path("ld.log")] {
+        nix::unistd::chown(&owned, Some(nobody.0), Some(nobody.1)).unwrap();
+    }
+    let r = Backend::start("127.0.0.1", Mode::Healthy);
+    let vip = format!("127.0.0.100:{}", support::free_port());
+    let cfg = w.config(
+        "plain.cf",
+        &format!("checkinterval=1\nvirtual={vip}\n\treal={} masq 1\n", r.addr),
+    );
+    let c = cfg.to_str().unwrap();
+    let out = std::process::Command::new(support::BIN)
+        .arg("--run-dir")
+        .arg(w.path("run"))
+        .args(["--engine", "userspace", c, "start"])
+        .env("LDIRECTORD_HA_DIR", w.path("ha.d"))
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pid = w.pid("plain.cf").expect("pid file");
+    wait_until(30, "the real in the userspace table", || {
+        status_json(&w, c)["virtuals"][0]["reals"][0]["table_weight"] == 1
+    });
+    assert_eq!(
+        status_json(&w, c)["daemon"]["capabilities"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        caps_of(pid, "CapEff"),
+        vec![0; caps_of(pid, "CapEff").len()]
+    );
+    assert!(!w.log().to_lowercase().contains("capabilit"), "{}", w.log());
     assert_eq!(w.ld(&[c, "stop"]).status.code(), Some(0));
 }
 

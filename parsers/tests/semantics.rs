@@ -938,6 +938,21 @@ fn script_user_is_resolved_and_applies_to_external_checks() {
     assert_eq!(err("scriptuser=nobody:\n").1, "invalid script user");
 }
 
+/// `keepcapabilities=yes|no` (extension, global only, default no).
+#[test]
+fn keep_capabilities_is_a_global_yes_or_no() {
+    assert!(!ok("checktimeout=3\n").globals.keepcapabilities);
+    assert!(ok("keepcapabilities=yes\n").globals.keepcapabilities);
+    assert!(!ok("keepcapabilities=no\n").globals.keepcapabilities);
+    assert_eq!(
+        err("checktimeout=3\nkeepcapabilities=all\n"),
+        (2, "keepcapabilities must be 'yes' or 'no'".to_owned())
+    );
+    let (line, message) =
+        err("virtual=192.0.2.1:80\n\treal=192.0.2.2:80 masq\n\tkeepcapabilities=yes\n");
+    assert_eq!(line, 3, "{message}");
+}
+
 /// Stock's messages quote the raw line; for a `passwd=`/`secret=` line the value is cut
 /// out of the message and of the excerpt (`--test`, the log).
 #[test]

@@ -10,6 +10,7 @@
 //! - [`observe`]: what the daemon has seen (last check runs, reloads), for `status`.
 //! - [`control`]: the control socket (`status --json`, `drain`, `ready`); [`drain`]: where
 //!   drains are kept.
+//! - [`privilege`]: the capabilities a daemon started as root keeps.
 //!
 //! How `ldirectord CONFIG start` detaches without `unsafe` (the crate forbids it, and
 //! `fork(2)` is unsafe in nix): the invoking process re-executes itself with
@@ -37,6 +38,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod observe;
+pub mod privilege;
 pub mod run;
 pub mod watch;
 pub mod worker;
@@ -214,6 +216,15 @@ fn on_a_worker(
     rt.block_on(rt.spawn(main)).unwrap_or(101)
 }
 
+/// Drop to the capabilities the daemon needs ([`privilege`]) and say so once. Called in
+/// the start-up thread just before [`runtime`] starts the others, which inherit the set.
+fn drop_capabilities(parsed: &Parsed) {
+    let outcome = privilege::drop_to_needed(parsed.config.globals.keepcapabilities);
+    if let Some(line) = outcome.log_line() {
+        tracing::info!("{line}");
+    }
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -228,6 +239,7 @@ pub fn foreground(opts: Options, parsed: Parsed, log: LogHandle) -> i32 {
         env!("CARGO_PKG_VERSION"),
         opts.engine.name()
     );
+    drop_capabilities(&parsed);
     match runtime() {
         Ok(rt) => on_a_worker(&rt, run::run(opts, parsed, log, None, Ready::Foreground)),
         Err(e) => {
@@ -269,6 +281,7 @@ pub fn daemon_child(opts: Options, parsed: Parsed, log: LogHandle, pid_file: &Pa
         std::process::id(),
         opts.engine.name()
     );
+    drop_capabilities(&parsed);
     match runtime() {
         Ok(rt) => {
             let code = on_a_worker(&rt, run::run(opts, parsed, log, Some(lock), ready));

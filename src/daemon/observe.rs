@@ -165,6 +165,7 @@ impl Observer {
                 started_at: self.started_wall.to_string(),
                 uptime_seconds: uptime.as_secs(),
                 last_reload: self.last_reload.clone(),
+                capabilities: super::privilege::effective(),
             },
             virtuals,
             drains: drains.iter().map(drain_view).collect(),

@@ -775,6 +775,7 @@ impl Daemon {
         }
         self.observe.on_reload(Ok(()));
         let old_execute = self.director.config().globals.execute.clone();
+        let old_keep = self.director.config().globals.keepcapabilities;
         let table = self.dump_or_believed().await;
         self.dynamic.configure(&parsed.config).await;
         let config = self.dynamic.derive(&parsed.config);
@@ -789,6 +790,14 @@ impl Daemon {
             &self.opts.instance,
         ));
         self.sync_schedule();
+        let keep = self.director.config().globals.keepcapabilities;
+        if keep != old_keep {
+            // Capabilities dropped at start cannot come back (see daemon::privilege).
+            tracing::info!(
+                "keepcapabilities={} takes effect at the next start",
+                if keep { "yes" } else { "no" }
+            );
+        }
         let want_sync = self.director.config().globals.syncdaemon.clone();
         if want_sync != self.sync {
             self.sync = self.worker.change_sync(self.sync.take(), want_sync).await;

@@ -45,6 +45,11 @@ pub struct DaemonFacts {
     pub uptime_seconds: u64,
     /// `None` until the first reload.
     pub last_reload: Option<ReloadView>,
+    /// The daemon's effective capabilities (`CAP_NET_ADMIN`, …): after start-up as root,
+    /// the few it keeps (DEVIATIONS L27); empty when not run as root. Absent from older
+    /// daemons' answers.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 /// The last reload (HUP, autoreload or `reload`).
@@ -281,6 +286,7 @@ mod tests {
                 started_at: "2026-12-05T10:00:00Z".into(),
                 uptime_seconds: 7,
                 last_reload: None,
+                capabilities: vec!["CAP_NET_ADMIN".into()],
             },
             virtuals: vec![VirtualView {
                 id: "tcp:10.0.0.100:80".into(),

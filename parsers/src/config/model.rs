@@ -699,6 +699,10 @@ pub struct Globals {
     /// `callback` run as (default: the daemon's user, root). Whole-file: every virtual's
     /// [`CheckSettings::scriptuser`] is this, wherever the line is.
     pub scriptuser: Option<ScriptUser>,
+    /// Extension `keepcapabilities=` (default no): a daemon started as root keeps all of
+    /// root's capabilities instead of dropping to the few it needs after start-up.
+    /// Read at start only.
+    pub keepcapabilities: bool,
 }
 
 /// A `scriptuser=` value, resolved through the system's user database when the file is
@@ -756,6 +760,7 @@ impl Default for Globals {
             controlgroup: None,
             metrics: None,
             scriptuser: None,
+            keepcapabilities: false,
             checkpath: CheckPath::Direct,
             checkmarkbase: DEFAULT_CHECK_MARK_BASE,
         }

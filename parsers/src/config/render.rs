@@ -125,6 +125,9 @@ fn globals(out: &mut String, g: &Globals) {
     if let Some(user) = &g.scriptuser {
         line(format!("scriptuser={user}"));
     }
+    if g.keepcapabilities != d.keepcapabilities {
+        line(format!("keepcapabilities={}", yn(g.keepcapabilities)));
+    }
 }
 
 /// A command or expression as the parser reads it back: quotes around the whole value are

@@ -123,7 +123,7 @@ mod tests {
     fn the_help_lists_are_the_ones_users_know() {
         assert_eq!(
             listed(GLOBAL),
-            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, checkspread, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics, scriptuser, checkpath, checkmarkbase)"
+            "checktimeout, negotiatetimeout, checkinterval, checkcount, failurecount, fallback, fallback6, fallbackcommand, autoreload, callback, logfile, execute, supervised, fork, quiescent, readdquiescent, emailalert, emailalertfreq, emailalertstatus, emailalertfrom, cleanstop, smtp, maintenancedir, virtual, virtual6 (extensions: risecount, checkjitter, checkspread, nodeaddress, engine, syncdaemon, syncmaxlen, syncgroup, syncport, syncttl, fallbackcommandonstop, controlgroup, metrics, scriptuser, keepcapabilities, checkpath, checkmarkbase)"
         );
         assert_eq!(
             listed(VIRTUAL),
@@ -163,6 +163,7 @@ mod tests {
                 "controlgroup",
                 "metrics",
                 "scriptuser",
+                "keepcapabilities",
                 "checkmarkbase",
                 "timeout"
             ]
@@ -243,6 +244,7 @@ mod tests {
                 (Scope::Global, "checkspread") => g.checkspread.to_string(),
                 (Scope::Global, "engine") => g.engine.as_str().to_owned(),
                 (Scope::Global, "fallbackcommandonstop") => yn(g.fallbackcommandonstop),
+                (Scope::Global, "keepcapabilities") => yn(g.keepcapabilities),
                 (Scope::Global, "checkpath") => v.checkpath.as_str().to_owned(),
                 (Scope::Global, "checkmarkbase") => format!("{:#x}", g.checkmarkbase),
                 (Scope::Virtual, "request") => v.check.request.clone(),

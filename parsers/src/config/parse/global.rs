@@ -267,6 +267,11 @@ pub(super) static GLOBAL: &[Row<GlobalFn>] = &[
         Ok(())
     })
     .extension(),
+    row("keepcapabilities", Plain, |p, at, v| {
+        store(&mut p.globals.keepcapabilities, yes_no(at, v))
+    })
+    .extension()
+    .default("no"),
     row("checkpath", Plain, |p, at, v| {
         store(&mut p.globals.checkpath, check_path(at, v))
     })

@@ -18,6 +18,18 @@ settled || fail "the table changed after it had settled"
 table > /tmp/nat-$ENGINE.1
 got=$(bodies nclient 6); log "client sees: $got"
 [ "$got" = "r1 ok r2 ok" ] || { diagnose nclient; fail "expected both reals to answer through the VIP, got: $got"; }
+# Least privilege (DEVIATIONS L27): ours programmed that table, and programs the rest of
+# this scenario, with only the capabilities it keeps (CHOWN KILL SETGID SETUID
+# NET_BIND_SERVICE NET_ADMIN NET_RAW = 0x34e1, within the bounding set) in every thread.
+if [ "$ENGINE" != stock ]; then
+    bnd=$(awk '/^CapBnd/ {print $2}' /proc/self/status)
+    want=$(printf '%016x' $(( 0x34e1 & 0x$bnd )))
+    for s in /proc/"$(director_pid)"/task/*/status; do
+        eff=$(awk '/^CapEff/ {print $2}' "$s")
+        [ "$eff" = "$want" ] || fail "director thread ${s#/proc/} has CapEff $eff, want $want"
+    done
+    log "director CapEff $want in every thread, CapBnd $bnd"
+fi
 
 kill -9 "$(httpd_pid 1)"
 ms=$(ms_until 10 no_real 10.0.0.1:80) || fail "r1 not removed"

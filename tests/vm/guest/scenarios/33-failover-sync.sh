@@ -138,7 +138,9 @@ run_failovers() {
     wait_until 10 all_echoing || fail "cohort b (through d2) did not start echoing"
     sleep 5
     move d2 d1
-    grep -q "Adopted the running master sync daemon" /tmp/ld-d1.log ||
+    # d1's old table still serves, so the move can end before its new director is past
+    # start-up (a dead holder's claim is waited for up to 3 s): wait for the line.
+    wait_until 15 grep -q "Adopted the running master sync daemon" /tmp/ld-d1.log ||
         { cat /tmp/ld-d1.log; fail "d1's director did not adopt the master it left behind"; }
     sleep 5
     move d1 d2
