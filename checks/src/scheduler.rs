@@ -53,18 +53,25 @@
 //!   from 78% (no pacing) to 56%. A start reserved less than the timer's 1 ms tick ahead
 //!   goes at once (the pace holds per tick). Checks with an explicit jitter or in
 //!   lockstep are not paced: their configuration chose when they run;
-//! - **Beyond capacity (known limit, issue 17).** Nothing above caps the checks in flight:
-//!   when checks are due faster than the director and the backends can run them, every one
-//!   still starts (the pace, twice the nominal rate, does not bind), they share the CPU and
-//!   the backend, all slow down together and time out together, and the failing ones keep
-//!   running at their full rate: the overload sustains itself. Measured with `check_load`'s
-//!   `recovery` scenario on a loaded 2-core host: 2,000 HTTP reals every 1 s recover 1.0 s
-//!   after the backend resumes, 10,000 (demand 10,000 checks/s, capacity 2,600-4,800) 12.9
-//!   s, then twice not within 60 s. A pace that shrinks on timeouts (AIMD, the failing
-//!   checks first) settled below capacity in a paused-clock model but kept flapping healthy
-//!   reals at its equilibrium, so it is not in; a delay-based limit needs each check's
-//!   timeout here;
-//! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
+//! - **Beyond capacity: the governor.** When checks are due faster than the director can
+//!   run them, starting every one of them fills the runtime's queue: each check's connect
+//!   and reply then wait behind thousands of others, checks of healthy reals time out on
+//!   the director's own delay, and the failing ones keep the load up, an overload that
+//!   sustains itself (before the governor, `check_load`'s `recovery` scenario at 10,000
+//!   HTTP reals every 1 s: the table complete 7.8 s after the backend resumed, and in the
+//!   VM at 1,000 reals 24 s). A governor task ([`govern`]) sleeps [`LAG_PROBE`] and
+//!   measures how late it wakes: that lag is what every task on the runtime suffers. At
+//!   [`LAG_HIGH`] or more it cuts the pace's admitted share by [`ADMIT_CUT`] (at most once
+//!   per [`CUT_EVERY`], since the checks already started are still queued), below
+//!   [`LAG_LOW`] it adds [`ADMIT_RAISE`] back, down to [`ADMIT_FLOOR`] (every check still
+//!   runs at least every ten intervals). The pace, `2 · Σ 1/interval · admit`, then binds:
+//!   checks wait for their start (late, on the lateness metric) instead of queueing inside
+//!   the runtime, and those that run get their answers in time. The signal is the
+//!   director's own lag, never check results: a backend that times out is a failure to
+//!   report, not a reason to check the others less (an earlier pace cut on timeouts of
+//!   healthy reals settled below capacity but kept flapping them). With the governor the
+//!   same recovery took 2.5 s, with every start within 50 ms of its slot (76% before);
+//!//! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
 //!   in-flight check future and with it its sockets or child process.
 //!
 //! Results go to one channel as [`CheckResult`]s carrying when the run was due and when it
@@ -185,6 +192,9 @@ pub struct Scheduler<K> {
     /// Where every spread slot's grid starts.
     epoch: Instant,
     pacer: Arc<Mutex<Pacer>>,
+    /// Measures the director's own lag and sets the pace's admitted share
+    /// ([`govern`]); started with the first spread check.
+    governor: Option<JoinHandle<()>>,
     /// When the next first run may start: first runs are spaced at the pace, without the
     /// pacer's tolerance, apart from the pacer (a ramp must not delay running checks);
     /// with the spacing it was laid at, so that a faster pace shortens what is left of it.
@@ -212,6 +222,7 @@ where
             slots: HashMap::new(),
             epoch: Instant::now(),
             pacer: Arc::default(),
+            governor: None,
             ramp: None,
         }
     }
@@ -249,6 +260,9 @@ where
             replaced += usize::from(self.remove(key));
             if timing.phase == Phase::Spread {
                 self.pace(timing.interval, true);
+                if self.governor.is_none() {
+                    self.governor = Some(tokio::spawn(govern(Arc::clone(&self.pacer))));
+                }
             }
         }
         let now = Instant::now();
@@ -375,6 +389,9 @@ impl<K> Drop for Scheduler<K> {
         for scheduled in self.tasks.values() {
             scheduled.task.abort();
         }
+        if let Some(governor) = &self.governor {
+            governor.abort();
+        }
     }
 }
 
@@ -403,15 +420,31 @@ impl Slots {
     }
 }
 
-/// Spaces the starts of spread checks at twice their nominal rate, `1 / (2·rate)` apart,
-/// allowing starts up to [`PACE_TOLERANCE`] ahead of that pace (a generic cell rate
-/// algorithm that delays instead of dropping).
-#[derive(Debug, Default)]
+/// Spaces the starts of spread checks at no more than twice their nominal rate times the
+/// admitted share, `1 / (2·rate·admit)` apart, allowing starts up to [`PACE_TOLERANCE`]
+/// ahead of that pace (a generic cell rate algorithm that delays instead of dropping).
+#[derive(Debug)]
 struct Pacer {
     /// Nominal starts per second of all spread checks.
     rate: f64,
     /// Where the paced schedule stands: the instant the next start is due at the pace.
     paced: Option<Instant>,
+    /// The share of twice the nominal rate that may start, in [`ADMIT_FLOOR`]..=1: cut
+    /// while the director lags, raised again while it keeps up ([`Pacer::on_lag`]).
+    admit: f64,
+    /// The last cut of `admit`.
+    cut_at: Option<Instant>,
+}
+
+impl Default for Pacer {
+    fn default() -> Pacer {
+        Pacer {
+            rate: 0.0,
+            paced: None,
+            admit: 1.0,
+            cut_at: None,
+        }
+    }
 }
 
 /// How far ahead of the pace a start may go. Up to this much backlog starts at once, so
@@ -420,6 +453,23 @@ struct Pacer {
 /// it (every start at the pace), check_load's on-time share on a saturated host fell from
 /// 78% to 56% (see the module documentation).
 const PACE_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// How often the governor measures the director's lag.
+const LAG_PROBE: Duration = Duration::from_millis(50);
+/// A timer that wakes this much late means the runtime's queue holds more work than the
+/// CPU does in that time: the admitted share is cut.
+const LAG_HIGH: Duration = Duration::from_millis(100);
+/// Below this lag the director keeps up: the admitted share grows again.
+const LAG_LOW: Duration = Duration::from_millis(25);
+/// A cut multiplies the admitted share by this, at most once per [`CUT_EVERY`] (the
+/// checks started before a cut are still in the queue the next probes measure).
+const ADMIT_CUT: f64 = 0.7;
+const CUT_EVERY: Duration = Duration::from_millis(500);
+/// What a probe without lag adds back: from the floor to the whole pace in about 2 s.
+const ADMIT_RAISE: f64 = 0.025;
+/// The admitted share never goes below this: a tenth of the nominal rate, so that every
+/// check still runs at least every ten intervals.
+const ADMIT_FLOOR: f64 = 0.05;
 
 impl Pacer {
     /// The instant a check ready at `now` may start, reserved for it.
@@ -435,13 +485,44 @@ impl Pacer {
         start
     }
 
-    /// Between two starts at the pace: `1 / (2·rate)` (zero without spread checks).
+    /// Between two starts at the pace: `1 / (2·rate·admit)` (zero without spread checks).
     fn spacing(&self) -> Duration {
         if self.rate > 0.0 {
-            Duration::from_secs_f64(0.5 / self.rate)
+            Duration::from_secs_f64(0.5 / (self.rate * self.admit))
         } else {
             Duration::ZERO
         }
+    }
+
+    /// The governor measured `lag` at `now`: cut the admitted share when the director
+    /// lags (multiplicative, at most once per [`CUT_EVERY`]), raise it when it keeps up
+    /// (additive), leave it between the two thresholds.
+    fn on_lag(&mut self, lag: Duration, now: Instant) {
+        if lag >= LAG_HIGH {
+            if self.cut_at.is_none_or(|at| now >= at + CUT_EVERY) {
+                self.admit = (self.admit * ADMIT_CUT).max(ADMIT_FLOOR);
+                self.cut_at = Some(now);
+            }
+        } else if lag < LAG_LOW {
+            self.admit = (self.admit + ADMIT_RAISE).min(1.0);
+        }
+    }
+}
+
+/// The governor: every [`LAG_PROBE`] it sleeps and measures how late it wakes, the lag
+/// every task on this runtime suffers (a check's connect, its reply, the daemon's loop),
+/// and feeds it to the pacer. It looks at the director's CPU only, never at results: a
+/// backend that times out does not slow the checks of the others.
+async fn govern(pacer: Arc<Mutex<Pacer>>) {
+    loop {
+        let asleep = Instant::now();
+        tokio::time::sleep(LAG_PROBE).await;
+        let now = Instant::now();
+        let lag = (now - asleep).saturating_sub(LAG_PROBE);
+        pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_lag(lag, now);
     }
 }
 
@@ -574,7 +655,7 @@ mod tests {
         let t0 = Instant::now();
         let mut pacer = Pacer {
             rate: 100.0,
-            paced: None,
+            ..Pacer::default()
         };
         // 5 ms apart at the pace; the first 50 ms of backlog (11 starts) go at once.
         let starts: Vec<Duration> = (0..13).map(|_| pacer.reserve(t0) - t0).collect();
@@ -586,6 +667,39 @@ mod tests {
         // No spread checks, no pace.
         let mut idle = Pacer::default();
         assert_eq!((idle.reserve(t0), idle.reserve(t0)), (t0, t0));
+    }
+
+    #[test]
+    fn the_governor_cuts_the_pace_while_the_director_lags_and_gives_it_back() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pacer = Pacer {
+            rate: 1000.0,
+            ..Pacer::default()
+        };
+        assert_eq!(pacer.spacing(), Duration::from_micros(500));
+        // Lag: one cut, then no other within CUT_EVERY however many probes lag.
+        pacer.on_lag(ms(150), t0);
+        pacer.on_lag(ms(400), t0 + ms(50));
+        pacer.on_lag(ms(400), t0 + ms(450));
+        assert!((pacer.admit - ADMIT_CUT).abs() < 1e-9, "{}", pacer.admit);
+        pacer.on_lag(ms(400), t0 + ms(500));
+        assert!((pacer.admit - ADMIT_CUT * ADMIT_CUT).abs() < 1e-9);
+        // The pace slows with it: starts further apart.
+        assert!(pacer.spacing() > Duration::from_micros(1000));
+        // A lasting lag goes no lower than the floor.
+        for k in 0..100 {
+            pacer.on_lag(ms(1000), t0 + ms(1000 + 500 * k));
+        }
+        assert!((pacer.admit - ADMIT_FLOOR).abs() < 1e-9);
+        // Between the thresholds nothing moves; below, the share grows back to all of it.
+        pacer.on_lag(ms(50), t0 + ms(60_000));
+        assert!((pacer.admit - ADMIT_FLOOR).abs() < 1e-9);
+        for _ in 0..100 {
+            pacer.on_lag(ms(1), t0 + ms(60_000));
+        }
+        assert_eq!(pacer.admit, 1.0);
+        assert_eq!(pacer.spacing(), Duration::from_micros(500));
     }
 
     #[test]
