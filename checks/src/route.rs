@@ -56,6 +56,12 @@ fn current_mark() -> Option<u32> {
     MARKED.try_with(|m| m.mark).ok()
 }
 
+/// The real server a check through the forwarding path is for (its spec addresses the
+/// VIP), for checks that need the real's own address: `None` on the direct path.
+pub(crate) fn current_real() -> Option<IpAddr> {
+    MARKED.try_with(|m| m.real).ok()
+}
+
 /// A socket of `addr`'s family and `kind`, with the check's mark when there is one.
 fn socket(addr: SocketAddr, kind: Type, proto: Protocol) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), kind, Some(proto))?;

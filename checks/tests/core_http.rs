@@ -24,8 +24,8 @@ async fn check(service: Service, port: u16, path: &str, recv: Option<&str>) -> O
     checker(&s).check().await
 }
 
-/// Plain http goes through the lean HTTP/1.1 client, https through reqwest: both must judge
-/// the same answers the same way.
+/// http and https share the HTTP/1.1 client (https over rustls): both must judge the same
+/// answers the same way.
 #[tokio::test]
 async fn status_and_receive_decide() {
     let nginx = Nginx::start();
