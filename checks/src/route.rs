@@ -173,8 +173,8 @@ impl Checker for Forwarding {
     }
 }
 
-/// A check that `checkpath=forwarding` cannot route (ping, external, library-owned
-/// sockets): it runs on the direct path and says so when it fails.
+/// A check that `checkpath=forwarding` cannot route (ping, external, mysql, whose driver
+/// opens its own sockets): it runs on the direct path and says so when it fails.
 #[derive(Debug)]
 pub struct DirectOnly {
     inner: Arc<dyn Checker>,
