@@ -207,8 +207,7 @@ impl Checker for DirectOnly {
 /// adds or removes other reals keeps a real's mark, its check identity and its health.
 /// The forwarding-path route of every configured (virtual, real), indexed like
 /// `config.virtuals[v].reals[r]`; `None`: checked on the direct path (`checkpath=direct`,
-/// a `masq` real, an IPv6 virtual, or a fwmark virtual, which has no single address to
-/// check).
+/// a `masq` real, or a fwmark virtual, which has no single address to check).
 pub fn check_routes(config: &Config) -> Vec<Vec<Option<CheckRoute>>> {
     let base = config.globals.checkmarkbase;
     let mut taken: HashSet<u32> = HashSet::new();
@@ -216,12 +215,10 @@ pub fn check_routes(config: &Config) -> Vec<Vec<Option<CheckRoute>>> {
         .virtuals
         .iter()
         .map(|vs| {
-            // IPv6 stays direct: the reply-acceptance knob (accept_local) is IPv4's, and
-            // the path is untested for IPv6.
+            // IPv4 and IPv6 alike: IPVS schedules a marked local socket of either family
+            // through a helper of the same family.
             let vip = match (vs.checkpath, vs.address) {
-                (CheckPath::Forwarding, VirtualAddress::Inet { ip, .. }) if ip.is_ipv4() => {
-                    Some(ip)
-                }
+                (CheckPath::Forwarding, VirtualAddress::Inet { ip, .. }) => Some(ip),
                 _ => None,
             };
             let id = vs.id();
