@@ -540,6 +540,27 @@ mod tests {
         assert_eq!(body_excerpt(b""), "receive did not match the (empty) body");
     }
 
+    /// A TLS peer that closes without `close_notify` ends the data; other errors stay.
+    #[tokio::test]
+    async fn a_close_without_close_notify_is_the_end_of_the_data() {
+        use tokio::io::AsyncReadExt;
+        struct Failing(io::ErrorKind);
+        impl AsyncRead for Failing {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                _: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                Poll::Ready(Err(self.0.into()))
+            }
+        }
+        let mut buf = [0u8; 8];
+        let eof = LenientEof(Failing(io::ErrorKind::UnexpectedEof));
+        assert_eq!(Box::pin(eof).read(&mut buf).await.unwrap(), 0);
+        let reset = LenientEof(Failing(io::ErrorKind::ConnectionReset));
+        assert!(Box::pin(reset).read(&mut buf).await.is_err());
+    }
+
     /// Every in-flight check holds its future: at 10,000 reals a few thousand are in flight
     /// at once, so its size is memory per real (issue 17; 7,448 bytes while the header
     /// array lived in it, 1,432 since).
