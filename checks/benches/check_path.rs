@@ -6,13 +6,24 @@
 //! extra socket calls), not the kernel's DR/IPIP delivery, which the VM scenario
 //! `34-forwarding-path` measures end to end. `SO_MARK` needs CAP_NET_ADMIN: run as root
 //! (`cargo bench -p ldirectord-checks --bench check_path`).
+//!
+//! The same for an https check of `openssl s_server -www` (a real TLS server; one
+//! connection at a time, which is what a sequential bench needs): the TLS handshake and
+//! the exchange on a marked socket against the same on a plain one.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ldirectord_checks::{CheckRoute, CheckSpec, build};
 use ldirectord_parsers::config::{CheckType, Service};
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)] // the certificate maker only
+mod common;
+
+const MARK: u32 = 0x6c64_0000;
 
 fn paths(c: &mut Criterion) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -27,14 +38,36 @@ fn paths(c: &mut Criterion) {
         .with_timeout(Duration::from_secs(2));
     let forwarding = direct.clone().through(CheckRoute {
         vip: lo,
-        mark: 0x6c64_0000,
+        mark: MARK,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let mut group = c.benchmark_group("connect check");
-    for (name, spec) in [("direct", &direct), ("forwarding", &forwarding)] {
+    compare(c, &rt, "connect check", &direct, &forwarding);
+
+    let server = SServer::start();
+    let direct = CheckSpec::new(CheckType::Negotiate, Service::Https, lo, server.port)
+        .with_request("/")
+        .with_timeout(Duration::from_secs(5));
+    let forwarding = direct.clone().through(CheckRoute {
+        vip: lo,
+        mark: MARK,
+    });
+    compare(c, &rt, "https check", &direct, &forwarding);
+}
+
+/// One benchmark group: the check of `direct` against the same through the forwarding
+/// code path.
+fn compare(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    group: &str,
+    direct: &CheckSpec,
+    forwarding: &CheckSpec,
+) {
+    let mut group = c.benchmark_group(group);
+    for (name, spec) in [("direct", direct), ("forwarding", forwarding)] {
         let checker = build(spec).unwrap().unwrap();
         let first = rt.block_on(checker.check());
         assert!(
@@ -45,6 +78,55 @@ fn paths(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| rt.block_on(checker.check())));
     }
     group.finish();
+}
+
+/// `openssl s_server -www` on a loopback port with a fresh self-signed certificate;
+/// killed on drop.
+struct SServer {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SServer {
+    fn start() -> SServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = common::self_signed_cert(dir.path(), "bench");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(common::require("openssl", "openssl"))
+            .args(["s_server", "-www", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "openssl s_server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SServer {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 criterion_group!(benches, paths);

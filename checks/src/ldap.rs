@@ -1,6 +1,7 @@
 //! `service=ldap` / `service=ldaps` negotiate check (§3.4), with ldap3.
 //!
-//! Exchange: connect (`ldaps`: TLS from the first byte, certificate not verified, like
+//! Exchange: connect (a socket of ours, [`crate::route::tcp`], so a check through the
+//! forwarding path carries its mark; `ldaps`: TLS from the first byte, certificate not verified, like
 //! stock), bind — simple with `login`/`passwd` when both are set, else anonymous — then
 //! search base = the request without its leading `/` (the default `/` gives the root
 //! DSE), scope base, filter `(objectClass=*)`, no attributes, then unbind.
@@ -18,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, StdStream};
 use ldirectord_parsers::config::Service;
 
 use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
@@ -54,11 +55,21 @@ impl LdapCheck {
             "ldap"
         };
         let url = format!("{scheme}://{addr}");
-        // No separate connect timeout: the bound of the whole check covers the connect.
-        let settings = LdapConnSettings::new().set_config(crate::tls::accept_any());
+        let failed =
+            |e: &LdapError| Failure::connect(format!("Connection failed: {}", ldap_reason(e)));
+        // The socket is ours (so a check through the forwarding path carries its mark);
+        // ldap3 takes it as a std stream and does the rest (TLS for ldaps) on it. No
+        // separate connect timeout: the bound of the whole check covers the connect.
+        let stream = crate::route::tcp(addr)
+            .await
+            .and_then(|s| s.into_std())
+            .map_err(|e| failed(&LdapError::Io { source: e }))?;
+        let settings = LdapConnSettings::new()
+            .set_config(crate::tls::accept_any())
+            .set_std_stream(StdStream::Tcp(stream));
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
             .await
-            .map_err(|e| Failure::connect(format!("Connection failed: {}", ldap_reason(&e))))?;
+            .map_err(|e| failed(&e))?;
 
         // The connection runs in its own task; the guard aborts it when the check ends or
         // is dropped on timeout, so nothing outlives the check.

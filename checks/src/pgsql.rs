@@ -35,13 +35,16 @@
 //! not identity, and ldirectord's DBI check never verified either).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ldirectord_parsers::config::{PgRole, PgRoleCheck, SyncState};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -123,11 +126,11 @@ impl Checker for PgsqlCheck {
                 // Stock connects to port 0 here and fails the same way.
                 return Outcome::down("no check port", Duration::ZERO);
             };
-            let host = self.ip.to_string();
+            let real = SocketAddr::new(self.ip, port);
             bounded(self.timeout, async {
                 match &self.mode {
-                    Mode::Rows(query) => self.rows(&host, port, query).await,
-                    Mode::Role(role) => self.role(&host, port, role).await,
+                    Mode::Rows(query) => self.rows(real, query).await,
+                    Mode::Role(role) => self.role(real, role).await,
                 }
             })
             .await
@@ -149,8 +152,8 @@ impl PgsqlCheck {
     }
 
     /// Stock: up iff `query` returns at least one row.
-    async fn rows(&self, host: &str, port: u16, query: &str) -> Result<String, Failure> {
-        let session = Session::open(host, port, &self.credentials).await?;
+    async fn rows(&self, real: SocketAddr, query: &str) -> Result<String, Failure> {
+        let session = Session::open_real(real, &self.credentials).await?;
         let messages = session
             .client
             .simple_query(query)
@@ -169,8 +172,8 @@ impl PgsqlCheck {
     }
 
     /// Extension: the role check (see the module documentation).
-    async fn role(&self, host: &str, port: u16, want: &PgRoleCheck) -> Result<String, Failure> {
-        let session = Session::open(host, port, &self.credentials).await?;
+    async fn role(&self, real: SocketAddr, want: &PgRoleCheck) -> Result<String, Failure> {
+        let session = Session::open_real(real, &self.credentials).await?;
         let node = query_node(&session.client).await?;
         let verdict = match (want.role, node.in_recovery) {
             (PgRole::Primary, false) => Ok("primary (not in recovery)".to_owned()),
@@ -240,7 +243,9 @@ impl PgsqlCheck {
         let primary = Session::open(upstream_host, upstream_port, &self.credentials)
             .await
             .map_err(|e| e.context(&format!("primary {upstream}: ")))?;
-        let seen = query_walsender(&primary.client, &app, self.ip)
+        // Through the forwarding path `self.ip` is the VIP; the walsender sees the real.
+        let standby_ip = crate::route::current_real().unwrap_or(self.ip);
+        let seen = query_walsender(&primary.client, &app, standby_ip)
             .await
             .map_err(|e| e.context(&format!("primary {upstream}: ")));
         primary.close().await;
@@ -556,27 +561,66 @@ impl Drop for AbortOnDrop {
 }
 
 impl Session {
+    /// A session with the real server being checked, on a socket opened by
+    /// [`crate::route::tcp`]: through the forwarding path it carries the check's mark.
+    async fn open_real(real: SocketAddr, credentials: &Credentials) -> Result<Session, Failure> {
+        let stream = crate::route::tcp(real).await.map_err(|e| {
+            Failure::connect(format!(
+                "error connecting to server: {}",
+                crate::proto::io_reason(&e)
+            ))
+        })?;
+        // What tokio-postgres sets on the sockets it opens itself.
+        let _ = stream.set_nodelay(true);
+        let host = real.ip().to_string();
+        let tls = MakeTlsConnect::<TcpStream>::make_tls_connect(&mut tls(), &host)
+            .unwrap_or_else(|never| match never {});
+        let (client, connection) = Session::config(credentials)
+            .connect_raw(stream, tls)
+            .await
+            .map_err(|e| pg_failure(&e))?;
+        Ok(Session::drive(client, connection))
+    }
+
+    /// A session with another server (a standby's primary, by the name the standby
+    /// streams from): never through the forwarding path, so the library opens the socket.
     async fn open(host: &str, port: u16, credentials: &Credentials) -> Result<Session, Failure> {
-        let mut config = tokio_postgres::Config::new();
+        let mut config = Session::config(credentials);
         config
             .host(host)
             .port(port)
+            // One short-lived session per check: keepalive probes would never fire.
+            .keepalives(false);
+        let (client, connection) = config.connect(tls()).await.map_err(|e| pg_failure(&e))?;
+        Ok(Session::drive(client, connection))
+    }
+
+    /// Login settings shared by both kinds of session.
+    fn config(credentials: &Credentials) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
             .user(&credentials.login)
             .password(credentials.passwd.as_bytes())
             .application_name(APPLICATION_NAME)
-            .ssl_mode(SslMode::Prefer)
-            // One short-lived session per check: keepalive probes would never fire.
-            .keepalives(false);
+            .ssl_mode(SslMode::Prefer);
         // libpq's default: the database named like the user.
         if !credentials.database.is_empty() {
             config.dbname(&credentials.database);
         }
-        let (client, connection) = config.connect(tls()).await.map_err(|e| pg_failure(&e))?;
+        config
+    }
+
+    /// The session of `client`, its connection driven by a task of its own.
+    fn drive<S, T>(client: Client, connection: tokio_postgres::Connection<S, T>) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let connection = AbortOnDrop(tokio::spawn(async move {
             // Errors surface to the client's pending query as well; nothing to add here.
             let _ = connection.await;
         }));
-        Ok(Session { client, connection })
+        Session { client, connection }
     }
 
     /// Log out politely: dropping the client sends Terminate and the connection task ends

@@ -56,6 +56,12 @@ fn current_mark() -> Option<u32> {
     MARKED.try_with(|m| m.mark).ok()
 }
 
+/// The real server a check through the forwarding path is for (its spec addresses the
+/// VIP), for checks that need the real's own address: `None` on the direct path.
+pub(crate) fn current_real() -> Option<IpAddr> {
+    MARKED.try_with(|m| m.real).ok()
+}
+
 /// A socket of `addr`'s family and `kind`, with the check's mark when there is one.
 fn socket(addr: SocketAddr, kind: Type, proto: Protocol) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), kind, Some(proto))?;
@@ -167,8 +173,8 @@ impl Checker for Forwarding {
     }
 }
 
-/// A check that `checkpath=forwarding` cannot route (ping, external, library-owned
-/// sockets): it runs on the direct path and says so when it fails.
+/// A check that `checkpath=forwarding` cannot route (ping, external, mysql, whose driver
+/// opens its own sockets): it runs on the direct path and says so when it fails.
 #[derive(Debug)]
 pub struct DirectOnly {
     inner: Arc<dyn Checker>,
@@ -201,8 +207,7 @@ impl Checker for DirectOnly {
 /// adds or removes other reals keeps a real's mark, its check identity and its health.
 /// The forwarding-path route of every configured (virtual, real), indexed like
 /// `config.virtuals[v].reals[r]`; `None`: checked on the direct path (`checkpath=direct`,
-/// a `masq` real, an IPv6 virtual, or a fwmark virtual, which has no single address to
-/// check).
+/// a `masq` real, or a fwmark virtual, which has no single address to check).
 pub fn check_routes(config: &Config) -> Vec<Vec<Option<CheckRoute>>> {
     let base = config.globals.checkmarkbase;
     let mut taken: HashSet<u32> = HashSet::new();
@@ -210,12 +215,10 @@ pub fn check_routes(config: &Config) -> Vec<Vec<Option<CheckRoute>>> {
         .virtuals
         .iter()
         .map(|vs| {
-            // IPv6 stays direct: the reply-acceptance knob (accept_local) is IPv4's, and
-            // the path is untested for IPv6.
+            // IPv4 and IPv6 alike: IPVS schedules a marked local socket of either family
+            // through a helper of the same family.
             let vip = match (vs.checkpath, vs.address) {
-                (CheckPath::Forwarding, VirtualAddress::Inet { ip, .. }) if ip.is_ipv4() => {
-                    Some(ip)
-                }
+                (CheckPath::Forwarding, VirtualAddress::Inet { ip, .. }) => Some(ip),
                 _ => None,
             };
             let id = vs.id();

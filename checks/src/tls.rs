@@ -5,7 +5,7 @@
 //! signatures are still verified against the presented certificate, so a broken TLS peer
 //! is still caught. `tlsverify=yes` (https) opts in to verification ([`Verify`]).
 //!
-//! Users: http ([`verifying`]), pgsql and ldap ([`accept_any`]), pops/imaps ([`connect`]:
+//! Users: https ([`verifying`]), pgsql and ldap ([`accept_any`]), pops/imaps ([`connect`]:
 //! TLS from the first byte, no SNI since the target is an IP address).
 
 use std::net::IpAddr;
@@ -106,14 +106,23 @@ pub(crate) enum Verify {
     Full,
 }
 
-/// The client configuration of an https check that verifies as `verify` says.
-pub(crate) fn verifying(verify: Verify) -> Result<ClientConfig, String> {
+/// The client configuration of an https check that verifies as `verify` says, built once
+/// per setting and shared by every check that uses it.
+pub(crate) fn verifying(verify: Verify) -> Result<Arc<ClientConfig>, String> {
+    static CONFIGS: [OnceLock<Arc<ClientConfig>>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = &CONFIGS[verify as usize];
+    if let Some(config) = slot.get() {
+        return Ok(config.clone());
+    }
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
         Verify::Off => Arc::new(AcceptAnyCertificate::new()),
         Verify::Chain => Arc::new(AnyName(system_verifier()?)),
         Verify::Full => system_verifier()?,
     };
-    Ok(client_config(verifier))
+    Ok(slot
+        .get_or_init(|| Arc::new(client_config(verifier)))
+        .clone())
 }
 
 /// The system-roots verifier, loaded once (reading the CA bundle is not free).

@@ -24,8 +24,8 @@ async fn check(service: Service, port: u16, path: &str, recv: Option<&str>) -> O
     checker(&s).check().await
 }
 
-/// Plain http goes through the lean HTTP/1.1 client, https through reqwest: both must judge
-/// the same answers the same way.
+/// http and https share the HTTP/1.1 client (https over rustls): both must judge the same
+/// answers the same way.
 #[tokio::test]
 async fn status_and_receive_decide() {
     let nginx = Nginx::start();
@@ -341,4 +341,40 @@ async fn plain_http_leaves_no_time_wait_on_either_side() {
     // And the checks did reach nginx.
     let log = nginx.access_log_when(|l| l.matches("GET /ok ").count() >= 20);
     assert_eq!(log.matches("GET /ok ").count(), 20, "{log}");
+}
+
+/// https through the forwarding path (`checkpath=forwarding`): the check's socket carries
+/// the route's mark and the source towards the real, or the namespace's rule refuses it
+/// (see `in_forwarding_netns`). The Host it sends is the VIP, as clients send it.
+#[test]
+fn https_goes_through_the_forwarding_path() {
+    use ldirectord_checks::route::DIRECT_ANSWERS;
+    in_forwarding_netns(|| {
+        let nginx = Nginx::start_on("0.0.0.0");
+        let real = FWD_REAL.to_string();
+        let mut s = http_spec(Service::Https, &real, nginx.https, "host");
+        s.receive = receive(r"^host=10\.2\.0\.1$");
+        s.negotiatetimeout = Duration::from_secs(5);
+        block_on(async {
+            // The rule bites: the VIP without the mark is refused.
+            let vip = http_spec(Service::Https, &FWD_VIP.to_string(), nginx.https, "ok");
+            let out = checker(&vip).check().await;
+            assert!(out.reason.ends_with("(Connection refused)"), "{out:?}");
+            // With the mark the rule wants: up, through the VIP.
+            let out = checker(&forwarded(&s, FWD_MARK)).check().await;
+            assert!(out.is_up(), "{out:?}");
+            assert_eq!(out.reason, "200 OK");
+            // Another mark: refused on the forwarding path, and the real answers directly
+            // (where the Host is the real's address, so the receive is not about it).
+            let mut s = http_spec(Service::Https, &real, nginx.https, "ok");
+            s.receive = receive("^OK$");
+            let out = checker(&forwarded(&s, FWD_MARK + 1)).check().await;
+            assert!(!out.is_up());
+            assert_eq!(out.reason, DIRECT_ANSWERS);
+        });
+        // One request through the VIP; the refused ones never reached nginx.
+        let log = nginx.access_log_when(|l| l.matches("GET /ok ").count() >= 1);
+        assert_eq!(log.matches("GET /host ").count(), 1, "{log}");
+        assert_eq!(log.matches("GET /ok ").count(), 1, "{log}");
+    });
 }

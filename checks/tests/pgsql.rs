@@ -15,6 +15,9 @@ use ldirectord_parsers::config::{CheckType, PgRole, PgRoleCheck, Service, SyncSt
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+#[allow(dead_code)] // this binary uses the forwarding-path stand-in only
+mod common;
+
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const CHECKER: &str = "checker";
@@ -27,6 +30,8 @@ struct Server {
     socket_dir: PathBuf,
     port: u16,
     user: Option<(u32, u32)>,
+    /// `listen_addresses`.
+    listen: &'static str,
 }
 
 /// Who runs the server: `postgres` when we are root (it refuses to run as root).
@@ -80,6 +85,12 @@ impl Server {
     /// A fresh primary: superuser `postgres` over the unix socket (trust), everyone else
     /// with SCRAM passwords over TCP, TLS offered with a self-signed certificate.
     fn primary() -> Server {
+        Server::primary_on("127.0.0.1")
+    }
+
+    /// A primary listening on `listen` (`*`: every address, in a namespace of the test's).
+    /// Besides loopback it takes logins from the forwarding-path stand-in's real address.
+    fn primary_on(listen: &'static str) -> Server {
         let (dir, user) = Server::dir();
         let data = dir.path().join("data");
         let socket_dir = dir.path().to_path_buf();
@@ -129,7 +140,11 @@ impl Server {
         }
         append(
             &data.join("pg_hba.conf"),
-            "host replication all 127.0.0.1/32 scram-sha-256\n",
+            &format!(
+                "host replication all 127.0.0.1/32 scram-sha-256\n\
+                 host all all {}/32 scram-sha-256\n",
+                common::FWD_REAL
+            ),
         );
         let server = Server {
             _dir: dir,
@@ -137,6 +152,7 @@ impl Server {
             socket_dir,
             port: free_port(),
             user,
+            listen,
         };
         server.configure("primary", "ssl = on\n");
         server.start();
@@ -177,6 +193,7 @@ impl Server {
             data,
             port: free_port(),
             user,
+            listen: "127.0.0.1",
         };
         server.configure(name, "");
         server.start();
@@ -187,9 +204,10 @@ impl Server {
         append(
             &self.data.join("postgresql.conf"),
             &format!(
-                "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+                "listen_addresses = '{}'\nport = {}\nunix_socket_directories = '{}'\n\
                  cluster_name = '{cluster_name}'\nfsync = off\nhot_standby = on\nmax_wal_senders = 5\n\
                  wal_receiver_status_interval = 1s\n{extra}",
+                self.listen,
                 self.port,
                 self.socket_dir.display()
             ),
@@ -697,4 +715,44 @@ async fn roles_sync_states_and_lag_of_a_streaming_standby() {
         "a standby without its primary passed a lag check: {}",
         orphan.reason
     );
+}
+
+/// pgsql through the forwarding path (`checkpath=forwarding`): tokio-postgres runs on the
+/// check's own socket, which carries the route's mark and the source towards the real, or
+/// the namespace's rule refuses it (see `common::in_forwarding_netns`). The server itself
+/// says where the session came from and went to.
+#[test]
+fn pgsql_goes_through_the_forwarding_path() {
+    use common::{FWD_MARK, FWD_REAL, FWD_VIP, forwarded, in_forwarding_netns};
+    use ldirectord_checks::route::DIRECT_ANSWERS;
+    in_forwarding_netns(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let primary = Server::primary_on("*");
+            populate(&primary).await;
+            let at = |ip, request: &str| CheckSpec {
+                ip,
+                ..spec(primary.port, CHECKER, CHECKER_PW, request)
+            };
+            let vip_and_real = format!(
+                "/SELECT 1 WHERE inet_server_addr() = '{FWD_VIP}' AND inet_client_addr() = '{FWD_REAL}'"
+            );
+            let mut refused = at(FWD_VIP, "/SELECT 1");
+            refused.negotiatetimeout = Duration::from_secs(2);
+            assert_down(&run(&refused).await, "Connection refused");
+            let through = run(&forwarded(&at(FWD_REAL, &vip_and_real), FWD_MARK)).await;
+            assert_up(&through);
+            assert_eq!(through.reason, "1 row");
+            let primary_role = CheckSpec {
+                ip: FWD_REAL,
+                ..role(primary.port, PgRole::Primary, None, &[])
+            };
+            assert_up(&run(&forwarded(&primary_role, FWD_MARK)).await);
+            let other = run(&forwarded(&at(FWD_REAL, "/SELECT 1"), FWD_MARK + 1)).await;
+            assert_down(&other, DIRECT_ANSWERS);
+        });
+    });
 }

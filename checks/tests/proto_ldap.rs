@@ -38,61 +38,62 @@ userPassword: s3cret
 ";
 
 fn slapd() -> std::sync::Arc<Slapd> {
-    shared(&SLAPD, || {
-        let binary = require("/usr/sbin/slapd", "slapd");
-        let slapadd = require("/usr/sbin/slapadd", "slapd");
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let (cert, key) = self_signed_cert(d, "localhost");
-        std::fs::create_dir(d.join("db")).unwrap();
-        let conf = format!(
-            "include /etc/ldap/schema/core.schema\n\
-             include /etc/ldap/schema/cosine.schema\n\
-             modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
-             pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
-             TLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n\
-             database mdb\nmaxsize 10485760\nsuffix \"dc=example,dc=test\"\n\
-             rootdn \"cn=admin,dc=example,dc=test\"\nrootpw adminpw\ndirectory {d}/db\n\
-             access to attrs=userPassword by anonymous auth by * none\n\
-             access to * by * read\n",
-            d = d.display(),
-            cert = cert.display(),
-            key = key.display(),
-        );
-        let conf_path = d.join("slapd.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        std::fs::write(d.join("data.ldif"), DATA).unwrap();
-        let out = Command::new(slapadd)
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-l")
-            .arg(d.join("data.ldif"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "slapadd failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (ldap, ldaps) = (free_tcp_port(), free_tcp_port());
-        let mut cmd = Command::new(binary);
-        cmd.arg("-d")
-            .arg("0")
-            .arg("-f")
-            .arg(&conf_path)
-            .arg("-h")
-            .arg(format!(
-                "ldap://127.0.0.1:{ldap}/ ldaps://127.0.0.1:{ldaps}/"
-            ));
-        let mut daemon = Daemon::spawn("slapd", dir, cmd);
-        daemon.wait_tcp(ldap);
-        daemon.wait_tcp(ldaps);
-        Slapd {
-            _daemon: daemon,
-            ldap,
-            ldaps,
-        }
-    })
+    shared(&SLAPD, || start_slapd("127.0.0.1"))
+}
+
+/// slapd listening on `ipv4` (`0.0.0.0`: every address, in a namespace of the test's).
+fn start_slapd(ipv4: &str) -> Slapd {
+    let binary = require("/usr/sbin/slapd", "slapd");
+    let slapadd = require("/usr/sbin/slapadd", "slapd");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, key) = self_signed_cert(d, "localhost");
+    std::fs::create_dir(d.join("db")).unwrap();
+    let conf = format!(
+        "include /etc/ldap/schema/core.schema\n\
+         include /etc/ldap/schema/cosine.schema\n\
+         modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
+         pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
+         TLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n\
+         database mdb\nmaxsize 10485760\nsuffix \"dc=example,dc=test\"\n\
+         rootdn \"cn=admin,dc=example,dc=test\"\nrootpw adminpw\ndirectory {d}/db\n\
+         access to attrs=userPassword by anonymous auth by * none\n\
+         access to * by * read\n",
+        d = d.display(),
+        cert = cert.display(),
+        key = key.display(),
+    );
+    let conf_path = d.join("slapd.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    std::fs::write(d.join("data.ldif"), DATA).unwrap();
+    let out = Command::new(slapadd)
+        .arg("-f")
+        .arg(&conf_path)
+        .arg("-l")
+        .arg(d.join("data.ldif"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "slapadd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ldap, ldaps) = (free_tcp_port(), free_tcp_port());
+    let mut cmd = Command::new(binary);
+    cmd.arg("-d")
+        .arg("0")
+        .arg("-f")
+        .arg(&conf_path)
+        .arg("-h")
+        .arg(format!("ldap://{ipv4}:{ldap}/ ldaps://{ipv4}:{ldaps}/"));
+    let mut daemon = Daemon::spawn("slapd", dir, cmd);
+    daemon.wait_tcp(ldap);
+    daemon.wait_tcp(ldaps);
+    Slapd {
+        _daemon: daemon,
+        ldap,
+        ldaps,
+    }
 }
 
 fn ldap(service: Service, port: u16, request: &str, pattern: Option<&str>) -> CheckSpec {
@@ -218,4 +219,33 @@ async fn the_smaller_of_checktimeout_and_negotiatetimeout_bounds_the_check() {
     spec.checktimeout = std::time::Duration::from_secs(1);
     spec.negotiatetimeout = std::time::Duration::from_secs(30);
     assert_timed_out(&run(&spec).await);
+}
+
+/// ldap and ldaps through the forwarding path (`checkpath=forwarding`): ldap3 runs on the
+/// check's own socket, which carries the route's mark and the source towards the real, or
+/// the namespace's rule refuses it (see `in_forwarding_netns`).
+#[test]
+fn ldap_and_ldaps_go_through_the_forwarding_path() {
+    use ldirectord_checks::route::DIRECT_ANSWERS;
+    in_forwarding_netns(|| {
+        let server = start_slapd("0.0.0.0");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for (service, port) in [(Service::Ldap, server.ldap), (Service::Ldaps, server.ldaps)] {
+            let mut real = ldap(service, port, "/dc=example,dc=test", Some("dc=example"));
+            real.ip = FWD_REAL;
+            rt.block_on(async {
+                let mut vip = real.clone();
+                vip.ip = FWD_VIP;
+                assert_down(&run(&short(vip)).await, "Connection refused");
+                let through = run(&forwarded(&real, FWD_MARK)).await;
+                assert_up(&through);
+                assert_eq!(through.reason, "Success");
+                let other = run(&forwarded(&real, FWD_MARK + 1)).await;
+                assert_down(&other, DIRECT_ANSWERS);
+            });
+        }
+    });
 }

@@ -161,3 +161,18 @@ async fn down_within_timeout_when_server_hangs() {
     let hung = hung_tcp();
     assert_timed_out(&run(&short(mysql(hung.port, "monitor", "m0nitor", "/SELECT 1"))).await);
 }
+
+/// mysql cannot go through the forwarding path (mysql_async opens its own sockets; see
+/// `CheckSpec::forwardable`): a forwarded mysql check runs on the direct path, to the
+/// real (the VIP here is nowhere), and says so when it fails.
+#[tokio::test]
+async fn a_forwarded_check_stays_on_the_direct_path() {
+    use ldirectord_checks::route::DIRECT_ONLY;
+    let server = mariadb();
+    let s = mysql(server.port, "monitor", "m0nitor", "/SELECT 1");
+    assert_up(&run(&forwarded(&s, FWD_MARK)).await);
+    let s = mysql(free_tcp_port(), "monitor", "m0nitor", "/SELECT 1");
+    let closed = run(&forwarded(&s, FWD_MARK)).await;
+    assert_down(&closed, "Connection refused");
+    assert!(closed.reason.ends_with(DIRECT_ONLY), "{}", closed.reason);
+}

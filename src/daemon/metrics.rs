@@ -8,7 +8,7 @@
 //! the core acted, at most every [`REFRESH_EVERY`] (and on the next 1 s tick if it was
 //! skipped), so a flood of results at start-up does not rebuild it 10,000 times. The
 //! encoding is prometheus-client's (the reference Rust client); the server is a bounded
-//! HTTP/1.1 responder of our own (hyper is only in the tree as reqwest's client side, and
+//! HTTP/1.1 responder of our own (no HTTP framework is in the tree, and
 //! one GET needs none of a server framework): one request per connection, the head read
 //! with a size and time limit, a fixed number of connections at a time.
 

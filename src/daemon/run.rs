@@ -826,10 +826,10 @@ impl Daemon {
         true
     }
 
-    /// `accept_local` on while the director wants forwarding-path helpers, restored when
-    /// it no longer does (before the checks through them start).
+    /// `accept_local` on while the director wants IPv4 forwarding-path helpers, restored
+    /// when it no longer does (before the checks through them start).
     fn accept_local_as_wanted(&mut self) {
-        if let Some(line) = self.accept_local.want(self.director.has_helpers()) {
+        if let Some(line) = self.accept_local.want(self.director.has_ipv4_helpers()) {
             tracing::info!("{line}");
         }
     }

@@ -278,4 +278,31 @@ virtual=7
             "the configured virtuals stay (cleanstop=no)"
         );
     }
+
+    #[test]
+    fn ipv6_virtuals_get_inet6_helpers_and_need_no_accept_local() {
+        use crate::director::Director;
+        use crate::engine::Table;
+        let v6 = config(
+            "checkpath=forwarding
+virtual6=[fd10::100]:80
+\treal6=[fd00::1]:80 gate
+\treal6=[fd00::2]:80 ipip
+\tchecktype=connect
+",
+        );
+        let vip: std::net::IpAddr = "fd10::100".parse().unwrap();
+        assert!(
+            check_routes(&v6)[0]
+                .iter()
+                .all(|r| r.is_some_and(|r| r.vip == vip))
+        );
+        let (d, actions) = Director::start(v6.clone(), &Table::default());
+        let keys = helper_keys(&after(Table::default(), &actions), &v6);
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| k.family() == Family::Inet6), "{keys:?}");
+        assert!(d.has_helpers() && !d.has_ipv4_helpers());
+        let (d, _) = Director::start(config(MIXED), &Table::default());
+        assert!(d.has_ipv4_helpers());
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldirectord_checks::CheckSpec;
-use ldirectord_parsers::config::{AlertSettings, CheckType, Config, VirtualService};
+use ldirectord_parsers::config::{AlertSettings, CheckType, Config, Family, VirtualService};
 
 use super::action::{
     Action, Alert, CheckPlan, CheckResult, DaemonState, FallbackAction, FallbackCommand,
@@ -264,6 +264,15 @@ impl Director {
     /// helper services are wanted.
     pub fn has_helpers(&self) -> bool {
         !self.helpers.is_empty()
+    }
+
+    /// Whether an IPv4 helper is wanted: replies through it come from the VIP, one of the
+    /// director's own addresses, which IPv4 drops as a martian unless `accept_local` is
+    /// set. IPv6 takes such a reply as it is (VM scenario 36), so its helpers need nothing.
+    pub fn has_ipv4_helpers(&self) -> bool {
+        self.helpers
+            .iter()
+            .any(|(service, _)| service.key.family() == Family::Inet)
     }
 
     /// The configuration in force.

@@ -1,5 +1,5 @@
-//! One HTTP/1.1 exchange on a fresh connection, for `http://` checks: write the request,
-//! read the response head, then the body as the head frames it.
+//! One HTTP/1.1 exchange on a fresh connection (plain, or TLS for `https://`), for the HTTP
+//! checks: write the request, read the response head, then the body as the head frames it.
 //!
 //! Why not the general client for these too: a check is one request on one connection that
 //! is closed right after, so a connection pool, a spawned connection task, header maps and

@@ -15,10 +15,13 @@
 //!   here and pass there: that is stock's meaning, kept (issue 17);
 //! - every check opens a fresh connection and sends `Connection: close`; proxies from the
 //!   environment are never used (`HTTP_PROXY` must not reroute health checks);
-//! - plain `http://` hops go through a lean HTTP/1.1 exchange ([`h1`]): one write, one
+//! - every hop, `http://` or `https://`, goes through one lean HTTP/1.1 exchange ([`h1`])
+//!   on a socket opened by [`crate::route::tcp`] (so a check through the forwarding path
+//!   carries its mark), TLS by rustls ([`crate::tls`]) for `https://`: one write, one
 //!   buffer, and the connection closed with a reset once the answer is read (or the check
 //!   gives up), so neither the director nor the real server keeps a TIME_WAIT socket per
-//!   check. `https://` hops go through a shared reqwest client (rustls).
+//!   check. (reqwest did the `https://` hops before `checkpath=forwarding` needed them on a
+//!   marked socket; one code path for both schemes is simpler than a custom connector.)
 //!
 //! `https`: certificates are **not** verified by default (ldirectord asks LWP for
 //! `verify_hostname => 0`); no SNI is sent, as the URL host is an IP. Extensions:
@@ -29,8 +32,8 @@
 //! `http_proxy`: the real server is an HTTP proxy at RIP:checkport and the request is the
 //! absolute `http://` URL given in `request=`; no Host header is forced.
 //!
-//! Clients (connector, TLS configuration) are built once per distinct client-level setting
-//! and shared by every check that uses it; per-check settings go on the request.
+//! The TLS configuration is built once per verification setting and shared by every check
+//! that uses it.
 //!
 //! Reasons: the status line (`200 OK`) when up; the status line (`500 Internal Server
 //! Error`), the start of the body (on a 2xx whose body does not match `receive`),
@@ -39,20 +42,24 @@
 //! down.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::StatusCode;
 use ldirectord_parsers::config::{HttpMethod, Receive, Service, ip_text};
-use reqwest::header::{CONNECTION, HOST, LOCATION};
-use reqwest::{Client, Method, StatusCode, Url, redirect};
-use rustls::CertificateError;
-use tokio::io::AsyncWriteExt;
-use url::{Host, Position};
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, ClientConfig};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use url::{Host, Position, Url};
 
-use crate::check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, bounded};
+use crate::check::{BoxFuture, BuildError, Checker, Failure, Outcome, bounded};
 use crate::connect::NO_PORT;
 use crate::proto::{io_failure, io_reason};
 use crate::spec::CheckSpec;
@@ -108,27 +115,19 @@ pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
         (true, false) => Verify::Chain,
         (true, true) => Verify::Full,
     };
-    let mut key = ClientKey {
-        verify,
-        proxy: None,
-        resolve: None,
-    };
-    if proxy {
-        key.proxy = Some(format!("http://{}:{port}", ip_text(spec.ip)));
-    } else if spec.tls_sni
+    let mut pin = None;
+    if !proxy
+        && spec.tls_sni
         && url.scheme() == "https"
         && let Some(vhost) = spec.virtualhost.as_deref()
         && url.host_str() == Some(ip_text(spec.ip).as_str())
+        && url.set_host(Some(vhost)).is_ok()
+        && let Some(Host::Domain(name)) = url.host()
     {
         // SNI follows the URL host: ask for the virtualhost and pin it to the real.
-        if url.set_host(Some(vhost)).is_ok() {
-            key.resolve = Some((
-                vhost.to_owned(),
-                SocketAddr::new(spec.ip, url.port_or_known_default().unwrap_or(port)),
-            ));
-        }
+        pin = Some((name.to_owned(), spec.ip));
     }
-    let client = shared_client(&key).map_err(BuildError::Invalid)?;
+    let tls = tls::verifying(verify).map_err(BuildError::Invalid)?;
     let host_header = if proxy {
         None
     } else {
@@ -142,23 +141,18 @@ pub fn build(spec: &CheckSpec) -> Result<Arc<dyn Checker>, BuildError> {
             spec.negotiatetimeout,
         )));
     }
-    let method = match spec.httpmethod {
-        HttpMethod::Get => Method::GET,
-        HttpMethod::Head => Method::HEAD,
-    };
     let mut target = Target {
-        client,
-        first_request: None,
+        tls,
+        first_request: Vec::new(),
         url,
         real,
         proxy,
-        method,
+        pin,
+        method: spec.httpmethod,
         host_header,
         receive: spec.receive.clone(),
     };
-    if target.url.scheme() == "http" {
-        target.first_request = Some(target.plain_request(&target.url, 0));
-    }
+    target.first_request = target.request(&target.url, 0);
     Ok(Arc::new(Http {
         target: Ok(target),
         timeout: spec.negotiatetimeout,
@@ -174,16 +168,19 @@ struct Http {
 
 #[derive(Debug)]
 struct Target {
-    /// For `https://` hops (and `https://` redirects of http_proxy checks).
-    client: Client,
-    /// The request bytes of the first hop when it is plain `http://` (built once).
-    first_request: Option<Vec<u8>>,
+    /// For `https://` hops: how the certificate is checked (shared per setting).
+    tls: Arc<ClientConfig>,
+    /// The request bytes of the first hop (built once).
+    first_request: Vec<u8>,
     url: Url,
     /// The real server (or proxy), for connect-error reasons.
     real: SocketAddr,
     /// http_proxy: every plain request goes to `real` with the absolute URL.
     proxy: bool,
-    method: Method,
+    /// `tlssni`: the virtualhost put in the URL (so it is the SNI name) and the real's
+    /// address it stands for.
+    pin: Option<(String, IpAddr)>,
+    method: HttpMethod,
     /// `None` for http_proxy: the Host comes from the absolute URL.
     host_header: Option<String>,
     receive: Option<Receive>,
@@ -219,15 +216,17 @@ impl Checker for Http {
 }
 
 impl Target {
+    /// Whether a hop to `url` goes through the real as an HTTP proxy: http_proxy's plain
+    /// hops (an `https://` redirect goes to its host directly).
+    fn via_proxy(&self, url: &Url) -> bool {
+        self.proxy && url.scheme() == "http"
+    }
+
     /// Who the connection goes to, for reasons: the proxy (the real) for http_proxy, else
     /// the URL's host and port (the real, unless a redirect or absolute URL points away).
     fn peer(&self, url: &Url) -> String {
-        match (
-            self.host_header.is_none(),
-            url.host_str(),
-            url.port_or_known_default(),
-        ) {
-            (false, Some(host), Some(port)) => format!("{host}:{port}"),
+        match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) if !self.via_proxy(url) => format!("{host}:{port}"),
             _ => self.real.to_string(),
         }
     }
@@ -237,13 +236,7 @@ impl Target {
         let mut url = Cow::Borrowed(&self.url);
         let mut hops = 0;
         let reply = loop {
-            let reply = if url.scheme() == "http" {
-                self.fetch_plain(&url, hops).await?
-            } else {
-                // Boxed: reqwest's future is large and would make every plain check's
-                // future as large.
-                Box::pin(self.fetch_tls(&url, hops)).await?
-            };
+            let reply = self.fetch(&url, hops).await?;
             let next = reply.location.as_deref().and_then(|l| url.join(l).ok());
             match next {
                 Some(next) if hops < MAX_REDIRECTS && matches!(next.scheme(), "http" | "https") => {
@@ -281,65 +274,115 @@ impl Target {
         }
     }
 
-    /// The request bytes of a plain `http://` hop.
-    fn plain_request(&self, url: &Url, hops: usize) -> Vec<u8> {
-        let target = if self.proxy {
+    /// The request bytes of a hop.
+    fn request(&self, url: &Url, hops: usize) -> Vec<u8> {
+        let target = if self.via_proxy(url) {
             &url[..Position::AfterQuery]
         } else {
             &url[Position::BeforePath..Position::AfterQuery]
         };
-        h1::request(
-            self.method.as_str(),
-            target,
-            &self.host_for(url, hops),
-            USER_AGENT,
-        )
+        let method = match self.method {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+        };
+        h1::request(method, target, &self.host_for(url, hops), USER_AGENT)
     }
 
-    /// Where a plain hop connects: the proxy, or the URL's host and port.
-    async fn plain_address(&self, url: &Url) -> Result<SocketAddr, Failure> {
-        if self.proxy {
+    /// Where a hop connects: the proxy, the real for the pinned virtualhost, or the URL's
+    /// host and port.
+    async fn address(&self, url: &Url) -> Result<SocketAddr, Failure> {
+        if self.via_proxy(url) {
             return Ok(self.real);
         }
         let port = url.port_or_known_default().unwrap_or(80);
         match url.host() {
             Some(Host::Ipv4(ip)) => Ok(SocketAddr::new(ip.into(), port)),
             Some(Host::Ipv6(ip)) => Ok(SocketAddr::new(ip.into(), port)),
-            Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
-                .await
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| {
-                    Failure::connect(format!(
-                        "Can't connect to {name}:{port} (cannot resolve {name})"
-                    ))
-                }),
+            Some(Host::Domain(name)) => match &self.pin {
+                Some((pinned, ip)) if pinned == name => Ok(SocketAddr::new(*ip, port)),
+                _ => tokio::net::lookup_host((name, port))
+                    .await
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| {
+                        Failure::connect(format!(
+                            "Can't connect to {name}:{port} (cannot resolve {name})"
+                        ))
+                    }),
+            },
             None => Err(Failure::other(format!("invalid URL {}", url.as_str()))),
         }
     }
 
-    /// One `http://` hop over a fresh connection, by the lean HTTP/1.1 client. The
-    /// connection is closed with a reset (no TIME_WAIT on either side) whatever happens.
-    async fn fetch_plain(&self, url: &Url, hops: usize) -> Result<Reply, Failure> {
-        let peer = || self.peer(url);
-        let addr = self.plain_address(url).await?;
-        let mut stream = crate::route::tcp(addr).await.map_err(|e| {
-            Failure::connect(format!("Can't connect to {} ({})", peer(), io_reason(&e)))
+    /// One hop over a fresh connection (through [`crate::route::tcp`], so a check through
+    /// the forwarding path carries its mark), TLS for `https://`, then the HTTP/1.1
+    /// exchange. The connection is closed with a reset (no TIME_WAIT on either side)
+    /// whatever happens.
+    async fn fetch(&self, url: &Url, hops: usize) -> Result<Reply, Failure> {
+        let addr = self.address(url).await?;
+        let stream = crate::route::tcp(addr).await.map_err(|e| {
+            Failure::connect(format!(
+                "Can't connect to {} ({})",
+                self.peer(url),
+                io_reason(&e)
+            ))
         })?;
         let _ = stream.set_zero_linger();
         let built;
-        let request = match (&self.first_request, hops) {
-            (Some(first), 0) => first.as_slice(),
-            _ => {
-                built = self.plain_request(url, hops);
-                built.as_slice()
-            }
+        let request = if hops == 0 {
+            self.first_request.as_slice()
+        } else {
+            built = self.request(url, hops);
+            built.as_slice()
         };
+        if url.scheme() == "https" {
+            // Boxed: the TLS state is large and would make every plain check's future as
+            // large.
+            Box::pin(async {
+                let tls = self.handshake(stream, url).await?;
+                self.exchange(LenientEof(tls), url, request).await
+            })
+            .await
+        } else {
+            self.exchange(stream, url, request).await
+        }
+    }
+
+    /// The TLS handshake of an `https://` hop. The server name is the URL's host: an
+    /// address (no SNI, as LWP sends none for one) or a name (sent as SNI; the
+    /// virtualhost with `tlssni`).
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        url: &Url,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+        let name = match url.host() {
+            Some(Host::Ipv4(ip)) => ServerName::IpAddress(IpAddr::V4(ip).into()),
+            Some(Host::Ipv6(ip)) => ServerName::IpAddress(IpAddr::V6(ip).into()),
+            Some(Host::Domain(name)) => ServerName::try_from(name.to_owned()).map_err(|_| {
+                Failure::other(format!("{name:?} cannot be sent as a TLS server name"))
+            })?,
+            None => return Err(Failure::other(format!("invalid URL {}", url.as_str()))),
+        };
+        TlsConnector::from(self.tls.clone())
+            .connect(name, stream)
+            .await
+            .map_err(|e| handshake_failure(&e, &self.peer(url)))
+    }
+
+    /// Write `request` on `stream` and read the answer.
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        url: &Url,
+        request: &[u8],
+    ) -> Result<Reply, Failure> {
+        let peer = || self.peer(url);
         stream
             .write_all(request)
             .await
             .map_err(|e| io_failure(e).context(&format!("bad response from {}: ", peer())))?;
-        let head_request = self.method == Method::HEAD;
+        let head_request = self.method == HttpMethod::Head;
         let mut response = h1::Response::new(&mut stream);
         let head = response
             .head(head_request)
@@ -360,62 +403,40 @@ impl Target {
             body,
         })
     }
+}
 
-    /// One `https://` hop through the shared reqwest client.
-    async fn fetch_tls(&self, url: &Url, hops: usize) -> Result<Reply, Failure> {
-        let mut req = self
-            .client
-            .request(self.method.clone(), url.clone())
-            .header(CONNECTION, "close");
-        if hops == 0
-            && let Some(host) = &self.host_header
-        {
-            req = req.header(HOST, host);
+/// A TLS stream whose peer may close the connection without `close_notify`: that is the
+/// end of the data, as for LWP, instead of an error (a body framed by the close would
+/// otherwise never end well; a body cut short is still caught by its framing).
+struct LenientEof<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for LenientEof<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+            other => other,
         }
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| send_failure(&e, &self.peer(url)))?;
-        let status = resp.status();
-        let location = status
-            .is_redirection()
-            .then(|| resp.headers().get(LOCATION))
-            .flatten()
-            .and_then(|l| l.to_str().ok())
-            .map(str::to_owned);
-        let body = if self.method == Method::HEAD || location.is_some() {
-            Vec::new()
-        } else {
-            read_body(&mut resp).await?
-        };
-        Ok(Reply {
-            status,
-            location,
-            body,
-        })
     }
 }
 
-/// Read the body up to [`MAX_BODY`] bytes; the rest is left unread (the connection is
-/// dropped with the response).
-async fn read_body(resp: &mut reqwest::Response) -> Result<Vec<u8>, Failure> {
-    let mut body = Vec::new();
-    while body.len() < MAX_BODY {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(MAX_BODY - body.len());
-                body.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return Err(Failure::new(
-                    transport_class(&e),
-                    format!("reading the body: {}", innermost(&e)),
-                ));
-            }
-        }
+impl<S: AsyncWrite + Unpin> AsyncWrite for LenientEof<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
     }
-    Ok(body)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }
 
 /// `200 OK`, `500 Internal Server Error`, or just the code when it has no standard phrase.
@@ -441,33 +462,20 @@ fn body_excerpt(body: &[u8]) -> String {
     }
 }
 
-/// A reqwest error as LWP would word it: `Can't connect to HOST:PORT (why)` for connect
-/// and TLS failures, `bad response from HOST:PORT: why` for the rest.
-fn send_failure(e: &reqwest::Error, peer: &str) -> Failure {
-    if let Some(tls) = find_tls_error(e) {
-        let what = match &tls {
-            rustls::Error::InvalidCertificate(c) => {
-                format!("certificate verify failed: {}", cert_error(c))
-            }
-            other => format!("TLS: {other}"),
-        };
-        return Failure::tls(format!("Can't connect to {peer} ({what})"));
-    }
-    if e.is_connect() {
-        return Failure::connect(format!("Can't connect to {peer} ({})", innermost(e)));
-    }
-    Failure::new(
-        transport_class(e),
-        format!("bad response from {peer}: {}", innermost(e)),
-    )
-}
-
-/// `connect` when an I/O error ends `e`'s chain (reset, closed), else `protocol`.
-fn transport_class(e: &(dyn StdError + 'static)) -> FailureClass {
-    if last_cause(e).is::<std::io::Error>() {
-        FailureClass::Connect
-    } else {
-        FailureClass::Protocol
+/// A failed handshake as LWP words it: `Can't connect to HOST:PORT (why)`, the
+/// certificate's fault spelled out.
+fn handshake_failure(e: &io::Error, peer: &str) -> Failure {
+    match find_tls_error(e) {
+        Some(tls) => {
+            let what = match &tls {
+                rustls::Error::InvalidCertificate(c) => {
+                    format!("certificate verify failed: {}", cert_error(c))
+                }
+                other => format!("TLS: {other}"),
+            };
+            Failure::tls(format!("Can't connect to {peer} ({what})"))
+        }
+        None => Failure::connect(format!("Can't connect to {peer} ({})", io_reason(e))),
     }
 }
 
@@ -507,71 +515,6 @@ fn find_tls_error(e: &(dyn StdError + 'static)) -> Option<rustls::Error> {
     e.source().and_then(find_tls_error)
 }
 
-/// The most specific message in an error chain, io errors without `(os error N)`.
-fn innermost(e: &(dyn StdError + 'static)) -> String {
-    let last = last_cause(e);
-    match last.downcast_ref::<std::io::Error>() {
-        Some(io) => io_reason(io),
-        None => last.to_string(),
-    }
-}
-
-/// The end of `e`'s source chain.
-fn last_cause<'a>(e: &'a (dyn StdError + 'static)) -> &'a (dyn StdError + 'static) {
-    let mut last = e;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last
-}
-
-// --- clients -----------------------------------------------------------------------
-
-/// Everything that has to be fixed when a reqwest client is built.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ClientKey {
-    verify: Verify,
-    /// http_proxy: the real server as proxy.
-    proxy: Option<String>,
-    /// tls_sni: the virtualhost pinned to the real's address.
-    resolve: Option<(String, SocketAddr)>,
-}
-
-/// Every client built, by setting. Never pruned: there is one entry per distinct setting
-/// of the configuration(s) loaded, a handful in practice.
-static CLIENTS: LazyLock<Mutex<HashMap<ClientKey, Client>>> = LazyLock::new(Default::default);
-
-/// The client for `key`, built on first use and shared afterwards.
-fn shared_client(key: &ClientKey) -> Result<Client, String> {
-    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = clients.get(key) {
-        return Ok(c.clone());
-    }
-    let client = build_client(key)?;
-    clients.insert(key.clone(), client.clone());
-    Ok(client)
-}
-
-fn build_client(key: &ClientKey) -> Result<Client, String> {
-    let mut b = Client::builder()
-        .user_agent(USER_AGENT)
-        .http1_only()
-        // A fresh connection per check: an idle pooled one would hide a dead listener.
-        .pool_max_idle_per_host(0)
-        // Followed by hand, so the Host header can change like LWP's.
-        .redirect(redirect::Policy::none())
-        .tls_backend_preconfigured(tls::verifying(key.verify)?);
-    b = match &key.proxy {
-        Some(p) => b.proxy(reqwest::Proxy::http(p).map_err(|e| format!("invalid proxy {p}: {e}"))?),
-        None => b.no_proxy(),
-    };
-    if let Some((name, addr)) = &key.resolve {
-        b = b.resolve(name, *addr);
-    }
-    b.build()
-        .map_err(|e| format!("cannot set up the HTTP client: {}", innermost(&e)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,26 +540,25 @@ mod tests {
         assert_eq!(body_excerpt(b""), "receive did not match the (empty) body");
     }
 
-    #[test]
-    fn clients_are_built_once_per_setting() {
-        // Keys no other test uses, so the parallel test threads cannot interfere.
-        let a = ClientKey {
-            verify: Verify::Off,
-            proxy: Some("http://127.0.0.251:3128".into()),
-            resolve: None,
-        };
-        let b = ClientKey {
-            verify: Verify::Chain,
-            proxy: Some("http://127.0.0.251:3128".into()),
-            resolve: None,
-        };
-        let cached = |k: &ClientKey| CLIENTS.lock().unwrap().contains_key(k);
-        assert!(!cached(&a) && !cached(&b));
-        shared_client(&a).unwrap();
-        assert!(cached(&a) && !cached(&b));
-        shared_client(&a).unwrap();
-        shared_client(&b).unwrap();
-        assert!(cached(&b));
+    /// A TLS peer that closes without `close_notify` ends the data; other errors stay.
+    #[tokio::test]
+    async fn a_close_without_close_notify_is_the_end_of_the_data() {
+        use tokio::io::AsyncReadExt;
+        struct Failing(io::ErrorKind);
+        impl AsyncRead for Failing {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                _: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                Poll::Ready(Err(self.0.into()))
+            }
+        }
+        let mut buf = [0u8; 8];
+        let eof = LenientEof(Failing(io::ErrorKind::UnexpectedEof));
+        assert_eq!(Box::pin(eof).read(&mut buf).await.unwrap(), 0);
+        let reset = LenientEof(Failing(io::ErrorKind::ConnectionReset));
+        assert!(Box::pin(reset).read(&mut buf).await.is_err());
     }
 
     /// Every in-flight check holds its future: at 10,000 reals a few thousand are in flight

@@ -57,3 +57,72 @@ pub fn self_signed_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     assert!(status.success(), "openssl could not make a certificate");
     (cert, key)
 }
+
+// --- the forwarding path, without IPVS -----------------------------------------------
+
+/// The real server's address in [`in_forwarding_netns`].
+pub const FWD_REAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, 2));
+/// The VIP in [`in_forwarding_netns`].
+pub const FWD_VIP: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 2, 0, 1));
+/// The only mark [`in_forwarding_netns`] lets through to the VIP.
+pub const FWD_MARK: u32 = 0x6c64_0001;
+
+/// `spec` (of the real at [`FWD_REAL`]) sent through the forwarding path with `mark`.
+pub fn forwarded(spec: &ldirectord_checks::CheckSpec, mark: u32) -> ldirectord_checks::CheckSpec {
+    spec.clone()
+        .through(ldirectord_checks::CheckRoute { vip: FWD_VIP, mark })
+}
+
+/// Run `f` on a thread of its own in a fresh network namespace that stands in for the
+/// forwarding path of `checkpath=forwarding` without IPVS: `lo` holds the real's address
+/// ([`FWD_REAL`]) and the VIP ([`FWD_VIP`]), and an nftables rule lets a packet to the VIP
+/// in only when it carries [`FWD_MARK`] and the real's address as its source, which is
+/// what a check socket of the director's helper service carries; anything else to the VIP
+/// is rejected (TCP with a reset; the input hook, because a reset made at the output hook
+/// for a local connection never reaches its socket, and the resets themselves pass). So a forwarded check passes only when the mark and the
+/// source reach its socket. Servers `f` starts listen in the namespace (children inherit
+/// the thread's); it goes away with the thread and them. Needs root (`unshare`, `nft`).
+pub fn in_forwarding_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let ip = require("ip", "iproute2");
+    let nft = require("nft", "nftables");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("unshare(CLONE_NEWNET): run the tests as root");
+            for args in [
+                vec!["link", "set", "lo", "up"],
+                vec!["addr", "add", "10.1.0.2/32", "dev", "lo"],
+                vec!["addr", "add", "10.2.0.1/32", "dev", "lo"],
+            ] {
+                let st = Command::new(&ip).args(&args).status().unwrap();
+                assert!(st.success(), "ip {args:?} failed");
+            }
+            let rules = format!(
+                "table ip ldrs_forwarding {{\n\
+                   chain checked {{\n\
+                     type filter hook input priority 0;\n\
+                     ip daddr {FWD_VIP} meta mark {FWD_MARK:#x} ip saddr {FWD_REAL} accept\n\
+                     ip daddr {FWD_VIP} tcp flags & rst == rst accept\n\
+                     ip daddr {FWD_VIP} meta l4proto tcp reject with tcp reset\n\
+                     ip daddr {FWD_VIP} reject\n\
+                   }}\n\
+                 }}\n"
+            );
+            let rules_file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(rules_file.path(), rules).unwrap();
+            let out = Command::new(&nft)
+                .arg("-f")
+                .arg(rules_file.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "nft: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}

@@ -7,7 +7,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use common::{free_port, require, self_signed_cert};
+pub use common::{
+    FWD_MARK, FWD_REAL, FWD_VIP, forwarded, free_port, in_forwarding_netns, require,
+    self_signed_cert,
+};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -89,6 +92,11 @@ const LOCATIONS: &str = r#"
 
 impl Nginx {
     pub fn start() -> Nginx {
+        Nginx::start_on("127.0.0.1")
+    }
+
+    /// nginx listening on `ipv4` (`0.0.0.0`: every address, in a namespace of the test's).
+    pub fn start_on(ipv4: &str) -> Nginx {
         let nginx = require("nginx", "nginx-light");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
@@ -112,13 +120,13 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     server {{
-        listen 127.0.0.1:{http};
+        listen {ipv4}:{http};
         listen [::1]:{http};
         server_name _;
         {locations}
     }}
     server {{
-        listen 127.0.0.1:{https} ssl;
+        listen {ipv4}:{https} ssl;
         server_name _;
         ssl_certificate {d}/cert.pem;
         ssl_certificate_key {d}/key.pem;

@@ -9,7 +9,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use common::{require, self_signed_cert};
+pub use common::{
+    FWD_MARK, FWD_REAL, FWD_VIP, forwarded, in_forwarding_netns, require, self_signed_cert,
+};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
