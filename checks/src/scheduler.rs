@@ -71,7 +71,7 @@
 //!   report, not a reason to check the others less (an earlier pace cut on timeouts of
 //!   healthy reals settled below capacity but kept flapping them). With the governor the
 //!   same recovery took 2.5 s, with every start within 50 ms of its slot (76% before);
-//!//! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
+//! - removing a check (or dropping the [`Scheduler`]) aborts its task, which drops the
 //!   in-flight check future and with it its sockets or child process.
 //!
 //! Results go to one channel as [`CheckResult`]s carrying when the run was due and when it
