@@ -48,6 +48,7 @@ pub mod ping;
 pub mod pop;
 pub mod process;
 pub mod radius;
+mod relay;
 pub mod route;
 pub mod scheduler;
 pub mod simpletcp;

@@ -11,7 +11,11 @@
 //!
 //! Timeout: stock's SQL checks have none and can freeze its daemon; ours is bounded as a
 //! whole by `negotiatetimeout`.
+//!
+//! Through the forwarding path (`checkpath=forwarding`) the driver, which opens its own
+//! socket, talks to a loopback relay whose upstream socket carries the mark (see `relay`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -20,6 +24,8 @@ use mysql_async::{Conn, OptsBuilder, Row};
 
 use crate::check::{BoxFuture, BuildError, Checker, Failure, FailureClass, Outcome, bounded};
 use crate::proto::{self, quote};
+use crate::relay::{Relay, RelayError};
+use crate::route;
 use crate::spec::CheckSpec;
 
 /// Stock's message for a SQL check without login or request.
@@ -49,6 +55,38 @@ impl MysqlCheck {
             return Err(Failure::other(MISSING_LOGIN_OR_REQUEST));
         }
         let addr = proto::target(&self.spec)?;
+        if route::current_real().is_some() {
+            self.relayed(addr, query).await
+        } else {
+            self.session(addr, query).await
+        }
+    }
+
+    /// Through the forwarding path: mysql_async opens its own socket, which cannot carry
+    /// the mark, so it talks to a loopback [`Relay`] whose upstream socket does (see
+    /// `relay` for why TCP and why only our own connection is served). Reasons name
+    /// `addr`, never the relay's port.
+    async fn relayed(&self, addr: SocketAddr, query: &str) -> Result<String, Failure> {
+        let relay = Relay::open(addr).await.map_err(|e| match e {
+            // Worded as the direct check words a connect failure.
+            RelayError::Upstream(e) => failure(&mysql_async::Error::Io(e.into())),
+            local => Failure::other(local.to_string()),
+        })?;
+        let at = relay.addr().map_err(|e| Failure::other(e.to_string()))?;
+        let out = relay
+            .run(self.session(at, query))
+            .await
+            .map_err(|e| Failure::other(e.to_string()))?;
+        out.map_err(|f| {
+            Failure::new(
+                f.class,
+                f.reason.replace(&at.to_string(), &addr.to_string()),
+            )
+        })
+    }
+
+    /// One session with the server at `addr`: log in, run `query`, read one row.
+    async fn session(&self, addr: SocketAddr, query: &str) -> Result<String, Failure> {
         let opts = OptsBuilder::default()
             .ip_or_hostname(addr.ip().to_string())
             .tcp_port(addr.port())
@@ -56,7 +94,9 @@ impl MysqlCheck {
             .pass(Some(self.spec.passwd.clone()))
             .db_name((!self.spec.database.is_empty()).then(|| self.spec.database.clone()))
             // mysql_async would otherwise switch a local TCP connection to the server's
-            // Unix socket: the check must test the port the clients use.
+            // Unix socket: the check must test the port the clients use. It also keeps
+            // the relay of the forwarding path a TCP connection, on which the driver
+            // never sends a password in clear.
             .prefer_socket(false)
             // One statement per connection: no point caching prepared statements.
             .stmt_cache_size(0)
@@ -101,4 +141,31 @@ async fn first_row_count(conn: &mut Conn, query: &str) -> mysql_async::Result<u6
     // The unread rest of the result is left to the server: disconnect sends COM_QUIT and
     // closes without draining it.
     Ok(if has_row { 1 } else { result.affected_rows() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::CheckSpec;
+    use ldirectord_parsers::config::{CheckType, Service};
+
+    /// A refused upstream is reported in the direct check's words, about the real's
+    /// address, never about the relay's loopback port.
+    #[tokio::test]
+    async fn a_refused_upstream_reads_like_the_direct_check() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let spec = CheckSpec::new(CheckType::Negotiate, Service::Mysql, addr.ip(), addr.port());
+        let check = MysqlCheck { spec };
+        let direct = check.session(addr, "SELECT 1").await.unwrap_err();
+        let relayed = check.relayed(addr, "SELECT 1").await.unwrap_err();
+        assert_eq!(relayed.reason, direct.reason);
+        assert_eq!(relayed.class, FailureClass::Connect);
+        assert!(
+            relayed.reason.contains("Connection refused"),
+            "{}",
+            relayed.reason
+        );
+    }
 }

@@ -12,9 +12,11 @@
 //! task-local scope holding the mark, and every socket this crate opens ([`tcp`],
 //! [`udp`]) sets it when the scope is there. That is the least invasive way to cover
 //! every check kind that opens its sockets through these helpers, without threading a
-//! parameter through each of them. A check whose client library opens its own socket
-//! cannot carry the mark; [`CheckSpec::forwardable`] says which, and those are checked
-//! on the direct path ([`DirectOnly`] says so in a down reason).
+//! parameter through each of them. A client library that opens its own socket (mysql's)
+//! talks to a loopback relay whose upstream socket is opened here (`relay`). A check
+//! that sends nothing of its own over TCP or UDP (ping, external) cannot carry the mark;
+//! [`CheckSpec::forwardable`] says which, and those are checked on the direct path
+//! ([`DirectOnly`] says so in a down reason).
 //!
 //! When the forwarding path fails, the direct path is tried once (only then, so a healthy
 //! real costs one check): if it answers, the reason is [`DIRECT_ANSWERS`], the
@@ -173,8 +175,8 @@ impl Checker for Forwarding {
     }
 }
 
-/// A check that `checkpath=forwarding` cannot route (ping, external, mysql, whose driver
-/// opens its own sockets): it runs on the direct path and says so when it fails.
+/// A check that `checkpath=forwarding` cannot route (ping, external): it runs on the
+/// direct path and says so when it fails.
 #[derive(Debug)]
 pub struct DirectOnly {
     inner: Arc<dyn Checker>,

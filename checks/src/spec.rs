@@ -190,16 +190,12 @@ impl CheckSpec {
 
     /// Whether this kind of check can go through the forwarding path: it speaks TCP or
     /// UDP over a socket this crate opens, so the socket can carry the mark. `ping` (ICMP),
-    /// `external` (another program), `on`/`off` (nothing sent), and `mysql` cannot, and
-    /// are checked on the direct path. mysql_async opens its own sockets and takes no
-    /// stream; a relay was weighed and left out: through a Unix socket the driver would
-    /// send `caching_sha2_password` passwords in clear over the network (it trusts local
-    /// sockets), and a loopback TCP listener can be raced by any local process, which would
-    /// fail the check. (`https`, `pgsql` and `ldap`/`ldaps` run their library over a socket
-    /// of ours.)
+    /// `external` (another program), `on`/`off` (nothing sent) and `oracle` (no check)
+    /// cannot, and are checked on the direct path. (`https`, `pgsql` and `ldap`/`ldaps`
+    /// run their library over a socket of ours; `mysql`, whose driver opens its own,
+    /// through a loopback relay whose upstream socket is ours: see `relay`.)
     pub fn forwardable(&self) -> bool {
-        let speaks =
-            |service: Service| !matches!(service, Service::None | Service::Mysql | Service::Oracle);
+        let speaks = |service: Service| !matches!(service, Service::None | Service::Oracle);
         match self.checktype {
             CheckType::Connect => self.protocol != Protocol::Udp,
             CheckType::Negotiate | CheckType::Combined(_) => speaks(self.service),

@@ -29,52 +29,52 @@ CREATE USER IF NOT EXISTS 'monitor'@'%' IDENTIFIED BY 'm0nitor';
 GRANT SELECT ON ldcheck.* TO 'monitor'@'%';
 ";
 
+/// The server shared by the loopback tests.
 fn mariadb() -> std::sync::Arc<Mariadb> {
-    shared(&MARIADB, || {
-        let server = require("/usr/sbin/mariadbd", "mariadb-server");
-        let install = require("/usr/bin/mariadb-install-db", "mariadb-server");
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let data = d.join("data");
-        let out = Command::new(install)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(d.join("init.sql"), INIT).unwrap();
-        let port = free_tcp_port();
-        let mut cmd = Command::new(server);
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
-            .arg(format!("--init-file={}", d.join("init.sql").display()))
-            .arg(format!("--port={port}"))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--user=root",
-                "--skip-name-resolve",
-                "--skip-log-bin",
-            ])
-            .args(["--innodb-buffer-pool-size=16M", "--log-error="]);
-        let mut daemon = Daemon::spawn("mariadbd", dir, cmd);
-        daemon.wait_tcp(port);
-        Mariadb {
-            _daemon: daemon,
-            port,
-        }
-    })
+    shared(&MARIADB, || start_mariadb("127.0.0.1"))
+}
+
+/// A fresh server listening on `bind`.
+fn start_mariadb(bind: &str) -> Mariadb {
+    let server = require("/usr/sbin/mariadbd", "mariadb-server");
+    let install = require("/usr/bin/mariadb-install-db", "mariadb-server");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let out = Command::new(install)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb-install-db failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(d.join("init.sql"), INIT).unwrap();
+    let port = free_tcp_port();
+    let mut cmd = Command::new(server);
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", d.join("mysqld.sock").display()))
+        .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+        .arg(format!("--init-file={}", d.join("init.sql").display()))
+        .arg(format!("--port={port}"))
+        .arg(format!("--bind-address={bind}"))
+        .args(["--user=root", "--skip-name-resolve", "--skip-log-bin"])
+        .args(["--innodb-buffer-pool-size=16M", "--log-error="]);
+    let mut daemon = Daemon::spawn("mariadbd", dir, cmd);
+    daemon.wait_tcp(port);
+    Mariadb {
+        _daemon: daemon,
+        port,
+    }
 }
 
 fn mysql(port: u16, login: &str, passwd: &str, request: &str) -> CheckSpec {
@@ -162,17 +162,40 @@ async fn down_within_timeout_when_server_hangs() {
     assert_timed_out(&run(&short(mysql(hung.port, "monitor", "m0nitor", "/SELECT 1"))).await);
 }
 
-/// mysql cannot go through the forwarding path (mysql_async opens its own sockets; see
-/// `CheckSpec::forwardable`): a forwarded mysql check runs on the direct path, to the
-/// real (the VIP here is nowhere), and says so when it fails.
-#[tokio::test]
-async fn a_forwarded_check_stays_on_the_direct_path() {
-    use ldirectord_checks::route::DIRECT_ONLY;
-    let server = mariadb();
-    let s = mysql(server.port, "monitor", "m0nitor", "/SELECT 1");
-    assert_up(&run(&forwarded(&s, FWD_MARK)).await);
-    let s = mysql(free_tcp_port(), "monitor", "m0nitor", "/SELECT 1");
-    let closed = run(&forwarded(&s, FWD_MARK)).await;
-    assert_down(&closed, "Connection refused");
-    assert!(closed.reason.ends_with(DIRECT_ONLY), "{}", closed.reason);
+/// mysql through the forwarding path (`checkpath=forwarding`): mysql_async talks to a
+/// loopback relay whose upstream socket carries the route's mark and the source towards
+/// the real, or the namespace's rule refuses it (see `in_forwarding_netns`). The server
+/// itself says where the session came from.
+#[test]
+fn a_forwarded_check_goes_through_the_forwarding_path() {
+    use ldirectord_checks::route::DIRECT_ANSWERS;
+    in_forwarding_netns(|| {
+        let server = start_mariadb("0.0.0.0");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let at = |ip, port, request: &str| CheckSpec {
+                ip,
+                ..mysql(port, "monitor", "m0nitor", request)
+            };
+            let mut refused = at(FWD_VIP, server.port, "/SELECT 1");
+            refused.negotiatetimeout = std::time::Duration::from_secs(2);
+            assert_down(&run(&refused).await, "Connection refused");
+            let from_real = format!(
+                "/SELECT 1 FROM information_schema.processlist WHERE id = CONNECTION_ID() AND host LIKE '{FWD_REAL}:%'"
+            );
+            let through = run(&forwarded(&at(FWD_REAL, server.port, &from_real), FWD_MARK)).await;
+            assert_up(&through);
+            let other = run(&forwarded(&at(FWD_REAL, server.port, "/SELECT 1"), FWD_MARK + 1)).await;
+            assert_down(&other, DIRECT_ANSWERS);
+            // Nothing listening: both paths refused, in the direct check's words, and no
+            // reason names the relay's loopback port.
+            let closed = free_tcp_port();
+            let down = run(&forwarded(&at(FWD_REAL, closed, "/SELECT 1"), FWD_MARK)).await;
+            assert_down(&down, "Connection refused");
+            assert!(!down.reason.contains("127.0.0.1"), "{}", down.reason);
+        });
+    });
 }
