@@ -10,6 +10,10 @@
 //! The same for an https check of `openssl s_server -www` (a real TLS server; one
 //! connection at a time, which is what a sequential bench needs): the TLS handshake and
 //! the exchange on a marked socket against the same on a plain one.
+//!
+//! And for a mysql check of a real MariaDB (`SELECT 1` as a user with a password): the
+//! driver's own connection against the same through the loopback relay of the forwarding
+//! path (a marked upstream socket, the ownership lookup in `/proc`, the bytes copied).
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -20,7 +24,7 @@ use ldirectord_checks::{CheckRoute, CheckSpec, build};
 use ldirectord_parsers::config::{CheckType, Service};
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)] // the certificate maker only
+#[allow(dead_code)] // the certificate and MariaDB makers only
 mod common;
 
 const MARK: u32 = 0x6c64_0000;
@@ -46,7 +50,7 @@ fn paths(c: &mut Criterion) {
         .unwrap();
     compare(c, &rt, "connect check", &direct, &forwarding);
 
-    let server = SServer::start();
+    let server = Server::s_server();
     let direct = CheckSpec::new(CheckType::Negotiate, Service::Https, lo, server.port)
         .with_request("/")
         .with_timeout(Duration::from_secs(5));
@@ -55,6 +59,18 @@ fn paths(c: &mut Criterion) {
         mark: MARK,
     });
     compare(c, &rt, "https check", &direct, &forwarding);
+
+    let mariadb = Server::mariadb();
+    let mut direct = CheckSpec::new(CheckType::Negotiate, Service::Mysql, lo, mariadb.port)
+        .with_request("/SELECT 1")
+        .with_timeout(Duration::from_secs(5));
+    direct.login = "monitor".to_owned();
+    direct.passwd = "m0nitor".to_owned();
+    let forwarding = direct.clone().through(CheckRoute {
+        vip: lo,
+        mark: MARK,
+    });
+    compare(c, &rt, "mysql check", &direct, &forwarding);
 }
 
 /// One benchmark group: the check of `direct` against the same through the forwarding
@@ -80,49 +96,60 @@ fn compare(
     group.finish();
 }
 
-/// `openssl s_server -www` on a loopback port with a fresh self-signed certificate;
-/// killed on drop.
-struct SServer {
+/// A server on a loopback port, killed on drop.
+struct Server {
     port: u16,
     child: Child,
     _dir: tempfile::TempDir,
 }
 
-impl SServer {
-    fn start() -> SServer {
+impl Server {
+    /// `openssl s_server -www` with a fresh self-signed certificate.
+    fn s_server() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = common::self_signed_cert(dir.path(), "bench");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(common::require("openssl", "openssl"))
-            .args(["s_server", "-www", "-quiet", "-accept"])
+        let port = common::free_port("127.0.0.1");
+        let mut cmd = Command::new(common::require("openssl", "openssl"));
+        cmd.args(["s_server", "-www", "-quiet", "-accept"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("-cert")
             .arg(&cert)
             .arg("-key")
-            .arg(&key)
+            .arg(&key);
+        Server::start(cmd, port, dir)
+    }
+
+    /// A MariaDB (`common::mariadb_command`).
+    fn mariadb() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port("127.0.0.1");
+        let cmd = common::mariadb_command(dir.path(), "127.0.0.1", port);
+        Server::start(cmd, port, dir)
+    }
+
+    /// Run `cmd` and wait until `port` takes connections.
+    fn start(mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "openssl s_server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        SServer {
+        let server = Server {
             port,
             child,
             _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{cmd:?} did not listen");
+            std::thread::sleep(Duration::from_millis(20));
         }
+        server
     }
 }
 
-impl Drop for SServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

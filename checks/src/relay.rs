@@ -12,22 +12,29 @@
 //!
 //! A loopback port is open to every local process, which could connect first and take
 //! the check's place (failing it, or feeding it a fake server). So the relay only serves
-//! a connection whose other end is a socket of this process: the peer's port gives its
-//! socket in this network namespace's TCP table (`/proc/thread-self/net/tcp`, local
-//! address = the peer, remote = the listener), and that socket's inode must be among this
-//! process's file descriptors (`/proc/self/fd/N -> socket:[INODE]`). Any other connection
-//! is closed at once and the relay keeps waiting, bounded by the check's timeout like the
-//! rest of the check. An IPv6 socket reaching the IPv4 listener (as `::ffff:127.0.0.1`) is
-//! listed in `tcp6`, not looked at, and so never served: the lookup fails closed.
+//! a connection whose other end is a socket of this process: the kernel's socket table
+//! (a sock_diag exact lookup of the established TCP socket with local address = the peer
+//! and remote = the listener, in the calling thread's network namespace) gives that
+//! socket's inode, which must be among this process's file descriptors
+//! (`/proc/self/fd/N -> socket:[INODE]`). Any other connection is closed at once and the
+//! relay keeps waiting, bounded by the check's timeout like the rest of the check. An IPv6
+//! socket reaching the IPv4 listener (as `::ffff:127.0.0.1`) is not found by an IPv4
+//! lookup and so never served: the lookup fails closed.
 //!
-//! Hand-written rather than the `procfs` crate: two fields of one table, and it must be
-//! the calling thread's namespace (`procfs`'s readers take the process's).
+//! The exact lookup rather than reading `/proc/net/tcp`: that table lists every socket of
+//! the namespace, TIME_WAIT ones included; on this host (10,158 lines, 1.5 MB) reading and
+//! parsing it made a relayed check take 49.7 ms instead of 0.8 ms (check_path bench, dev
+//! profile). The request and reply are the netlink-packet-sock-diag crate's.
 
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_ESTABLISHED};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -128,11 +135,7 @@ async fn accept_own(listener: &TcpListener) -> Result<TcpStream, RelayError> {
 
 /// Whether the TCP connection from `peer` to `listener` is a socket of this process.
 fn is_ours(peer: SocketAddr, listener: SocketAddr) -> io::Result<bool> {
-    let (SocketAddr::V4(peer), SocketAddr::V4(listener)) = (peer, listener) else {
-        return Ok(false);
-    };
-    let table = std::fs::read_to_string("/proc/thread-self/net/tcp")?;
-    let Some(inode) = socket_inode(&table, peer, listener) else {
+    let Some(inode) = socket_inode(peer, listener)? else {
         return Ok(false);
     };
     let link = format!("socket:[{inode}]");
@@ -147,28 +150,61 @@ fn is_ours(peer: SocketAddr, listener: SocketAddr) -> io::Result<bool> {
     Ok(false)
 }
 
-/// The inode of the socket listed in `table` (`/proc/net/tcp` text) with local address
-/// `local` and remote address `remote`. Addresses are listed as the hex of the 32-bit
-/// network-order value read in host order, ports as plain hex: `0100007F:1F90` is
-/// 127.0.0.1:8080 on a little-endian machine. Inode 0 (a socket being torn down, or
-/// TIME_WAIT) belongs to nobody.
-fn socket_inode(table: &str, local: SocketAddrV4, remote: SocketAddrV4) -> Option<u64> {
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (l, r, inode) = (fields.get(1)?, fields.get(2)?, fields.get(9)?);
-        if parse_addr(l)? != local || parse_addr(r)? != remote {
-            return None;
+/// The inode of the established TCP socket with local address `local` and remote address
+/// `remote`, in the calling thread's network namespace; `None` when there is none (a
+/// socket closed meanwhile, one in TIME_WAIT, whose inode is 0, or the listener the
+/// kernel's lookup falls back to).
+fn socket_inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+    let mut id = if local.is_ipv4() {
+        SocketId::new_v4()
+    } else {
+        SocketId::new_v6()
+    };
+    id.source_address = local.ip();
+    id.source_port = local.port();
+    id.destination_address = remote.ip();
+    id.destination_port = remote.port();
+    // No cookie: match by the addresses alone.
+    id.cookie = [0xff; 8];
+    let request = InetRequest {
+        family: if local.is_ipv4() { AF_INET } else { AF_INET6 },
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::empty(),
+        states: StateFlags::all(),
+        socket_id: id.clone(),
+    };
+    let mut header = NetlinkHeader::default();
+    // A request without NLM_F_DUMP: the kernel looks one socket up by its addresses.
+    header.flags = NLM_F_REQUEST;
+    let mut packet = NetlinkMessage::new(header, SockDiagMessage::InetRequest(request).into());
+    packet.finalize();
+    let mut buf = vec![0; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    let socket = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_SOCK_DIAG)?;
+    socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
+    socket.send(&buf, 0)?;
+    // The kernel answers within the send: the reply is queued when it returns, so the
+    // runtime's thread never waits here.
+    let mut reply = Vec::with_capacity(8192);
+    socket.recv(&mut reply, libc::MSG_DONTWAIT)?;
+    let message = NetlinkMessage::<SockDiagMessage>::deserialize(&reply)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    match message.payload {
+        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(found)) => {
+            let h = &found.header;
+            let exact = h.socket_id.source_address == id.source_address
+                && h.socket_id.source_port == id.source_port
+                && h.socket_id.destination_address == id.destination_address
+                && h.socket_id.destination_port == id.destination_port;
+            Ok((exact && h.state == TCP_ESTABLISHED && h.inode != 0).then_some(h.inode))
         }
-        inode.parse().ok().filter(|&i| i != 0)
-    })
-}
-
-/// `0100007F:1F90` as a socket address (see [`socket_inode`]).
-fn parse_addr(text: &str) -> Option<SocketAddrV4> {
-    let (ip, port) = text.split_once(':')?;
-    let ip = u32::from_str_radix(ip, 16).ok()?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    Some(SocketAddrV4::new(Ipv4Addr::from(ip.to_ne_bytes()), port))
+        NetlinkPayload::Error(e) if e.to_io().kind() == io::ErrorKind::NotFound => Ok(None),
+        NetlinkPayload::Error(e) => Err(e.to_io()),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected sock_diag reply {other:?}"),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -177,25 +213,27 @@ mod tests {
     use std::process::{Command, Stdio};
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-    #[test]
-    fn the_table_gives_the_inode_of_the_exact_connection() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-           0: 0100007F:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0 100 0 0 10 0\n\
-           1: 0100007F:9C40 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 2222 1 0 20 4 30 10 -1\n\
-           2: 0100007F:D431 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 3333 1 0 20 4 30 10 -1\n\
-           3: 0100007F:D432 0100007F:9C40 06 00000000:00000000 03:00000A3B 00000000     0        0 0 3 0\n";
-        let relay = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0x9c40);
-        let peer = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0xd431);
-        if cfg!(target_endian = "little") {
-            // The client's end, not the relay's accepted end (2222) or the listener.
-            assert_eq!(socket_inode(table, peer, relay), Some(3333));
-            // TIME_WAIT: inode 0, nobody's.
-            let gone = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0xd432);
-            assert_eq!(socket_inode(table, gone, relay), None);
-        }
-        let other = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
-        assert_eq!(socket_inode(table, other, relay), None);
-        assert_eq!(socket_inode("", peer, relay), None);
+    #[tokio::test]
+    async fn the_lookup_finds_the_exact_connection_and_only_an_established_one() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let client = TcpStream::connect(at).await.unwrap();
+        let (accepted, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        // Both ends are ours, and they are two sockets.
+        let ours = socket_inode(peer, at).unwrap().expect("the client's end");
+        let theirs = socket_inode(at, peer).unwrap().expect("the accepted end");
+        assert_ne!(ours, theirs);
+        assert!(is_ours(peer, at).unwrap());
+        // Nothing with these addresses.
+        let nobody = SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
+        assert_eq!(socket_inode(nobody, at).unwrap(), None);
+        // The kernel's lookup falls back to a listener on the local port: not a peer.
+        assert_eq!(socket_inode(at, nobody).unwrap(), None);
+        // Closed: no longer established (FIN_WAIT, TIME_WAIT with inode 0, or gone).
+        drop(client);
+        assert_eq!(socket_inode(peer, at).unwrap(), None);
+        drop(accepted);
     }
 
     /// A server that greets each connection with `hello`, then echoes one line.

@@ -1,10 +1,10 @@
 //! mysql negotiate checks against a real MariaDB (Debian `mariadb-server`): a datadir
 //! made by mariadb-install-db in a temp dir, a check user with a password created at
-//! start-up (grant tables on: logins are really checked), TCP on a free loopback port.
+//! start-up (grant tables on: logins are really checked), TCP on a free loopback port
+//! (`common::mariadb_command`).
 
 mod proto_support;
 
-use std::process::Command;
 use std::sync::{Mutex, Weak};
 
 use ldirectord_checks::CheckSpec;
@@ -19,56 +19,16 @@ struct Mariadb {
 
 static MARIADB: Mutex<Weak<Mariadb>> = Mutex::new(Weak::new());
 
-const INIT: &str = "
-CREATE DATABASE IF NOT EXISTS ldcheck;
-CREATE TABLE IF NOT EXISTS ldcheck.health (state VARCHAR(10));
-CREATE TABLE IF NOT EXISTS ldcheck.empty (state VARCHAR(10));
-DELETE FROM ldcheck.health;
-INSERT INTO ldcheck.health VALUES ('ok');
-CREATE USER IF NOT EXISTS 'monitor'@'%' IDENTIFIED BY 'm0nitor';
-GRANT SELECT ON ldcheck.* TO 'monitor'@'%';
-";
-
 /// The server shared by the loopback tests.
 fn mariadb() -> std::sync::Arc<Mariadb> {
     shared(&MARIADB, || start_mariadb("127.0.0.1"))
 }
 
-/// A fresh server listening on `bind`.
+/// A fresh server listening on `bind` (see `common::mariadb_command`).
 fn start_mariadb(bind: &str) -> Mariadb {
-    let server = require("/usr/sbin/mariadbd", "mariadb-server");
-    let install = require("/usr/bin/mariadb-install-db", "mariadb-server");
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let data = d.join("data");
-    let out = Command::new(install)
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .args([
-            "--user=root",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mariadb-install-db failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(d.join("init.sql"), INIT).unwrap();
     let port = free_tcp_port();
-    let mut cmd = Command::new(server);
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--socket={}", d.join("mysqld.sock").display()))
-        .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
-        .arg(format!("--init-file={}", d.join("init.sql").display()))
-        .arg(format!("--port={port}"))
-        .arg(format!("--bind-address={bind}"))
-        .args(["--user=root", "--skip-name-resolve", "--skip-log-bin"])
-        .args(["--innodb-buffer-pool-size=16M", "--log-error="]);
+    let cmd = mariadb_command(dir.path(), bind, port);
     let mut daemon = Daemon::spawn("mariadbd", dir, cmd);
     daemon.wait_tcp(port);
     Mariadb {

@@ -58,6 +58,56 @@ pub fn self_signed_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// The statements a test MariaDB runs at start: a `monitor` user (password `m0nitor`)
+/// allowed from anywhere to read `ldcheck`, whose `health` table has one row and `empty`
+/// none.
+const MARIADB_INIT: &str = "
+CREATE DATABASE IF NOT EXISTS ldcheck;
+CREATE TABLE IF NOT EXISTS ldcheck.health (state VARCHAR(10));
+CREATE TABLE IF NOT EXISTS ldcheck.empty (state VARCHAR(10));
+DELETE FROM ldcheck.health;
+INSERT INTO ldcheck.health VALUES ('ok');
+CREATE USER IF NOT EXISTS 'monitor'@'%' IDENTIFIED BY 'm0nitor';
+GRANT SELECT ON ldcheck.* TO 'monitor'@'%';
+";
+
+/// A MariaDB (Debian `mariadb-server`) ready to start: a datadir made by
+/// mariadb-install-db in `dir`, grant tables on (logins are really checked), the
+/// [`MARIADB_INIT`] statements, TCP on `bind`:`port`, errors to stderr.
+pub fn mariadb_command(dir: &Path, bind: &str, port: u16) -> Command {
+    let server = require("/usr/sbin/mariadbd", "mariadb-server");
+    let install = require("/usr/bin/mariadb-install-db", "mariadb-server");
+    let data = dir.join("data");
+    let out = Command::new(install)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb-install-db failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("init.sql"), MARIADB_INIT).unwrap();
+    let mut cmd = Command::new(server);
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
+        .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+        .arg(format!("--init-file={}", dir.join("init.sql").display()))
+        .arg(format!("--port={port}"))
+        .arg(format!("--bind-address={bind}"))
+        .args(["--user=root", "--skip-name-resolve", "--skip-log-bin"])
+        .args(["--innodb-buffer-pool-size=16M", "--log-error="]);
+    cmd
+}
+
 // --- the forwarding path, without IPVS -----------------------------------------------
 
 /// The real server's address in [`in_forwarding_netns`].
