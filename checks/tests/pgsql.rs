@@ -723,14 +723,10 @@ async fn roles_sync_states_and_lag_of_a_streaming_standby() {
 /// says where the session came from and went to.
 #[test]
 fn pgsql_goes_through_the_forwarding_path() {
-    use common::{FWD_MARK, FWD_REAL, FWD_VIP, forwarded, in_forwarding_netns};
+    use common::{FWD_MARK, FWD_REAL, FWD_VIP, block_on, forwarded, in_forwarding_netns};
     use ldirectord_checks::route::DIRECT_ANSWERS;
     in_forwarding_netns(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let primary = Server::primary_on("*");
             populate(&primary).await;
             let at = |ip, request: &str| CheckSpec {

@@ -229,14 +229,10 @@ fn ldap_and_ldaps_go_through_the_forwarding_path() {
     use ldirectord_checks::route::DIRECT_ANSWERS;
     in_forwarding_netns(|| {
         let server = start_slapd("0.0.0.0");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         for (service, port) in [(Service::Ldap, server.ldap), (Service::Ldaps, server.ldaps)] {
             let mut real = ldap(service, port, "/dc=example,dc=test", Some("dc=example"));
             real.ip = FWD_REAL;
-            rt.block_on(async {
+            block_on(async {
                 let mut vip = real.clone();
                 vip.ip = FWD_VIP;
                 assert_down(&run(&short(vip)).await, "Connection refused");

@@ -131,11 +131,7 @@ fn a_forwarded_check_goes_through_the_forwarding_path() {
     use ldirectord_checks::route::DIRECT_ANSWERS;
     in_forwarding_netns(|| {
         let server = start_mariadb("0.0.0.0");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let at = |ip, port, request: &str| CheckSpec {
                 ip,
                 ..mysql(port, "monitor", "m0nitor", request)
@@ -148,7 +144,11 @@ fn a_forwarded_check_goes_through_the_forwarding_path() {
             );
             let through = run(&forwarded(&at(FWD_REAL, server.port, &from_real), FWD_MARK)).await;
             assert_up(&through);
-            let other = run(&forwarded(&at(FWD_REAL, server.port, "/SELECT 1"), FWD_MARK + 1)).await;
+            let other = run(&forwarded(
+                &at(FWD_REAL, server.port, "/SELECT 1"),
+                FWD_MARK + 1,
+            ))
+            .await;
             assert_down(&other, DIRECT_ANSWERS);
             // Nothing listening: both paths refused, in the direct check's words, and no
             // reason names the relay's loopback port.

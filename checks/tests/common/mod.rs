@@ -117,6 +117,17 @@ pub const FWD_VIP: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::n
 /// The only mark [`in_forwarding_netns`] lets through to the VIP.
 pub const FWD_MARK: u32 = 0x6c64_0001;
 
+/// Run `fut` to completion on a fresh current-thread runtime of the calling thread, so in
+/// a namespace of the thread's own ([`in_forwarding_netns`], core_support's `in_netns`)
+/// every socket it opens is in the namespace.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
 /// `spec` (of the real at [`FWD_REAL`]) sent through the forwarding path with `mark`.
 pub fn forwarded(spec: &ldirectord_checks::CheckSpec, mark: u32) -> ldirectord_checks::CheckSpec {
     spec.clone()

@@ -8,7 +8,7 @@
 mod common;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use common::{
-    FWD_MARK, FWD_REAL, FWD_VIP, forwarded, free_port, in_forwarding_netns, require,
+    FWD_MARK, FWD_REAL, FWD_VIP, block_on, forwarded, free_port, in_forwarding_netns, require,
     self_signed_cert,
 };
 
@@ -318,15 +318,6 @@ pub const BLACKHOLE_NS: &[&[&str]] = &[
     &["link", "set", "v1", "up"],
     &["route", "add", "unreachable", "10.254.0.0/24"],
 ];
-
-/// Run a future to completion on a fresh current-thread runtime (for `in_netns`).
-pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(fut)
-}
 
 /// The `local remote` address pairs of the sockets connected to or from 127.0.0.1:`port`
 /// whose state (hex, as in /proc/net/tcp: 06 = TIME_WAIT) passes `state`.

@@ -10,8 +10,8 @@
 mod common;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use common::{
-    FWD_MARK, FWD_REAL, FWD_VIP, forwarded, in_forwarding_netns, mariadb_command, require,
-    self_signed_cert,
+    FWD_MARK, FWD_REAL, FWD_VIP, block_on, forwarded, in_forwarding_netns, mariadb_command,
+    require, self_signed_cert,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
