@@ -67,16 +67,14 @@ impl MysqlCheck {
     /// `relay` for why TCP and why only our own connection is served). Reasons name
     /// `addr`, never the relay's port.
     async fn relayed(&self, addr: SocketAddr, query: &str) -> Result<String, Failure> {
-        let relay = Relay::open(addr).await.map_err(|e| match e {
-            // Worded as the direct check words a connect failure.
-            RelayError::Upstream(e) => failure(&mysql_async::Error::Io(e.into())),
-            local => Failure::other(local.to_string()),
-        })?;
-        let at = relay.addr().map_err(|e| Failure::other(e.to_string()))?;
+        let relay = Relay::open(addr).await.map_err(relay_failure)?;
+        let at = relay
+            .addr()
+            .map_err(|e| relay_failure(RelayError::Local(e)))?;
         let out = relay
             .run(self.session(at, query))
             .await
-            .map_err(|e| Failure::other(e.to_string()))?;
+            .map_err(relay_failure)?;
         out.map_err(|f| {
             Failure::new(
                 f.class,
@@ -112,6 +110,19 @@ impl MysqlCheck {
         match rows? {
             0 => Err(Failure::mismatch("query returned no rows")),
             _ => Ok("-".to_owned()),
+        }
+    }
+}
+
+/// A relay's failure as a reason. A refused or unreachable upstream is worded as the
+/// direct check words a connect failure; the relay's own failure is logged too, since
+/// behind a failing forwarding path the reason shown is the direct path's.
+fn relay_failure(e: RelayError) -> Failure {
+    match e {
+        RelayError::Upstream(e) => failure(&mysql_async::Error::Io(e.into())),
+        local => {
+            tracing::warn!("mysql check: {local}");
+            Failure::other(local.to_string())
         }
     }
 }

@@ -52,7 +52,7 @@ pub(crate) enum RelayError {
     /// unreachable): the check's own failure, worded as a direct connect's would be.
     #[error("{0}")]
     Upstream(#[source] io::Error),
-    /// The relay itself failed (no loopback listener, `/proc` unreadable).
+    /// The relay itself failed (no loopback listener, the socket lookup failing).
     #[error("relay for the forwarding path: {0}")]
     Local(#[source] io::Error),
 }
@@ -90,31 +90,25 @@ impl Relay {
             listener,
             mut upstream,
         } = self;
-        let mut relay = Box::pin(async move {
-            let mut ours = accept_own(&listener).await?;
-            // One client per check: nobody else gets in once it is there.
-            drop(listener);
-            let _ = ours.set_nodelay(true);
-            let _ = copy_bidirectional(&mut ours, &mut upstream).await;
-            Ok::<(), RelayError>(())
-        });
         tokio::pin!(client);
-        let mut relayed = false;
-        let out = loop {
-            tokio::select! {
-                out = &mut client => break out,
-                done = &mut relay, if !relayed => {
-                    done?;
-                    relayed = true;
-                }
-            }
+        let mut ours = tokio::select! {
+            // Done without connecting (a failure before it): nothing to pass on.
+            out = &mut client => return Ok(out),
+            ours = accept_own(&listener) => ours?,
         };
-        if !relayed {
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(GOODBYE, relay).await;
-            });
+        // One client per check: nobody else gets in once it is there.
+        drop(listener);
+        let _ = ours.set_nodelay(true);
+        let mut copy = Box::pin(async move {
+            let _ = copy_bidirectional(&mut ours, &mut upstream).await;
+        });
+        tokio::select! {
+            out = &mut client => {
+                tokio::spawn(tokio::time::timeout(GOODBYE, copy));
+                Ok(out)
+            }
+            () = &mut copy => Ok(client.await),
         }
-        Ok(out)
     }
 }
 
@@ -311,6 +305,51 @@ mod tests {
             .unwrap();
         assert_eq!(rest, "");
         assert!(foreign.0.wait().unwrap().success());
+    }
+
+    /// What the upstream receives after its one connection until it closes.
+    async fn recorder() -> (SocketAddr, tokio::sync::oneshot::Receiver<String>) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = String::new();
+            let _ = s.read_to_string(&mut got).await;
+            let _ = tx.send(got);
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn the_clients_goodbye_reaches_the_upstream_after_its_result() {
+        let (upstream, received) = recorder().await;
+        let relay = Relay::open(upstream).await.unwrap();
+        let at = relay.addr().unwrap();
+        let client = async move {
+            let mut s = TcpStream::connect(at).await.unwrap();
+            s.write_all(b"quit\n").await.unwrap();
+            "done"
+        };
+        assert_eq!(relay.run(client).await.unwrap(), "done");
+        let got = tokio::time::timeout(Duration::from_secs(30), received)
+            .await
+            .expect("the upstream was never closed")
+            .unwrap();
+        assert_eq!(got, "quit\n");
+    }
+
+    #[tokio::test]
+    async fn a_client_done_without_connecting_is_answered_at_once() {
+        let (upstream, received) = recorder().await;
+        let relay = Relay::open(upstream).await.unwrap();
+        assert_eq!(relay.run(async { 7 }).await.unwrap(), 7);
+        // The upstream connection is closed with nothing sent.
+        let got = tokio::time::timeout(Duration::from_secs(30), received)
+            .await
+            .expect("the upstream was left open")
+            .unwrap();
+        assert_eq!(got, "");
     }
 
     #[tokio::test]
