@@ -78,9 +78,15 @@ pub fn mariadb_command(dir: &Path, bind: &str, port: u16) -> Command {
     let server = require("/usr/sbin/mariadbd", "mariadb-server");
     let install = require("/usr/bin/mariadb-install-db", "mariadb-server");
     let data = dir.join("data");
+    // Its own temp dir: at start mariadbd deletes the `#sql*` files it finds in its
+    // tmpdir, so two servers sharing /tmp (another test, another job) break each other's
+    // system-table set-up (`Unknown table 'mysql.tmp_user_sys'`).
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let out = Command::new(install)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .args([
             "--user=root",
             "--auth-root-authentication-method=normal",
@@ -98,6 +104,7 @@ pub fn mariadb_command(dir: &Path, bind: &str, port: u16) -> Command {
     let mut cmd = Command::new(server);
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
         .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
         .arg(format!("--init-file={}", dir.join("init.sql").display()))
