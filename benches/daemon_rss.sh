@@ -36,7 +36,7 @@ for n in "$@"; do
             printf '\tservice=http\n\trequest="/"\n\treceive="OK"\n\tchecktype=negotiate\n\n'
         done
     } > "$WORK/$n.cf"
-    "$BIN" -d --engine userspace "$WORK/$n.cf" start > "$WORK/$n.log" 2>&1 &
+    "$BIN" -d --engine userspace --run-dir "$WORK" "$WORK/$n.cf" start > "$WORK/$n.log" 2>&1 &
     d=$!
     pids+=($d)
     sleep "$SECS"

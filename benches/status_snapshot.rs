@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
     let up = Outcome::up("200 OK", Duration::from_micros(800));
     for spec in &specs {
         director.on_check(spec, CheckResult::Up("-"), Duration::from_secs(1));
-        observer.on_check(spec, &up);
+        observer.on_check(&std::sync::Arc::new(spec.clone()), &up);
     }
     director.set_drains(drains.iter().map(DrainRecord::target).collect());
     let snapshot = observer.snapshot(&director, &drains);

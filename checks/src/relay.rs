@@ -206,7 +206,7 @@ fn socket_inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
     #[tokio::test]
@@ -281,7 +281,7 @@ mod tests {
         let at = relay.addr().unwrap();
         // Another process connects first and prints whatever it is sent.
         let mut foreign = Reaped(
-            Command::new("bash")
+            crate::process::blocking_command("bash")
                 .arg("-c")
                 .arg(format!(
                     "exec 3<>/dev/tcp/127.0.0.1/{}; echo connected; cat <&3",
