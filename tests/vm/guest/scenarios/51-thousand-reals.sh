@@ -62,6 +62,7 @@ left() { awk 'FILENAME == ARGV[2] { now[$0] = 1; next } { was[$0] = 1 } END { fo
 deleted() { grep -c 'Deleted real server' /tmp/ld.log || true; }
 
 load_config "$REALS" 5 > /tmp/thousand.cf
+rm -f /tmp/ld.pid
 ip netns exec dir sh -c 'echo $$ > /tmp/ld.pid; exec ldirectord -d --engine netlink --run-dir /tmp "$0" start' /tmp/thousand.cf > /tmp/ld.log 2>&1 &
 wait_until 10 test -s /tmp/ld.pid || fail "the director did not start"
 ld=$(cat /tmp/ld.pid); echo $ld >> "$PIDS_FILE"
@@ -79,6 +80,10 @@ why() {
 }
 took=$(ms_until 60 table_full) || { why; fail "the table never filled ($(in_table_count) of $REALS)"; }
 log "table full $took ms after the start"
+kill -0 "$ld" 2>/dev/null || {
+    tail -n 20 /tmp/ld.log; dmesg | tail -n 15; free -m
+    fail "the director (pid $ld) is gone once the table is full"
+}
 
 # The window: every second, the reals that were in the table and are gone.
 in_table > /tmp/prev
