@@ -103,13 +103,9 @@ async fn ask_and_hold(vip: SocketAddr, count: usize, held: &mut Vec<Client>) -> 
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "fixtures/ports.rs"]
+mod ports;
+use ports::free_loopback_port as free_port;
 
 fn tcp(ip: IpAddr, port: u16) -> ServiceKey {
     ServiceKey::Inet {

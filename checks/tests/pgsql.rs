@@ -51,11 +51,7 @@ fn server_user() -> Option<(u32, u32)> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::free_port("127.0.0.1")
 }
 
 fn tool(name: &str) -> PathBuf {

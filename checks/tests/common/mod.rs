@@ -23,13 +23,12 @@ pub fn require(binary: &str, package: &str) -> PathBuf {
     })
 }
 
-/// A port that was free a moment ago on `ip`.
+#[path = "../../../tests/fixtures/ports.rs"]
+mod ports;
+
+/// A port that was free a moment ago on `ip`, outside the ephemeral range (see `ports`).
 pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip.parse::<std::net::IpAddr>().unwrap(), 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ports::free_port_on(ip.parse().unwrap())
 }
 
 /// A self-signed certificate and key for `name` (CN and DNS subjectAltName) in `dir`, as

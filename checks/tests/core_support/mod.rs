@@ -49,8 +49,16 @@ pub fn closed_port() -> u16 {
 
 /// Wait (generously bounded) until `addr` accepts connections.
 pub fn wait_listening(addr: SocketAddr, what: &str) {
+    wait_server(addr, what, || None);
+}
+
+/// [`wait_listening`], failing at once with `exited()`'s account when the server is gone.
+fn wait_server(addr: SocketAddr, what: &str, mut exited: impl FnMut() -> Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Some(account) = exited() {
+            panic!("{what} exited before listening on {addr}: {account}");
+        }
         assert!(
             Instant::now() < deadline,
             "{what} did not start listening on {addr}"
@@ -150,14 +158,19 @@ http {{
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let n = Nginx {
+        let mut n = Nginx {
             dir,
             http,
             https,
             child,
         };
-        wait_listening(SocketAddr::from(([127, 0, 0, 1], http)), "nginx");
-        wait_listening(SocketAddr::from(([127, 0, 0, 1], https)), "nginx (https)");
+        for (port, what) in [(http, "nginx"), (https, "nginx (https)")] {
+            wait_server(SocketAddr::from(([127, 0, 0, 1], port)), what, || {
+                let status = n.child.try_wait().unwrap()?;
+                let log = std::fs::read_to_string(n.dir.path().join("error.log"));
+                Some(format!("{status}; error.log: {}", log.unwrap_or_default()))
+            });
+        }
         n
     }
 

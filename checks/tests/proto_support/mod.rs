@@ -29,33 +29,20 @@ pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// this is a start-up wait, not an assertion about speed.
 const STARTUP: Duration = Duration::from_secs(60);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago (outside the ephemeral range,
+/// free for UDP too: see `common::free_port`).
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind((LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::free_port("127.0.0.1")
 }
 
 /// A port free for both TCP and UDP (for DNS, which serves both).
 pub fn free_port_both() -> u16 {
-    loop {
-        let tcp = TcpListener::bind((LOCALHOST, 0)).unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind((LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
+    common::free_port("127.0.0.1")
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind((LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::free_port("127.0.0.1")
 }
 
 /// A TCP server that accepts connections and never sends a byte (a hung daemon, e.g.
