@@ -11,7 +11,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 
 use support::{Backend, Mode, World, sorted, wait_until};
 
@@ -38,9 +38,7 @@ fn start_failure_fallback_recovery_and_stop() {
     let w = World::new();
     let r1 = Backend::start("127.0.0.1", Mode::Healthy);
     let r2 = Backend::start("127.0.0.1", Mode::Healthy);
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_addr = dead.local_addr().unwrap();
-    drop(dead);
+    let dead_addr = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let fb_log = w.path("fb.log");
     let fb = w.script(
         "fb",

@@ -9,7 +9,7 @@
 #[path = "fixtures/daemon/support.rs"]
 mod support;
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
@@ -62,10 +62,7 @@ fn a_detached_daemon_tells_systemd_its_pid_state_and_liveness() {
     let w = World::new();
     let sock = NotifySocket::bind(&w.path("notify"));
     let backend = Backend::start("127.0.0.1", Mode::Healthy);
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
     let env_dump = w.path("fallback-env");
     let fb = w.script(
         "fb",
