@@ -193,8 +193,11 @@ pub struct Scheduler<K> {
     epoch: Instant,
     pacer: Arc<Mutex<Pacer>>,
     /// Measures the director's own lag and sets the pace's admitted share
-    /// ([`govern`]); started with the first spread check.
+    /// ([`govern`]); started with the first spread check, stopped with the last.
     governor: Option<JoinHandle<()>>,
+    /// How many spread checks are scheduled (counted exactly: the pacer's rate is a sum of
+    /// floats).
+    spread: usize,
     /// When the next first run may start: first runs are spaced at the pace, without the
     /// pacer's tolerance, apart from the pacer (a ramp must not delay running checks);
     /// with the spacing it was laid at, so that a faster pace shortens what is left of it.
@@ -223,6 +226,7 @@ where
             epoch: Instant::now(),
             pacer: Arc::default(),
             governor: None,
+            spread: 0,
             ramp: None,
         }
     }
@@ -259,6 +263,7 @@ where
             );
             replaced += usize::from(self.remove(key));
             if timing.phase == Phase::Spread {
+                self.spread += 1;
                 self.pace(timing.interval, true);
                 if self.governor.is_none() {
                     self.governor = Some(tokio::spawn(govern(Arc::clone(&self.pacer))));
@@ -361,6 +366,15 @@ where
                 slots.give_back(slot);
             }
             self.pace(old.timing.interval, false);
+            self.spread -= 1;
+            if self.spread == 0 {
+                // Nothing left to pace: the governor would only wake 20 times a second for
+                // nothing, and a share it cut belongs to a load that is gone.
+                if let Some(governor) = self.governor.take() {
+                    governor.abort();
+                }
+                *self.pacer.lock().unwrap_or_else(|e| e.into_inner()) = Pacer::default();
+            }
         }
     }
 
@@ -700,6 +714,45 @@ mod tests {
         }
         assert_eq!(pacer.admit, 1.0);
         assert_eq!(pacer.spacing(), Duration::from_micros(500));
+    }
+
+    /// Answers up at once.
+    #[derive(Debug)]
+    struct Up;
+
+    impl Checker for Up {
+        fn check(&self) -> crate::BoxFuture<'_, Outcome> {
+            Box::pin(async { Outcome::up("-", Duration::ZERO) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_governor_runs_only_while_spread_checks_are_scheduled() {
+        let (tx, _rx) = mpsc::channel(64);
+        let mut scheduler = Scheduler::new(tx);
+        let second = Duration::from_secs(1);
+        scheduler.schedule("jittered", Arc::new(Up), Timing::jittered(second, second));
+        assert!(scheduler.governor.is_none(), "no spread check yet");
+        scheduler.schedule("a", Arc::new(Up), Timing::every(second));
+        scheduler.schedule("b", Arc::new(Up), Timing::every(second));
+        assert!(scheduler.governor.is_some());
+        // A cut share belongs to the load of the checks that are scheduled.
+        scheduler.pacer.lock().unwrap().admit = ADMIT_FLOOR;
+        scheduler.remove(&"a");
+        assert!(scheduler.governor.is_some(), "one spread check is left");
+        // Replacing the last spread check by itself keeps the governor.
+        scheduler.schedule("b", Arc::new(Up), Timing::every(second));
+        assert!(scheduler.governor.is_some());
+        let handle = scheduler.governor.as_ref().map(|g| g.abort_handle());
+        scheduler.remove(&"b");
+        assert!(scheduler.governor.is_none(), "stopped with the last one");
+        tokio::task::yield_now().await;
+        assert!(handle.is_some_and(|h| h.is_finished()));
+        let pacer = scheduler.pacer.lock().unwrap();
+        assert_eq!((pacer.rate, pacer.admit), (0.0, 1.0));
+        drop(pacer);
+        scheduler.schedule("c", Arc::new(Up), Timing::every(second));
+        assert!(scheduler.governor.is_some(), "started again");
     }
 
     #[test]
