@@ -125,13 +125,18 @@ reset_world() {
     ipvsadm -C || true
 }
 
-# start_director CONFIG [ENGINE]: ldirectord -d in the background, log in /tmp/ld.log.
-# ENGINE netlink (default) or ipvsadm: ours; stock: Debian's ldirectord (stock image).
+# start_director CONFIG [ENGINE [NETNS]]: ldirectord -d in the background, log appended to
+# /tmp/ld.log, pid in /tmp/ld.pid (written before this returns). ENGINE netlink (default)
+# or ipvsadm: ours; stock: Debian's ldirectord (stock image). NETNS: run it in that network
+# namespace. The subshells exec: busybox ash forks once more for a plain background command
+# with a prefix, and `ip netns exec` execs, so $! is the director's own pid either way.
 start_director() {
+    in_ns=""
+    [ -z "${3:-}" ] || in_ns="/sbin/ip netns exec $3"
     if [ "${2:-netlink}" = stock ]; then
-        /usr/sbin/ldirectord -d "$1" start >> /tmp/ld.log 2>&1 &
+        (exec $in_ns /usr/sbin/ldirectord -d "$1" start >> /tmp/ld.log 2>&1) &
     else
-        ldirectord -d --engine "${2:-netlink}" --run-dir /tmp "$1" start >> /tmp/ld.log 2>&1 &
+        (exec $in_ns ldirectord -d --engine "${2:-netlink}" --run-dir /tmp "$1" start >> /tmp/ld.log 2>&1) &
     fi
     echo $! > /tmp/ld.pid
     echo $! >> "$PIDS_FILE"

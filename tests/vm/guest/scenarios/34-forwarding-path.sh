@@ -83,7 +83,11 @@ sent_before=$(awk -v t="$t_lost" -v o="$t_out" '$1 >= t && $1 <= o' /tmp/traffic
 lost_after=$(awk -v o="$t_out" '$1 > o && $2 == "lost"' /tmp/traffic.log | wc -l)
 ok_after=$(awk -v o="$t_out" '$1 > o && $2 == "ok"' /tmp/traffic.log | wc -l)
 log "FIGURE traffic while r2 lost its VIP: started before it was out $sent_before, lost $lost_before; started after: $ok_after answered, $lost_after lost"
-[ "$lost_after" = 0 ] || { cat /tmp/traffic.log; fail "$lost_after requests started after r2 was out were lost"; }
+[ "$lost_after" = 0 ] || {
+    awk -v o="$t_out" '$1 > o' /tmp/traffic.log | grep -B 2 -A 1 lost
+    grep -e 'real server' -e 10.0.0.2 /tmp/ld.log | tail -n 20; ipvsadm -Ln; ipvsadm -Lnc
+    fail "$lost_after requests started after r2 was out (at $t_out) were lost"
+}
 [ "$ok_after" -gt 0 ] || fail "no request answered after r2 was out"
 # The TUN real without the VIP on tunl0: out through the forwarding path.
 ip -n r3 addr del $VIP/32 dev tunl0
