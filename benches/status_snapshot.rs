@@ -45,7 +45,11 @@ fn bench(c: &mut Criterion) {
     let up = Outcome::up("200 OK", Duration::from_micros(800));
     for spec in &specs {
         director.on_check(spec, CheckResult::Up("-"), Duration::from_secs(1));
-        observer.on_check(&std::sync::Arc::new(spec.clone()), &up);
+    }
+    // As in the daemon, results carry the director's own copy of each spec (the
+    // scheduler's key).
+    for plan in director.checks() {
+        observer.on_check(&plan.spec, &up);
     }
     director.set_drains(drains.iter().map(DrainRecord::target).collect());
     let snapshot = observer.snapshot(&director, &drains);

@@ -274,6 +274,51 @@ fn reload_gives_a_new_user_of_a_known_check_its_health() {
 }
 
 #[test]
+fn reload_keeps_the_shared_copy_of_a_check_that_stays() {
+    let one = "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\treal=10.0.0.2:80 gate\n";
+    let two = "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\treal=10.0.0.3:80 gate\n";
+    let (mut h, _) = Harness::start(one, empty());
+    let before = h.director.checks();
+    h.reload(two);
+    let after = h.director.checks();
+    let ip = |k: usize| after[k].spec.ip.to_string();
+    assert_eq!((ip(0).as_str(), ip(1).as_str()), ("10.0.0.1", "10.0.0.3"));
+    // The scheduler's key and the status' record are this Arc: the same allocation, not
+    // an equal copy (the status finds a check's last run by address).
+    assert!(std::sync::Arc::ptr_eq(&before[0].spec, &after[0].spec));
+    assert!(!std::sync::Arc::ptr_eq(&before[1].spec, &after[1].spec));
+    // The result of the surviving check still lands.
+    h.up(0, 0);
+    assert_eq!(h.director.status()[0].reals[0].health, Health::Up);
+}
+
+#[test]
+fn the_status_finds_each_check_by_its_shared_copy_or_an_equal_one() {
+    use ldirectord::daemon::observe::Observer;
+    use ldirectord_checks::Outcome;
+    let cfg = "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\treal=10.0.0.2:80 gate\n";
+    let (h, _) = Harness::start(cfg, empty());
+    let plans = h.director.checks();
+    let mut observer = Observer::new(
+        "netlink",
+        std::path::Path::new("test.cf"),
+        tokio::time::Instant::now(),
+    );
+    // As the daemon does: the scheduler's key is the director's Arc.
+    observer.on_check(&plans[0].spec, &Outcome::up("200 OK", Duration::ZERO));
+    // An equal spec in another allocation is found too (by value).
+    let copy = std::sync::Arc::new((*plans[1].spec).clone());
+    observer.on_check(&copy, &Outcome::down("refused", Duration::ZERO));
+    let snapshot = observer.snapshot(&h.director, &[]);
+    let verdicts: Vec<_> = snapshot.virtuals[0]
+        .reals
+        .iter()
+        .map(|r| r.check.as_ref().map(|c| c.verdict.as_str()))
+        .collect();
+    assert_eq!(verdicts, [Some("up"), Some("down")]);
+}
+
+#[test]
 fn reload_replaces_a_changed_fallback() {
     let cfg =
         |fb: &str| format!("virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n\tfallback={fb}\n");

@@ -124,6 +124,21 @@ impl Observer {
             by: r.by.clone(),
             since: r.since.clone(),
         };
+        // By address first: the director, the scheduler and this map share one Arc per
+        // check (a reload keeps the Arc of a check that stays), so the per-real lookup
+        // needs no hash of a whole spec. Hashing and comparing specs was 37% of a
+        // 40,000-real snapshot (perf, `status_snapshot` bench); it is the fallback.
+        let by_address: HashMap<*const CheckSpec, &CheckRecord> = self
+            .checks
+            .iter()
+            .map(|(spec, record)| (Arc::as_ptr(spec), record))
+            .collect();
+        let record = |spec: &CheckSpec| {
+            by_address
+                .get(&std::ptr::from_ref(spec))
+                .copied()
+                .or_else(|| self.checks.get(spec))
+        };
         let virtuals = director
             .status()
             .into_iter()
@@ -141,7 +156,7 @@ impl Observer {
                             })
                             .flatten()
                             .map(drain_view);
-                        self.real_view(r, drain)
+                        self.real_view(r, drain, r.check.and_then(record))
                     })
                     .collect();
                 let fallback = v.fallback.map(|(fb, active)| FallbackView {
@@ -181,7 +196,13 @@ impl Observer {
         }
     }
 
-    fn real_view(&self, r: &RealStatus<'_>, drain: Option<DrainView>) -> RealView {
+    /// One real's view: the director's `r`, its drain and its check's last run.
+    fn real_view(
+        &self,
+        r: &RealStatus<'_>,
+        drain: Option<DrainView>,
+        last: Option<&CheckRecord>,
+    ) -> RealView {
         let state = if r.drained {
             RealState::Draining
         } else if r.maintenance {
@@ -194,23 +215,20 @@ impl Observer {
                 Health::New | Health::Unchecked => RealState::Unchecked,
             }
         };
-        let check = r
-            .check
-            .and_then(|spec| self.checks.get(spec))
-            .map(|c| CheckView {
-                verdict: match c.outcome.verdict {
-                    Verdict::Up => "up",
-                    Verdict::Down => "down",
-                    Verdict::Maintenance => "maintenance",
-                }
-                .to_owned(),
-                reason: c.outcome.reason.clone(),
-                failure_class: c.outcome.class().map(|k| k.as_str().to_owned()),
-                latency_ms: c.outcome.latency.as_secs_f64() * 1000.0,
-                checked_at: c.at.to_string(),
-                consecutive_failures: c.failures,
-                consecutive_successes: c.successes,
-            });
+        let check = last.map(|c| CheckView {
+            verdict: match c.outcome.verdict {
+                Verdict::Up => "up",
+                Verdict::Down => "down",
+                Verdict::Maintenance => "maintenance",
+            }
+            .to_owned(),
+            reason: c.outcome.reason.clone(),
+            failure_class: c.outcome.class().map(|k| k.as_str().to_owned()),
+            latency_ms: c.outcome.latency.as_secs_f64() * 1000.0,
+            checked_at: c.at.to_string(),
+            consecutive_failures: c.failures,
+            consecutive_successes: c.successes,
+        });
         RealView {
             server: r.real.clone(),
             forward: r.dest.forward.as_str().to_owned(),

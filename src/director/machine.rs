@@ -502,16 +502,23 @@ impl Director {
         let mut out = Vec::new();
         self.state = DaemonState::Reloading;
         self.observed = observe(table);
-        let (mut virtuals, mut checks, check_index) = build(&config, &mut out);
+        let (mut virtuals, mut checks, _) = build(&config, &mut out);
         let old_virtuals = std::mem::take(&mut self.virtuals);
         let old_checks = std::mem::take(&mut self.checks);
-        let memo: HashMap<&CheckSpec, bool> = old_checks
-            .iter()
-            .filter_map(|c| c.last.map(|up| (&*c.spec, up)))
-            .collect();
+        let memo: HashMap<&CheckSpec, &Check> = old_checks.iter().map(|c| (&*c.spec, c)).collect();
         for check in &mut checks {
-            check.last = memo.get(&*check.spec).copied();
+            if let Some(old) = memo.get(&*check.spec) {
+                check.last = old.last;
+                // A check that stays keeps its Arc: the scheduler's key and the observer's
+                // record are that allocation, so they stay one copy, found by address.
+                check.spec = Arc::clone(&old.spec);
+            }
         }
+        let check_index: HashMap<Arc<CheckSpec>, usize> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Arc::clone(&c.spec), i))
+            .collect();
         let old_by_key: HashMap<ServiceKey, usize> = old_virtuals
             .iter()
             .enumerate()
