@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
     // As in the daemon, results carry the director's own copy of each spec (the
     // scheduler's key).
     for plan in director.checks() {
-        observer.on_check(&plan.spec, &up);
+        observer.on_check(&plan.spec, &up, Duration::from_secs(1));
     }
     director.set_drains(drains.iter().map(DrainRecord::target).collect());
     let snapshot = observer.snapshot(&director, &drains);

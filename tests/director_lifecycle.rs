@@ -305,10 +305,18 @@ fn the_status_finds_each_check_by_its_shared_copy_or_an_equal_one() {
         tokio::time::Instant::now(),
     );
     // As the daemon does: the scheduler's key is the director's Arc.
-    observer.on_check(&plans[0].spec, &Outcome::up("200 OK", Duration::ZERO));
+    observer.on_check(
+        &plans[0].spec,
+        &Outcome::up("200 OK", Duration::ZERO),
+        Duration::ZERO,
+    );
     // An equal spec in another allocation is found too (by value).
     let copy = std::sync::Arc::new((*plans[1].spec).clone());
-    observer.on_check(&copy, &Outcome::down("refused", Duration::ZERO));
+    observer.on_check(
+        &copy,
+        &Outcome::down("refused", Duration::ZERO),
+        Duration::ZERO,
+    );
     let snapshot = observer.snapshot(&h.director, &[]);
     let verdicts: Vec<_> = snapshot.virtuals[0]
         .reals

@@ -64,9 +64,10 @@ impl Observer {
         }
     }
 
-    /// A check result arrived.
-    pub fn on_check(&mut self, spec: &Arc<CheckSpec>, outcome: &Outcome) {
-        let at = Timestamp::now();
+    /// A check result arrived at `now`, director time (the loop's own reading: no clock
+    /// read of its own per result, and the same clock as `last_transition_at`).
+    pub fn on_check(&mut self, spec: &Arc<CheckSpec>, outcome: &Outcome, now: Duration) {
+        let at = self.wall(now);
         let record = match self.checks.get_mut(&**spec) {
             Some(record) => {
                 record.outcome.clone_from(outcome);

@@ -601,11 +601,12 @@ impl Daemon {
         if !self.scheduler.contains(&result.key) {
             return; // in flight across a reload that removed it
         }
-        self.observe.on_check(&result.key, &result.outcome);
+        let now = self.now();
+        self.observe.on_check(&result.key, &result.outcome, now);
         self.metrics.check(&result.key, &result.outcome);
         self.metrics.check_lateness(result.lateness());
         let check = CheckResult::from(&result.outcome);
-        let actions = self.director.on_check(&result.key, check, self.now());
+        let actions = self.director.on_check(&result.key, check, now);
         self.perform(actions).await;
         if self.pending_round.remove(&*result.key) && self.pending_round.is_empty() {
             self.director.running();
