@@ -229,7 +229,7 @@ impl Director {
         drains: Vec<DrainTarget>,
     ) -> (Director, Vec<Action>) {
         let mut out = Vec::new();
-        let (mut virtuals, checks, check_index) = build(&config, &mut out);
+        let (mut virtuals, checks, check_index) = build(&config, &mut out, &[]);
         mark_drained(&mut virtuals, &drains);
         let mut director = Director {
             drains,
@@ -495,30 +495,13 @@ impl Director {
     /// as it is now. Health carries over for every (virtual, real) whose check is unchanged,
     /// and a new real whose check is already known takes that check's last result; only the
     /// differences are applied. Removed reals and virtuals are purged.
-    // CheckSpec holds a compiled regex behind an Arc, but hashes and compares by the
-    // pattern's source text only, so keys never change under the map.
-    #[allow(clippy::mutable_key_type)]
     pub fn reload(&mut self, config: Config, table: &Table, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         self.state = DaemonState::Reloading;
         self.observed = observe(table);
-        let (mut virtuals, mut checks, _) = build(&config, &mut out);
-        let old_virtuals = std::mem::take(&mut self.virtuals);
         let old_checks = std::mem::take(&mut self.checks);
-        let memo: HashMap<&CheckSpec, &Check> = old_checks.iter().map(|c| (&*c.spec, c)).collect();
-        for check in &mut checks {
-            if let Some(old) = memo.get(&*check.spec) {
-                check.last = old.last;
-                // A check that stays keeps its Arc: the scheduler's key and the observer's
-                // record are that allocation, so they stay one copy, found by address.
-                check.spec = Arc::clone(&old.spec);
-            }
-        }
-        let check_index: HashMap<Arc<CheckSpec>, usize> = checks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (Arc::clone(&c.spec), i))
-            .collect();
+        let (mut virtuals, checks, check_index) = build(&config, &mut out, &old_checks);
+        let old_virtuals = std::mem::take(&mut self.virtuals);
         let old_by_key: HashMap<ServiceKey, usize> = old_virtuals
             .iter()
             .enumerate()
@@ -1264,10 +1247,14 @@ fn mark_drained(virtuals: &mut [Virtual], drains: &[DrainTarget]) {
 }
 
 /// The per-virtual and per-check structures of a config. Reals start fresh (no health).
+/// `previous` are the checks before a reload: a check that stays keeps its last verdict
+/// and its Arc (the scheduler's key and the observer's record are that allocation, so
+/// they stay one copy, found by address).
 // CheckSpec holds a compiled regex behind an Arc, but hashes and compares by the
 // pattern's source text only, so keys never change under the map.
 #[allow(clippy::mutable_key_type)]
-fn build(config: &Config, out: &mut Vec<Action>) -> Built {
+fn build(config: &Config, out: &mut Vec<Action>, previous: &[Check]) -> Built {
+    let previous: HashMap<&CheckSpec, &Check> = previous.iter().map(|c| (&*c.spec, c)).collect();
     let mut virtuals = Vec::with_capacity(config.virtuals.len());
     let mut checks: Vec<Check> = Vec::new();
     let mut index: HashMap<Arc<CheckSpec>, usize> = HashMap::new();
@@ -1295,13 +1282,16 @@ fn build(config: &Config, out: &mut Vec<Action>) -> Built {
                     c
                 }
                 None => {
-                    let spec = Arc::new(spec);
+                    let (spec, last) = match previous.get(&spec) {
+                        Some(old) => (Arc::clone(&old.spec), old.last),
+                        None => (Arc::new(spec), None),
+                    };
                     index.insert(Arc::clone(&spec), checks.len());
                     checks.push(Check {
                         spec,
                         users: Vec::new(),
                         interval: vs.checkinterval,
-                        last: None,
+                        last,
                     });
                     checks.len() - 1
                 }
