@@ -102,9 +102,9 @@ async fn ask_and_hold(vip: SocketAddr, count: usize, held: &mut Vec<Client>) -> 
     got
 }
 
-/// A loopback port nobody listens on right now.
 #[path = "fixtures/ports.rs"]
 mod ports;
+/// A loopback port nobody listens on right now.
 use ports::free_loopback_port as free_port;
 
 fn tcp(ip: IpAddr, port: u16) -> ServiceKey {

@@ -21,7 +21,7 @@ fn dnsmasq() -> std::sync::Arc<Dnsmasq> {
     shared(&DNSMASQ, || {
         let binary = require("/usr/sbin/dnsmasq", "dnsmasq-base");
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port_both();
+        let port = free_port();
         let mut cmd = Command::new(binary);
         cmd.args([
             "--keep-in-foreground",
@@ -139,7 +139,7 @@ async fn down_without_receive_as_stock() {
 
 #[tokio::test]
 async fn down_on_closed_port() {
-    let port = free_port_both();
+    let port = free_port();
     // UDP: the ICMP port unreachable is reported, no need to wait for the timeout.
     assert_down(
         &run(&dns(port, Protocol::Udp, "/www.example.test", Some("."))).await,

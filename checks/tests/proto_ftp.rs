@@ -30,7 +30,7 @@ fn vsftpd() -> std::sync::Arc<Vsftpd> {
         big.resize(3 * 1024 * 1024, b'x');
         std::fs::write(root.join("big.bin"), big).unwrap();
         std::fs::create_dir(d.join("empty")).unwrap();
-        let port = free_tcp_port();
+        let port = free_port();
         let conf = format!(
             "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
              anonymous_enable=YES\nno_anon_password=YES\nanon_root={root}\nlocal_enable=NO\nwrite_enable=NO\n\
@@ -108,7 +108,7 @@ async fn large_files_are_matched_on_their_beginning() {
 #[tokio::test]
 async fn down_on_closed_port() {
     assert_down(
-        &run(&ftp(free_tcp_port(), "/health.txt", None)).await,
+        &run(&ftp(free_port(), "/health.txt", None)).await,
         "Connection refused",
     );
 }

@@ -78,7 +78,7 @@ fn start_slapd(ipv4: &str) -> Slapd {
         "slapadd failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (ldap, ldaps) = (free_tcp_port(), free_tcp_port());
+    let (ldap, ldaps) = (free_port(), free_port());
     let mut cmd = Command::new(binary);
     cmd.arg("-d")
         .arg("0")
@@ -183,7 +183,7 @@ async fn down_when_the_dn_does_not_match_or_the_entry_is_missing() {
 
 #[tokio::test]
 async fn down_on_closed_port() {
-    let port = free_tcp_port();
+    let port = free_port();
     assert_down(
         &run(&ldap(Service::Ldap, port, "/", None)).await,
         "Connection failed",

@@ -43,7 +43,7 @@ fn start_dovecot() -> Dovecot {
         .status()
         .unwrap();
     std::fs::write(d.join("users"), "alice:{PLAIN}wonderland::::::\n").unwrap();
-    let [pop3, pop3s, imap, imaps] = [(); 4].map(|_| free_tcp_port());
+    let [pop3, pop3s, imap, imaps] = [(); 4].map(|_| free_port());
     let conf = format!(
         r#"
 base_dir = {d}/run
@@ -190,7 +190,7 @@ async fn pops_down_when_the_server_speaks_plaintext() {
 #[tokio::test]
 async fn pop_down_on_closed_port_even_without_login() {
     // Stock reports up here (its defect); we require a +OK greeting.
-    let port = free_tcp_port();
+    let port = free_port();
     assert_down(&run(&spec(Service::Pop, port)).await, "Connection refused");
     assert_down(&run(&spec(Service::Pops, port)).await, "Connection refused");
 }
@@ -261,7 +261,7 @@ async fn imap_down_on_wrong_password() {
 
 #[tokio::test]
 async fn imap_down_on_closed_port() {
-    let port = free_tcp_port();
+    let port = free_port();
     assert_down(&run(&spec(Service::Imap, port)).await, "Connection refused");
     assert_down(
         &run(&spec(Service::Imaps, port)).await,

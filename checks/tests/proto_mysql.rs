@@ -27,7 +27,7 @@ fn mariadb() -> std::sync::Arc<Mariadb> {
 /// A fresh server listening on `bind` (see `common::mariadb_command`).
 fn start_mariadb(bind: &str) -> Mariadb {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_tcp_port();
+    let port = free_port();
     let cmd = mariadb_command(dir.path(), bind, port);
     let mut daemon = Daemon::spawn("mariadbd", dir, cmd);
     daemon.wait_tcp(port);
@@ -111,7 +111,7 @@ async fn down_with_stocks_message_without_login_or_request() {
 
 #[tokio::test]
 async fn down_on_closed_port() {
-    let outcome = run(&mysql(free_tcp_port(), "monitor", "m0nitor", "/SELECT 1")).await;
+    let outcome = run(&mysql(free_port(), "monitor", "m0nitor", "/SELECT 1")).await;
     assert_down(&outcome, "Connection refused");
 }
 
@@ -152,7 +152,7 @@ fn a_forwarded_check_goes_through_the_forwarding_path() {
             assert_down(&other, DIRECT_ANSWERS);
             // Nothing listening: both paths refused, in the direct check's words, and no
             // reason names the relay's loopback port.
-            let closed = free_tcp_port();
+            let closed = free_port();
             let down = run(&forwarded(&at(FWD_REAL, closed, "/SELECT 1"), FWD_MARK)).await;
             assert_down(&down, "Connection refused");
             assert!(!down.reason.contains("127.0.0.1"), "{}", down.reason);

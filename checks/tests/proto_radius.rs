@@ -25,7 +25,7 @@ fn freeradius() -> std::sync::Arc<Freeradius> {
         require("/usr/share/freeradius/dictionary", "freeradius-common");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
-        let port = free_udp_port();
+        let port = free_port();
         let conf = format!(
             r#"
 prefix = /usr
@@ -151,13 +151,7 @@ async fn down_on_wrong_secret() {
 
 #[tokio::test]
 async fn down_on_closed_port() {
-    let outcome = run(&radius(
-        free_udp_port(),
-        "alice",
-        "wonderland",
-        "testing123",
-    ))
-    .await;
+    let outcome = run(&radius(free_port(), "alice", "wonderland", "testing123")).await;
     assert_down(&outcome, "Connection refused");
 }
 

@@ -178,11 +178,11 @@ async fn down_on_an_error_response() {
 #[tokio::test]
 async fn down_on_closed_port() {
     assert_down(
-        &run(&sip(free_udp_port(), Protocol::Udp)).await,
+        &run(&sip(free_port(), Protocol::Udp)).await,
         "Connection refused",
     );
     assert_down(
-        &run(&sip(free_tcp_port(), Protocol::Tcp)).await,
+        &run(&sip(free_port(), Protocol::Tcp)).await,
         "Connection refused",
     );
 }

@@ -53,7 +53,7 @@ fn aiosmtpd(mode: &str) -> (Daemon, u16) {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("smtpd.py");
     std::fs::write(&script, SERVER).unwrap();
-    let port = free_tcp_port();
+    let port = free_port();
     let mut cmd = Command::new(python);
     cmd.arg(&script).arg(port.to_string()).arg(mode);
     let mut daemon = Daemon::spawn("aiosmtpd", dir, cmd);
@@ -104,7 +104,7 @@ async fn down_when_ehlo_and_helo_are_refused() {
 
 #[tokio::test]
 async fn down_on_closed_port() {
-    let outcome = run(&spec(Service::Smtp, free_tcp_port())).await;
+    let outcome = run(&spec(Service::Smtp, free_port())).await;
     assert_down(&outcome, "Connection refused");
 }
 

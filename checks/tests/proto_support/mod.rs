@@ -29,19 +29,9 @@ pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// this is a start-up wait, not an assertion about speed.
 const STARTUP: Duration = Duration::from_secs(60);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (outside the ephemeral range,
-/// free for UDP too: see `common::free_port`).
-pub fn free_tcp_port() -> u16 {
-    common::free_port("127.0.0.1")
-}
-
-/// A port free for both TCP and UDP (for DNS, which serves both).
-pub fn free_port_both() -> u16 {
-    common::free_port("127.0.0.1")
-}
-
-/// A UDP port on 127.0.0.1 that was free a moment ago.
-pub fn free_udp_port() -> u16 {
+/// A port on 127.0.0.1 that was free a moment ago for TCP and UDP alike (DNS serves
+/// both), outside the ephemeral range: see `common::free_port`.
+pub fn free_port() -> u16 {
     common::free_port("127.0.0.1")
 }
 
